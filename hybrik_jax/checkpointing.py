@@ -1,0 +1,377 @@
+"""Orbax in a few functions: exported models and training checkpoints.
+
+Every Orbax call of the project lives here, so that an Orbax API change touches
+one file.
+
+Two formats:
+
+* An **exported model** (what `convert`, `average_checkpoints`, `evaluate` and
+  `demo` read and write) is a directory::
+
+    DIR/model_config.json   the model config (`config.model`) as JSON
+    DIR/variables/          Orbax StandardSave of {'params', 'batch_stats'}
+
+  `save_model(DIR, variables, model_config)` / `load_model(DIR)`.
+
+* A **training workdir** holds an Orbax `CheckpointManager` under
+  `WORKDIR/checkpoints/<step>/` with the items
+
+    state      StandardSave of the train state pytree (params, batch_stats,
+               opt_state, step, rng, skip counter)
+    data_iter  the input iterator's state (JSON), so a resumed run sees the
+               same examples as an uninterrupted one
+    meta       JSON: model config, steps per epoch, format version
+
+  Checkpoints are written every N steps and at the end of each epoch; the
+  latest checkpoint (for resuming) and the last `keep_epochs` epoch-end
+  checkpoints (for `average_checkpoints`) are kept. Saves are asynchronous and
+  atomic (Orbax writes to a temporary directory and renames on commit), so a
+  killed run never leaves a checkpoint the next start cannot read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+from absl import logging
+from etils import epath
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+PyTree = Any
+
+MODEL_CONFIG_FILE = 'model_config.json'
+VARIABLES_DIR = 'variables'
+CHECKPOINTS_DIR = 'checkpoints'
+FORMAT_VERSION = 1
+
+_STATE = 'state'
+_DATA_ITER = 'data_iter'
+_META = 'meta'
+
+
+# ---------------------------------------------------------------------------
+# Config <-> JSON.
+# ---------------------------------------------------------------------------
+
+
+def config_to_dict(config: Mapping[str, Any] | ml_collections.ConfigDict
+                   ) -> dict[str, Any]:
+  """A JSON-serialisable plain dict of a (possibly nested) config."""
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+
+  def convert(x):
+    if isinstance(x, Mapping):
+      return {str(k): convert(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+      return [convert(v) for v in x]
+    if isinstance(x, np.generic):
+      return x.item()
+    return x
+
+  return convert(config)
+
+
+def dict_to_config(d: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """The inverse of `config_to_dict`; JSON lists come back as tuples."""
+
+  def convert(x):
+    if isinstance(x, Mapping):
+      return {k: convert(v) for k, v in x.items()}
+    if isinstance(x, list):
+      return tuple(convert(v) for v in x)
+    return x
+
+  return ml_collections.ConfigDict(convert(d))
+
+
+# ---------------------------------------------------------------------------
+# Exported models.
+# ---------------------------------------------------------------------------
+
+
+def _local_abstract_tree(item_metadata: PyTree) -> PyTree:
+  """ShapeDtypeStructs on the first local device for a saved tree."""
+  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+  def to_abstract(m):
+    return jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding)
+
+  return jax.tree.map(to_abstract, item_metadata)
+
+
+def is_exported_model(directory: str | os.PathLike[str]) -> bool:
+  """Whether `directory` holds an exported model (see module docstring)."""
+  directory = epath.Path(directory)
+  return ((directory / MODEL_CONFIG_FILE).exists() and
+          (directory / VARIABLES_DIR).exists())
+
+
+def save_model(directory: str | os.PathLike[str],
+               variables: Mapping[str, PyTree],
+               model_config: Mapping[str, Any] | ml_collections.ConfigDict,
+               *,
+               overwrite: bool = False) -> epath.Path:
+  """Writes an exported model: variables + model config.
+
+  Args:
+    directory: the output directory (created; must not already hold a model
+      unless `overwrite`).
+    variables: {'params': ..., 'batch_stats': ...} (batch_stats may be empty
+      or missing; it is saved as {}). Other collections are refused.
+    model_config: the model config (`config.model`), JSON-serialisable.
+    overwrite: replace an existing model in `directory`.
+
+  Returns:
+    The directory as an `epath.Path`.
+  """
+  directory = epath.Path(directory).absolute()
+  unknown = set(variables) - {'params', 'batch_stats'}
+  if unknown:
+    raise ValueError(f'save_model: variables has unexpected collections '
+                     f'{sorted(unknown)}; expected params and batch_stats.')
+  if 'params' not in variables:
+    raise ValueError('save_model: variables must contain "params".')
+  tree = {'params': variables['params'],
+          'batch_stats': variables.get('batch_stats', {}) or {}}
+  config_json = json.dumps(config_to_dict(model_config), indent=2,
+                           sort_keys=True)
+  variables_dir = directory / VARIABLES_DIR
+  if variables_dir.exists() or (directory / MODEL_CONFIG_FILE).exists():
+    if not overwrite:
+      raise FileExistsError(
+          f'{directory} already holds an exported model; choose another '
+          'directory or pass overwrite=True (--overwrite).')
+    if variables_dir.exists():
+      variables_dir.rmtree()
+  directory.mkdir(parents=True, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(variables_dir, tree)
+    checkpointer.wait_until_finished()
+  if jax.process_index() == 0:
+    (directory / MODEL_CONFIG_FILE).write_text(config_json)
+  logging.info('Saved model to %s', directory)
+  return directory
+
+
+def load_model_config(directory: str | os.PathLike[str]
+                      ) -> ml_collections.ConfigDict:
+  """The model config of an exported model (JSON lists as tuples)."""
+  path = epath.Path(directory) / MODEL_CONFIG_FILE
+  if not path.exists():
+    raise FileNotFoundError(
+        f'{path} not found: {directory} is not an exported model (expected '
+        f'{MODEL_CONFIG_FILE} and {VARIABLES_DIR}/; make one with '
+        '`python -m hybrik_jax.convert` or `python -m '
+        'hybrik_jax.average_checkpoints`).')
+  return dict_to_config(json.loads(path.read_text()))
+
+
+def load_model(directory: str | os.PathLike[str]
+               ) -> tuple[dict[str, PyTree], ml_collections.ConfigDict]:
+  """Reads an exported model.
+
+  Args:
+    directory: a directory written by `save_model`.
+
+  Returns:
+    (variables, model_config): variables = {'params', 'batch_stats'} as jax
+    arrays on the first local device; model_config a ConfigDict.
+  """
+  directory = epath.Path(directory).absolute()
+  model_config = load_model_config(directory)
+  variables_dir = directory / VARIABLES_DIR
+  if not variables_dir.exists():
+    raise FileNotFoundError(f'{variables_dir} not found: incomplete exported '
+                            'model.')
+  checkpointer = ocp.StandardCheckpointer()
+  metadata = checkpointer.metadata(variables_dir).item_metadata
+  abstract = _local_abstract_tree(_metadata_tree(metadata))
+  variables = checkpointer.restore(variables_dir, abstract)
+  checkpointer.close()
+  variables = dict(variables)
+  variables.setdefault('batch_stats', {})
+  return variables, model_config
+
+
+def _metadata_tree(metadata: Any) -> PyTree:
+  """The tree of array metadata from a StandardCheckpointer metadata object."""
+  tree = getattr(metadata, 'tree', metadata)
+  return tree
+
+
+# ---------------------------------------------------------------------------
+# Training checkpoints.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class KeepLatestAndEpochs(ocp.checkpoint_managers.PreservationPolicy):
+  """Keeps the newest checkpoint and the last `keep_epochs` epoch ends.
+
+  A checkpoint is an epoch end when its step is a multiple of
+  `steps_per_epoch`.
+  """
+  steps_per_epoch: int
+  keep_epochs: int | None
+
+  def should_preserve(self, checkpoints, *, context) -> Sequence[bool]:
+    del context
+    steps = [c.step for c in checkpoints]
+    latest = max(steps) if steps else None
+    epoch_steps = sorted(s for s in steps if s % self.steps_per_epoch == 0)
+    if self.keep_epochs is not None:
+      epoch_steps = epoch_steps[len(epoch_steps) - self.keep_epochs:]
+      if self.keep_epochs == 0:
+        epoch_steps = []
+    keep = set(epoch_steps) | {latest}
+    return [s in keep for s in steps]
+
+
+def checkpoint_dir(workdir: str | os.PathLike[str]) -> epath.Path:
+  return epath.Path(workdir).absolute() / CHECKPOINTS_DIR
+
+
+def create_checkpoint_manager(workdir: str | os.PathLike[str],
+                              *,
+                              steps_per_epoch: int,
+                              keep_epochs: int | None = 10,
+                              async_save: bool = True,
+                              read_only: bool = False
+                              ) -> ocp.CheckpointManager:
+  """An Orbax CheckpointManager in `WORKDIR/checkpoints`.
+
+  Args:
+    workdir: the training workdir.
+    steps_per_epoch: epoch-end checkpoints are those at multiples of it.
+    keep_epochs: how many epoch-end checkpoints to keep (None: all). The newest
+      checkpoint is always kept too.
+    async_save: save in a background thread (call `wait` before exiting).
+    read_only: open for reading only (no directory created, nothing deleted).
+  """
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=KeepLatestAndEpochs(steps_per_epoch, keep_epochs),
+      enable_async_checkpointing=async_save,
+      create=not read_only,
+      read_only=read_only,
+      cleanup_tmp_directories=not read_only,
+  )
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir),
+      options=options,
+      item_names=(_STATE, _DATA_ITER, _META),
+  )
+
+
+def latest_step(manager: ocp.CheckpointManager) -> int | None:
+  """The newest committed checkpoint's step, or None."""
+  manager.reload()
+  return manager.latest_step()
+
+
+def all_steps(manager: ocp.CheckpointManager) -> list[int]:
+  """All committed checkpoint steps, ascending."""
+  manager.reload()
+  return sorted(manager.all_steps())
+
+
+def save_train_state(manager: ocp.CheckpointManager,
+                     step: int,
+                     state: PyTree,
+                     *,
+                     data_iter_state: Any = None,
+                     meta: Mapping[str, Any] | None = None,
+                     force: bool = True) -> bool:
+  """Saves (asynchronously) the train state at `step`.
+
+  Args:
+    manager: from `create_checkpoint_manager`.
+    step: the training step (the checkpoint's name).
+    state: the train state pytree (jax arrays; may be sharded).
+    data_iter_state: a JSON-serialisable state of the input iterator (or
+      None).
+    meta: JSON-serialisable metadata (model config, ...).
+    force: save even if the manager's own interval policy would not.
+
+  Returns:
+    Whether a save was started.
+  """
+  args = ocp.args.Composite(**{
+      _STATE: ocp.args.StandardSave(state),
+      _DATA_ITER: ocp.args.JsonSave(
+          {'state': data_iter_state}),
+      _META: ocp.args.JsonSave(
+          {'format_version': FORMAT_VERSION, **config_to_dict(meta or {})}),
+  })
+  return manager.save(step, args=args, force=force)
+
+
+def restore_meta(manager: ocp.CheckpointManager,
+                 step: int | None = None) -> dict[str, Any]:
+  """The JSON metadata saved with a checkpoint (default: the latest)."""
+  step = manager.latest_step() if step is None else step
+  restored = manager.restore(
+      step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
+  return dict(restored[_META])
+
+
+def restore_train_state(manager: ocp.CheckpointManager,
+                        abstract_state: PyTree,
+                        step: int | None = None
+                        ) -> tuple[PyTree, Any]:
+  """Restores a train state and the iterator state saved with it.
+
+  Args:
+    manager: from `create_checkpoint_manager`.
+    abstract_state: a pytree of `jax.ShapeDtypeStruct` (with shardings) or
+      arrays, with the structure of the saved state.
+    step: which checkpoint (default: the latest).
+
+  Returns:
+    (state, data_iter_state).
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f'no checkpoint in {manager.directory}')
+  abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                                abstract_state)
+  restored = manager.restore(step, args=ocp.args.Composite(**{
+      _STATE: ocp.args.StandardRestore(abstract_state),
+      _DATA_ITER: ocp.args.JsonRestore(),
+  }))
+  return restored[_STATE], restored[_DATA_ITER]['state']
+
+
+def restore_variables(manager: ocp.CheckpointManager,
+                      step: int) -> dict[str, PyTree]:
+  """{'params', 'batch_stats'} of a training checkpoint, no other state.
+
+  Reads the saved tree's metadata, so no model or optimizer is needed.
+  """
+  state_dir = epath.Path(manager.directory) / str(step) / _STATE
+  if not state_dir.exists():
+    raise FileNotFoundError(f'no train state at {state_dir}')
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    metadata = _metadata_tree(checkpointer.metadata(state_dir).item_metadata)
+    abstract = _local_abstract_tree(
+        {k: metadata[k] for k in ('params', 'batch_stats') if k in metadata})
+    restored = checkpointer.restore(
+        state_dir, args=ocp.args.PyTreeRestore(
+            item=abstract,
+            restore_args=jax.tree.map(
+                lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), abstract),
+            partial_restore=True))
+  restored = dict(restored)
+  restored.setdefault('batch_stats', {})
+  return restored
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Blocks until pending asynchronous saves are committed."""
+  manager.wait_until_finished()
