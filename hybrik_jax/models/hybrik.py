@@ -1,0 +1,282 @@
+"""The full network (backbone + head) and the geometry that decodes it.
+
+`HybrIKNet` is a pure Flax network: images -> the raw head dict
+{'pred_uvd' (B,24,3), 'pred_phi' (B,23,2), 'pred_shape' (B,10)[, 'pred_leaf' (B,5,4)]}.
+The geometry is plain jnp: `uvd_to_xyz` / `xyz_to_uvd` (HybrIK's uvd_to_cam and
+its inverse), `decode` (uvd -> camera xyz -> the body model's `hybrik`), and the
+flip test (`flip_image`, `flip_outputs`, `flip_test`).
+"""
+
+from typing import Any, Callable, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from hybrik_jax import constants
+from hybrik_jax.models import deconv_head
+from hybrik_jax.models import resnet
+from hybrik_jax.models import transformer
+from hybrik_jax.utils import check_shape
+
+HEADS = ('transformer', 'deconv')
+_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16,
+           'float64': jnp.float64}
+
+
+class HybrIKNet(nn.Module):
+  """Backbone + lifting head. Fields are those of models.config (see there)."""
+  backbone: str = 'resnet34'
+  head: str = 'transformer'
+  input_size: int = 256
+  d_model: int = 512
+  num_heads: int = 8
+  num_blocks: int = 6
+  ffn_layers: int = 3
+  ffn_width: int = 512
+  dropout: float = 0.1
+  retain_low: float = 0.2
+  retain_high: float = 1.0
+  predict_leaf: bool = False
+  twist_joint_offset: int = 0
+  attention_impl: Optional[str] = None
+  deconv_channels: tuple[int, ...] = (256, 256, 256)
+  depth_dim: int = 64
+  fc_width: int = 1024
+  fc_dropout: float = 0.5
+  mean_shape: tuple[float, ...] = (0.0,) * 10
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
+    """images (B, S, S, 3) ImageNet-normalised, S = input_size -> raw dict.
+
+    Train mode uses batch statistics (mutable 'batch_stats') and the rng
+    streams 'dropout' and, for the transformer head, 'patches'.
+    """
+    check_shape('images', images, (None, self.input_size, self.input_size, 3))
+    check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
+    features = resnet.create_backbone(self.backbone, dtype=self.dtype,
+                                      name='backbone')(images, train)
+    if self.head == 'transformer':
+      head = transformer.TransformerHead(
+          d_model=self.d_model, num_heads=self.num_heads, num_blocks=self.num_blocks,
+          ffn_layers=self.ffn_layers, ffn_width=self.ffn_width, dropout=self.dropout,
+          retain_low=self.retain_low, retain_high=self.retain_high,
+          predict_leaf=self.predict_leaf, twist_joint_offset=self.twist_joint_offset,
+          mean_shape=tuple(self.mean_shape), attention_impl=self.attention_impl,
+          dtype=self.dtype, name='head')
+    elif self.head == 'deconv':
+      head = deconv_head.DeconvHead(
+          deconv_channels=tuple(self.deconv_channels), depth_dim=self.depth_dim,
+          fc_width=self.fc_width, fc_dropout=self.fc_dropout,
+          predict_leaf=self.predict_leaf, mean_shape=tuple(self.mean_shape),
+          dtype=self.dtype, name='head')
+    else:
+      raise ValueError(f'Unknown head {self.head!r}; choose one of {HEADS}')
+    return head(features, train)
+
+
+def create_model(model_config: ml_collections.ConfigDict) -> HybrIKNet:
+  """The HybrIKNet described by a models.config ConfigDict (or a plain dict)."""
+  fields = dict(model_config)
+  unknown = set(fields) - set(HybrIKNet.__dataclass_fields__) - {'parent', 'name'}
+  if unknown:
+    raise ValueError(f'create_model: unknown model config fields {sorted(unknown)}')
+  if fields.get('dtype', 'float32') not in _DTYPES:
+    raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {fields['dtype']!r}")
+  fields['dtype'] = _DTYPES[fields.get('dtype', 'float32')]
+  for key in ('deconv_channels', 'mean_shape'):
+    if key in fields:
+      fields[key] = tuple(fields[key])
+  return HybrIKNet(**fields)
+
+
+# ----------------------------------------------------------------------------
+# Geometry: uvd <-> camera xyz (HybrIK's uvd_to_cam and its inverse).
+# ----------------------------------------------------------------------------
+
+def _affine_to_3x3(trans: jnp.ndarray) -> jnp.ndarray:
+  """(B, 2, 3) affine -> (B, 3, 3) homogeneous matrix."""
+  last = jnp.broadcast_to(jnp.array([0.0, 0.0, 1.0], trans.dtype), trans.shape[:-2] + (1, 3))
+  return jnp.concatenate([trans, last], axis=-2)
+
+
+def uvd_to_xyz(uvd: jnp.ndarray, trans_inv: jnp.ndarray, intrinsics: jnp.ndarray,
+               joint_root: jnp.ndarray, depth_factor: jnp.ndarray,
+               input_size: int) -> jnp.ndarray:
+  """Normalised uvd -> camera-frame xyz relative to `joint_root`, metres.
+
+  Args:
+    uvd: (B, J, 3); u, v = input px / input_size - 0.5, d = (z - z_root) / depth_factor.
+    trans_inv: (B, 2, 3) affine, input px -> stored-image px.
+    intrinsics: (B, 3, 3) K of the stored image (HybrIK's intrinsic_param is K^-1).
+    joint_root: (B, 3) metres, camera frame (its z gives the absolute depth).
+    depth_factor: (B, 1) metres.
+    input_size: network input side, px.
+
+  Returns:
+    (B, J, 3) metres: K^-1 [x, y, 1] * (z_root + d * depth_factor) - joint_root.
+  """
+  check_shape('uvd', uvd, (None, None, 3))
+  b = uvd.shape[0]
+  check_shape('trans_inv', trans_inv, (b, 2, 3))
+  check_shape('intrinsics', intrinsics, (b, 3, 3))
+  check_shape('joint_root', joint_root, (b, 3))
+  check_shape('depth_factor', depth_factor, (b, 1))
+  uv_input = (uvd[..., :2] + 0.5) * input_size
+  uv_homo = jnp.concatenate([uv_input, jnp.ones_like(uv_input[..., :1])], axis=-1)
+  uv_image = jnp.einsum('bij,bkj->bki', trans_inv, uv_homo)
+  image_homo = jnp.concatenate([uv_image, jnp.ones_like(uv_image[..., :1])], axis=-1)
+  rays = jnp.einsum('bij,bkj->bki', jnp.linalg.inv(intrinsics), image_homo)
+  abs_z = joint_root[:, None, 2:3] + uvd[..., 2:3] * depth_factor[:, None, :]
+  return rays * abs_z - joint_root[:, None, :]
+
+
+def xyz_to_uvd(xyz: jnp.ndarray, trans_inv: jnp.ndarray, intrinsics: jnp.ndarray,
+               joint_root: jnp.ndarray, depth_factor: jnp.ndarray,
+               input_size: int) -> jnp.ndarray:
+  """Inverse of `uvd_to_xyz`: xyz (B, J, 3) metres relative to joint_root -> uvd."""
+  check_shape('xyz', xyz, (None, None, 3))
+  b = xyz.shape[0]
+  check_shape('trans_inv', trans_inv, (b, 2, 3))
+  check_shape('intrinsics', intrinsics, (b, 3, 3))
+  check_shape('joint_root', joint_root, (b, 3))
+  check_shape('depth_factor', depth_factor, (b, 1))
+  cam = xyz + joint_root[:, None, :]
+  proj = jnp.einsum('bij,bkj->bki', intrinsics, cam)
+  image_homo = proj / proj[..., 2:3]
+  trans = jnp.linalg.inv(_affine_to_3x3(trans_inv))
+  uv_input = jnp.einsum('bij,bkj->bki', trans, image_homo)[..., :2]
+  d = (cam[..., 2:3] - joint_root[:, None, 2:3]) / depth_factor[:, None, :]
+  return jnp.concatenate([uv_input / input_size - 0.5, d], axis=-1)
+
+
+# ----------------------------------------------------------------------------
+# Decoding: raw head outputs -> body.
+# ----------------------------------------------------------------------------
+
+@flax.struct.dataclass
+class ModelOutput:
+  """Decoded predictions; every 3D quantity in metres, camera axes, root-relative.
+
+  pred_uvd (B,24,3), pred_phi (B,23,2), pred_shape (B,10), pred_leaf (B,5,4) or
+  None, pred_xyz_24 (B,24,3) from uvd, pred_xyz_24_struct (B,24,3) from the
+  skinned body, pred_xyz_17 (B,17,3) H36M joints from the mesh, pred_vertices
+  (B,6890,3), pred_rotmats (B,24,3,3) local rotations, valid (B,) bool (False
+  where the network's outputs were not finite; those rows are zeros).
+  """
+  pred_uvd: jnp.ndarray
+  pred_phi: jnp.ndarray
+  pred_shape: jnp.ndarray
+  pred_leaf: Optional[jnp.ndarray]
+  pred_xyz_24: jnp.ndarray
+  pred_xyz_24_struct: jnp.ndarray
+  pred_xyz_17: jnp.ndarray
+  pred_vertices: jnp.ndarray
+  pred_rotmats: jnp.ndarray
+  valid: jnp.ndarray
+
+
+def finite_rows(raw: dict[str, jnp.ndarray]) -> jnp.ndarray:
+  """(B,) bool: every prediction of the example is finite."""
+  leaves = [v for v in raw.values() if v is not None]
+  flags = [jnp.isfinite(v.reshape(v.shape[0], -1)).all(-1) for v in leaves]
+  return jnp.stack(flags, 0).all(0)
+
+
+def _zero_invalid(x: jnp.ndarray, valid: jnp.ndarray, fill=0.0) -> jnp.ndarray:
+  mask = valid.reshape((-1,) + (1,) * (x.ndim - 1))
+  return jnp.where(mask, x, jnp.asarray(fill, x.dtype))
+
+
+def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
+           intrinsics: jnp.ndarray, joint_root: jnp.ndarray,
+           depth_factor: jnp.ndarray, input_size: int) -> ModelOutput:
+  """Raw head outputs -> ModelOutput (see its docstring).
+
+  pred_uvd -> camera xyz (uvd_to_xyz) made relative to its own root joint ->
+  the body model's HybrIK IK with the predicted shape, twists and (if present)
+  leaf rotations -> skinned body. Examples with non-finite outputs get
+  valid=False and zeros everywhere (their inputs are replaced by safe values
+  before the IK, so no NaN flows on, gradients included).
+
+  Args:
+    raw: the network's dict.
+    smpl_model: a hybrik_jax.smpl.SMPLModel.
+    trans_inv, intrinsics, joint_root, depth_factor, input_size: see uvd_to_xyz.
+  """
+  from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
+
+  check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS, 3))
+  b = raw['pred_uvd'].shape[0]
+  check_shape('pred_phi', raw['pred_phi'], (b, constants.NUM_TWISTS, 2))
+  check_shape('pred_shape', raw['pred_shape'], (b, constants.NUM_BETAS))
+  leaf = raw.get('pred_leaf')
+  if leaf is not None:
+    check_shape('pred_leaf', leaf, (b, 5, 4))
+  valid = finite_rows(raw)
+  uvd = _zero_invalid(raw['pred_uvd'], valid)
+  phi = jnp.where(valid[:, None, None], raw['pred_phi'],
+                  jnp.array([1.0, 0.0], raw['pred_phi'].dtype))
+  shape = _zero_invalid(raw['pred_shape'], valid)
+  if leaf is not None:
+    leaf = jnp.where(valid[:, None, None], leaf, jnp.array([1.0, 0.0, 0.0, 0.0], leaf.dtype))
+
+  xyz = uvd_to_xyz(uvd, trans_inv, intrinsics, joint_root, depth_factor, input_size)
+  xyz = xyz - xyz[:, :1]
+  xyz = _zero_invalid(jnp.where(jnp.isfinite(xyz), xyz, 0.0), valid)
+  body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, leaf_thetas=leaf)
+  return ModelOutput(
+      pred_uvd=uvd, pred_phi=phi, pred_shape=shape, pred_leaf=leaf,
+      pred_xyz_24=xyz,
+      pred_xyz_24_struct=_zero_invalid(body.joints, valid),
+      pred_xyz_17=_zero_invalid(body.joints_h36m, valid),
+      pred_vertices=_zero_invalid(body.vertices, valid),
+      pred_rotmats=_zero_invalid(body.rot_mats, valid),
+      valid=valid)
+
+
+# ----------------------------------------------------------------------------
+# Flip test.
+# ----------------------------------------------------------------------------
+
+_TWIST_FLIP_PERM = tuple(constants.FLIP_PERM_24[i + 1] - 1 for i in range(constants.NUM_TWISTS))
+_LEAF_FLIP_PERM = constants.flip_permutation(5, constants.FLIP_PAIRS_LEAF)
+
+
+def flip_image(images: jnp.ndarray) -> jnp.ndarray:
+  """Mirror images (B, H, W, C) left-right."""
+  return images[:, :, ::-1, :]
+
+
+def flip_outputs(raw: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
+  """Raw outputs of a mirrored image -> outputs of the original (an involution).
+
+  u -> -u (mirror about the crop centre, the released shift=True) and
+  left/right joints swapped; twists: sin phi negated, pairs swapped; leaf
+  quaternions (w, x, y, z) -> (w, x, -y, -z), pairs swapped; shape unchanged.
+  """
+  out = dict(raw)
+  uvd = raw['pred_uvd'][:, jnp.array(constants.FLIP_PERM_24)]
+  out['pred_uvd'] = uvd * jnp.array([-1.0, 1.0, 1.0], uvd.dtype)
+  phi = raw['pred_phi'][:, jnp.array(_TWIST_FLIP_PERM)]
+  out['pred_phi'] = phi * jnp.array([1.0, -1.0], phi.dtype)
+  if raw.get('pred_leaf') is not None:
+    leaf = raw['pred_leaf'][:, jnp.array(_LEAF_FLIP_PERM)]
+    out['pred_leaf'] = leaf * jnp.array([1.0, 1.0, -1.0, -1.0], leaf.dtype)
+  return out
+
+
+def flip_test(apply_fn: Callable[[jnp.ndarray], dict[str, jnp.ndarray]],
+              images: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  """Average of the outputs on the images and (flipped back) on their mirror.
+
+  apply_fn: images (B, H, W, 3) -> raw dict, e.g.
+  `lambda x: model.apply(variables, x, train=False)`.
+  """
+  raw = apply_fn(images)
+  mirrored = flip_outputs(apply_fn(flip_image(images)))
+  return jax.tree.map(lambda a, b: 0.5 * (a + b), raw, mirrored)

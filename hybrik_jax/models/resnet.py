@@ -1,0 +1,135 @@
+"""ResNet-18/34/50 backbones (He et al. 2016), NHWC, torchvision layout.
+
+The parameter tree mirrors torchvision's state dict one to one so ImageNet and
+HybrIK checkpoints convert without guesswork:
+`conv1, bn1, layer{1..4}_{i}/{conv1, bn1, conv2, bn2[, conv3, bn3],
+downsample_conv, downsample_bn}`. Padding is explicit and symmetric as in
+PyTorch (Flax 'SAME' pads stride-2 convolutions asymmetrically). BatchNorm uses
+momentum 0.9 / eps 1e-5, i.e. PyTorch's momentum 0.1.
+"""
+
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ModuleDef = Any
+
+# torchvision's default conv init: kaiming normal, fan_out, relu gain.
+conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+
+
+def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
+  p = k // 2
+  return ((p, p), (p, p))
+
+
+class BasicBlock(nn.Module):
+  """Two 3x3 convolutions (ResNet-18/34). Stride on the first."""
+  filters: int
+  conv: ModuleDef
+  norm: ModuleDef
+  strides: int = 1
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    residual = x
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides),
+                  padding=_pad(3), name='conv1')(x)
+    y = nn.relu(self.norm(name='bn1')(y))
+    y = self.conv(self.filters, (3, 3), padding=_pad(3), name='conv2')(y)
+    y = self.norm(name='bn2')(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.filters, (1, 1), (self.strides, self.strides),
+                           padding='VALID', name='downsample_conv')(x)
+      residual = self.norm(name='downsample_bn')(residual)
+    return nn.relu(y + residual)
+
+
+class Bottleneck(nn.Module):
+  """1x1 -> 3x3 (strided, torchvision v1.5) -> 1x1 x4 (ResNet-50)."""
+  filters: int
+  conv: ModuleDef
+  norm: ModuleDef
+  strides: int = 1
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    residual = x
+    y = self.conv(self.filters, (1, 1), padding='VALID', name='conv1')(x)
+    y = nn.relu(self.norm(name='bn1')(y))
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides),
+                  padding=_pad(3), name='conv2')(y)
+    y = nn.relu(self.norm(name='bn2')(y))
+    y = self.conv(self.filters * 4, (1, 1), padding='VALID', name='conv3')(y)
+    y = self.norm(name='bn3')(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.filters * 4, (1, 1), (self.strides, self.strides),
+                           padding='VALID', name='downsample_conv')(x)
+      residual = self.norm(name='downsample_bn')(residual)
+    return nn.relu(y + residual)
+
+
+class ResNet(nn.Module):
+  """ResNet trunk without the classifier.
+
+  Attributes:
+    stage_sizes: blocks per stage, e.g. (3, 4, 6, 3).
+    block_cls: BasicBlock or Bottleneck.
+    num_filters: channels of the stem and the first stage (64 in the paper).
+    dtype: compute dtype; parameters are float32.
+  """
+  stage_sizes: Sequence[int]
+  block_cls: Callable[..., nn.Module]
+  num_filters: int = 64
+  dtype: Any = jnp.float32
+
+  @property
+  def out_channels(self) -> int:
+    return self.num_filters * 8 * self.block_cls.expansion
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    """Images (B, H, W, 3) -> stride-32 features (B, H/32, W/32, C).
+
+    C = 512 for ResNet-18/34 and 2048 for ResNet-50 (8 * num_filters * expansion).
+    """
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=conv_init)
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                             momentum=0.9, epsilon=1e-5, dtype=self.dtype)
+    x = x.astype(self.dtype)
+    x = conv(self.num_filters, (7, 7), (2, 2), padding=_pad(7), name='conv1')(x)
+    x = nn.relu(norm(name='bn1')(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    for i, num_blocks in enumerate(self.stage_sizes):
+      for j in range(num_blocks):
+        strides = 2 if i > 0 and j == 0 else 1
+        x = self.block_cls(self.num_filters * 2**i, conv=conv, norm=norm,
+                           strides=strides, name=f'layer{i + 1}_{j}')(x)
+    return x
+
+
+ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)
+ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock)
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=Bottleneck)
+# Tests only: one basic block per stage, 8 stem channels (64 output channels).
+ResNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), block_cls=BasicBlock,
+                               num_filters=8)
+
+BACKBONES = {
+    'resnet18': ResNet18,
+    'resnet34': ResNet34,
+    'resnet50': ResNet50,
+    'resnet_tiny': ResNetTiny,
+}
+
+
+def create_backbone(arch: str, dtype: Any = jnp.float32, **kwargs) -> ResNet:
+  """The backbone called `arch` (a key of BACKBONES); kwargs go to ResNet."""
+  if arch not in BACKBONES:
+    raise ValueError(f'Unknown backbone {arch!r}; choose one of {sorted(BACKBONES)}')
+  return BACKBONES[arch](dtype=dtype, **kwargs)
