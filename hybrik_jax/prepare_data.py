@@ -1,0 +1,141 @@
+r"""Builds the TFDS datasets hybrik_jax trains and evaluates on.
+
+  python -m hybrik_jax.prepare_data --datasets synthetic_humans --config small \
+      --data-dir ~/tensorflow_datasets
+  python -m hybrik_jax.prepare_data --datasets synthetic_humans,h36m,pw3d \
+      --manual-dir /data/manual --data-dir ~/tensorflow_datasets \
+      --file-format array_record
+
+synthetic_humans needs no download. The real datasets read files you
+downloaded by hand from `--manual-dir` (each builder's README.md,
+tfds_builders/<name>/README.md, says which files go where). Builders are
+imported from `tfds_builders` by name, so a dataset whose builder is missing
+fails with a clear message and does not stop the others from being listed.
+
+`--config` applies to every dataset that has a config of that name (e.g.
+synthetic_humans' default/small/tiny); a dataset without it uses its default.
+`--file-format` is array_record (random access, used by grain) or tfrecord.
+"""
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from absl import logging
+
+DEFAULT_FILE_FORMAT = 'array_record'
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  p = argparse.ArgumentParser(
+      prog='python -m hybrik_jax.prepare_data',
+      description='Build hybrik_jax TFDS datasets (with a progress bar).')
+  p.add_argument('--datasets', default='synthetic_humans',
+                 help='comma-separated dataset names, e.g. '
+                      'synthetic_humans,h36m,pw3d (default: synthetic_humans)')
+  p.add_argument('--data-dir', default=None,
+                 help='TFDS data_dir to write to (default: TFDS default, '
+                      '~/tensorflow_datasets)')
+  p.add_argument('--manual-dir', default=None,
+                 help='folder with the manually downloaded files of the real '
+                      'datasets (not needed for synthetic_humans)')
+  p.add_argument('--config', default=None,
+                 help='builder config name, for datasets that have it '
+                      '(synthetic_humans: default, small, tiny)')
+  p.add_argument('--file-format', default=DEFAULT_FILE_FORMAT,
+                 choices=('array_record', 'tfrecord'),
+                 help='on-disk format (default: array_record)')
+  p.add_argument('--num-workers', type=int, default=None,
+                 help='generation processes for synthetic_humans (default: '
+                      '$HYBRIK_DATA_WORKERS or the number of cores)')
+  p.add_argument('--overwrite', action='store_true',
+                 help='regenerate even if the dataset version already exists')
+  return p.parse_args(argv)
+
+
+def _make_builder(name: str, config: str | None, data_dir: str | None,
+                  file_format: str, num_workers: int | None):
+  """Imports tfds_builders.<name> and instantiates its Builder."""
+  import tfds_builders  # pylint: disable=g-import-not-at-top
+  module = tfds_builders.import_builder_module(name)
+  builder_cls = getattr(module, 'Builder', None)
+  if builder_cls is None:
+    raise ModuleNotFoundError(
+        f'tfds_builders/{name}/__init__.py does not export a Builder class')
+  kwargs = {'data_dir': data_dir, 'file_format': file_format}
+  configs = {c.name for c in (builder_cls.BUILDER_CONFIGS or [])}
+  if config is not None:
+    if config in configs:
+      kwargs['config'] = config
+    else:
+      logging.warning('%s has no config %r (has %s); using its default.',
+                      name, config, sorted(configs))
+  if num_workers is not None and name == 'synthetic_humans':
+    kwargs['num_workers'] = num_workers
+  return builder_cls(**kwargs)
+
+
+def _check_manual_dir(builder, name: str, manual_dir: str | None) -> None:
+  """A clear error if a manual-download dataset has no manual_dir."""
+  if not getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None):
+    return
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  if manual_dir is None:
+    raise FileNotFoundError(
+        f'{name} is built from files you download by hand: pass '
+        f'--manual-dir DIR (see tfds_builders/{name}/README.md):\n'
+        f'{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+  if not epath.Path(manual_dir).is_dir():
+    raise FileNotFoundError(
+        f'--manual-dir {manual_dir} does not exist or is not a folder; {name} '
+        f'reads its files from there (see tfds_builders/{name}/README.md).')
+
+
+def build(name: str, *, data_dir: str | None = None, manual_dir: str | None = None,
+          config: str | None = None, file_format: str = DEFAULT_FILE_FORMAT,
+          num_workers: int | None = None, overwrite: bool = False):
+  """Builds one dataset; returns its tfds builder (info, splits, data_dir)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = _make_builder(name, config, data_dir, file_format, num_workers)
+  _check_manual_dir(builder, name, manual_dir)
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=manual_dir,
+      download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
+                     if overwrite else
+                     tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS),
+  )
+  builder.download_and_prepare(download_config=download_config)
+  return builder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = _parse_args(sys.argv[1:] if argv is None else argv)
+  names = [n.strip() for n in args.datasets.split(',') if n.strip()]
+  if not names:
+    print('error: --datasets is empty', file=sys.stderr)
+    return 2
+  failed = []
+  for name in names:
+    t0 = time.time()
+    print(f'== {name} ==', flush=True)
+    try:
+      builder = build(name, data_dir=args.data_dir, manual_dir=args.manual_dir,
+                      config=args.config, file_format=args.file_format,
+                      num_workers=args.num_workers, overwrite=args.overwrite)
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+      print(f'error: {name}: {e}', file=sys.stderr, flush=True)
+      failed.append(name)
+      continue
+    splits = ', '.join(f'{k}: {v.num_examples}' for k, v in builder.info.splits.items())
+    print(f'{name} ({builder.builder_config.name if builder.builder_config else ""}'
+          f') ready in {time.time() - t0:.0f} s at {builder.data_dir} [{splits}]',
+          flush=True)
+  if failed:
+    print(f'failed: {", ".join(failed)}', file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,33 @@
+"""TFDS dataset builders of hybrik_jax, one folder each (the `tfds new` layout).
+
+  synthetic_humans  rendered synthetic SMPL bodies, exact labels, no download
+  h36m, pw3d, mpi_inf_3dhp, coco  real datasets from files you download by hand
+                    (each builder's README.md says which files go where)
+
+Every builder stores the common example spec of `hybrik_jax.data.features`.
+Builders are imported lazily (by `hybrik_jax.prepare_data` or
+`import tfds_builders.<name>`), so a missing optional builder costs nothing.
+"""
+
+import importlib
+import types
+
+# Dataset names that prepare_data knows; each is the package tfds_builders.<name>.
+KNOWN_DATASETS = ('synthetic_humans', 'h36m', 'pw3d', 'mpi_inf_3dhp', 'coco')
+
+
+def import_builder_module(name: str) -> types.ModuleType:
+  """Imports tfds_builders.<name> (which registers its Builder with TFDS).
+
+  Raises:
+    ModuleNotFoundError: with a message naming the missing builder folder.
+  """
+  try:
+    return importlib.import_module(f'{__name__}.{name}')
+  except ModuleNotFoundError as e:
+    if e.name not in (f'{__name__}.{name}',):
+      raise
+    raise ModuleNotFoundError(
+        f'No TFDS builder for dataset {name!r}: expected the folder '
+        f'tfds_builders/{name}/ with {name}_dataset_builder.py (class Builder). '
+        f'Known datasets: {", ".join(KNOWN_DATASETS)}.', name=e.name) from None
