@@ -18,8 +18,9 @@ Two formats:
 
     state      StandardSave of the train state pytree (params, batch_stats,
                opt_state, step, rng, skip counter)
-    data_iter  the input iterator's state (JSON), so a resumed run sees the
-               same examples as an uninterrupted one
+    data_iter  the input iterator's state (grain's handler: one JSON file per
+               process), so a resumed run sees the same examples as an
+               uninterrupted one
     meta       JSON: model config, steps per epoch, format version
 
   Checkpoints are written every N steps and at the end of each epoch; the
@@ -42,6 +43,7 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from grain import checkpoint as grain_checkpoint
 
 PyTree = Any
 
@@ -281,11 +283,39 @@ def all_steps(manager: ocp.CheckpointManager) -> list[int]:
   return sorted(manager.all_steps())
 
 
+class _IteratorStateSnapshot:
+  """The state of a grain iterator, taken now, for grain's Orbax handler.
+
+  grain's handler may run after `save` returns (asynchronous saves) while the
+  iterator moves on; handing it a frozen copy of the state avoids that race.
+  The handler stores `get_state()` bytes (JSON) as one file per process.
+  """
+
+  def __init__(self, iterator):
+    self._state = json.dumps(iterator.get_state()).encode()
+
+  def get_state(self) -> bytes:
+    return self._state
+
+
+class _IteratorStateSetter:
+  """Forwards the restored JSON state to a grain DatasetIterator."""
+
+  def __init__(self, iterator):
+    self._iterator = iterator
+
+  def set_state(self, state: bytes) -> None:
+    self._iterator.set_state(json.loads(state.decode()))
+
+  def start_prefetch(self) -> None:
+    pass
+
+
 def save_train_state(manager: ocp.CheckpointManager,
                      step: int,
                      state: PyTree,
                      *,
-                     data_iter_state: Any = None,
+                     data_iterator: Any = None,
                      meta: Mapping[str, Any] | None = None,
                      force: bool = True) -> bool:
   """Saves (asynchronously) the train state at `step`.
@@ -294,22 +324,24 @@ def save_train_state(manager: ocp.CheckpointManager,
     manager: from `create_checkpoint_manager`.
     step: the training step (the checkpoint's name).
     state: the train state pytree (jax arrays; may be sharded).
-    data_iter_state: a JSON-serialisable state of the input iterator (or
-      None).
+    data_iterator: the training iterator (grain `DatasetIterator`, anything
+      with a JSON-serialisable `get_state()`), or None. Its state is taken
+      now; every process writes its own.
     meta: JSON-serialisable metadata (model config, ...).
     force: save even if the manager's own interval policy would not.
 
   Returns:
     Whether a save was started.
   """
-  args = ocp.args.Composite(**{
+  items = {
       _STATE: ocp.args.StandardSave(state),
-      _DATA_ITER: ocp.args.JsonSave(
-          {'state': data_iter_state}),
       _META: ocp.args.JsonSave(
           {'format_version': FORMAT_VERSION, **config_to_dict(meta or {})}),
-  })
-  return manager.save(step, args=args, force=force)
+  }
+  if data_iterator is not None:
+    items[_DATA_ITER] = grain_checkpoint.CheckpointSave(
+        _IteratorStateSnapshot(data_iterator))
+  return manager.save(step, args=ocp.args.Composite(**items), force=force)
 
 
 def restore_meta(manager: ocp.CheckpointManager,
@@ -323,29 +355,33 @@ def restore_meta(manager: ocp.CheckpointManager,
 
 def restore_train_state(manager: ocp.CheckpointManager,
                         abstract_state: PyTree,
-                        step: int | None = None
-                        ) -> tuple[PyTree, Any]:
-  """Restores a train state and the iterator state saved with it.
+                        step: int | None = None,
+                        *,
+                        data_iterator: Any = None) -> PyTree:
+  """Restores a train state (and, if given, the iterator's state in place).
 
   Args:
     manager: from `create_checkpoint_manager`.
     abstract_state: a pytree of `jax.ShapeDtypeStruct` (with shardings) or
       arrays, with the structure of the saved state.
     step: which checkpoint (default: the latest).
+    data_iterator: a fresh training iterator; its position is set to the saved
+      one (this process's). The checkpoint must hold an iterator state.
 
   Returns:
-    (state, data_iter_state).
+    The restored state.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f'no checkpoint in {manager.directory}')
   abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct,
                                 abstract_state)
-  restored = manager.restore(step, args=ocp.args.Composite(**{
-      _STATE: ocp.args.StandardRestore(abstract_state),
-      _DATA_ITER: ocp.args.JsonRestore(),
-  }))
-  return restored[_STATE], restored[_DATA_ITER]['state']
+  items = {_STATE: ocp.args.StandardRestore(abstract_state)}
+  if data_iterator is not None:
+    items[_DATA_ITER] = grain_checkpoint.CheckpointRestore(
+        _IteratorStateSetter(data_iterator))
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  return restored[_STATE]
 
 
 def restore_variables(manager: ocp.CheckpointManager,
