@@ -1,7 +1,8 @@
 r"""Writes the tiny dummy_data/ of the real-dataset builders (h36m, pw3d, mpi_inf_3dhp, coco).
 
 The files copy the source formats that HybrIK's readers parse (field names,
-nesting, units, folder layout); the people are a fixed stick figure placed in
+nesting, units, folder layout; for HybrIK's own parsed files only the fields
+its readers use, since those are the ones we know; COCO's format is public); the people are a fixed stick figure placed in
 front of a small pinhole camera, so 2D and 3D labels agree exactly:
 `joints_img = project(joints_cam, K)`. Frames are 64x48 or 48x64 JPEGs of a
 few hundred bytes.
@@ -109,13 +110,8 @@ def make_h36m(rng: np.random.Generator) -> None:
       joints_mm = joints * 1000.0
       h36m = joints_mm[list(_H36M_FROM_29)]
       smpl = joints_mm if twist_ok is not None else joints_mm[:24]
-      images.append({
-          'id': image_id, 'file_name': file_name, 'width': w, 'height': h,
-          'subject': subject, 'action_idx': act, 'subaction_idx': subact,
-          'cam_idx': cam, 'frame_idx': image_id,
-          'cam_param': {'R': np.eye(3).tolist(), 't': [0.0, 0.0, 0.0],
-                        'f': f, 'c': c},
-      })
+      images.append({'id': image_id, 'file_name': file_name, 'width': w,
+                     'height': h, 'cam_param': {'f': f, 'c': c}})
       ann = {
           'id': image_id, 'image_id': image_id,
           'bbox': _xywh(_project(joints, f, c)),
@@ -198,17 +194,11 @@ def make_mpi_inf_3dhp(rng: np.random.Generator) -> None:
       joints28 = _person(rng, depth=rng.uniform(4.0, 5.0))[list(_HP3D28_FROM_29)]
       joints = joints28 if name != 'test' else joints28[list(_HP3D_TEST_FROM_28)]
       image = {'id': image_id, 'file_name': file_name, 'width': w, 'height': h,
-               'frame_idx': frame_idx, 'cam_idx': image_id,
-               'subject_idx': image_id, 'seq_idx': 1,
                'cam_param': {'intrinsic_param': K34}}
       ann = {'id': image_id, 'image_id': image_id,
              'bbox': _xywh(_project(joints28, f, c)),
-             'keypoints_world': _rounded(joints * 1000.0, 2),
-             'keypoints_cam': _rounded(joints * 1000.0, 2),
-             'keypoints_img': _rounded(_project(joints, f, c), 3),
-             'keypoints_vis': [True] * len(joints)}
+             'keypoints_cam': _rounded(joints * 1000.0, 2)}
       if name == 'test':
-        image['seq_idx'] = int(folder[2])
         ann['activity_id'] = 1 + image_id
       images.append(image)
       annotations.append(ann)
