@@ -1,0 +1,482 @@
+"""HybrIK's input pipeline: preprocessing, grain loaders and the training mix.
+
+Examples come from TFDS builders (ArrayRecord, random access) through
+`tfds.data_source`, which decodes JPEGs with OpenCV (no TensorFlow op in the
+hot path), or from any random-access source (`__len__`, `__getitem__`) given in
+`data_sources` (tests). grain turns them into per-host numpy batches
+(docs/ARCHITECTURE.md, "Batches"):
+
+  train: per dataset: shard for this host -> shuffle (reshuffled each epoch)
+         -> repeat -> random_map(preprocess_train) ; mix with the config's
+         weights (deterministic interleave) -> batch -> [worker processes]
+  eval:  shard for this host -> pad to whole batches (mask 0) -> preprocess_eval
+
+Every random choice comes from grain's per-element generator, seeded from
+(seed, host, dataset), so the same seed gives the same batches and a restored
+iterator state (`iterator.get_state()` / `set_state`, or Orbax with
+`grain.checkpoint.CheckpointSave/Restore`) gives the same next batch.
+
+config.data fields read here (defaults in brackets):
+  data_dir [None]                  TFDS data_dir
+  train_datasets                   ((tfds name, weight), ...), e.g. HYBRIK_MIX
+  train_split ['train']
+  eval_dataset ['h36m'], eval_split ['test']
+  scale_factor [0.3], rot_factor [30], rot_prob [0.6], flip_prob [0.5],
+  color_factor [0.2], occlusion [True]      (augment.AugmentConfig)
+  scale_mult [1.25]; scale_mult_per_dataset [{'h36m': 1.0}]  box margin
+  worker_count [0]                 grain worker processes (0: in this process)
+  worker_buffer_size [2]           batches buffered per worker
+  read_threads [4]                 threads preprocessing elements per process
+"""
+
+from collections.abc import Mapping, Sequence
+import dataclasses
+import functools
+import importlib
+import math
+from typing import Any
+
+import grain
+import numpy as np
+
+from hybrik_jax import constants
+from hybrik_jax.data import augment
+from hybrik_jax.data import targets
+
+# HybrIK's training mixes (mix_dataset.py): H36M, COCO, MPI-INF-3DHP [, 3DPW].
+HYBRIK_MIX = (('h36m', 0.4), ('coco', 0.5), ('mpi_inf_3dhp', 0.1))
+HYBRIK_MIX_W_PW3D = (('h36m', 0.3), ('coco', 0.4), ('mpi_inf_3dhp', 0.1), ('pw3d', 0.2))
+
+# `dataset_id` in the batches, by TFDS dataset name (config suffix ignored).
+DATASET_IDS = {'h36m': 0, 'coco': 1, 'mpi_inf_3dhp': 2, 'pw3d': 3, 'synthetic_humans': 4}
+UNKNOWN_DATASET_ID = -1
+
+# HybrIK's box margin is 1.25 except for its Human3.6M SMPL set (1.0).
+DEFAULT_SCALE_MULT = 1.25
+DEFAULT_SCALE_MULT_PER_DATASET = {'h36m': 1.0}
+
+BATCH_KEYS = (
+    'image', 'target_uvd_29', 'target_uvd_weight_29', 'target_xyz_24',
+    'target_xyz_weight_24', 'target_theta', 'target_theta_weight', 'target_beta',
+    'target_smpl_weight', 'target_twist', 'target_twist_weight', 'trans_inv',
+    'intrinsics', 'joint_root', 'depth_factor', 'joints17_cam', 'joints17_valid',
+    'bbox', 'dataset_id', 'mask')
+
+
+def _cfg(config, name: str, default):
+  """config.name, or default when absent (ConfigDict, dict or None)."""
+  if config is None:
+    return default
+  if isinstance(config, Mapping):
+    return config.get(name, default)
+  try:
+    return config.get(name, default)
+  except AttributeError:
+    return getattr(config, name, default)
+
+
+def _pair(size) -> tuple[int, int]:
+  """int or (h, w) -> (h, w)."""
+  if isinstance(size, (int, np.integer)):
+    return int(size), int(size)
+  h, w = size
+  return int(h), int(w)
+
+
+def base_name(name: str) -> str:
+  """'synthetic_humans/tiny:1.0.0' -> 'synthetic_humans'."""
+  return name.split('/')[0].split(':')[0]
+
+
+def dataset_id(name: str) -> int:
+  """The batch's dataset_id of a TFDS dataset name (DATASET_IDS, else -1)."""
+  return DATASET_IDS.get(base_name(name), UNKNOWN_DATASET_ID)
+
+
+def augment_config(data_config) -> augment.AugmentConfig:
+  """The AugmentConfig given by config.data (HybrIK's values by default)."""
+  d = augment.AugmentConfig()
+  return augment.AugmentConfig(
+      scale_factor=float(_cfg(data_config, 'scale_factor', d.scale_factor)),
+      rot_factor=float(_cfg(data_config, 'rot_factor', d.rot_factor)),
+      rot_prob=float(_cfg(data_config, 'rot_prob', d.rot_prob)),
+      flip_prob=float(_cfg(data_config, 'flip_prob', d.flip_prob)),
+      color_factor=float(_cfg(data_config, 'color_factor', d.color_factor)),
+      occlusion=bool(_cfg(data_config, 'occlusion', d.occlusion)))
+
+
+def scale_mult_for(data_config, name: str) -> float:
+  """Box margin of a dataset: scale_mult_per_dataset[name] else scale_mult."""
+  per = _cfg(data_config, 'scale_mult_per_dataset', DEFAULT_SCALE_MULT_PER_DATASET)
+  per = dict(per) if per is not None else {}
+  return float(per.get(base_name(name), _cfg(data_config, 'scale_mult', DEFAULT_SCALE_MULT)))
+
+
+# ----------------------------------------------------------------------------
+# Per-example preprocessing.
+# ----------------------------------------------------------------------------
+
+
+def preprocess_image(image: np.ndarray, bbox, input_size,
+                     scale_mult: float = DEFAULT_SCALE_MULT) -> tuple[np.ndarray, np.ndarray]:
+  """Evaluation-time crop of one person (also used by the demo).
+
+  Args:
+    image: (H, W, 3) uint8 RGB.
+    bbox: (4,) person box [x_min, y_min, x_max, y_max] in image px.
+    input_size: int or (in_h, in_w).
+    scale_mult: box margin (HybrIK: 1.25).
+
+  Returns:
+    input: (in_h, in_w, 3) float32, ImageNet-normalised (augment.normalize_image).
+    trans_inv: (2, 3) float32, input px -> image px.
+  """
+  in_h, in_w = _pair(input_size)
+  center, size = augment.box_to_center_scale(bbox, in_w / in_h, scale_mult)
+  trans = augment.crop_affine(center, size[0], 0.0, (in_w, in_h))
+  inp = augment.normalize_image(augment.warp(np.asarray(image), trans, (in_w, in_h)))
+  return inp, augment.invert_affine(trans).astype(np.float32)
+
+
+def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: float,
+                       dataset_id: int, augmentation: augment.Augmentation | None = None,
+                       occlusion_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+  """One stored example (data/features.py) -> one batch element (ARCHITECTURE.md).
+
+  Args:
+    example: the decoded example: image (Hc, Wc, 3) uint8 and the common fields.
+    input_size: int or (in_h, in_w).
+    scale_mult: box margin.
+    dataset_id: stored as `dataset_id`.
+    augmentation: scale, rotation, flip, colour; None for none.
+    occlusion_rng: if given, paste HybrIK's synthetic occluder drawn from it
+      (the SMPL-data occluder when smpl_valid, else the 2D-data one).
+
+  Returns:
+    dict of float32 arrays (dataset_id int32) with the batch fields, unbatched.
+    After a flip, trans_inv, intrinsics, joint_root and bbox describe the
+    mirrored stored image and camera (x -> Wc - 1 - x, X -> -X), so uvd and
+    target_xyz_24 stay consistent with them. As in HybrIK, the in-plane
+    rotation changes the 2D targets only (theta and xyz are not rotated).
+  """
+  aug = augmentation if augmentation is not None else augment.Augmentation()
+  in_h, in_w = _pair(input_size)
+  image = np.asarray(example['image'])
+  if image.ndim != 3 or image.shape[2] != 3:
+    raise ValueError(f'example image must be (H, W, 3), got {image.shape}')
+  height, width = image.shape[:2]
+  smpl_valid = float(np.asarray(example['smpl_valid'])) > 0
+
+  center, size = augment.box_to_center_scale(example['bbox'], in_w / in_h, scale_mult)
+  if occlusion_rng is not None:
+    area, ratio = augment.OCCLUSION_3D if smpl_valid else augment.OCCLUSION_2D
+    image = np.array(image, copy=True)
+    augment.random_occlusion(occlusion_rng, image, augment.center_scale_to_box(center, size),
+                             area, ratio)
+  size = size * aug.scale
+  if aug.flip:
+    center = center.copy()
+    center[0] = width - 1.0 - center[0]
+  trans = augment.crop_affine(center, size[0], aug.rotation, (in_w, in_h))
+  warp_m = augment.compose_affine(trans, augment.flip_affine(width)) if aug.flip else trans
+  crop = augment.warp(image, warp_m, (in_w, in_h))
+  if not np.all(aug.color == 1.0):
+    crop = augment.color_jitter(crop, aug.color)
+  inp = augment.normalize_image(crop)
+
+  joints_img = np.asarray(example['joints29_img'], np.float64)
+  joints_cam = np.asarray(example['joints29_cam'], np.float64)
+  valid_2d = np.asarray(example['joints29_valid'], np.float32)
+  valid_3d = targets.joints_3d_valid(example)
+  joint_root = np.asarray(example['joint_root'], np.float32).copy()
+  intrinsics = np.asarray(example['intrinsics'], np.float32)
+  joints17 = np.asarray(example['joints17_cam'], np.float32)
+  valid17 = np.asarray(example['joints17_valid'], np.float32)
+  if aug.flip:
+    perm29, perm17 = list(constants.FLIP_PERM_29), list(constants.FLIP_PERM_H36M)
+    joints_img = augment.flip_points_2d(joints_img, width, perm29)
+    joints_cam = augment.flip_points_3d(joints_cam, perm29)
+    valid_2d, valid_3d = valid_2d[perm29], valid_3d[perm29]
+    joint_root[0] = -joint_root[0]
+    intrinsics = augment.flip_intrinsics(intrinsics, width)
+    joints17 = augment.flip_points_3d(joints17, perm17)
+    valid17 = valid17[perm17]
+
+  depth_factor = float(np.asarray(example['depth_factor']))
+  joints_in = augment.apply_affine(trans, joints_img)
+  uvd, uvd_weight = targets.uvd_targets(
+      joints_in, joints_cam[:, 2], valid_2d, valid_3d, float(joint_root[2]),
+      depth_factor, (in_h, in_w))
+  w24 = valid_3d[:24] * valid_3d[0]
+  xyz24 = (joints_cam[:24] - joints_cam[0]) * w24[:, None]
+
+  out = {
+      'image': inp,
+      'target_uvd_29': uvd,
+      'target_uvd_weight_29': uvd_weight,
+      'target_xyz_24': xyz24.astype(np.float32),
+      'target_xyz_weight_24': np.repeat(w24[:, None], 3, axis=1).astype(np.float32),
+      'trans_inv': augment.invert_affine(trans).astype(np.float32),
+      'intrinsics': intrinsics.astype(np.float32),
+      'joint_root': joint_root,
+      'depth_factor': np.array([depth_factor], np.float32),
+      'joints17_cam': (joints17 * (valid17[:, None] > 0)).astype(np.float32),
+      'joints17_valid': (valid17 > 0).astype(np.float32),
+      'bbox': augment.center_scale_to_box(center, size).astype(np.float32),
+      'dataset_id': np.int32(dataset_id),
+      'mask': np.float32(1.0),
+  }
+  out.update(targets.smpl_targets(example, aug.flip))
+  return out
+
+
+def preprocess_train(example: Mapping[str, Any], rng: np.random.Generator, *, input_size,
+                     augment_config: augment.AugmentConfig = augment.AugmentConfig(),
+                     scale_mult: float = DEFAULT_SCALE_MULT,
+                     dataset_id: int = UNKNOWN_DATASET_ID) -> dict[str, np.ndarray]:
+  """HybrIK's training transform of one example with randomness from `rng`.
+
+  See preprocess_example for the fields; grain's random_map calls this with a
+  generator seeded per element.
+  """
+  aug = augment.sample_augmentation(rng, augment_config)
+  return preprocess_example(
+      example, input_size=input_size, scale_mult=scale_mult, dataset_id=dataset_id,
+      augmentation=aug, occlusion_rng=rng if augment_config.occlusion else None)
+
+
+def preprocess_eval(example: Mapping[str, Any], *, input_size,
+                    scale_mult: float = DEFAULT_SCALE_MULT,
+                    dataset_id: int = UNKNOWN_DATASET_ID) -> dict[str, np.ndarray]:
+  """Evaluation transform: the box crop without augmentation, same fields."""
+  return preprocess_example(example, input_size=input_size, scale_mult=scale_mult,
+                            dataset_id=dataset_id)
+
+
+# ----------------------------------------------------------------------------
+# Sources.
+# ----------------------------------------------------------------------------
+
+
+def open_data_source(name: str, split: str, data_dir: str | None = None):
+  """A random-access TFDS source (ArrayRecord) of a prepared dataset.
+
+  `name` may carry a builder config, e.g. 'synthetic_humans/tiny'. The builder
+  module tfds_builders.<name> is imported when it exists (to register it);
+  otherwise TFDS reads the prepared files' metadata.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    importlib.import_module(f'tfds_builders.{base_name(name)}')
+  except ImportError:
+    pass
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir)
+  except Exception as e:  # Name the dataset and what to do.
+    raise ValueError(
+        f'could not open TFDS dataset {name!r} split {split!r} in data_dir '
+        f'{data_dir!r}: {e}. Prepare it first (tfds build tfds_builders/'
+        f'{base_name(name)} with file_format=array_record) or fix config.data.'
+    ) from e
+
+
+def _shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
+  if shard_index is None or shard_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    shard_index = jax.process_index() if shard_index is None else shard_index
+    shard_count = jax.process_count() if shard_count is None else shard_count
+  if not 0 <= shard_index < shard_count:
+    raise ValueError(f'shard_index {shard_index} must be in [0, {shard_count})')
+  return int(shard_index), int(shard_count)
+
+
+def _seeds(seed: int, *keys: int) -> int:
+  """A 32-bit seed derived from (seed, *keys)."""
+  return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *keys]).generate_state(1)[0])
+
+
+_MIN_SHUFFLE_SIZE = 1024
+
+
+def _train_mix(data_config) -> list[tuple[str, float]]:
+  mix = _cfg(data_config, 'train_datasets', None)
+  if not mix:
+    raise ValueError('config.data.train_datasets must list (tfds name, weight) pairs, '
+                     'e.g. input_pipeline.HYBRIK_MIX')
+  if isinstance(mix, Mapping):
+    mix = list(mix.items())
+  out = []
+  for item in mix:
+    if isinstance(item, str):
+      item = (item, 1.0)
+    name, weight = item
+    if not weight > 0:
+      raise ValueError(f'config.data.train_datasets: weight of {name!r} must be > 0, '
+                       f'got {weight}')
+    out.append((str(name), float(weight)))
+  return out
+
+
+def create_train_dataset(data_config, *, global_batch_size: int, seed: int, input_size,
+                         data_sources: Mapping[str, Any] | None = None,
+                         worker_count: int | None = None,
+                         shard_index: int | None = None,
+                         shard_count: int | None = None) -> grain.IterDataset:
+  """The infinite training IterDataset of per-host batches (see module doc).
+
+  Args:
+    data_config: config.data (fields in the module docstring).
+    global_batch_size: batch over all hosts; each host yields
+      global_batch_size // shard_count examples per batch.
+    seed: fixes the shuffles, the mixture order and every augmentation.
+    input_size: int or (in_h, in_w).
+    data_sources: optional {name: random-access source} replacing
+      tfds.data_source for those names (tests, in-memory data).
+    worker_count: grain worker processes (default config.data.worker_count, 0).
+    shard_index, shard_count: this host's shard (default jax.process_index()
+      and jax.process_count()).
+
+  Returns:
+    a grain IterDataset of dicts of numpy arrays with a leading batch axis.
+  """
+  shard_index, shard_count = _shard(shard_index, shard_count)
+  if global_batch_size % shard_count:
+    raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
+                     f'number of hosts {shard_count}')
+  batch_size = global_batch_size // shard_count
+  aug_cfg = augment_config(data_config)
+  split = _cfg(data_config, 'train_split', 'train')
+  data_dir = _cfg(data_config, 'data_dir', None)
+  data_sources = data_sources or {}
+  components, weights = [], []
+  for i, (name, weight) in enumerate(_train_mix(data_config)):
+    source = data_sources.get(name)
+    if source is None:
+      source = open_data_source(name, split, data_dir)
+    if len(source) < shard_count:
+      raise ValueError(f'dataset {name!r} has {len(source)} examples, fewer than the '
+                       f'{shard_count} hosts')
+    ds = grain.MapDataset.source(source)[shard_index::shard_count]
+    if len(ds) < _MIN_SHUFFLE_SIZE:
+      # grain's index shuffle costs milliseconds per element on tiny domains:
+      # shuffle blocks of several epochs instead (each element equally often).
+      ds = ds.repeat(math.ceil(_MIN_SHUFFLE_SIZE / len(ds)))
+    ds = ds.shuffle(seed=_seeds(seed, 0, i)).repeat()
+    ds = ds.random_map(
+        functools.partial(preprocess_train, input_size=_pair(input_size),
+                          augment_config=aug_cfg, scale_mult=scale_mult_for(data_config, name),
+                          dataset_id=dataset_id(name)),
+        seed=_seeds(seed, 1, i, shard_index))
+    components.append(ds)
+    weights.append(weight)
+  ds = components[0] if len(components) == 1 else grain.MapDataset.mix(components, weights)
+  read_threads = int(_cfg(data_config, 'read_threads', 4))
+  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
+                                            prefetch_buffer_size=max(2 * batch_size, 16)))
+  ds = ds.batch(batch_size, drop_remainder=True)
+  if worker_count is None:
+    worker_count = int(_cfg(data_config, 'worker_count', 0))
+  if worker_count > 0:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=worker_count,
+        per_worker_buffer_size=int(_cfg(data_config, 'worker_buffer_size', 2))))
+  return ds
+
+
+def create_train_iterator(data_config, *, global_batch_size: int, seed: int, input_size,
+                          **kwargs) -> grain.DatasetIterator:
+  """An iterator over training batches (see create_train_dataset for arguments).
+
+  The iterator has get_state() (a JSON-serialisable dict) and set_state(state);
+  restoring a saved state makes the next batch the one that followed the save.
+  Each batch: the fields of docs/ARCHITECTURE.md "Batches", numpy, leading axis
+  global_batch_size // number of hosts.
+  """
+  return iter(create_train_dataset(data_config, global_batch_size=global_batch_size,
+                                   seed=seed, input_size=input_size, **kwargs))
+
+
+@dataclasses.dataclass
+class _PaddedShard:
+  """A host's strided shard of a source, padded to `length` (pad: mask 0).
+
+  Element i is (example shard_index + i * shard_count, 1.0), or (example 0, 0.0)
+  past the shard's end.
+  """
+  source: Any
+  shard_index: int
+  shard_count: int
+  length: int
+
+  def __len__(self) -> int:
+    return self.length
+
+  def __getitem__(self, i: int):
+    j = self.shard_index + int(i) * self.shard_count
+    if j < len(self.source):
+      return self.source[j], 1.0
+    return self.source[0], 0.0
+
+
+def _eval_element(item, **kwargs):
+  example, mask = item
+  out = preprocess_eval(example, **kwargs)
+  out['mask'] = np.float32(mask)
+  return out
+
+
+def eval_num_batches(num_examples: int, global_batch_size: int, shard_count: int = 1) -> int:
+  """Batches every host yields for `num_examples` (the last ones padded)."""
+  per_host = math.ceil(num_examples / shard_count)
+  return math.ceil(per_host / (global_batch_size // shard_count))
+
+
+def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
+                         dataset: str | None = None, split: str | None = None,
+                         data_source: Any = None, worker_count: int | None = None,
+                         shard_index: int | None = None,
+                         shard_count: int | None = None) -> grain.DatasetIterator:
+  """One pass over an evaluation split in per-host batches, no augmentation.
+
+  Every host yields eval_num_batches(N, global_batch_size, hosts) batches of
+  global_batch_size // hosts; host h takes examples h, h + hosts, ...; padding
+  elements repeat example 0 with `mask` 0 (all real ones have mask 1), so static
+  shapes hold and metrics are sum(metric * mask) / sum(mask).
+
+  Args:
+    data_config: config.data; dataset and split default to its eval_dataset
+      ('h36m') and eval_split ('test').
+    global_batch_size: batch over all hosts.
+    input_size: int or (in_h, in_w).
+    dataset, split: the TFDS dataset name and split.
+    data_source: a random-access source to use instead of tfds.data_source.
+    worker_count: grain worker processes (default config.data.worker_count).
+    shard_index, shard_count: this host's shard (default from jax).
+  """
+  shard_index, shard_count = _shard(shard_index, shard_count)
+  if global_batch_size % shard_count:
+    raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
+                     f'number of hosts {shard_count}')
+  batch_size = global_batch_size // shard_count
+  name = dataset or _cfg(data_config, 'eval_dataset', 'h36m')
+  split = split or _cfg(data_config, 'eval_split', 'test')
+  if data_source is None:
+    data_source = open_data_source(name, split, _cfg(data_config, 'data_dir', None))
+  num = len(data_source)
+  if num == 0:
+    raise ValueError(f'evaluation dataset {name!r} split {split!r} is empty')
+  length = eval_num_batches(num, global_batch_size, shard_count) * batch_size
+  ds = grain.MapDataset.source(_PaddedShard(data_source, shard_index, shard_count, length))
+  ds = ds.map(functools.partial(_eval_element, input_size=_pair(input_size),
+                                scale_mult=scale_mult_for(data_config, name),
+                                dataset_id=dataset_id(name)))
+  # Batch before the workers so every batch is whole (each worker reads batches).
+  ds = ds.batch(batch_size, drop_remainder=False)
+  read_threads = int(_cfg(data_config, 'read_threads', 4))
+  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
+                                            prefetch_buffer_size=2 * read_threads))
+  if worker_count is None:
+    worker_count = int(_cfg(data_config, 'worker_count', 0))
+  if worker_count > 0:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+  return iter(ds)
