@@ -1,0 +1,1047 @@
+"""The SMPL body model in JAX: loading, a synthetic stand-in, LBS and HybrIK's pass.
+
+SMPL (Loper et al. 2015) is obtained, under its licence, from its registration site
+https://smpl.is.tue.mpg.de; no SMPL file ships with this project. `load_smpl` reads
+the official files (pickles of chumpy objects, read here without chumpy) and their
+.npz conversions. `synthetic_smpl_model` builds a procedural body with exactly
+SMPL's array shapes and kinematic tree, for tests and synthetic data.
+
+Conventions: metres, y up, the body faces +z, its left side at +x (as SMPL).
+Rotations are matrices acting on column vectors; axis-angle in radians.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import pickle
+import time
+import warnings
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+
+from hybrik_jax import constants
+from hybrik_jax import geometry
+from hybrik_jax import kinematics
+from hybrik_jax import utils
+
+SMPL_SITE = 'https://smpl.is.tue.mpg.de'
+_NUM_POSE_FEATURES = 9 * (constants.NUM_JOINTS - 1)  # 207
+
+
+# --------------------------------------------------------------------------------------
+# Pytrees
+
+
+@flax.struct.dataclass
+class SMPLModel:
+  """SMPL's arrays, an immutable pytree (parents and leaf ids are static).
+
+  Attributes:
+    v_template: (6890, 3) rest-pose template vertices, metres.
+    shapedirs: (6890, 3, 10) shape blend shapes, metres per unit beta.
+    posedirs: (207, 6890 * 3) pose blend shapes; row 9 * (j - 1) + 3 * a + b is the
+      coefficient of (R_j - I)[a, b], column 3 * v + c the vertex coordinate.
+    J_regressor: (24, 6890) joints from the shaped template.
+    J_regressor_h36m: (17, 6890) Human3.6M joints from the posed mesh.
+    lbs_weights: (6890, 24) skinning weights, rows sum to 1.
+    faces: (13776, 3) int32 triangles, counter-clockwise seen from outside.
+    parents: static (24,) parent of each joint, -1 for the root.
+    leaf_vertex_ids: static (5,) vertices of HybrIK's leaf joints (head, left/right
+      middle finger tip, left/right big toe).
+  """
+  v_template: jnp.ndarray
+  shapedirs: jnp.ndarray
+  posedirs: jnp.ndarray
+  J_regressor: jnp.ndarray  # pylint: disable=invalid-name
+  J_regressor_h36m: jnp.ndarray  # pylint: disable=invalid-name
+  lbs_weights: jnp.ndarray
+  faces: jnp.ndarray
+  parents: tuple[int, ...] = flax.struct.field(
+      pytree_node=False, default=constants.SMPL_PARENTS)
+  leaf_vertex_ids: tuple[int, ...] = flax.struct.field(
+      pytree_node=False, default=constants.LEAF_VERTEX_IDS)
+
+  def astype(self, dtype) -> 'SMPLModel':
+    """The same model with its float arrays cast to `dtype` (faces stay int32)."""
+    cast = lambda x: jnp.asarray(x, dtype)
+    return self.replace(
+        v_template=cast(self.v_template), shapedirs=cast(self.shapedirs),
+        posedirs=cast(self.posedirs), J_regressor=cast(self.J_regressor),
+        J_regressor_h36m=cast(self.J_regressor_h36m),
+        lbs_weights=cast(self.lbs_weights))
+
+
+@flax.struct.dataclass
+class SMPLOutput:
+  """A posed body.
+
+  Attributes:
+    vertices: (B, 6890, 3) metres.
+    joints: (B, 24, 3) metres, the posed skeleton (forward kinematics of the joints
+      regressed from the shaped template, as smplx).
+    joints_h36m: (B, 17, 3) metres, `J_regressor_h36m @ vertices`.
+    rot_mats: (B, 24, 3, 3) local (parent-relative) rotations.
+  """
+  vertices: jnp.ndarray
+  joints: jnp.ndarray
+  joints_h36m: jnp.ndarray
+  rot_mats: jnp.ndarray
+
+
+# --------------------------------------------------------------------------------------
+# Body model functions
+
+
+def _check_model(model: SMPLModel) -> None:
+  nv = constants.NUM_VERTICES
+  utils.check_shape('model.v_template', model.v_template, (nv, 3))
+  utils.check_shape('model.shapedirs', model.shapedirs, (nv, 3, constants.NUM_BETAS))
+  utils.check_shape('model.posedirs', model.posedirs, (_NUM_POSE_FEATURES, nv * 3))
+  utils.check_shape('model.J_regressor', model.J_regressor, (constants.NUM_JOINTS, nv))
+  utils.check_shape('model.lbs_weights', model.lbs_weights, (nv, constants.NUM_JOINTS))
+
+
+def _shaped_template(model: SMPLModel, betas: jnp.ndarray) -> jnp.ndarray:
+  """(B, 10) betas -> (B, 6890, 3) template plus shape blend shapes."""
+  _check_model(model)
+  utils.check_shape('betas', betas, (None, constants.NUM_BETAS))
+  return model.v_template + jnp.einsum('bl,vcl->bvc', betas, model.shapedirs)
+
+
+def rest_joints29(model: SMPLModel, betas: jnp.ndarray) -> jnp.ndarray:
+  """Shaped rest skeleton of HybrIK's 29 joints.
+
+  Args:
+    model: the body model.
+    betas: (B, 10) shape coefficients.
+
+  Returns:
+    (B, 29, 3) metres: the 24 joints regressed from the shaped template, then the
+    shaped template's 5 leaf vertices (head, left/right middle finger tip,
+    left/right big toe), as HybrIK's `hybrik` (lbs.py).
+  """
+  v_shaped = _shaped_template(model, betas)
+  joints = jnp.einsum('jv,bvc->bjc', model.J_regressor, v_shaped)
+  leaves = v_shaped[:, np.asarray(model.leaf_vertex_ids)]
+  return jnp.concatenate([joints, leaves], axis=1)
+
+
+def skin(model: SMPLModel, betas: jnp.ndarray, rot_mats: jnp.ndarray,
+         transl: jnp.ndarray | None = None) -> SMPLOutput:
+  """SMPL linear blend skinning given local rotations (smplx.lbs with pose2rot=False).
+
+  Shape blend shapes, joints regressed from the shaped template, pose blend shapes
+  (features R_j - I of joints 1..23), forward kinematics with the root at its rest
+  position, skinning; then `transl` (if given) is added to everything.
+
+  Args:
+    model: the body model.
+    betas: (B, 10) shape coefficients.
+    rot_mats: (B, 24, 3, 3) local rotations; joint 0 is the global orientation.
+    transl: optional (B, 3) translation, metres.
+
+  Returns:
+    SMPLOutput; vertices, joints and joints_h36m in the model frame (+ transl).
+  """
+  utils.check_shape('rot_mats', rot_mats, (None, constants.NUM_JOINTS, 3, 3))
+  v_shaped = _shaped_template(model, betas)
+  batch = v_shaped.shape[0]
+  if rot_mats.shape[0] != batch:
+    raise ValueError(f'betas and rot_mats must have the same batch size, got '
+                     f'{betas.shape} and {rot_mats.shape}')
+  dtype = jnp.result_type(v_shaped, rot_mats)
+  v_shaped = v_shaped.astype(dtype)
+  rot_mats = rot_mats.astype(dtype)
+  joints = jnp.einsum('jv,bvc->bjc', model.J_regressor.astype(dtype), v_shaped)
+  pose_feature = (rot_mats[:, 1:] - jnp.eye(3, dtype=dtype)).reshape(batch, -1)
+  v_posed = v_shaped + (pose_feature @ model.posedirs.astype(dtype)).reshape(
+      batch, -1, 3)
+  posed_joints, transforms = kinematics.forward_kinematics(rot_mats, joints)
+  per_vertex = jnp.einsum('vj,bjmn->bvmn', model.lbs_weights.astype(dtype),
+                          transforms[:, :, :3, :])  # (B, V, 3, 4)
+  vertices = (jnp.einsum('bvmn,bvn->bvm', per_vertex[..., :3], v_posed)
+              + per_vertex[..., 3])
+  if transl is not None:
+    utils.check_shape('transl', transl, (batch, 3))
+    shift = transl.astype(dtype)[:, None]
+    vertices = vertices + shift
+    posed_joints = posed_joints + shift
+  joints_h36m = jnp.einsum('jv,bvc->bjc', model.J_regressor_h36m.astype(dtype),
+                           vertices)
+  return SMPLOutput(vertices=vertices, joints=posed_joints,
+                    joints_h36m=joints_h36m, rot_mats=rot_mats)
+
+
+def forward(model: SMPLModel, betas: jnp.ndarray, pose: jnp.ndarray,
+            transl: jnp.ndarray | None = None) -> SMPLOutput:
+  """Standard SMPL: shape and pose -> posed mesh and joints (as smplx.SMPL).
+
+  Args:
+    model: the body model.
+    betas: (B, 10) shape coefficients.
+    pose: (B, 24, 3) axis-angle (radians) or (B, 24, 3, 3) rotation matrices;
+      joint 0 is the global orientation.
+    transl: optional (B, 3) translation, metres.
+
+  Returns:
+    SMPLOutput in the model frame (not root-centred), plus transl if given; equal
+    to smplx.SMPL's vertices and first 24 joints.
+  """
+  if pose.ndim == 3:
+    utils.check_shape('pose', pose, (None, constants.NUM_JOINTS, 3))
+    rot_mats = geometry.axis_angle_to_matrix(pose)
+  elif pose.ndim == 4:
+    utils.check_shape('pose', pose, (None, constants.NUM_JOINTS, 3, 3))
+    rot_mats = pose
+  else:
+    raise ValueError(f'pose must have shape (B, 24, 3) (axis-angle) or (B, 24, 3, 3) '
+                     f'(rotation matrices), got {pose.shape}')
+  return skin(model, betas, rot_mats, transl)
+
+
+def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
+           phis: jnp.ndarray, leaf_thetas: jnp.ndarray | None = None,
+           transl: jnp.ndarray | None = None) -> SMPLOutput:
+  """HybrIK's inverse pass: joints + twists + shape -> rotations and mesh.
+
+  Mirrors `SMPL_layer.hybrik` / `lbs.hybrik` of HybrIK: the rest skeleton is
+  `rest_joints29` (24 regressed joints + 5 leaf vertices of the shaped template);
+  `ik.inverse_kinematics` turns the skeleton and twists into local rotations;
+  skinning as `skin`; `joints` is the forward kinematics of the 24 rest joints with
+  those rotations (HybrIK's `J_transformed`), not the input skeleton.
+
+  Without `transl` the output is root-relative as HybrIK's: `joints` minus its
+  pelvis (joint 0), `vertices` and `joints_h36m` minus the H36M pelvis
+  (`joints_h36m[:, 0]`). As HybrIK (`.detach()`), the subtracted roots carry no
+  gradient. With `transl`, nothing is centred and transl is added to all three.
+
+  Args:
+    model: the body model.
+    betas: (B, 10) shape coefficients.
+    pose_skeleton: (B, 24, 3) or (B, 29, 3) joints, metres, root-relative.
+    phis: (B, 23, 2) twist (cos, sin) of joints 1..23 (normalised in the IK).
+    leaf_thetas: optional (B, 5, 4) quaternions (w, x, y, z), normalised here, of the
+      local rotations of joints `constants.LEAF_PARENT_JOINTS` (with a 24-joint
+      skeleton, as HybrIK-Transformer).
+    transl: optional (B, 3) translation, metres.
+
+  Returns:
+    SMPLOutput (rot_mats are the IK's local rotations).
+  """
+  from hybrik_jax import ik  # pylint: disable=g-import-not-at-top
+  if pose_skeleton.ndim != 3 or pose_skeleton.shape[1] not in (24, 29):
+    raise ValueError('pose_skeleton must have shape (B, 24, 3) or (B, 29, 3), got '
+                     f'{pose_skeleton.shape}')
+  utils.check_shape('pose_skeleton', pose_skeleton, (None, pose_skeleton.shape[1], 3))
+  utils.check_shape('phis', phis, (pose_skeleton.shape[0], constants.NUM_TWISTS, 2))
+  leaf_rotmats = None
+  if leaf_thetas is not None:
+    utils.check_shape('leaf_thetas', leaf_thetas, (pose_skeleton.shape[0], 5, 4))
+    leaf_rotmats = geometry.quaternion_to_matrix(leaf_thetas)
+  rest = rest_joints29(model, betas)
+  rot_mats = ik.inverse_kinematics(pose_skeleton, rest, phis, leaf_rotmats)
+  out = skin(model, betas, rot_mats, transl)
+  if transl is not None:
+    return out
+  root = jax.lax.stop_gradient(out.joints[:, :1])
+  root_h36m = jax.lax.stop_gradient(out.joints_h36m[:, :1])
+  return out.replace(joints=out.joints - root,
+                     vertices=out.vertices - root_h36m,
+                     joints_h36m=out.joints_h36m - root_h36m)
+
+
+# --------------------------------------------------------------------------------------
+# Loading official SMPL files
+
+
+class SMPLFileError(ValueError):
+  """An SMPL model file is missing, truncated or malformed."""
+
+
+def _file_error(path, what: str) -> SMPLFileError:
+  return SMPLFileError(
+      f'SMPL model file {os.fspath(path)!r}: {what}. Use an official SMPL model file '
+      f'(e.g. basicModel_neutral_lbs_10_207_0_v1.0.0.pkl or SMPL_NEUTRAL.pkl, or an '
+      f'.npz conversion with the same keys); SMPL is obtained, after registration and '
+      f'under its licence, from {SMPL_SITE}.')
+
+
+class _ChumpyStandIn:
+  """Stands in for any chumpy class while unpickling; keeps the pickled state.
+
+  chumpy's `Ch.__getstate__` pickles the instance `__dict__` (minus its caches);
+  the value of a plain `Ch` is its `x` entry.
+  """
+  chumpy_class = 'chumpy'
+
+  def __init__(self, *args, **kwargs):
+    self.args, self.kwargs, self.state = args, kwargs, None
+
+  def __setstate__(self, state):
+    self.state = state
+
+  def to_array(self) -> np.ndarray:
+    state = self.state if isinstance(self.state, dict) else {}
+    if 'x' in state:
+      x = state['x']
+      return x.to_array() if isinstance(x, _ChumpyStandIn) else np.asarray(x)
+    if self.args:
+      return np.asarray(self.args[0])
+    raise ValueError(f'a chumpy object of class {self.chumpy_class} without a stored '
+                     f'value (keys {sorted(state)})')
+
+
+class _SparseStandIn:
+  """Stands in for a pickled scipy.sparse matrix of any scipy version."""
+  sparse_class = 'csc_matrix'
+
+  def __init__(self, *args, **kwargs):
+    self.state = None
+
+  def __setstate__(self, state):
+    self.state = state
+
+  def to_sparse(self):
+    s = self.state if isinstance(self.state, dict) else {}
+    shape = tuple(s.get('_shape', s.get('shape', ())))
+    fmt = self.sparse_class[:3]
+    if fmt in ('csc', 'csr'):
+      cls = scipy.sparse.csc_matrix if fmt == 'csc' else scipy.sparse.csr_matrix
+      return cls((s['data'], s['indices'], s['indptr']), shape=shape)
+    if fmt == 'coo':
+      if 'coords' in s:
+        row, col = s['coords']
+      else:
+        row, col = s['row'], s['col']
+      return scipy.sparse.coo_matrix((s['data'], (row, col)), shape=shape)
+    raise ValueError(f'unsupported sparse matrix class {self.sparse_class}')
+
+
+class _SMPLUnpickler(pickle.Unpickler):
+  """Unpickles SMPL files without chumpy or old numpy/scipy module paths."""
+
+  def find_class(self, module, name):
+    if module == 'chumpy' or module.startswith('chumpy.'):
+      return type(name, (_ChumpyStandIn,), {'chumpy_class': f'{module}.{name}'})
+    if module.startswith('scipy.sparse') and ('matrix' in name or 'array' in name):
+      return type(name, (_SparseStandIn,), {'sparse_class': name})
+    if module.startswith('numpy.core'):
+      module = 'numpy._core' + module[len('numpy.core'):]
+    return super().find_class(module, name)
+
+
+def _plain(value):
+  """Replaces chumpy / sparse stand-ins by numpy arrays / scipy matrices."""
+  if isinstance(value, _ChumpyStandIn):
+    return value.to_array()
+  if isinstance(value, _SparseStandIn):
+    return value.to_sparse()
+  return value
+
+
+def _dense(value) -> np.ndarray:
+  if scipy.sparse.issparse(value):
+    return np.asarray(value.toarray())
+  return np.asarray(value)
+
+
+def _read_smpl_dict(path) -> dict[str, Any]:
+  """Reads an SMPL .pkl or .npz into a dict of plain numpy / scipy values."""
+  if not os.path.exists(path):
+    raise _file_error(path, 'the file does not exist')
+  if os.path.isdir(path):
+    raise _file_error(path, 'this is a directory, give the model file itself')
+  with open(path, 'rb') as f:
+    raw = f.read()
+  if not raw:
+    raise _file_error(path, 'the file is empty')
+  if raw[:4] == b'PK\x03\x04':  # a zip, i.e. an .npz
+    try:
+      with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+    except Exception as e:  # pylint: disable=broad-except
+      raise _file_error(path, f'cannot read it as .npz ({type(e).__name__}: {e}); '
+                              'it may be truncated or corrupted') from e
+  try:
+    data = _SMPLUnpickler(io.BytesIO(raw), encoding='latin1').load()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _file_error(path, f'cannot unpickle it ({type(e).__name__}: {e}); it may '
+                            'be truncated, corrupted or not an SMPL pickle') from e
+  if not isinstance(data, dict):
+    raise _file_error(path, f'it holds a {type(data).__name__}, not the dict of '
+                            'arrays of an SMPL model')
+  try:
+    return {k: _plain(v) for k, v in data.items()}
+  except Exception as e:  # pylint: disable=broad-except
+    raise _file_error(path, f'cannot convert its values to arrays ({e})') from e
+
+
+_REQUIRED_KEYS = ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights',
+                  'kintree_table', 'f')
+
+_warned_h36m = False
+
+
+def approximate_h36m_regressor(j_regressor: np.ndarray,
+                               leaf_vertex_ids=constants.LEAF_VERTEX_IDS) -> np.ndarray:
+  """A stand-in (17, 6890) H36M regressor built from SMPL's (24, 6890) J_regressor.
+
+  Each H36M joint takes the row of the nearest SMPL joint: pelvis 0, hips 1/2,
+  knees 4/5, ankles 7/8, torso = mean of spine1 (3) and spine2 (6), neck (thorax)
+  12, nose 15 (head), head = mean of joint 15 and the head-top vertex
+  (`leaf_vertex_ids[0]`), shoulders 16/17, elbows 18/19, wrists 20/21. Rows stay
+  convex vertex weights. H36M numbers (MPJPE/PA-MPJPE on Human3.6M) need HybrIK's
+  real `J_regressor_h36m.npy`.
+  """
+  j = np.asarray(j_regressor, np.float64)
+  head_top = np.zeros(j.shape[1])
+  head_top[leaf_vertex_ids[0]] = 1.0
+  rows = [j[0], j[2], j[5], j[8], j[1], j[4], j[7], 0.5 * (j[3] + j[6]), j[12], j[15],
+          0.5 * (j[15] + head_top), j[16], j[18], j[20], j[17], j[19], j[21]]
+  return np.stack(rows)
+
+
+def _load_h36m_regressor(h36m_regressor) -> np.ndarray:
+  if isinstance(h36m_regressor, (str, os.PathLike)):
+    path = h36m_regressor
+    if not os.path.exists(path):
+      raise SMPLFileError(
+          f'H36M regressor file {os.fspath(path)!r} does not exist; it is HybrIK\'s '
+          'J_regressor_h36m.npy (17, 6890), shipped with HybrIK\'s model files.')
+    try:
+      arr = np.load(path, allow_pickle=False)
+      if isinstance(arr, np.lib.npyio.NpzFile):
+        arr = arr[arr.files[0]]
+    except Exception as e:  # pylint: disable=broad-except
+      raise SMPLFileError(f'H36M regressor file {os.fspath(path)!r}: cannot read it '
+                          f'as .npy ({type(e).__name__}: {e})') from e
+  else:
+    arr = _dense(h36m_regressor)
+  arr = np.asarray(arr, np.float64)
+  if arr.shape != (17, constants.NUM_VERTICES):
+    raise SMPLFileError(f'h36m_regressor must have shape (17, 6890), got {arr.shape}')
+  return arr
+
+
+def load_smpl(path, h36m_regressor=None, dtype=jnp.float32) -> SMPLModel:
+  """Reads an official SMPL model file into an SMPLModel, without chumpy.
+
+  Reads basicModel_{neutral,f,m}_lbs_10_207_0_v1.0.0.pkl, SMPL_{NEUTRAL,MALE,
+  FEMALE}.pkl (v1.0/v1.1, 10 or 300 shape components: the first 10 are used) and
+  .npz conversions with the same keys. chumpy objects in the pickle become plain
+  arrays, the scipy-sparse J_regressor a dense array.
+
+  Args:
+    path: the .pkl or .npz file.
+    h36m_regressor: path to HybrIK's J_regressor_h36m.npy, or a (17, 6890) array.
+      If None: the file's own 'J_regressor_h36m' key (written by `save_smpl_pkl`),
+      else `approximate_h36m_regressor` with a one-time warning.
+    dtype: float dtype of the arrays.
+
+  Returns:
+    The SMPLModel.
+
+  Raises:
+    SMPLFileError (a ValueError): the file is missing, truncated or malformed; the
+      message names the file, the problem, and where SMPL is obtained.
+  """
+  global _warned_h36m
+  data = _read_smpl_dict(path)
+  missing = [k for k in _REQUIRED_KEYS if k not in data]
+  if missing:
+    raise _file_error(path, f'missing key(s) {missing}; found {sorted(data)}')
+  nv, nj = constants.NUM_VERTICES, constants.NUM_JOINTS
+  arrays = {}
+  try:
+    for key in _REQUIRED_KEYS:
+      arrays[key] = _dense(data[key])
+  except Exception as e:  # pylint: disable=broad-except
+    raise _file_error(path, f'cannot convert {key!r} to an array ({e})') from e
+
+  def expect(key, shape):
+    arr = arrays[key]
+    ok = arr.ndim == len(shape) and all(
+        e is None or e == s for e, s in zip(shape, arr.shape))
+    if not ok:
+      want = '(' + ', '.join('n' if e is None else str(e) for e in shape) + ')'
+      raise _file_error(path, f'{key!r} has shape {arr.shape}, expected {want}')
+
+  expect('v_template', (nv, 3))
+  expect('shapedirs', (nv, 3, None))
+  if arrays['shapedirs'].shape[2] < constants.NUM_BETAS:
+    raise _file_error(path, f"'shapedirs' has {arrays['shapedirs'].shape[2]} shape "
+                            f'components, expected at least {constants.NUM_BETAS}')
+  expect('posedirs', (nv, 3, _NUM_POSE_FEATURES))
+  expect('J_regressor', (nj, nv))
+  expect('weights', (nv, nj))
+  expect('kintree_table', (2, nj))
+  expect('f', (constants.NUM_FACES, 3))
+  parents = arrays['kintree_table'][0].astype(np.int64)
+  if tuple(parents[1:]) != constants.SMPL_PARENTS[1:]:
+    raise _file_error(path, f'kintree_table[0] (parents) is {parents.tolist()}, not '
+                            f'SMPL\'s {list(constants.SMPL_PARENTS)}')
+  for key in ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights'):
+    if not np.all(np.isfinite(arrays[key].astype(np.float64))):
+      raise _file_error(path, f'{key!r} has non-finite values')
+  faces = arrays['f'].astype(np.int64)
+  if faces.min() < 0 or faces.max() >= nv:
+    raise _file_error(path, f"'f' has vertex indices outside [0, {nv})")
+
+  if h36m_regressor is not None:
+    h36m = _load_h36m_regressor(h36m_regressor)
+  elif 'J_regressor_h36m' in data:
+    h36m = _dense(data['J_regressor_h36m']).astype(np.float64)
+    if h36m.shape != (17, nv):
+      raise _file_error(path, f"'J_regressor_h36m' has shape {h36m.shape}, expected "
+                              '(17, 6890)')
+  else:
+    if not _warned_h36m:
+      warnings.warn(
+          'load_smpl: no H36M regressor given; using an approximation built from '
+          'the SMPL J_regressor (approximate_h36m_regressor). Human3.6M numbers '
+          '(MPJPE, PA-MPJPE) need HybrIK\'s J_regressor_h36m.npy.', stacklevel=2)
+      _warned_h36m = True
+    h36m = approximate_h36m_regressor(arrays['J_regressor'])
+
+  posedirs = arrays['posedirs'].reshape(-1, _NUM_POSE_FEATURES).T
+  return SMPLModel(
+      v_template=jnp.asarray(arrays['v_template'], dtype),
+      shapedirs=jnp.asarray(arrays['shapedirs'][:, :, :constants.NUM_BETAS], dtype),
+      posedirs=jnp.asarray(posedirs, dtype),
+      J_regressor=jnp.asarray(arrays['J_regressor'], dtype),
+      J_regressor_h36m=jnp.asarray(h36m, dtype),
+      lbs_weights=jnp.asarray(arrays['weights'], dtype),
+      faces=jnp.asarray(faces, jnp.int32),
+  )
+
+
+def save_smpl_pkl(model: SMPLModel, path) -> None:
+  """Writes `model` in the official SMPL pickle layout (plain numpy / scipy values).
+
+  Keys as basicModel_*_lbs_10_207_0_v1.0.0.pkl: v_template (6890, 3), shapedirs
+  (6890, 3, 10), posedirs (6890, 3, 207), J_regressor (scipy.sparse csc (24, 6890)),
+  weights (6890, 24), kintree_table (2, 24) (root parent 4294967295 as the official
+  file), f (13776, 3) uint32, J (24, 3) rest joints, bs_type 'lrotmin', bs_style
+  'lbs'; plus J_regressor_h36m (17, 6890), which official files lack. Readable by
+  `smplx.SMPL(model_path=path)` and `load_smpl`.
+  """
+  v_template = np.asarray(model.v_template, np.float64)
+  j_regressor = np.asarray(model.J_regressor, np.float64)
+  nv = v_template.shape[0]
+  kintree = np.stack([np.asarray(model.parents, np.int64),
+                      np.arange(len(model.parents), dtype=np.int64)])
+  kintree[0, 0] = 4294967295
+  data = {
+      'v_template': v_template,
+      'shapedirs': np.asarray(model.shapedirs, np.float64),
+      'posedirs': np.asarray(model.posedirs, np.float64).T.reshape(
+          nv, 3, _NUM_POSE_FEATURES),
+      'J_regressor': scipy.sparse.csc_matrix(j_regressor),
+      'weights': np.asarray(model.lbs_weights, np.float64),
+      'kintree_table': kintree,
+      'f': np.asarray(model.faces, np.uint32),
+      'J': j_regressor @ v_template,
+      'bs_type': 'lrotmin',
+      'bs_style': 'lbs',
+      'J_regressor_h36m': np.asarray(model.J_regressor_h36m, np.float64),
+  }
+  with open(path, 'wb') as f:
+    pickle.dump(data, f, protocol=2)
+
+
+# --------------------------------------------------------------------------------------
+# The synthetic body
+
+# Designed rest joints (metres; y up, face +z, left at +x). Left side; right mirrors.
+_JOINTS_LEFT = {
+    0: (0.0, 0.0, 0.0),          # pelvis
+    1: (0.075, -0.085, -0.005),  # left hip
+    3: (0.0, 0.11, -0.015),      # spine1
+    4: (0.095, -0.47, 0.005),    # left knee
+    6: (0.0, 0.245, 0.0),        # spine2
+    7: (0.085, -0.87, -0.035),   # left ankle
+    9: (0.0, 0.30, 0.01),        # spine3
+    10: (0.105, -0.925, 0.085),  # left foot (ball)
+    12: (0.0, 0.515, -0.02),     # neck
+    13: (0.075, 0.425, -0.01),   # left collar
+    15: (0.0, 0.58, 0.02),       # head (jaw)
+    16: (0.18, 0.445, -0.02),    # left shoulder
+    18: (0.44, 0.435, -0.035),   # left elbow
+    20: (0.69, 0.44, -0.03),     # left wrist
+    22: (0.775, 0.435, -0.035),  # left hand
+    24: (0.0, 0.79, 0.02),       # head top (leaf)
+    25: (0.87, 0.43, -0.035),    # left middle finger tip (leaf)
+    27: (0.11, -0.955, 0.175),   # left big toe (leaf)
+}
+_MIRROR = {1: 2, 4: 5, 7: 8, 10: 11, 13: 14, 16: 17, 18: 19, 20: 21, 22: 23,
+           25: 26, 27: 28}
+
+# Cross-section profiles of each bone (by child joint of the 29-tree): knots
+# (t along the bone, in-plane half width W, half depth D), metres. Left side.
+_PROFILES = {
+    3: ((0, .155, .10), (1, .14, .095)),                      # pelvis -> spine1
+    6: ((0, .14, .095), (1, .145, .10)),                      # spine1 -> spine2
+    9: ((0, .145, .10), (1, .15, .10)),                       # spine2 -> spine3
+    12: ((0, .15, .10), (.55, .15, .09), (.8, .07, .06), (1, .055, .05)),  # -> neck
+    15: ((0, .055, .05), (1, .06, .06)),                      # neck -> head
+    24: ((0, .06, .07), (.25, .08, .095), (.65, .08, .095), (1, .025, .03)),  # head
+    1: ((0, .10, .09), (1, .09, .085)),                       # pelvis -> hip
+    4: ((0, .085, .085), (.5, .07, .07), (1, .055, .055)),    # thigh
+    7: ((0, .055, .055), (.3, .055, .06), (1, .037, .04)),    # calf
+    10: ((0, .04, .04), (1, .045, .03)),                      # ankle -> ball
+    27: ((0, .045, .03), (1, .018, .015)),                    # ball -> toe
+    13: ((0, .06, .06), (1, .065, .06)),                      # spine3 -> collar
+    16: ((0, .065, .06), (1, .055, .055)),                    # collar -> shoulder
+    18: ((0, .05, .05), (1, .04, .04)),                       # upper arm
+    20: ((0, .04, .04), (1, .028, .025)),                     # forearm
+    22: ((0, .025, .03), (1, .018, .045)),                    # wrist -> hand
+    25: ((0, .015, .045), (1, .008, .02)),                    # fingers
+}
+
+# Designed Human3.6M joints (left side; right mirrors), metres.
+_H36M_LEFT = {
+    0: (0.0, -0.05, 0.0),        # pelvis
+    4: (0.09, -0.075, 0.0),      # left hip
+    5: None,                     # left knee = SMPL knee
+    6: None,                     # left ankle = SMPL ankle
+    7: (0.0, 0.22, -0.01),       # torso
+    8: (0.0, 0.45, -0.02),       # neck (thorax)
+    9: (0.0, 0.63, 0.07),        # nose
+    10: (0.0, 0.72, 0.0),        # head
+    11: None, 12: None, 13: None,  # left shoulder, elbow, wrist = SMPL
+}
+_H36M_FROM_SMPL = {5: 4, 6: 7, 11: 16, 12: 18, 13: 20}
+_H36M_MIRROR = {4: 1, 5: 2, 6: 3, 11: 14, 12: 15, 13: 16}
+
+# Mesh topology sizes: a tree of _TREE_EDGES segments along the 29-joint skeleton,
+# _RINGS rings between its front and back seams: V = 2 * E * (R + 1) + 2 = 6890.
+_TREE_EDGES = 287
+_RINGS = 11
+_LEAF_CAP = {24: 0.025, 25: 0.008, 26: 0.008, 27: 0.018, 28: 0.018}
+
+
+def _mirror_x(p):
+  return (-p[0], p[1], p[2])
+
+
+def _designed_joints29(seed: int) -> np.ndarray:
+  j = np.zeros((29, 3))
+  for k, p in _JOINTS_LEFT.items():
+    j[k] = p
+    if k in _MIRROR:
+      j[_MIRROR[k]] = _mirror_x(p)
+  if seed:
+    # Small symmetric proportion changes: scale each bone by 1 +- 3%.
+    rng = np.random.default_rng(seed)
+    scale = 1.0 + 0.03 * rng.uniform(-1, 1, 29)
+    for k, m in _MIRROR.items():
+      scale[m] = scale[k]
+    out = j.copy()
+    for c in range(1, 29):
+      p = constants.SMPL29_PARENTS[c]
+      out[c] = out[p] + scale[c] * (j[c] - j[p])
+    j = out - out[0]
+  return j
+
+
+def _profile(child: int):
+  side_child = {v: k for k, v in _MIRROR.items()}.get(child, child)
+  return np.asarray(_PROFILES[side_child], np.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _topology():
+  """The fixed mesh topology: tree nodes, Euler tour, vertex layout, faces.
+
+  Returns a dict of numpy arrays (see the keys below). Built on the designed
+  joints of seed 0; only positions change with shape.
+  """
+  joints = _designed_joints29(0)
+  parents29 = constants.SMPL29_PARENTS
+  children = list(range(1, 29))
+  lengths = np.array([np.linalg.norm(joints[c] - joints[parents29[c]]) for c in children])
+  segs = np.maximum(1, np.round(lengths / lengths.sum() * _TREE_EDGES)).astype(int)
+  while segs.sum() != _TREE_EDGES:  # fix rounding on the longest bones
+    k = np.argmax(lengths / segs) if segs.sum() < _TREE_EDGES else np.argmax(
+        np.where(segs > 1, segs / lengths, -1))
+    segs[k] += 1 if segs.sum() < _TREE_EDGES else -1
+  # Tree nodes: 29 joint nodes first, then the interior samples of each bone.
+  node_bone = list(range(-1, 28))   # bone index (child - 1) a joint node ends
+  node_t = [1.0] * 29
+  node_bone[0] = -1
+  adjacency = {n: [] for n in range(29)}
+  for b, c in enumerate(children):
+    p = parents29[c]
+    prev = p
+    for s in range(1, segs[b]):
+      n = len(node_t)
+      node_bone.append(b)
+      node_t.append(s / segs[b])
+      adjacency[n] = []
+      adjacency[prev].append(n)
+      adjacency[n].append(prev)
+      prev = n
+    adjacency[prev].append(c)
+    adjacency[c].append(prev)
+  num_nodes = len(node_t)
+  assert num_nodes == _TREE_EDGES + 1, num_nodes
+  node_bone = np.asarray(node_bone)
+  node_t = np.asarray(node_t)
+  pos = _node_positions(joints, node_bone, node_t)
+  # Euler tour: at each node, leave by the first edge counter-clockwise (seen from
+  # the front, +z) after the one we came by: the outline of the body, traced
+  # counter-clockwise with the body on the left.
+  ang = lambda a, b: np.arctan2(pos[b, 1] - pos[a, 1], pos[b, 0] - pos[a, 0])
+  tour = []  # directed edges (a, b)
+
+  def visit(v, parent):
+    ref = ang(v, parent) if parent is not None else -np.pi / 2
+    kids = [n for n in adjacency[v] if n != parent]
+    kids.sort(key=lambda n: (ang(v, n) - ref) % (2 * np.pi))
+    for n in kids:
+      tour.append((v, n))
+      visit(n, v)
+      tour.append((n, v))
+
+  import sys  # pylint: disable=g-import-not-at-top
+  limit = sys.getrecursionlimit()
+  sys.setrecursionlimit(max(limit, 4 * num_nodes))
+  try:
+    visit(0, None)
+  finally:
+    sys.setrecursionlimit(limit)
+  tour = np.asarray(tour)                       # (M, 2), M = 2 * edges
+  m = len(tour)
+  visit_node = tour[:, 1]                       # corner at the head of edge i
+  visit_prev = tour[:, 0]                       # incoming edge from
+  visit_next = tour[(np.arange(m) + 1) % m, 1]  # outgoing edge to
+  # Vertex layout (before the leaf reordering): front seam nodes, back seam nodes,
+  # then ring r (1.._RINGS) of visit i at 2 * N + (r - 1) * M + i.
+  n_nodes = num_nodes
+  ring_index = lambda r, i: 2 * n_nodes + (r - 1) * m + i
+  rings = [visit_node]  # ring 0: front seam (node ids)
+  for r in range(1, _RINGS + 1):
+    rings.append(ring_index(r, np.arange(m)))
+  rings.append(n_nodes + visit_node)  # ring R+1: back seam
+  faces = []
+  i0 = np.arange(m)
+  i1 = (i0 + 1) % m
+  for r in range(_RINGS + 1):
+    a, b = rings[r][i0], rings[r][i1]
+    c, d = rings[r + 1][i1], rings[r + 1][i0]
+    faces.append(np.stack([a, c, b], 1))
+    faces.append(np.stack([a, d, c], 1))
+  faces = np.concatenate(faces)
+  vertex_node = np.concatenate(
+      [np.arange(n_nodes), np.arange(n_nodes)] + [visit_node] * _RINGS)
+  # The leaf vertices: middle ring (theta = pi / 2) at each leaf's single visit.
+  mid = (_RINGS + 1) // 2
+  natural_leaf = [ring_index(mid, int(np.flatnonzero(visit_node == leaf)[0]))
+                  for leaf in range(24, 29)]
+  order = np.arange(len(vertex_node))  # order[new] = old
+  for target, natural in zip(constants.LEAF_VERTEX_IDS, natural_leaf):
+    where = int(np.flatnonzero(order == natural)[0])
+    order[target], order[where] = order[where], order[target]
+  inverse = np.empty_like(order)
+  inverse[order] = np.arange(len(order))
+  return dict(node_bone=node_bone, node_t=node_t, adjacency=adjacency,
+              visit_node=visit_node, visit_prev=visit_prev, visit_next=visit_next,
+              faces=inverse[faces], order=order, vertex_node_old=vertex_node,
+              vertex_node=vertex_node[order], num_nodes=n_nodes)
+
+
+def _node_positions(joints29, node_bone, node_t, radius_scale=None):
+  """Tree node positions: joints, leaf nodes inset by their cap, bone samples."""
+  parents29 = constants.SMPL29_PARENTS
+  ends = joints29.copy()
+  for leaf, cap in _LEAF_CAP.items():
+    d = joints29[leaf] - joints29[parents29[leaf]]
+    s = 1.0 if radius_scale is None else radius_scale[leaf - 1, 0]
+    ends[leaf] = joints29[leaf] - cap * s * d / np.linalg.norm(d)
+  pos = ends[:29].copy()
+  interior = np.arange(29, len(node_t))
+  child = node_bone[interior] + 1
+  par = np.asarray(parents29)[child]
+  t = node_t[interior][:, None]
+  pos = np.concatenate([pos, (1 - t) * ends[par] + t * ends[child]])
+  return pos
+
+
+def _bone_radii(bone: int, t: np.ndarray) -> np.ndarray:
+  prof = _profile(bone + 1)
+  return np.stack([np.interp(t, prof[:, 0], prof[:, 1]),
+                   np.interp(t, prof[:, 0], prof[:, 2])], -1)
+
+
+def _build_vertices(joints29: np.ndarray, radius_scale: np.ndarray) -> np.ndarray:
+  """Vertices (natural order) of the body around the skeleton `joints29`.
+
+  Args:
+    joints29: (29, 3) designed joints (leaf joints at the body's extremities).
+    radius_scale: (28, 2) scale of each bone's (W, D) profile.
+  """
+  topo = _topology()
+  parents29 = np.asarray(constants.SMPL29_PARENTS)
+  node_bone, node_t = topo['node_bone'], topo['node_t']
+  pos = _node_positions(joints29, node_bone, node_t, radius_scale)
+  n = len(pos)
+  ez = np.array([0.0, 0.0, 1.0])
+  bone_dir = pos[np.arange(1, 29)] - pos[parents29[1:]]
+  bone_dir /= np.linalg.norm(bone_dir, axis=1, keepdims=True)
+  bone_front = ez - bone_dir[:, 2:3] * bone_dir
+  bone_front /= np.linalg.norm(bone_front, axis=1, keepdims=True)
+  # Per node: front direction f and the radii of each incident bone end.
+  front = np.zeros((n, 3))
+  depth = np.zeros(n)
+  width_end = {}  # (node, bone) -> W at that node
+  for v in range(n):
+    if v >= 29:
+      b = node_bone[v]
+      front[v] = bone_front[b]
+      w, d = _bone_radii(b, node_t[v]) * radius_scale[b]
+      width_end[(v, b)] = w
+      depth[v] = d
+      continue
+    incident = []
+    if v > 0:
+      incident.append((v - 1, 1.0))  # the bone ending at joint v
+    incident += [(c - 1, 0.0) for c in range(1, 29) if parents29[c] == v]
+    f = np.zeros(3)
+    for b, t in incident:
+      f += bone_front[b]
+      w, d = _bone_radii(b, t) * radius_scale[b]
+      width_end[(v, b)] = w
+      depth[v] = max(depth[v], d)
+    front[v] = f / np.linalg.norm(f)
+
+  def edge_bone(a, b):
+    nb = [node_bone[x] for x in (a, b) if x >= 29]
+    if nb:
+      return nb[0]
+    return (b if parents29[b] == a else a) - 1
+
+  vn, vp, vx = topo['visit_node'], topo['visit_prev'], topo['visit_next']
+  m = len(vn)
+  t_in = pos[vn] - pos[vp]
+  t_out = pos[vx] - pos[vn]
+  t_in /= np.linalg.norm(t_in, axis=1, keepdims=True)
+  t_out /= np.linalg.norm(t_out, axis=1, keepdims=True)
+  f = front[vn]
+  side = np.cross(t_in + t_out, f)
+  norm = np.linalg.norm(side, axis=1, keepdims=True)
+  leaf = norm[:, 0] < 1e-6
+  tip = t_in - np.sum(t_in * f, 1, keepdims=True) * f
+  side = np.where(leaf[:, None], tip / np.linalg.norm(tip, axis=1, keepdims=True),
+                  side / np.maximum(norm, 1e-12))
+  width = np.array([max(width_end[(vn[i], edge_bone(vp[i], vn[i]))],
+                        width_end[(vn[i], edge_bone(vn[i], vx[i]))]) for i in range(m)])
+  theta = np.arange(1, _RINGS + 1) * np.pi / (_RINGS + 1)
+  q, d = pos[vn], depth[vn][:, None]
+  rings = (q[None] + np.sin(theta)[:, None, None] * (width[:, None] * side)[None]
+           + np.cos(theta)[:, None, None] * (d * f)[None])
+  return np.concatenate([pos + depth[:, None] * front, pos - depth[:, None] * front,
+                         rings.reshape(-1, 3)])
+
+
+def _shape_deltas(joints29: np.ndarray):
+  """The 10 shape components: (10, 29, 3) joint offsets, (10, 28, 2) radius scales."""
+  parents29 = constants.SMPL29_PARENTS
+  left = [k for k in range(29) if joints29[k, 0] > 1e-6]
+  right = [k for k in range(29) if joints29[k, 0] < -1e-6]
+  sign = np.sign(joints29[:, 0])
+  desc = {k: {k} for k in range(29)}
+  for c in range(28, 0, -1):  # descendants
+    desc[parents29[c]] |= desc[c]
+  offsets = np.zeros((10, 29, 3))
+  scales = np.ones((10, 28, 2))
+  torso = [2, 5, 8, 11]    # bones (child - 1): spine1, spine2, spine3, neck
+  limbs = [b for b in range(28) if b not in torso + [14, 23]]
+  legs = [b for b in range(28) if b + 1 in (1, 2, 4, 5, 7, 8, 10, 11, 27, 28)]
+  arms = [b for b in range(28) if b + 1 in (13, 14, 16, 17, 18, 19, 20, 21, 22, 23,
+                                            25, 26)]
+
+  def move(k, idx, delta):
+    for j in desc[idx]:
+      offsets[k, j] += delta
+
+  # 0: stature, everything 6% larger about the pelvis.
+  offsets[0] = 0.06 * joints29
+  scales[0] *= 1.03
+  # 1: weight, girth of everything.
+  scales[1, :, :] = 1.15
+  offsets[1, [1, 2], 0] = 0.012 * sign[[1, 2]]
+  # 2: leg length.
+  for k, dy in ((4, -0.025), (7, -0.03)):
+    move(2, k, (0, dy, 0))
+    move(2, _MIRROR[k], (0, dy, 0))
+  # 3: arm length.
+  for k, dx in ((18, 0.02), (20, 0.022), (22, 0.006)):
+    move(3, k, (dx, 0, 0))
+    move(3, _MIRROR[k], (-dx, 0, 0))
+  # 4: shoulder width.
+  for k, dx in ((13, 0.01), (16, 0.02)):
+    move(4, k, (dx, 0, 0))
+    move(4, _MIRROR[k], (-dx, 0, 0))
+  scales[4, [8, 11], 0] = 1.08
+  # 5: torso length.
+  for k, dy in ((6, 0.012), (9, 0.012), (12, 0.012), (13, 0.012), (14, 0.012)):
+    move(5, k, (0, dy, 0))
+  # 6: head size.
+  move(6, 24, (0, 0.02, 0))
+  scales[6, [14, 23], :] = 1.12
+  # 7: hip width.
+  move(7, 1, (0.012, 0, 0))
+  move(7, 2, (-0.012, 0, 0))
+  scales[7, [0, 1, 2], 0] = 1.1
+  # 8: belly, deeper torso.
+  scales[8, [2, 5, 8], 1] = 1.2
+  # 9: limb girth.
+  scales[9, limbs, :] = 1.15
+  del left, right, legs, arms
+  return offsets, scales
+
+
+def _convex_weights(points: np.ndarray, target: np.ndarray) -> np.ndarray:
+  """Convex weights w (sum 1, >= 0) over `points` (K, 3) with w @ points = target.
+
+  The least-norm change of the uniform weights, or NNLS if that goes negative.
+  """
+  k = len(points)
+  a = np.concatenate([points.T, np.ones((1, k))])  # (4, K)
+  b = np.concatenate([target, [1.0]])
+  w0 = np.full(k, 1.0 / k)
+  w = w0 + a.T @ np.linalg.solve(a @ a.T, b - a @ w0)
+  if w.min() < 0:
+    w, _ = scipy.optimize.nnls(a, b)
+  if np.abs(a @ w - b).max() > 1e-9 or w.min() < 0:
+    raise RuntimeError(f'no convex weights reach {target}')
+  return w
+
+
+def _segment_distance(p, a, b):
+  ab = b - a
+  t = np.clip(((p - a) @ ab) / max(ab @ ab, 1e-12), 0, 1)
+  return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def synthetic_smpl_model(seed: int = 0) -> SMPLModel:
+  """A procedural human body with SMPL's array shapes and kinematic tree.
+
+  Rest pose T-pose-like, pelvis at the origin, y up, facing +z, metres, about
+  1.75 m tall. The mesh is one closed, consistently oriented genus-0 surface of
+  6890 vertices and 13776 faces: a tree of 287 segments along the 29-joint
+  skeleton carries a front and a back seam; 11 rings, each following the body
+  outline (the Euler tour of the tree), sweep from front to back seam with
+  elliptic cross-sections around each bone (V = 2 * 287 * 12 + 2, F = 2V - 4).
+  Limbs may overlap the torso inside the body. The leaf vertices
+  `constants.LEAF_VERTEX_IDS` sit at the head top, the left/right middle finger
+  tips and the left/right big toes. Skinning weights decay with the distance of
+  each vertex's skeleton anchor to each joint's bones; J_regressor and
+  J_regressor_h36m rows are convex vertex weights that reproduce the designed
+  joints exactly; the 10 shape components change stature, girth, leg and arm
+  length, shoulder width, torso length, head size, hip width, belly depth and
+  limb girth; pose blend shapes are small smooth bulges near joints.
+
+  Deterministic for a seed (seed 0: the designed proportions; other seeds vary
+  bone lengths by up to 3% and the pose blend shapes). Cached.
+  """
+  topo = _topology()
+  rng = np.random.default_rng(seed)
+  joints29 = _designed_joints29(seed)
+  ones = np.ones((28, 2))
+  verts = _build_vertices(joints29, ones)
+  offsets, scales = _shape_deltas(joints29)
+  shapedirs = np.stack([_build_vertices(joints29 + offsets[k], scales[k]) - verts
+                        for k in range(constants.NUM_BETAS)], -1)
+  order = topo['order']
+  verts, shapedirs = verts[order], shapedirs[order]
+  anchor_node = topo['vertex_node']
+  node_pos = _node_positions(joints29, topo['node_bone'], topo['node_t'])
+  anchor = node_pos[anchor_node]
+  nv = len(verts)
+
+  # Skinning weights from the distance of each anchor to each joint's bones.
+  parents29 = constants.SMPL29_PARENTS
+  dist = np.full((len(node_pos), 24), np.inf)
+  for c in range(1, 29):
+    p = parents29[c]
+    dist[:, p] = np.minimum(dist[:, p],
+                            _segment_distance(node_pos, joints29[p], joints29[c]))
+  sigma = 0.035
+  logits = -(dist**2 - dist.min(1, keepdims=True)**2) / sigma**2
+  w = np.exp(logits)
+  w[w < 1e-3] = 0.0
+  w /= w.sum(1, keepdims=True)
+  weights = w[anchor_node]
+
+  # Regressors: convex weights over the vertices anchored near each target.
+  adjacency = topo['adjacency']
+  by_node = [[] for _ in range(len(node_pos))]
+  for v, n in enumerate(anchor_node):
+    by_node[n].append(v)
+
+  def regress_row(node, target):
+    nodes = {node} | set(adjacency[node])
+    for n in list(nodes):
+      nodes |= set(adjacency[n])
+    idx = np.asarray(sorted(v for n in nodes for v in by_node[n]))
+    row = np.zeros(nv)
+    row[idx] = _convex_weights(verts[idx], target)
+    return row
+
+  j_reg = np.stack([regress_row(j, joints29[j]) for j in range(24)])
+  h36m_targets = np.zeros((17, 3))
+  for k, p in _H36M_LEFT.items():
+    h36m_targets[k] = joints29[_H36M_FROM_SMPL[k]] if p is None else p
+  for k, m in _H36M_MIRROR.items():
+    h36m_targets[m] = _mirror_x(h36m_targets[k])
+  if seed:  # follow the varied proportions: offset from the nearest designed joint
+    base = _designed_joints29(0)
+    for k in range(17):
+      near = np.argmin(np.linalg.norm(base - h36m_targets[k], axis=1))
+      h36m_targets[k] += joints29[near] - base[near]
+  h36m_rows = []
+  for k in range(17):
+    near = int(np.argmin(np.linalg.norm(node_pos - h36m_targets[k], axis=1)))
+    h36m_rows.append(regress_row(near, h36m_targets[k]))
+  h36m_reg = np.stack(h36m_rows)
+
+  # Pose blend shapes: small bulges along the anchor->vertex direction where the
+  # skinning weights of a joint blend (4 w (1 - w)), 1 cm per unit feature.
+  normal = verts - anchor
+  normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+  coeff = rng.normal(size=(23, 9)) * 0.01
+  bump = 4 * weights[:, 1:] * (1 - weights[:, 1:])  # (V, 23)
+  posedirs = np.einsum('vj,jm,vc->vcjm', bump, coeff, normal).reshape(
+      nv, 3, _NUM_POSE_FEATURES)
+
+  dtype = jnp.float32
+  return SMPLModel(
+      v_template=jnp.asarray(verts, dtype),
+      shapedirs=jnp.asarray(shapedirs, dtype),
+      posedirs=jnp.asarray(posedirs.reshape(-1, _NUM_POSE_FEATURES).T, dtype),
+      J_regressor=jnp.asarray(j_reg, dtype),
+      J_regressor_h36m=jnp.asarray(h36m_reg, dtype),
+      lbs_weights=jnp.asarray(weights, dtype),
+      faces=jnp.asarray(topo['faces'], jnp.int32),
+  )
+
+
+def synthetic_joints29(seed: int = 0) -> np.ndarray:
+  """(29, 3) the designed rest joints of `synthetic_smpl_model(seed)`, metres."""
+  return _designed_joints29(seed)
+
+
+if __name__ == '__main__':
+  start = time.perf_counter()
+  synthetic_smpl_model.__wrapped__(0)
+  print(f'synthetic_smpl_model built in {time.perf_counter() - start:.2f} s')
