@@ -1,0 +1,19 @@
+"""DatasetBuilderTestCase for coco on its dummy_data (COCO 2017 keypoint json format)."""
+
+import tensorflow_datasets as tfds
+
+from tfds_builders.coco import coco_dataset_builder
+
+
+class CocoTest(tfds.testing.DatasetBuilderTestCase):
+  """Builds train / validation from dummy_data/coco and reads them back."""
+
+  DATASET_CLASS = coco_dataset_builder.Builder
+  # train: 5 people, of which one crowd and one without keypoints are left out;
+  # validation: 3 people.
+  SPLITS = {'train': 3, 'validation': 3}
+  SKIP_CHECKSUMS = True
+
+
+if __name__ == '__main__':
+  tfds.testing.test_main()
