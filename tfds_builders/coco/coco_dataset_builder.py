@@ -45,8 +45,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   Per example: a crop around one person (features.DEFAULT_MARGIN, clipped to the
   frame); native_joints_img / native_joints_valid: COCO's 17 keypoints in crop px,
-  valid where COCO's visibility flag v > 0 (labelled, visible or not). No 3D, no
-  camera: intrinsics, joint_root and every 3D field are zeros with zero validity.
+  valid where COCO's visibility flag v > 0 (labelled, visible or not);
+  joints29_img / joints29_valid: the 10 SMPL joints HybrIK takes from COCO
+  (SMPL24_FROM_NATIVE: knees, ankles, shoulders, elbows, wrists), 2D only.
+  No 3D, no camera: intrinsics, joint_root, joints29_cam and the other 3D
+  fields are zeros (joint_root z = 0 marks "no depth").
   People HybrIK leaves out (crowds, no keypoints, empty boxes) are counted in
   the metadata under `skipped`.
   """
@@ -154,7 +157,12 @@ def _make_example(ann: dict[str, Any], frame: np.ndarray,
   ex = features.empty_example(NUM_JOINTS)
   points = np.where(valid[:, None], features.shift_points(
       np.nan_to_num(keypoints[:, :2]), offset), 0.0)
+  valid = valid.astype(np.float32)
   ex.update(image=crop, image_file=image_file, crop_offset=offset,
             bbox=features.shift_bbox(bbox, offset),
-            native_joints_img=points, native_joints_valid=valid.astype(np.float32))
+            native_joints_img=points, native_joints_valid=valid)
+  for smpl, native in enumerate(SMPL24_FROM_NATIVE):
+    if native >= 0:
+      ex['joints29_img'][smpl] = points[native]
+      ex['joints29_valid'][smpl] = valid[native]
   return features.check_example(ex, NUM_JOINTS)

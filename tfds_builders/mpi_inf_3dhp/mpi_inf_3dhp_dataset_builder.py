@@ -64,8 +64,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   frame); native_joints_*: the 28 joints of JOINT_NAMES (test rows fill the 17
   slots TEST_JOINTS_IN_28, the other 11 have zero validity); joints17_cam (test
   only): the 17 test joints in Human3.6M-17 order, as HybrIK evaluates 3DHP;
-  K in crop px; joint_root = pelvis. No SMPL labels, no joints29 (the input
-  pipeline maps native joints to SMPL with SMPL24_FROM_NATIVE).
+  joints29_*: the 12 SMPL joints HybrIK takes from 3DHP (SMPL24_FROM_NATIVE:
+  pelvis, knees, ankles, neck, shoulders, elbows, wrists), the others invalid;
+  K in crop px; joint_root = pelvis. No SMPL parameters.
   """
 
   VERSION = tfds.core.Version('1.0.0')
@@ -132,6 +133,18 @@ def _intrinsics(cam_param: dict[str, Any], where: str) -> np.ndarray:
   return matrix[:3, :3].astype(np.float32)
 
 
+def _to_smpl29(cam: np.ndarray, img: np.ndarray, valid: np.ndarray
+               ) -> dict[str, np.ndarray]:
+  """joints29_* from native joints with HybrIK's correspondence (leaves invalid)."""
+  cam29 = np.zeros((29, 3), np.float32)
+  img29 = np.zeros((29, 2), np.float32)
+  valid29 = np.zeros((29,), np.float32)
+  for smpl, native in enumerate(SMPL24_FROM_NATIVE):
+    if native >= 0:
+      cam29[smpl], img29[smpl], valid29[smpl] = cam[native], img[native], valid[native]
+  return {'joints29_cam': cam29, 'joints29_img': img29, 'joints29_valid': valid29}
+
+
 def _make_example(row: dict[str, Any], frame: np.ndarray, image_file: str,
                   split: str, where: str) -> dict[str, Any] | None:
   """One 3DHP row (image and annotation merged) -> example."""
@@ -162,6 +175,7 @@ def _make_example(row: dict[str, Any], frame: np.ndarray, image_file: str,
   ex.update(native_joints_cam=cam, native_joints_img=img, native_joints_valid=valid)
   if valid[PELVIS] > 0:
     ex['joint_root'] = cam[PELVIS]
+  ex.update(_to_smpl29(cam, img, valid))
   if split == 'test':
     in_28 = np.asarray(TEST_JOINTS_IN_28)[list(H36M17_FROM_TEST)]
     ex.update(joints17_cam=cam[in_28], joints17_valid=valid[in_28])
