@@ -78,7 +78,12 @@ def read_frame(path: epath.Path) -> np.ndarray | None:
     data = epath.Path(path).read_bytes()
   except (FileNotFoundError, OSError):
     return None
-  frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  if not data:
+    return None
+  try:
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  except cv2.error:
+    return None
   if frame is None or frame.ndim != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
     return None
   return frame[..., ::-1].copy()
