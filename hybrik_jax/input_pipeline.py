@@ -266,10 +266,12 @@ def open_data_source(name: str, split: str, data_dir: str | None = None):
   otherwise TFDS reads the prepared files' metadata.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  module = f'tfds_builders.{base_name(name)}'
   try:
-    importlib.import_module(f'tfds_builders.{base_name(name)}')
-  except ImportError:
-    pass
+    importlib.import_module(module)
+  except ModuleNotFoundError as e:
+    if e.name not in ('tfds_builders', module):
+      raise
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir)
   except Exception as e:  # Name the dataset and what to do.
@@ -288,6 +290,20 @@ def _shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
   if not 0 <= shard_index < shard_count:
     raise ValueError(f'shard_index {shard_index} must be in [0, {shard_count})')
   return int(shard_index), int(shard_count)
+
+
+def _multiprocessing(ds: grain.IterDataset, worker_count: int,
+                     buffer_size: int) -> grain.IterDataset:
+  """ds read by `worker_count` grain worker processes (0: ds unchanged)."""
+  if worker_count <= 0:
+    return ds
+  # grain's workers read absl flags; outside absl.app (tests, notebooks) they
+  # are unparsed, so take their defaults.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  return ds.mp_prefetch(grain.MultiprocessingOptions(
+      num_workers=worker_count, per_worker_buffer_size=buffer_size))
 
 
 def _seeds(seed: int, *keys: int) -> int:
@@ -370,17 +386,15 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, inpu
     components.append(ds)
     weights.append(weight)
   ds = components[0] if len(components) == 1 else grain.MapDataset.mix(components, weights)
+  # Batch before the workers: each worker makes whole batches, and the batch
+  # sequence does not depend on the number of workers.
+  ds = ds.batch(batch_size, drop_remainder=True)
   read_threads = int(_cfg(data_config, 'read_threads', 4))
   ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
-                                            prefetch_buffer_size=max(2 * batch_size, 16)))
-  ds = ds.batch(batch_size, drop_remainder=True)
+                                            prefetch_buffer_size=2 * read_threads))
   if worker_count is None:
     worker_count = int(_cfg(data_config, 'worker_count', 0))
-  if worker_count > 0:
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(
-        num_workers=worker_count,
-        per_worker_buffer_size=int(_cfg(data_config, 'worker_buffer_size', 2))))
-  return ds
+  return _multiprocessing(ds, worker_count, int(_cfg(data_config, 'worker_buffer_size', 2)))
 
 
 def create_train_iterator(data_config, *, global_batch_size: int, seed: int, input_size,
@@ -477,6 +491,5 @@ def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
                                             prefetch_buffer_size=2 * read_threads))
   if worker_count is None:
     worker_count = int(_cfg(data_config, 'worker_count', 0))
-  if worker_count > 0:
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
-  return iter(ds)
+  return iter(_multiprocessing(ds, worker_count,
+                               int(_cfg(data_config, 'worker_buffer_size', 2))))
