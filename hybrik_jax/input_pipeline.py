@@ -180,9 +180,7 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
   trans = augment.crop_affine(center, size[0], aug.rotation, (in_w, in_h))
   warp_m = augment.compose_affine(trans, augment.flip_affine(width)) if aug.flip else trans
   crop = augment.warp(image, warp_m, (in_w, in_h))
-  if not np.all(aug.color == 1.0):
-    crop = augment.color_jitter(crop, aug.color)
-  inp = augment.normalize_image(crop)
+  inp = augment.normalize_image(crop, None if np.all(aug.color == 1.0) else aug.color)
 
   joints_img = np.asarray(example['joints29_img'], np.float64)
   joints_cam = np.asarray(example['joints29_cam'], np.float64)
@@ -302,8 +300,17 @@ def _multiprocessing(ds: grain.IterDataset, worker_count: int,
   from absl import flags  # pylint: disable=g-import-not-at-top
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
-  return ds.mp_prefetch(grain.MultiprocessingOptions(
-      num_workers=worker_count, per_worker_buffer_size=buffer_size))
+  return ds.mp_prefetch(
+      grain.MultiprocessingOptions(num_workers=worker_count,
+                                   per_worker_buffer_size=buffer_size),
+      worker_init_fn=_init_worker)
+
+
+def _init_worker(worker_index: int, worker_count: int) -> None:
+  """One OpenCV thread per grain worker process (the workers use the cores)."""
+  del worker_index, worker_count
+  import cv2  # pylint: disable=g-import-not-at-top
+  cv2.setNumThreads(1)
 
 
 def _seeds(seed: int, *keys: int) -> int:

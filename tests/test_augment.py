@@ -200,3 +200,15 @@ def test_no_jax_arrays_in_targets():
   for key, value in out.items():
     assert isinstance(value, np.ndarray) and not isinstance(value, jax.Array), key
   np.testing.assert_allclose(out['target_theta'][:, 0], 1.0)
+
+
+def test_normalize_lookup_table_equals_float_formula():
+  rng = np.random.default_rng(1)
+  img = rng.integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+  color = np.array([1.2, 0.8, 1.05], np.float32)
+  want = (augment.color_jitter(img, color) / 255.0 - augment.IMAGE_MEAN) / augment.IMAGE_STD
+  got = augment.normalize_image(img, color)
+  assert got.dtype == np.float32 and got.shape == img.shape
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  np.testing.assert_allclose(augment.normalize_image(img),
+                             augment.normalize_image(img.astype(np.float32)), atol=1e-5)

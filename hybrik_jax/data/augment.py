@@ -194,9 +194,21 @@ def warp(image: np.ndarray, m: np.ndarray, output_size: tuple[int, int]) -> np.n
                         borderValue=0)
 
 
-def normalize_image(image: np.ndarray) -> np.ndarray:
-  """(H, W, 3) RGB in [0, 255] -> float32 (img / 255 - mean) / std."""
+def normalize_image(image: np.ndarray, color: np.ndarray | None = None) -> np.ndarray:
+  """(H, W, 3) RGB in [0, 255] -> float32 (img / 255 - mean) / std.
+
+  With `color`, first applies color_jitter(image, color). A uint8 image goes
+  through one lookup table (cv2.LUT), the same values in a fraction of the time.
+  """
+  if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+    values = np.arange(256, dtype=np.float32)[:, None]
+    if color is not None:
+      values = np.clip(values * np.asarray(color, np.float32)[None], 0.0, 255.0)
+    lut = ((values - 255.0 * IMAGE_MEAN) / (255.0 * IMAGE_STD)).astype(np.float32)
+    return cv2.LUT(np.ascontiguousarray(image), lut.reshape(256, 1, 3))
   x = np.asarray(image, np.float32)
+  if color is not None:
+    x = color_jitter(x, color)
   return (x - 255.0 * IMAGE_MEAN) * (1.0 / (255.0 * IMAGE_STD))
 
 
