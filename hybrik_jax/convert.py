@@ -1,0 +1,480 @@
+"""PyTorch checkpoints -> exported hybrik_jax models.
+
+    python -m hybrik_jax.convert --torch-checkpoint X.pth --out DIR \
+        [--arch auto|transformer|deconv|backbone]
+
+Three sources (key names and tensor layouts are facts of the public code):
+  backbone     torchvision ImageNet ResNet-18/34/50 (`conv1`, `bn1`,
+               `layer{1..4}.{i}.*`, `fc.*`; the classifier is dropped). Written
+               as {'params': {'backbone': ...}, 'batch_stats': {'backbone': ...}};
+               `merge_variables` puts it into a freshly initialised model.
+  transformer  boreshkinai/hybrik-transformer HybrikTransformerSMPL24
+               (`preact.*`, `transformer.*`, `joint_embeddings`, `type_embeddings`,
+               `pos_embedding.*`, `dec*`, `init_shape`).
+  deconv       Jeff-sjtu/HybrIK Simple3DPoseBaseSMPL24 (`preact.*`,
+               `deconv_layers.*`, `final_layer.*`, `fc1`, `fc2`, `dec*`, `init_shape`).
+The SMPL buffers some checkpoints carry (`smpl.*`) are skipped on purpose;
+`init_shape` becomes the model config's `mean_shape`. Everything else must map:
+unknown or missing keys and shape mismatches raise ConversionError listing them.
+
+Layouts: Conv2d OIHW -> HWIO; ConvTranspose2d (in, out, kh, kw) -> Flax
+ConvTranspose(transpose_kernel=True) (kh, kw, out, in), PyTorch padding 1 ->
+explicit padding 2; Linear (out, in) -> (in, out); BatchNorm weight/bias ->
+scale/bias params, running_mean/var -> batch_stats mean/var.
+
+torch is imported only to read .pth files; the written model loads without it.
+"""
+
+import argparse
+import re
+import sys
+from typing import Any, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from hybrik_jax import constants
+from hybrik_jax.models import config as config_lib
+from hybrik_jax.models import hybrik
+from hybrik_jax.models import resnet
+
+ARCHS = ('transformer', 'deconv', 'backbone')
+# State-dict prefixes that are deliberately not converted.
+SKIPPED_PREFIXES = ('smpl.',)
+# torchvision's ImageNet classifier: not part of the backbone.
+SKIPPED_BACKBONE_KEYS = ('fc.weight', 'fc.bias')
+
+Path = tuple[str, ...]
+
+
+class ConversionError(ValueError):
+  """A checkpoint does not match the architecture it is converted to."""
+
+
+def _format_keys(keys, limit: int = 40) -> str:
+  keys = sorted(keys)
+  text = ', '.join(keys[:limit])
+  return text + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+
+
+# ----------------------------------------------------------------------------
+# Reading.
+# ----------------------------------------------------------------------------
+
+def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
+  """A .pth file -> {key: float32/int numpy array}.
+
+  Accepts a bare state dict or one wrapped under 'state_dict' / 'model', and
+  strips DataParallel's 'module.' prefix.
+  """
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError('Reading PyTorch checkpoints needs torch (pip install torch); '
+                      'the converted model loads without it.') from e
+  obj = torch.load(path, map_location='cpu', weights_only=True)
+  for wrapper in ('state_dict', 'model'):
+    if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+      obj = obj[wrapper]
+  if not isinstance(obj, Mapping):
+    raise ConversionError(f'{path}: expected a state dict, got {type(obj).__name__}')
+  return state_dict_to_numpy(obj)
+
+
+def state_dict_to_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """torch tensors (or arrays) -> numpy, 'module.' prefixes removed."""
+  out = {}
+  for key, value in state_dict.items():
+    if key.startswith('module.'):
+      key = key[len('module.'):]
+    if hasattr(value, 'detach'):
+      value = value.detach().cpu().numpy()
+    out[key] = np.asarray(value)
+  return out
+
+
+def detect_arch(state_dict: Mapping[str, np.ndarray]) -> str:
+  """'transformer' | 'deconv' | 'backbone' from the key names."""
+  keys = set(state_dict)
+  if any(k.startswith('transformer.') for k in keys) and 'joint_embeddings' in keys:
+    return 'transformer'
+  if any(k.startswith('deconv_layers.') for k in keys) and any(
+      k.startswith('final_layer.') for k in keys):
+    return 'deconv'
+  if 'conv1.weight' in keys and any(k.startswith('layer1.') for k in keys):
+    return 'backbone'
+  raise ConversionError(
+      'Unknown architecture: the checkpoint is neither a torchvision ResNet '
+      '(conv1.*, layer1.*), a HybrIK-Transformer (transformer.*, joint_embeddings) '
+      'nor a HybrIK Simple3DPoseBaseSMPL24 (deconv_layers.*, final_layer.*). '
+      f'Its keys: {_format_keys(keys, 20)}')
+
+
+# ----------------------------------------------------------------------------
+# The model config a checkpoint implies.
+# ----------------------------------------------------------------------------
+
+def _indices(keys, pattern: str) -> list[int]:
+  found = {int(m.group(1)) for k in keys if (m := re.match(pattern, k))}
+  return sorted(found)
+
+
+def backbone_arch(state_dict: Mapping[str, np.ndarray], prefix: str = '') -> str:
+  """'resnet18' | 'resnet34' | 'resnet50' | 'resnet_tiny' from the block layout."""
+  keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+  stage_sizes = tuple(len(_indices(keys, rf'layer{s}\.(\d+)\.')) for s in range(1, 5))
+  bottleneck = any(re.match(r'layer1\.0\.conv3\.', k) for k in keys)
+  num_filters = state_dict[prefix + 'conv1.weight'].shape[0]
+  for name, ctor in resnet.BACKBONES.items():
+    kw = ctor.keywords
+    if (tuple(kw['stage_sizes']) == stage_sizes
+        and (kw['block_cls'] is resnet.Bottleneck) == bottleneck
+        and kw.get('num_filters', 64) == num_filters):
+      return name
+  raise ConversionError(
+      f'Unknown backbone layout: stages {stage_sizes}, '
+      f'{"bottleneck" if bottleneck else "basic"} blocks, {num_filters} stem channels; '
+      f'supported: {sorted(resnet.BACKBONES)}')
+
+
+def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str,
+                                 **overrides) -> ml_collections.ConfigDict:
+  """The model config matching a checkpoint: the paper's defaults, with every
+  field the tensors determine (backbone, widths, depths, leaf tokens, mean shape)
+  read from them. `overrides` (e.g. num_heads, input_size) win."""
+  sd = state_dict
+  fields: dict[str, Any] = {}
+  if arch == 'backbone':
+    fields['backbone'] = backbone_arch(sd)
+  elif arch == 'transformer':
+    fields['head'] = 'transformer'
+    fields['backbone'] = backbone_arch(sd, 'preact.')
+    fields['d_model'] = sd['transformer.input_projection_src.weight'].shape[0]
+    fields['num_blocks'] = len(_indices(sd, r'transformer\.mha_src\.(\d+)\.'))
+    fields['ffn_layers'] = len(_indices(sd, r'transformer\.ffn_src\.0\.fc_layers\.(\d+)\.'))
+    fields['ffn_width'] = sd['transformer.ffn_src.0.fc_layers.0.weight'].shape[0]
+    fields['predict_leaf'] = 'decleaf.weight' in sd
+    fields['twist_joint_offset'] = 0  # the released code's joint_embeddings[:23]
+    fields['input_size'] = 32 * sd['pos_embedding.row_embed.weight'].shape[0]
+  elif arch == 'deconv':
+    fields['head'] = 'deconv'
+    fields['backbone'] = backbone_arch(sd, 'preact.')
+    fields['deconv_channels'] = tuple(
+        sd[f'deconv_layers.{i}.weight'].shape[1] for i in (0, 3, 6))
+    fields['depth_dim'] = sd['final_layer.weight'].shape[0] // constants.NUM_JOINTS
+    fields['fc_width'] = sd['fc1.weight'].shape[0]
+    fields['predict_leaf'] = 'decleaf.weight' in sd
+  else:
+    raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS}')
+  if 'init_shape' in sd:
+    fields['mean_shape'] = tuple(float(v) for v in np.asarray(sd['init_shape']).reshape(-1))
+  fields.update(overrides)
+  return config_lib.get_model_config(**fields)
+
+
+# ----------------------------------------------------------------------------
+# Key translation: torch name -> (collection, flax path, layout).
+# ----------------------------------------------------------------------------
+
+_BN = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
+       'running_mean': ('batch_stats', 'mean'), 'running_var': ('batch_stats', 'var')}
+_LN = {'a_2': 'scale', 'b_2': 'bias'}
+_SKIP = 'skip'
+
+
+def _conv(key: str, path: Path, leaf: str):
+  if leaf == 'weight':
+    return ('params', path + ('kernel',), 'conv')
+  if leaf == 'bias':
+    return ('params', path + ('bias',), 'plain')
+  return None
+
+
+def _linear(path: Path, leaf: str):
+  if leaf == 'weight':
+    return ('params', path + ('kernel',), 'linear')
+  if leaf == 'bias':
+    return ('params', path + ('bias',), 'plain')
+  return None
+
+
+def _batch_norm(path: Path, leaf: str):
+  if leaf == 'num_batches_tracked':
+    return _SKIP
+  if leaf in _BN:
+    collection, name = _BN[leaf]
+    return (collection, path + (name,), 'plain')
+  return None
+
+
+def _translate_backbone(key: str, root: Path):
+  """torchvision ResNet names (without the 'preact.' prefix)."""
+  module, _, leaf = key.rpartition('.')
+  if module == 'conv1':
+    return _conv(key, root + ('conv1',), leaf)
+  if module == 'bn1':
+    return _batch_norm(root + ('bn1',), leaf)
+  m = re.fullmatch(r'layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.0|downsample\.1)', module)
+  if not m:
+    return None
+  block = root + (f'layer{m.group(1)}_{m.group(2)}',)
+  part = m.group(3)
+  if part.startswith('conv'):
+    return _conv(key, block + (part,), leaf)
+  if part.startswith('bn'):
+    return _batch_norm(block + (part,), leaf)
+  if part == 'downsample.0':
+    return _conv(key, block + ('downsample_conv',), leaf)
+  return _batch_norm(block + ('downsample_bn',), leaf)
+
+
+def _translate_transformer_head(key: str):
+  head = ('head',)
+  if key in ('joint_embeddings', 'type_embeddings'):
+    return ('params', head + (key,), 'plain')
+  m = re.fullmatch(r'pos_embedding\.(row_embed|col_embed)\.weight', key)
+  if m:
+    return ('params', head + ('pos_embedding', m.group(1)), 'plain')
+  module, _, leaf = key.rpartition('.')
+  if module in ('decjoint', 'decphi', 'decshape', 'decleaf'):
+    return _linear(head + (module,), leaf)
+  if not module.startswith('transformer.'):
+    return None
+  module = module[len('transformer.'):]
+  tr = head + ('transformer',)
+  if module in ('input_projection_src', 'input_projection_tgt', 'output_projection'):
+    return _linear(tr + (module,), leaf)
+  m = re.fullmatch(r'(mha_src|mha_tgt|mha_cross)\.(\d+)\.(linear_[qkvo])', module)
+  if m:
+    return _linear(tr + (f'{m.group(1)}_{m.group(2)}', m.group(3)), leaf)
+  m = re.fullmatch(r'(ffn_src|ffn_tgt)\.(\d+)\.fc_layers\.(\d+)', module)
+  if m:
+    return _linear(tr + (f'{m.group(1)}_{m.group(2)}', f'fc_layers_{m.group(3)}'), leaf)
+  m = re.fullmatch(r'(ffn_src|ffn_tgt)\.(\d+)\.layer_norm', module)
+  if m and leaf in _LN:
+    return ('params', tr + (f'{m.group(1)}_{m.group(2)}', 'layer_norm', _LN[leaf]), 'plain')
+  m = re.fullmatch(r'layer_norm_(src|tgt|cross)\.(\d+)', module)
+  if m and leaf in _LN:
+    return ('params', tr + (f'layer_norm_{m.group(1)}_{m.group(2)}', _LN[leaf]), 'plain')
+  return None
+
+
+def _translate_deconv_head(key: str):
+  head = ('head',)
+  module, _, leaf = key.rpartition('.')
+  m = re.fullmatch(r'deconv_layers\.(\d+)', module)
+  if m:
+    index = int(m.group(1))
+    path = head + (f'deconv_layers_{index}',)
+    if index % 3 == 0 and leaf == 'weight':
+      return ('params', path + ('kernel',), 'conv_transpose')
+    if index % 3 == 1:
+      return _batch_norm(path, leaf)
+    return None
+  if module == 'final_layer':
+    return _conv(key, head + ('final_layer',), leaf)
+  if module in ('fc1', 'fc2', 'decshape', 'decphi', 'decleaf'):
+    return _linear(head + (module,), leaf)
+  return None
+
+
+def translate_key(key: str, arch: str):
+  """(collection, flax path, layout) for a torch key, 'skip', or None (unknown)."""
+  if key.startswith(SKIPPED_PREFIXES):
+    return _SKIP
+  if arch == 'backbone':
+    if key in SKIPPED_BACKBONE_KEYS:
+      return _SKIP
+    return _translate_backbone(key, ('backbone',))
+  if key == 'init_shape':
+    return _SKIP  # -> model_config.mean_shape
+  if key.startswith('preact.'):
+    return _translate_backbone(key[len('preact.'):], ('backbone',))
+  if arch == 'transformer':
+    return _translate_transformer_head(key)
+  if arch == 'deconv':
+    return _translate_deconv_head(key)
+  raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS}')
+
+
+def convert_tensor(value: np.ndarray, layout: str) -> np.ndarray:
+  """Reorders a torch tensor into the Flax layout."""
+  value = np.asarray(value, np.float32)
+  if layout == 'conv':  # (O, I, kh, kw) -> (kh, kw, I, O)
+    return value.transpose(2, 3, 1, 0)
+  if layout == 'conv_transpose':  # (I, O, kh, kw) -> (kh, kw, O, I)
+    return value.transpose(2, 3, 1, 0)
+  if layout == 'linear':  # (out, in) -> (in, out)
+    return value.T
+  return value
+
+
+# ----------------------------------------------------------------------------
+# Conversion.
+# ----------------------------------------------------------------------------
+
+def _flatten(tree, prefix: Path = ()) -> dict[Path, Any]:
+  if isinstance(tree, Mapping):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, prefix + (k,)))
+    return out
+  return {prefix: tree}
+
+
+def _unflatten(flat: Mapping[Path, Any]) -> dict:
+  tree: dict = {}
+  for path, value in flat.items():
+    node = tree
+    for k in path[:-1]:
+      node = node.setdefault(k, {})
+    node[path[-1]] = value
+  return tree
+
+
+def expected_variables(model_config: ml_collections.ConfigDict, arch: str) -> dict:
+  """Shapes (jax.ShapeDtypeStruct tree) of {'params', 'batch_stats'} for `arch`.
+
+  For 'backbone' only the backbone subtree.
+  """
+  model = hybrik.create_model(model_config)
+  size = model_config.input_size
+  images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
+  shapes = {c: dict(shapes.get(c, {})) for c in ('params', 'batch_stats')}
+  if arch == 'backbone':
+    shapes = {c: {'backbone': t['backbone']} for c, t in shapes.items()}
+  return shapes
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], arch: str = 'auto',
+                       model_config: Optional[ml_collections.ConfigDict] = None,
+                       progress: bool = False, **config_overrides
+                       ) -> tuple[dict, ml_collections.ConfigDict]:
+  """A torch state dict -> (variables {'params', 'batch_stats'}, model_config).
+
+  Args:
+    state_dict: key -> tensor/array (torch tensors are accepted).
+    arch: 'auto' (from the key names), 'transformer', 'deconv' or 'backbone'.
+    model_config: the target model's config; by default derived from the
+      tensors (model_config_from_state_dict) with `config_overrides`.
+    progress: show a tqdm bar.
+
+  Raises:
+    ConversionError: unknown architecture, keys that map nowhere, model
+      variables no key provides, or shape mismatches (each listed).
+  """
+  sd = state_dict_to_numpy(state_dict)
+  if arch == 'auto':
+    arch = detect_arch(sd)
+  if arch not in ARCHS:
+    raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS} or auto')
+  if model_config is None:
+    try:
+      model_config = model_config_from_state_dict(sd, arch, **config_overrides)
+    except KeyError as e:
+      raise ConversionError(f'The checkpoint lacks {e} needed to read the {arch} '
+                            'architecture from it.') from e
+  expected = {(c,) + p: v for c, t in expected_variables(model_config, arch).items()
+              for p, v in _flatten(t).items()}
+  converted: dict[Path, np.ndarray] = {}
+  unknown, mismatched, duplicated = [], [], []
+  for key in tqdm.tqdm(sorted(sd), desc=f'convert {arch}', disable=not progress):
+    target = translate_key(key, arch)
+    if target == _SKIP:
+      continue
+    if target is None:
+      unknown.append(key)
+      continue
+    collection, path, layout = target
+    full = (collection,) + path
+    if full not in expected:
+      unknown.append(f'{key} (-> {"/".join(full)})')
+      continue
+    value = convert_tensor(sd[key], layout)
+    if tuple(value.shape) != tuple(expected[full].shape):
+      mismatched.append(f'{key} {tuple(sd[key].shape)} -> {"/".join(full)} '
+                        f'{tuple(value.shape)} != expected {tuple(expected[full].shape)}')
+      continue
+    if full in converted:
+      duplicated.append(key)
+    converted[full] = value
+  missing = ['/'.join(p) for p in expected if p not in converted]
+  problems = []
+  if unknown:
+    problems.append(f'{len(unknown)} checkpoint keys the {arch} model has no place for: '
+                    + _format_keys(unknown))
+  if missing:
+    problems.append(f'{len(missing)} model variables missing from the checkpoint: '
+                    + _format_keys(missing))
+  if mismatched:
+    problems.append(f'{len(mismatched)} shape mismatches: ' + '; '.join(mismatched[:40]))
+  if duplicated:
+    problems.append('keys mapped twice: ' + _format_keys(duplicated))
+  if problems:
+    raise ConversionError(f'Cannot convert the checkpoint to the {arch} model:\n  '
+                          + '\n  '.join(problems))
+  variables = _unflatten(converted)
+  variables.setdefault('batch_stats', {})
+  return variables, model_config
+
+
+def merge_variables(target: Mapping[str, Any], source: Mapping[str, Any]) -> dict:
+  """`target` variables with every leaf that `source` has replaced (shapes must match).
+
+  E.g. a freshly initialised full model and a converted ImageNet backbone.
+  """
+  flat_target = _flatten(target)
+  flat_source = _flatten(source)
+  problems = []
+  for path, value in flat_source.items():
+    if path not in flat_target:
+      problems.append(f'{"/".join(path)} is not in the target')
+    elif np.shape(value) != np.shape(flat_target[path]):
+      problems.append(f'{"/".join(path)}: {np.shape(value)} != {np.shape(flat_target[path])}')
+  if problems:
+    raise ConversionError('Cannot merge variables: ' + '; '.join(problems))
+  merged = dict(flat_target)
+  for path, value in flat_source.items():
+    merged[path] = jnp.asarray(value, dtype=flat_target[path].dtype)
+  return _unflatten(merged)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(
+      prog='python -m hybrik_jax.convert',
+      description='Convert a PyTorch ResNet / HybrIK / HybrIK-Transformer checkpoint '
+                  'into an exported hybrik_jax model (Orbax + model_config.json).')
+  parser.add_argument('--torch-checkpoint', required=True, help='the .pth file')
+  parser.add_argument('--out', required=True, help='output directory')
+  parser.add_argument('--arch', default='auto', choices=('auto',) + ARCHS)
+  parser.add_argument('--num-heads', type=int, default=None,
+                      help='attention heads (not stored in the weights; paper: 8)')
+  parser.add_argument('--input-size', type=int, default=None,
+                      help='input side, px (deconv/backbone; paper: 256)')
+  parser.add_argument('--overwrite', action='store_true')
+  args = parser.parse_args(argv)
+
+  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+
+  overrides = {}
+  if args.num_heads is not None:
+    overrides['num_heads'] = args.num_heads
+  if args.input_size is not None:
+    overrides['input_size'] = args.input_size
+  state_dict = load_torch_state_dict(args.torch_checkpoint)
+  try:
+    variables, model_config = convert_state_dict(state_dict, args.arch, progress=True,
+                                                 **overrides)
+  except ConversionError as e:
+    sys.exit(f'{args.torch_checkpoint}: {e}')
+  out = checkpointing.save_model(args.out, variables, model_config, overwrite=args.overwrite)
+  n = sum(np.size(v) for v in jax.tree.leaves(variables['params']))
+  print(f'Wrote {out} ({model_config.backbone} + {model_config.head}, {n:,} parameters).')
+
+
+if __name__ == '__main__':
+  main()
