@@ -184,6 +184,13 @@ def test_coco_truncated_frame_is_skipped_and_counted_tfrecord(coco_damaged):
   assert meta['skipped']['train'] == {'crowd': 1, 'no_keypoints': 1}
   examples = list(tfds.as_numpy(builder.as_dataset(split='validation')))
   assert len(examples) == 1 and examples[0]['image'].ndim == 3
+  # storage statistics: crop pixels of the stored examples / pixels of distinct frames
+  train = list(tfds.as_numpy(builder.as_dataset(split='train')))
+  stats = meta['crop_pixels']['train']
+  assert stats['crop'] == sum(e['image'].shape[0] * e['image'].shape[1] for e in train)
+  frames = {e['image_file'] for e in train}
+  assert len(frames) == 2 and stats['frame'] == 2 * 64 * 48
+  assert stats['ratio'] == pytest.approx(stats['crop'] / stats['frame'], abs=1e-4)
 
 
 # ----------------------------------------------------------------------------

@@ -198,7 +198,8 @@ class SizeStats:
   """Accumulates frame vs stored crop pixels per split into the metadata.
 
   `info.metadata['crop_pixels'][split] = {'frame': ..., 'crop': ..., 'ratio': ...}`
-  (ratio = stored crop pixels / frame pixels, frames counted once per example).
+  (ratio = stored crop pixels / source frame pixels; a frame with several
+  people counts once, so the ratio is the storage saving of the split).
   """
 
   def __init__(self, metadata: tfds.core.MetadataDict, split: str):
@@ -206,7 +207,9 @@ class SizeStats:
         split, {'frame': 0, 'crop': 0, 'ratio': 0.0})
     self._entry.update(frame=0, crop=0, ratio=0.0)
 
-  def add(self, frame_shape: tuple[int, ...], crop_shape: tuple[int, ...]) -> None:
-    self._entry['frame'] += int(frame_shape[0] * frame_shape[1])
+  def add(self, frame_shape: tuple[int, ...], crop_shape: tuple[int, ...],
+          new_frame: bool = True) -> None:
+    if new_frame:
+      self._entry['frame'] += int(frame_shape[0] * frame_shape[1])
     self._entry['crop'] += int(crop_shape[0] * crop_shape[1])
     self._entry['ratio'] = round(self._entry['crop'] / max(self._entry['frame'], 1), 4)

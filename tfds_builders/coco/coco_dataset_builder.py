@@ -110,12 +110,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         skips.skip('unreadable_image', rel_path)
         skips.skip('unreadable_image_rows', count=len(candidates))
         continue
+      frame_counted = False
       for ann in candidates:
         example = _make_example(ann, frame, rel_path)
         if example is None:
           skips.skip('degenerate_bbox')
           continue
-        sizes.add(frame.shape, example['image'].shape)
+        sizes.add(frame.shape, example['image'].shape, new_frame=not frame_counted)
+        frame_counted = True
         example['image'] = features.encode_jpeg(example['image'])
         yield f"{image_row['id']}_{ann['id']}", example
 

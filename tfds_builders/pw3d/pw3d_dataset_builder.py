@@ -98,13 +98,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         skips.skip('unreadable_image', rel_path)
         skips.skip('unreadable_image_rows', count=len(anns))
         continue
+      frame_counted = False
       for ann in anns:
         where = f"pw3d {ann_file.name} annotation {ann.get('id')}"
         example = _make_example(image_row, ann, frame, rel_path, where)
         if example is None:
           skips.skip('small_bbox', f"{rel_path} annotation {ann.get('id')}")
           continue
-        sizes.add(frame.shape, example['image'].shape)
+        sizes.add(frame.shape, example['image'].shape, new_frame=not frame_counted)
+        frame_counted = True
         example['image'] = features.encode_jpeg(example['image'])
         yield f"{image_row['sequence']}/{image_row['file_name']}/{ann.get('id')}", example
 
