@@ -130,3 +130,18 @@ def test_part_colors_distinct_per_part():
   dists = np.linalg.norm(pal[:, None] - pal[None], axis=-1) + np.eye(24)
   assert dists.min() > 0.05
   np.testing.assert_array_equal(cols[:24], cols[24:])
+
+
+def test_side_view_frames_the_mesh():
+  v, f = _cube((0.3, -0.2, 4.0), 0.2)
+  v = v * [1.0, 3.0, 1.0]  # a tall box
+  turned, k = render.side_view(v, (60, 80), angle_deg=90.0, fill=0.8)
+  assert turned[:, 2].min() > 0
+  # A 90-degree turn about y swaps the x and z extents.
+  np.testing.assert_allclose(np.ptp(turned, 0), np.ptp(v, 0)[[2, 1, 0]], atol=1e-9)
+  _, _, face_id = render.render_mesh(turned, f, k, (60, 80))
+  ys, xs = np.nonzero(face_id >= 0)
+  assert 0 < ys.min() and ys.max() < 59 and 0 < xs.min() and xs.max() < 79
+  assert abs(0.5 * (ys.min() + ys.max()) - 29.5) <= 1.0
+  assert abs(0.5 * (xs.min() + xs.max()) - 39.5) <= 1.0
+  assert (ys.max() - ys.min()) >= 0.6 * 60  # about `fill` of the height

@@ -33,8 +33,9 @@ crop, offset = features.crop_with_margin(frame, bbox)
 ex = features.empty_example(num_native_joints=17)
 ex.update(
     image=features.encode_jpeg(crop), image_file=rel_path,
-    crop_offset=offset, bbox=features.shift_points(bbox.reshape(2, 2), offset).reshape(4),
-    intrinsics=features.shift_intrinsics(K, offset), ...)
+    crop_offset=offset, bbox=features.shift_bbox(bbox, offset),
+    intrinsics=features.shift_intrinsics(K, offset),
+    joints29_img=features.shift_points(joints_px, offset), ...)
 features.check_example(ex, num_native_joints=17)
 yield key, ex
 ```

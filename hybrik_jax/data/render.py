@@ -269,3 +269,39 @@ def part_colors(lbs_weights: np.ndarray) -> np.ndarray:
   """
   w = np.asarray(lbs_weights)
   return part_palette(w.shape[-1])[part_ids(w)]
+
+
+def side_view(vertices: np.ndarray, image_size: tuple[int, int],
+              angle_deg: float = 90.0, fill: float = 0.8,
+              focal_ratio: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+  """Turns a mesh about the camera's vertical axis and frames it (e.g. for a demo).
+
+  The mesh (camera frame) is rotated by `angle_deg` about the vertical (y) axis
+  through its bounding-box centre, then moved so that a camera with focal
+  length focal_ratio * max(H, W) sees it centred, its larger projected side
+  about `fill` of the image.
+
+  Args:
+    vertices: (V, 3) camera frame, metres.
+    image_size: (H, W).
+    angle_deg: rotation about the vertical axis; 90 looks from the mesh's side.
+    fill: projected size / image size.
+    focal_ratio: focal length / max(H, W).
+
+  Returns:
+    vertices: (V, 3) the turned mesh in the new camera frame (z > 0).
+    K: (3, 3) intrinsics for render_mesh.
+  """
+  h, w = int(image_size[0]), int(image_size[1])
+  v = np.asarray(vertices, np.float64)
+  centre = 0.5 * (v.min(0) + v.max(0))
+  a = np.deg2rad(angle_deg)
+  rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+  turned = (v - centre) @ rot.T
+  f = focal_ratio * max(h, w)
+  half = np.abs(turned[:, :2]).max(0)  # half extents in x, y, metres
+  depth_x = f * half[0] / (0.5 * fill * w)
+  depth_y = f * half[1] / (0.5 * fill * h)
+  z = max(depth_x, depth_y) + np.abs(turned[:, 2]).max()
+  K = np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+  return turned + [0.0, 0.0, z], K
