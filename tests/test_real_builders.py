@@ -303,8 +303,9 @@ def test_h36m_projection_crop_and_units_match_the_source(h36m_damaged):
     file_name = ex['image_file'].decode().removeprefix('h36m/images/')
     img, ann = source[file_name]
     # metres, and the source K shifted by the crop offset
-    np.testing.assert_allclose(ex['joint_root'], np.asarray(ann['root_coord']) / 1000,
-                               atol=1e-5)
+    np.testing.assert_allclose(ex['joint_root'],
+                               np.asarray(ann['smpl_joints'][:3]) / 1000, atol=1e-5)
+    np.testing.assert_allclose(ex['joint_root'], ex['joints29_cam'][0])
     f, c = np.asarray(img['cam_param']['f']), np.asarray(img['cam_param']['c'])
     np.testing.assert_allclose(np.diag(ex['intrinsics'])[:2], f, atol=1e-4)
     np.testing.assert_allclose(ex['intrinsics'][:2, 2] + ex['crop_offset'], c, atol=1e-4)

@@ -109,6 +109,7 @@ def make_h36m(rng: np.random.Generator) -> None:
       joints = _person(rng, depth=rng.uniform(4.5, 5.5), x=rng.uniform(-0.2, 0.2))
       joints_mm = joints * 1000.0
       h36m = joints_mm[list(_H36M_FROM_29)]
+      h36m[0] += [0.0, -25.0, 15.0]  # the H36M pelvis is not the SMPL pelvis
       smpl = joints_mm if twist_ok is not None else joints_mm[:24]
       images.append({'id': image_id, 'file_name': file_name, 'width': w,
                      'height': h, 'cam_param': {'f': f, 'c': c}})
@@ -117,7 +118,7 @@ def make_h36m(rng: np.random.Generator) -> None:
           'bbox': _xywh(_project(joints, f, c)),
           'h36m_joints': _rounded(h36m.reshape(-1), 2),
           'smpl_joints': _rounded(smpl.reshape(-1), 2),
-          'root_coord': _rounded(joints_mm[0], 2),
+          'root_coord': _rounded(h36m[0], 2),
           'thetas': _rounded(rng.normal(0, 0.2, 72)),
           'betas': _rounded(rng.normal(0, 1, 10)),
       }

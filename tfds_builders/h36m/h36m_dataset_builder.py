@@ -50,8 +50,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   Per example: a crop around the person (features.DEFAULT_MARGIN, clipped to the
   frame); native_joints_* and joints17_cam: the 17 Human3.6M joints; joints29_*:
   HybrIK's 24 SMPL + 5 leaf joints; SMPL theta/beta; twist angles (train file);
-  K in crop px; joint_root = HybrIK's `root_coord`. All 3D in metres (the source
-  is in millimetres).
+  K in crop px; joint_root = the SMPL pelvis (HybrIK's uvd depth root; its
+  `root_coord` if that is invalid). All 3D in metres (the source is in mm).
   """
 
   VERSION = tfds.core.Version('1.0.0')
@@ -148,8 +148,13 @@ def _make_example(row: dict[str, Any], frame: np.ndarray, image_file: str,
   cam29, img29, valid29 = common.joints_in_crop(joints29, source_valid, K)
   ex.update(joints29_cam=cam29, joints29_img=img29, joints29_valid=valid29)
 
+  # The root the relative depths are taken from: HybrIK's uvd targets subtract
+  # the SMPL pelvis depth (joint_cam_29[0]); `root_coord` (the Human3.6M pelvis,
+  # a few cm away) only stands in when the SMPL pelvis is invalid.
   root = common.mm_to_m(row['root_coord'], (3,))
-  if np.all(np.isfinite(root)):
+  if valid29[0] > 0:
+    ex['joint_root'] = cam29[0]
+  elif np.all(np.isfinite(root)) and root[2] > 0:
     ex['joint_root'] = root.astype(np.float32)
 
   theta = np.asarray(row['thetas'], np.float64).reshape(24, 3)
