@@ -592,7 +592,8 @@ _PROFILES = {
     9: ((0, .145, .10), (1, .15, .10)),                       # spine2 -> spine3
     12: ((0, .15, .10), (.55, .15, .09), (.8, .07, .06), (1, .055, .05)),  # -> neck
     15: ((0, .055, .05), (1, .06, .06)),                      # neck -> head
-    24: ((0, .06, .07), (.25, .08, .095), (.65, .08, .095), (1, .025, .03)),  # head
+    24: ((0, .06, .07), (.2, .08, .095), (.6, .085, .095), (.8, .075, .085),
+         (.92, .055, .06), (1, .035, .04)),                   # head
     1: ((0, .10, .09), (1, .09, .085)),                       # pelvis -> hip
     4: ((0, .085, .085), (.5, .07, .07), (1, .055, .055)),    # thigh
     7: ((0, .055, .055), (.3, .055, .06), (1, .037, .04)),    # calf
@@ -625,7 +626,7 @@ _H36M_MIRROR = {4: 1, 5: 2, 6: 3, 11: 14, 12: 15, 13: 16}
 # _RINGS rings between its front and back seams: V = 2 * E * (R + 1) + 2 = 6890.
 _TREE_EDGES = 287
 _RINGS = 11
-_LEAF_CAP = {24: 0.025, 25: 0.008, 26: 0.008, 27: 0.018, 28: 0.018}
+_LEAF_CAP = {24: 0.035, 25: 0.008, 26: 0.008, 27: 0.018, 28: 0.018}
 
 
 def _mirror_x(p):
@@ -835,14 +836,20 @@ def _build_vertices(joints29: np.ndarray, radius_scale: np.ndarray) -> np.ndarra
   t_in /= np.linalg.norm(t_in, axis=1, keepdims=True)
   t_out /= np.linalg.norm(t_out, axis=1, keepdims=True)
   f = front[vn]
-  side = np.cross(t_in + t_out, f)
+  w_in = np.array([width_end[(vn[i], edge_bone(vp[i], vn[i]))] for i in range(m)])
+  w_out = np.array([width_end[(vn[i], edge_bone(vn[i], vx[i]))] for i in range(m)])
+  width = np.maximum(w_in, w_out)
+  # The corner's outward direction: the bisector, or where a thin branch leaves a
+  # thick trunk (a limb from the torso), the trunk's side, so that the trunk's
+  # surface stays closed over the branch's root.
+  travel = np.where((w_in > 1.2 * w_out)[:, None], 2 * t_in,
+                    np.where((w_out > 1.2 * w_in)[:, None], 2 * t_out, t_in + t_out))
+  side = np.cross(travel, f)
   norm = np.linalg.norm(side, axis=1, keepdims=True)
   leaf = norm[:, 0] < 1e-6
   tip = t_in - np.sum(t_in * f, 1, keepdims=True) * f
   side = np.where(leaf[:, None], tip / np.linalg.norm(tip, axis=1, keepdims=True),
                   side / np.maximum(norm, 1e-12))
-  width = np.array([max(width_end[(vn[i], edge_bone(vp[i], vn[i]))],
-                        width_end[(vn[i], edge_bone(vn[i], vx[i]))]) for i in range(m)])
   theta = np.arange(1, _RINGS + 1) * np.pi / (_RINGS + 1)
   q, d = pos[vn], depth[vn][:, None]
   rings = (q[None] + np.sin(theta)[:, None, None] * (width[:, None] * side)[None]
