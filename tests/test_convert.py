@@ -1,0 +1,419 @@
+"""Tests for hybrik_jax.convert.
+
+The PyTorch side is written here from torch.nn layers with the published
+parameter names (torchvision cannot be installed beside the CPU torch): a
+torchvision-layout ResNet, the HybrIK-Transformer module (`preact`,
+`transformer`, `joint_embeddings`, ...) and HybrIK's Simple3DPoseBaseSMPL24
+(`deconv_layers`, `final_layer`, `fc1`, ...). Tiny instances run numerically
+against the converted Flax model; paper-size instances check the key lists and
+shapes.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+tnn = torch.nn
+
+from hybrik_jax import convert  # pylint: disable=g-import-not-at-top
+from hybrik_jax.models import hybrik
+
+torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------
+# PyTorch reference modules (torchvision / released-code names and layouts).
+# ----------------------------------------------------------------------------
+
+class TorchBasicBlock(tnn.Module):
+  expansion = 1
+
+  def __init__(self, cin, planes, stride):
+    super().__init__()
+    self.conv1 = tnn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+    self.bn1 = tnn.BatchNorm2d(planes)
+    self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+    self.bn2 = tnn.BatchNorm2d(planes)
+    self.downsample = None
+    if stride != 1 or cin != planes:
+      self.downsample = tnn.Sequential(tnn.Conv2d(cin, planes, 1, stride, bias=False),
+                                       tnn.BatchNorm2d(planes))
+
+  def forward(self, x):
+    y = torch.relu(self.bn1(self.conv1(x)))
+    y = self.bn2(self.conv2(y))
+    return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchBottleneck(tnn.Module):
+  expansion = 4
+
+  def __init__(self, cin, planes, stride):
+    super().__init__()
+    self.conv1 = tnn.Conv2d(cin, planes, 1, bias=False)
+    self.bn1 = tnn.BatchNorm2d(planes)
+    self.conv2 = tnn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+    self.bn2 = tnn.BatchNorm2d(planes)
+    self.conv3 = tnn.Conv2d(planes, planes * 4, 1, bias=False)
+    self.bn3 = tnn.BatchNorm2d(planes * 4)
+    self.downsample = None
+    if stride != 1 or cin != planes * 4:
+      self.downsample = tnn.Sequential(tnn.Conv2d(cin, planes * 4, 1, stride, bias=False),
+                                       tnn.BatchNorm2d(planes * 4))
+
+  def forward(self, x):
+    y = torch.relu(self.bn1(self.conv1(x)))
+    y = torch.relu(self.bn2(self.conv2(y)))
+    y = self.bn3(self.conv3(y))
+    return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchResNet(tnn.Module):
+  """torchvision layout: conv1, bn1, layer1..layer4[, fc]."""
+
+  def __init__(self, stage_sizes, block, width=64, classifier=False):
+    super().__init__()
+    self.conv1 = tnn.Conv2d(3, width, 7, 2, 3, bias=False)
+    self.bn1 = tnn.BatchNorm2d(width)
+    cin = width
+    for i, n in enumerate(stage_sizes):
+      blocks = []
+      for j in range(n):
+        blocks.append(block(cin, width * 2**i, 2 if i > 0 and j == 0 else 1))
+        cin = width * 2**i * block.expansion
+      setattr(self, f'layer{i + 1}', tnn.Sequential(*blocks))
+    self.out_channels = cin
+    if classifier:
+      self.fc = tnn.Linear(cin, 1000)
+
+  def forward(self, x):
+    x = torch.relu(self.bn1(self.conv1(x)))
+    x = tnn.functional.max_pool2d(x, 3, 2, 1)
+    for i in range(1, 5):
+      x = getattr(self, f'layer{i}')(x)
+    return x
+
+
+class TorchLayerNorm(tnn.Module):
+  def __init__(self, n):
+    super().__init__()
+    self.a_2 = tnn.Parameter(torch.ones(n))
+    self.b_2 = tnn.Parameter(torch.zeros(n))
+
+  def forward(self, x):
+    mean = x.mean(-1, keepdim=True)
+    return self.a_2 * (x - mean) / (x.std(-1, keepdim=True) + 1e-6) + self.b_2
+
+
+class TorchMHA(tnn.Module):
+  def __init__(self, d, heads):
+    super().__init__()
+    self.heads = heads
+    self.linear_q, self.linear_k, self.linear_v, self.linear_o = (
+        tnn.Linear(d, d) for _ in range(4))
+
+  def forward(self, q, kv):
+    b, t, d = q.shape
+    split = lambda x: x.reshape(b, x.shape[1], self.heads, d // self.heads).transpose(1, 2)
+    q, k, v = split(self.linear_q(q)), split(self.linear_k(kv)), split(self.linear_v(kv))
+    att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // self.heads), -1)
+    return self.linear_o((att @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class TorchResidualFFN(tnn.Module):
+  def __init__(self, layers, width, d):
+    super().__init__()
+    sizes = [d] + [width] * (layers - 1) + [d]
+    self.fc_layers = tnn.ModuleList(tnn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+    self.layer_norm = TorchLayerNorm(d)
+
+  def forward(self, x):
+    h = x
+    for fc in self.fc_layers:
+      h = tnn.functional.leaky_relu(fc(h))
+    return self.layer_norm(h + x)
+
+
+class TorchTransformer(tnn.Module):
+  def __init__(self, blocks, layers, width, d, heads, c):
+    super().__init__()
+    lst = lambda f: tnn.ModuleList(f() for _ in range(blocks))
+    self.ffn_src = lst(lambda: TorchResidualFFN(layers, width, d))
+    self.ffn_tgt = lst(lambda: TorchResidualFFN(layers, width, d))
+    self.mha_src = lst(lambda: TorchMHA(d, heads))
+    self.mha_tgt = lst(lambda: TorchMHA(d, heads))
+    self.mha_cross = lst(lambda: TorchMHA(d, heads))
+    self.layer_norm_src = lst(lambda: TorchLayerNorm(d))
+    self.layer_norm_tgt = lst(lambda: TorchLayerNorm(d))
+    self.layer_norm_cross = lst(lambda: TorchLayerNorm(d))
+    self.input_projection_src = tnn.Linear(c, d)
+    self.input_projection_tgt = tnn.Linear(c, d)
+    self.output_projection = tnn.Linear(d, c)
+
+  def forward(self, src, tgt):
+    src, tgt = self.input_projection_src(src), self.input_projection_tgt(tgt)
+    for i in range(len(self.mha_src)):
+      src = torch.relu(self.layer_norm_src[i](self.mha_src[i](src, src) + src))
+      src = self.ffn_src[i](src)
+      tgt = torch.relu(self.layer_norm_tgt[i](self.mha_tgt[i](tgt, tgt) + tgt))
+      tgt = torch.relu(self.layer_norm_cross[i](self.mha_cross[i](tgt, src) + tgt))
+      tgt = self.ffn_tgt[i](tgt)
+    return self.output_projection(tgt)
+
+
+class FakeSMPLBuffers(tnn.Module):
+  """The body-model buffers the published checkpoints carry (skipped on import)."""
+
+  def __init__(self):
+    super().__init__()
+    for name, shape in [('faces_tensor', (4, 3)), ('v_template', (5, 3)),
+                        ('shapedirs', (5, 3, 10)), ('posedirs', (207, 15)),
+                        ('J_regressor', (24, 5)), ('J_regressor_h36m', (17, 5)),
+                        ('children_map', (24,)), ('parents', (24,)),
+                        ('lbs_weights', (5, 24))]:
+      self.register_buffer(name, torch.zeros(shape))
+
+
+def _backbone(name):
+  return {'resnet_tiny': lambda: TorchResNet((1, 1, 1, 1), TorchBasicBlock, 8),
+          'resnet18': lambda: TorchResNet((2, 2, 2, 2), TorchBasicBlock),
+          'resnet34': lambda: TorchResNet((3, 4, 6, 3), TorchBasicBlock),
+          'resnet50': lambda: TorchResNet((3, 4, 6, 3), TorchBottleneck)}[name]()
+
+
+class TorchHybrikTransformer(tnn.Module):
+  """HybrikTransformerSMPL24's parameters and eval-mode forward."""
+
+  def __init__(self, backbone='resnet34', blocks=6, layers=3, width=512, d=512, heads=8,
+               feat=8):
+    super().__init__()
+    self.preact = _backbone(backbone)
+    c = self.preact.out_channels
+    self.smpl = FakeSMPLBuffers()
+    self.register_buffer('init_shape', torch.randn(10))
+    self.joint_embeddings = tnn.Parameter(torch.randn(29, c))
+    self.type_embeddings = tnn.Parameter(torch.randn(10, c))
+    self.decjoint, self.decshape = tnn.Linear(c, 3), tnn.Linear(c, 10)
+    self.decphi, self.decleaf = tnn.Linear(c, 2), tnn.Linear(c, 4)
+    self.transformer = TorchTransformer(blocks, layers, width, d, heads, c)
+    self.pos_embedding = tnn.Module()
+    self.pos_embedding.row_embed = tnn.Embedding(feat, c // 2)
+    self.pos_embedding.col_embed = tnn.Embedding(feat, c // 2)
+
+  def forward(self, x):
+    f = self.preact(x)
+    b, c, h, w = f.shape
+    je, te = self.joint_embeddings, self.type_embeddings
+    tgt = torch.cat([je[:24] + te[0], je[:23] + te[1], je[24:29] + te[2], te[3:4]], 0)
+    pos = torch.cat([self.pos_embedding.col_embed.weight[None, :w].expand(h, w, -1),
+                     self.pos_embedding.row_embed.weight[:h, None].expand(h, w, -1)], -1)
+    src = (f + pos.permute(2, 0, 1)[None]).reshape(b, c, h * w).transpose(1, 2)
+    out = self.transformer(src, tgt[None].expand(b, -1, -1))
+    return {'pred_uvd': self.decjoint(out[:, :24]), 'pred_phi': self.decphi(out[:, 24:47]),
+            'pred_leaf': self.decleaf(out[:, 47:52]),
+            'pred_shape': self.decshape(out[:, -1]) + self.init_shape}
+
+
+class TorchSimple3DPose(tnn.Module):
+  """Simple3DPoseBaseSMPL24's parameters and eval-mode forward."""
+
+  def __init__(self, backbone='resnet34', channels=(256, 256, 256), depth=64, fc=1024):
+    super().__init__()
+    self.preact = _backbone(backbone)
+    c = self.preact.out_channels
+    self.depth = depth
+    layers, cin = [], c
+    for ch in channels:
+      layers += [tnn.ConvTranspose2d(cin, ch, 4, 2, 1, bias=False), tnn.BatchNorm2d(ch),
+                 tnn.ReLU()]
+      cin = ch
+    self.deconv_layers = tnn.Sequential(*layers)
+    self.final_layer = tnn.Conv2d(cin, 24 * depth, 1)
+    self.smpl = FakeSMPLBuffers()
+    self.register_buffer('init_shape', torch.randn(10))
+    self.fc1, self.fc2 = tnn.Linear(c, fc), tnn.Linear(fc, fc)
+    self.decshape, self.decphi, self.decleaf = (tnn.Linear(fc, 10), tnn.Linear(fc, 46),
+                                                tnn.Linear(fc, 20))
+
+  def forward(self, x):
+    f = self.preact(x)
+    hm = self.final_layer(self.deconv_layers(f))
+    b, _, h, w = hm.shape
+    p = torch.softmax(hm.reshape(b, 24, -1), -1).reshape(b, 24, self.depth, h, w)
+    coord = lambda m, n: (m * torch.arange(n, dtype=m.dtype)).sum(-1, keepdim=True) / n - 0.5
+    uvd = torch.cat([coord(p.sum((2, 3)), w), coord(p.sum((2, 4)), h),
+                     coord(p.sum((3, 4)), self.depth)], -1)
+    xc = self.fc2(self.fc1(f.mean((2, 3))))
+    return {'pred_uvd': uvd, 'pred_phi': self.decphi(xc).reshape(b, 23, 2),
+            'pred_leaf': self.decleaf(xc).reshape(b, 5, 4),
+            'pred_shape': self.decshape(xc) + self.init_shape}
+
+
+def _randomise_batch_norm(module, seed=0):
+  g = torch.Generator().manual_seed(seed)
+  for m in module.modules():
+    if isinstance(m, tnn.BatchNorm2d):
+      m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+      m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+      m.weight.data.copy_(0.5 + torch.rand(m.num_features, generator=g))
+      m.bias.data.copy_(0.1 * torch.randn(m.num_features, generator=g))
+  return module.eval()
+
+
+def _images(size, seed=0):
+  return np.random.default_rng(seed).normal(size=(2, size, size, 3)).astype(np.float32)
+
+
+def _assert_close_rel(actual, desired, rel=1e-4):
+  actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+  err = np.abs(actual - desired).max() / max(np.abs(desired).max(), 1e-12)
+  assert err < rel, f'relative error {err:.2e}'
+
+
+# ----------------------------------------------------------------------------
+# Tests.
+# ----------------------------------------------------------------------------
+
+def test_conv_transpose_matches_torch():
+  torch.manual_seed(0)
+  layer = tnn.ConvTranspose2d(5, 7, kernel_size=4, stride=2, padding=1, bias=False)
+  x = torch.randn(2, 5, 6, 9)
+  ref = layer(x).detach().numpy().transpose(0, 2, 3, 1)
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  flax_layer = nn.ConvTranspose(7, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                                use_bias=False, transpose_kernel=True)
+  kernel = convert.convert_tensor(layer.weight.detach().numpy(), 'conv_transpose')
+  out = flax_layer.apply({'params': {'kernel': kernel}}, x.numpy().transpose(0, 2, 3, 1))
+  assert out.shape == (2, 12, 18, 7)  # 2x the input, as PyTorch
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_kernel_is_transposed_oihw_to_hwio():
+  w = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)  # O, I, H, W
+  k = convert.convert_tensor(w, 'conv')
+  assert k.shape == (4, 5, 3, 2)
+  assert k[1, 2, 0, 1] == w[1, 0, 1, 2]
+
+
+def test_torchvision_backbone_gives_the_same_features():
+  torch.manual_seed(0)
+  tmodel = _randomise_batch_norm(TorchResNet((2, 2, 2, 2), TorchBasicBlock, classifier=True))
+  x = _images(64)
+  ref = tmodel(torch.from_numpy(x.transpose(0, 3, 1, 2))).detach().numpy().transpose(0, 2, 3, 1)
+  variables, cfg = convert.convert_state_dict(tmodel.state_dict(), input_size=64)
+  assert cfg.backbone == 'resnet18'
+  assert set(variables['params']) == {'backbone'}
+  backbone = hybrik.resnet.create_backbone('resnet18')
+  out = jax.jit(lambda v, x: backbone.apply(v, x, train=False))(
+      {'params': variables['params']['backbone'],
+       'batch_stats': variables['batch_stats']['backbone']}, x)
+  assert out.shape == ref.shape == (2, 2, 2, 512)
+  _assert_close_rel(out, ref)
+  # merge_variables drops it into a full model.
+  model = hybrik.create_model(cfg)
+  fresh = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)),
+                                            train=False))
+  fresh = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), fresh)
+  merged = convert.merge_variables(fresh, variables)
+  np.testing.assert_array_equal(merged['params']['backbone']['conv1']['kernel'],
+                                variables['params']['backbone']['conv1']['kernel'])
+  assert 'head' in merged['params']
+
+
+@pytest.mark.parametrize('arch', ['transformer', 'deconv'])
+def test_tiny_published_model_converts_and_matches_torch(arch, tmp_path):
+  torch.manual_seed(1)
+  if arch == 'transformer':
+    tmodel = TorchHybrikTransformer('resnet_tiny', blocks=2, layers=3, width=24, d=32,
+                                    heads=4, feat=2)
+  else:
+    tmodel = TorchSimple3DPose('resnet_tiny', channels=(16, 8, 8), depth=8, fc=32)
+  tmodel = _randomise_batch_norm(tmodel)
+  x = _images(64, seed=3)
+  with torch.no_grad():
+    ref = {k: v.numpy() for k, v in tmodel(torch.from_numpy(x.transpose(0, 3, 1, 2))).items()}
+  # Through the CLI: a DataParallel-style checkpoint file -> exported model.
+  path = tmp_path / 'model.pth'
+  torch.save({'state_dict': {'module.' + k: v for k, v in tmodel.state_dict().items()}}, path)
+  argv = ['--torch-checkpoint', str(path), '--out', str(tmp_path / 'out'), '--num-heads', '4']
+  if arch == 'deconv':
+    argv += ['--input-size', '64']
+  convert.main(argv)
+  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  variables, cfg = checkpointing.load_model(tmp_path / 'out')
+  assert cfg.head == arch and cfg.backbone == 'resnet_tiny' and cfg.predict_leaf
+  np.testing.assert_allclose(cfg.mean_shape, tmodel.init_shape.numpy(), rtol=1e-6)
+  out = jax.jit(lambda v, x: hybrik.create_model(cfg).apply(v, x, train=False))(variables, x)
+  assert set(out) == set(ref)
+  for k in ref:
+    _assert_close_rel(out[k], ref[k])
+
+
+def _published_state_dict(arch):
+  torch.manual_seed(0)
+  module = TorchHybrikTransformer() if arch == 'transformer' else TorchSimple3DPose()
+  return module.state_dict()
+
+
+@pytest.mark.parametrize('arch', ['transformer', 'deconv'])
+def test_paper_size_published_keys_convert_with_nothing_left_over(arch):
+  sd = _published_state_dict(arch)
+  # Spot checks that the torch module carries the published names.
+  names = {'transformer': ['transformer.ffn_src.5.fc_layers.2.weight',
+                           'transformer.mha_cross.0.linear_o.bias',
+                           'transformer.layer_norm_cross.5.a_2', 'pos_embedding.row_embed.weight',
+                           'joint_embeddings', 'decleaf.bias', 'init_shape'],
+           'deconv': ['deconv_layers.6.weight', 'deconv_layers.7.running_var',
+                      'final_layer.bias', 'fc2.weight', 'decphi.weight']}[arch]
+  assert set(names + ['preact.layer4.2.bn2.running_var', 'smpl.v_template']) <= set(sd)
+  assert convert.detect_arch(sd) == arch
+  variables, cfg = convert.convert_state_dict(sd)
+  assert cfg.backbone == 'resnet34' and cfg.head == arch and cfg.predict_leaf
+  if arch == 'transformer':
+    assert (cfg.d_model, cfg.num_blocks, cfg.ffn_layers, cfg.ffn_width, cfg.input_size) == (
+        512, 6, 3, 512, 256)
+  else:
+    assert (tuple(cfg.deconv_channels), cfg.depth_dim, cfg.fc_width) == ((256, 256, 256), 64,
+                                                                        1024)
+  # Every non-skipped key went somewhere, every model variable came from a key.
+  used = [k for k in sd if not k.startswith('smpl.') and k != 'init_shape'
+          and not k.endswith('num_batches_tracked')]
+  assert len(jax.tree.leaves(variables)) == len(used)
+  expected = convert.expected_variables(cfg, arch)
+  assert jax.tree.structure(expected) == jax.tree.structure(variables)
+  np.testing.assert_array_equal(
+      variables['params']['backbone']['layer1_0']['conv1']['kernel'],
+      sd['preact.layer1.0.conv1.weight'].numpy().transpose(2, 3, 1, 0))
+
+
+def test_resnet50_layout_converts():
+  torch.manual_seed(0)
+  sd = TorchResNet((3, 4, 6, 3), TorchBottleneck, classifier=True).state_dict()
+  variables, cfg = convert.convert_state_dict(sd, 'backbone')
+  assert cfg.backbone == 'resnet50'
+  assert variables['params']['backbone']['layer2_0']['downsample_conv']['kernel'].shape == (
+      1, 1, 256, 512)
+
+
+def test_bad_checkpoints_fail_with_the_offending_keys():
+  torch.manual_seed(0)
+  tmodel = TorchHybrikTransformer('resnet_tiny', blocks=1, layers=2, width=8, d=8, heads=2,
+                                  feat=2)
+  sd = dict(tmodel.state_dict())
+  extra = dict(sd, **{'transformer.extra_layer.weight': torch.zeros(3)})
+  with pytest.raises(convert.ConversionError, match='transformer.extra_layer.weight'):
+    convert.convert_state_dict(extra, num_heads=2, input_size=64)
+  missing = {k: v for k, v in sd.items() if k != 'decphi.bias'}
+  with pytest.raises(convert.ConversionError, match='head/decphi/bias'):
+    convert.convert_state_dict(missing, num_heads=2, input_size=64)
+  wrong = dict(sd, **{'decjoint.weight': torch.zeros(3, 7)})
+  with pytest.raises(convert.ConversionError, match='decjoint.weight'):
+    convert.convert_state_dict(wrong, num_heads=2, input_size=64)
+  with pytest.raises(convert.ConversionError, match='Unknown architecture'):
+    convert.convert_state_dict({'foo.weight': torch.zeros(2)})
+  with pytest.raises(convert.ConversionError, match='Unknown backbone layout'):
+    convert.convert_state_dict(TorchResNet((1, 2, 1, 1), TorchBasicBlock, 8).state_dict())
