@@ -201,10 +201,11 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
     valid17 = valid17[perm17]
 
   depth_factor = float(np.asarray(example['depth_factor']))
+  # Depth relative to the labelled pelvis of the 29 joints (HybrIK), else the root.
+  z_root = float(joints_cam[0, 2]) if valid_3d[0] > 0 else float(joint_root[2])
   joints_in = augment.apply_affine(trans, joints_img)
   uvd, uvd_weight = targets.uvd_targets(
-      joints_in, joints_cam[:, 2], valid_2d, valid_3d, float(joint_root[2]),
-      depth_factor, (in_h, in_w))
+      joints_in, joints_cam[:, 2], valid_2d, valid_3d, z_root, depth_factor, (in_h, in_w))
   w24 = valid_3d[:24] * valid_3d[0]
   xyz24 = (joints_cam[:24] - joints_cam[0]) * w24[:, None]
 

@@ -400,3 +400,19 @@ def test_worker_process_gives_the_same_batches_and_restores():
     chex.assert_trees_all_equal(next(restored), want[2])
   finally:
     restored.close()
+
+
+def test_depth_is_relative_to_the_labelled_pelvis_else_the_root():
+  ex = make_example(10)
+  ex['joint_root'] = ex['joint_root'] + np.float32([0.0, 0.0, 0.05])
+  out = input_pipeline.preprocess_eval(ex, input_size=INPUT_SIZE)
+  z = ex['joints29_cam'][:, 2]
+  np.testing.assert_allclose(out['target_uvd_29'][:, 2], (z - z[0]) / 2.2, atol=1e-6)
+  ex['joints29_valid'][0] = 0.0
+  out = input_pipeline.preprocess_eval(ex, input_size=INPUT_SIZE)
+  w = out['target_uvd_weight_29'][:, 2] > 0
+  assert not w[0] and w[1:].all()
+  np.testing.assert_allclose(out['target_uvd_29'][w, 2],
+                             (z[w] - ex['joint_root'][2]) / 2.2, atol=1e-6)
+  # Without a labelled pelvis the root-relative xyz targets are unlabelled.
+  np.testing.assert_array_equal(out['target_xyz_weight_24'], 0.0)

@@ -2,7 +2,8 @@
 
 Formulas (HybrIK, `simple_transform_3d_smpl.py`, `mix_dataset.py`):
   u = x_in / in_w - 0.5, v = y_in / in_h - 0.5 (x_in, y_in: input-image px),
-  d = (z - z_root) / depth_factor;
+  d = (z - z_root) / depth_factor (z_root: the pelvis of joints29_cam when
+  labelled, else joint_root's z);
 a joint's three weights are its validity, and all three are zero when any of
 u, v, d falls outside [-0.5, 0.5]. 2D-only joints (COCO) have a u, v weight but
 a zero d weight. target_xyz_24 is root-relative metres. Thetas become unit
