@@ -12,9 +12,16 @@ hot path), or from any random-access source (`__len__`, `__getitem__`) given in
   eval:  shard for this host -> pad to whole batches (mask 0) -> preprocess_eval
 
 Every random choice comes from grain's per-element generator, seeded from
-(seed, host, dataset), so the same seed gives the same batches and a restored
-iterator state (`iterator.get_state()` / `set_state`, or Orbax with
-`grain.checkpoint.CheckpointSave/Restore`) gives the same next batch.
+(seed, host, dataset), so the same seed gives the same batches (whatever the
+number of worker processes) and a restored iterator state
+(`iterator.get_state()` / `set_state`, or Orbax with
+`grain.checkpoint.CheckpointSave/Restore`) gives the same next batch; restore
+with the same worker_count (the state's format depends on it).
+
+The mixture is grain's deterministic interleave in the weights' proportions
+(HybrIK draws the dataset of each sample at random with the same
+probabilities). HybrIK's half-body transform and DPG box jitter are off in its
+configs (PROB_HALF_BODY -1, DPG False) and not implemented here.
 
 config.data fields read here (defaults in brackets):
   data_dir [None]                  TFDS data_dir

@@ -416,3 +416,17 @@ def test_depth_is_relative_to_the_labelled_pelvis_else_the_root():
                              (z[w] - ex['joint_root'][2]) / 2.2, atol=1e-6)
   # Without a labelled pelvis the root-relative xyz targets are unlabelled.
   np.testing.assert_array_equal(out['target_xyz_weight_24'], 0.0)
+
+
+def test_reads_a_locked_config_dict():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  cfg = ml_collections.ConfigDict(_config(scale_mult_per_dataset={'h36m': 1.0, 'coco': 1.5},
+                                          occlusion=False, rot_prob=0.0))
+  cfg.lock()
+  assert input_pipeline.scale_mult_for(cfg, 'coco') == 1.5
+  assert input_pipeline.scale_mult_for(cfg, 'mpi_inf_3dhp') == 1.25
+  assert input_pipeline.augment_config(cfg).rot_prob == 0.0
+  batch = next(input_pipeline.create_train_iterator(
+      cfg, global_batch_size=4, seed=0, input_size=INPUT_SIZE, data_sources=_sources(),
+      shard_index=0, shard_count=1))
+  assert batch['image'].shape == (4,) + INPUT_SIZE + (3,)
