@@ -418,3 +418,20 @@ def test_pw3d_without_validation_file_builds_train_and_test(tmp_path):
   (manual / 'pw3d/json/3DPW_validation_new.json').unlink()
   builder = _build('pw3d', manual, tmp_path / 'data')
   assert set(builder.info.splits) == {'train', 'test'}
+
+
+def test_worker_processes_give_the_same_dataset(h36m_damaged, tmp_path):
+  """Frames decoded and cropped in 2 spawned processes: same examples and counts."""
+  serial, manual, _ = h36m_damaged
+  builder = h36m_dataset_builder.Builder(data_dir=str(tmp_path), num_workers=2,
+                                         file_format='array_record')
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+  assert dict(builder.info.metadata) == dict(serial.info.metadata)
+  for split in ('train', 'test'):
+    ours = sorted(_examples(builder, split), key=lambda e: e['image_file'])
+    theirs = sorted(_examples(serial, split), key=lambda e: e['image_file'])
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -14,8 +14,12 @@ the augmentations, exactly what HybrIK's `cv2.warpAffine` gives outside the
 frame. Every 2D quantity is then `frame px - crop_offset`.
 """
 
+import concurrent.futures
+import dataclasses
 import json
-from typing import Any, Iterable, Sequence
+import multiprocessing
+import os
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from absl import logging
 import cv2
@@ -27,6 +31,8 @@ from hybrik_jax.data import features
 
 # How many skipped file names the metadata keeps per split (the count is exact).
 MAX_LISTED_SKIPS = 20
+# Splits with fewer source rows than this are built in the calling process.
+MIN_ROWS_FOR_WORKERS = 1000
 
 
 def dataset_root(manual_dir: epath.PathLike, subdir: str, dataset: str,
@@ -207,9 +213,85 @@ class SizeStats:
         split, {'frame': 0, 'crop': 0, 'ratio': 0.0})
     self._entry.update(frame=0, crop=0, ratio=0.0)
 
-  def add(self, frame_shape: tuple[int, ...], crop_shape: tuple[int, ...],
-          new_frame: bool = True) -> None:
-    if new_frame:
-      self._entry['frame'] += int(frame_shape[0] * frame_shape[1])
-    self._entry['crop'] += int(crop_shape[0] * crop_shape[1])
+  def add(self, frame_pixels: int, crop_pixels: int) -> None:
+    """frame_pixels: H * W of a frame not counted yet, else 0."""
+    self._entry['frame'] += int(frame_pixels)
+    self._entry['crop'] += int(crop_pixels)
     self._entry['ratio'] = round(self._entry['crop'] / max(self._entry['frame'], 1), 4)
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What processing one source row gave: an example, or a reason to skip it.
+
+  Attributes:
+    key: the example's TFDS key (examples only).
+    example: the example, its image already JPEG bytes (examples only).
+    frame_pixels: H * W of the source frame for the first example of a frame,
+      0 for the others (so SizeStats counts each frame once).
+    crop_pixels: Hc * Wc of the stored crop.
+    skip_reason: non-empty for a skip, e.g. 'unreadable_image'.
+    skip_path: the file or row it concerns (listed in the metadata).
+    skip_count: how many rows the skip stands for.
+  """
+  key: str = ''
+  example: dict[str, Any] | None = None
+  frame_pixels: int = 0
+  crop_pixels: int = 0
+  skip_reason: str = ''
+  skip_path: str = ''
+  skip_count: int = 1
+
+
+def example_outcome(key: str, example: dict[str, Any], frame_shape: tuple[int, ...],
+                    first_of_frame: bool = True) -> Outcome:
+  """Encodes the example's crop as JPEG and records the pixel counts."""
+  crop = example['image']
+  example['image'] = features.encode_jpeg(crop)
+  return Outcome(key=key, example=example,
+                 frame_pixels=int(frame_shape[0] * frame_shape[1]) if first_of_frame else 0,
+                 crop_pixels=int(crop.shape[0] * crop.shape[1]))
+
+
+def default_num_workers(num_rows: int) -> int:
+  """Processes for a split: $HYBRIK_DATA_WORKERS, else 1 for small splits, else cores (<= 8)."""
+  env = os.environ.get('HYBRIK_DATA_WORKERS')
+  if env:
+    return max(1, int(env))
+  if num_rows < MIN_ROWS_FOR_WORKERS:
+    return 1
+  return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+def _run_chunk(fn: Callable[[Any], list[Outcome]], tasks: list[Any]) -> list[list[Outcome]]:
+  return [fn(task) for task in tasks]
+
+
+def map_tasks(fn: Callable[[Any], list[Outcome]], tasks: Sequence[Any],
+              num_workers: int, chunk: int = 16) -> Iterator[list[Outcome]]:
+  """fn over tasks, in order, in `num_workers` processes (1: here).
+
+  Frames are decoded, cropped and re-encoded in the workers; `fn` and the
+  tasks must pickle (a module-level function and plain dicts / strings).
+  """
+  if num_workers <= 1:
+    for task in tasks:
+      yield fn(task)
+    return
+  chunks = [list(tasks[i:i + chunk]) for i in range(0, len(tasks), chunk)]
+  ctx = multiprocessing.get_context('spawn')
+  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+    for results in pool.map(_run_chunk, [fn] * len(chunks), chunks):
+      yield from results
+
+
+def emit(outcomes: Iterable[list[Outcome]], skips: 'SkipCounter',
+         sizes: 'SizeStats') -> Iterator[tuple[str, dict[str, Any]]]:
+  """Yields the (key, example) pairs; counts skips and sizes into the metadata."""
+  for group in outcomes:
+    for outcome in group:
+      if outcome.skip_reason:
+        skips.skip(outcome.skip_reason, outcome.skip_path, outcome.skip_count)
+      else:
+        sizes.add(outcome.frame_pixels, outcome.crop_pixels)
+        yield outcome.key, outcome.example
