@@ -24,7 +24,12 @@ actually lands (posed with the rest bone lengths) to the target child, unless th
 vector is more than `max_drift` (15 mm) away from the target bone direction scaled to
 the rest length, in which case the latter is used (it guards against long chains of
 bone-length mismatch). `max_drift=None` always uses the target bone direction
-(HybrIK's training-time "naive" IK). On a consistent skeleton both agree.
+(HybrIK's training-time "naive" IK); `max_drift=float('inf')` never falls back
+(the released code's `train=True` branch). On a consistent skeleton all agree.
+Checked against the released torch code: with the defaults, rotations agree to
+float32 precision (~1e-5) on noisy skeletons; with `spine3_svd=True`, and with 24
+joints plus leaf rotations, they agree with HybrIK-Transformer's
+`batch_inverse_kinematics_transform_optimized`.
 
 Everything is static Python over the fixed tree; joints are solved in groups (by
 depth in the tree by default, all joints of a group at once), which jit unrolls.
