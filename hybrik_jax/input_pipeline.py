@@ -12,11 +12,11 @@ hot path), or from any random-access source (`__len__`, `__getitem__`) given in
   eval:  shard for this host -> pad to whole batches (mask 0) -> preprocess_eval
 
 Every random choice comes from grain's per-element generator, seeded from
-(seed, host, dataset), so the same seed gives the same batches (whatever the
-number of worker processes) and a restored iterator state
-(`iterator.get_state()` / `set_state`, or Orbax with
-`grain.checkpoint.CheckpointSave/Restore`) gives the same next batch; restore
-with the same worker_count (the state's format depends on it).
+(seed, host, dataset), so batch i is a pure function of (config, seed, host,
+i): the same seed gives the same batches whatever the number of worker
+processes, and a restored iterator state (`iterator.get_state()` ->
+{'next_batch': i}, `set_state`; JSON, e.g. through grain's Orbax handler) gives
+the same next batch, also with another worker_count.
 
 The mixture is grain's deterministic interleave in the weights' proportions
 (HybrIK draws the dataset of each sample at random with the same
@@ -350,10 +350,12 @@ def _train_mix(data_config) -> list[tuple[str, float]]:
 
 def create_train_dataset(data_config, *, global_batch_size: int, seed: int, input_size,
                          data_sources: Mapping[str, Any] | None = None,
-                         worker_count: int | None = None,
                          shard_index: int | None = None,
-                         shard_count: int | None = None) -> grain.IterDataset:
-  """The infinite training IterDataset of per-host batches (see module doc).
+                         shard_count: int | None = None) -> grain.MapDataset:
+  """The infinite training MapDataset of per-host batches (see module doc).
+
+  Batch i is a pure function of (config, seed, host, i); create_train_iterator
+  reads them in order with threads and worker processes.
 
   Args:
     data_config: config.data (fields in the module docstring).
@@ -363,12 +365,11 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, inpu
     input_size: int or (in_h, in_w).
     data_sources: optional {name: random-access source} replacing
       tfds.data_source for those names (tests, in-memory data).
-    worker_count: grain worker processes (default config.data.worker_count, 0).
     shard_index, shard_count: this host's shard (default jax.process_index()
       and jax.process_count()).
 
   Returns:
-    a grain IterDataset of dicts of numpy arrays with a leading batch axis.
+    a grain MapDataset of dicts of numpy arrays with a leading batch axis.
   """
   shard_index, shard_count = _shard(shard_index, shard_count)
   if global_batch_size % shard_count:
@@ -403,26 +404,86 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, inpu
   ds = components[0] if len(components) == 1 else grain.MapDataset.mix(components, weights)
   # Batch before the workers: each worker makes whole batches, and the batch
   # sequence does not depend on the number of workers.
-  ds = ds.batch(batch_size, drop_remainder=True)
-  read_threads = int(_cfg(data_config, 'read_threads', 4))
-  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
-                                            prefetch_buffer_size=2 * read_threads))
+  return ds.batch(batch_size, drop_remainder=True)
+
+
+class BatchIterator:
+  """Iterates over a MapDataset of batches; its state is the next batch's index.
+
+  Batches are read by `read_threads` threads and, if worker_count > 0, by grain
+  worker processes; the sequence is the MapDataset's, whatever the number of
+  workers, so a state saved with one worker_count restores with another.
+  get_state() -> {'next_batch': int} (JSON); set_state(state) makes the next
+  batch the one that followed the save. close() stops the workers.
+  """
+
+  def __init__(self, batches: grain.MapDataset, *, read_threads: int = 4,
+               worker_count: int = 0, worker_buffer_size: int = 2):
+    self._batches = batches
+    self._read_threads = int(read_threads)
+    self._worker_count = int(worker_count)
+    self._worker_buffer_size = int(worker_buffer_size)
+    self._next = 0
+    self._iterator = None
+
+  def _start(self):
+    ds = self._batches[self._next:] if self._next else self._batches
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=self._read_threads,
+                                              prefetch_buffer_size=2 * self._read_threads))
+    return iter(_multiprocessing(ds, self._worker_count, self._worker_buffer_size))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._iterator is None:
+      self._iterator = self._start()
+    batch = next(self._iterator)
+    self._next += 1
+    return batch
+
+  def __len__(self) -> int:
+    """Batches in one pass (sys.maxsize for the infinite training stream)."""
+    return len(self._batches)
+
+  def get_state(self) -> dict[str, int]:
+    return {'next_batch': self._next}
+
+  def set_state(self, state: Mapping[str, Any]) -> None:
+    if 'next_batch' not in state:
+      raise ValueError(f'not a BatchIterator state (no next_batch): {state!r}')
+    self.close()
+    self._next = int(state['next_batch'])
+
+  def close(self) -> None:
+    if self._iterator is not None:
+      close = getattr(self._iterator, 'close', None)
+      if close is not None:
+        close()
+      self._iterator = None
+
+
+def _batch_iterator(batches: grain.MapDataset, data_config,
+                    worker_count: int | None) -> BatchIterator:
   if worker_count is None:
     worker_count = int(_cfg(data_config, 'worker_count', 0))
-  return _multiprocessing(ds, worker_count, int(_cfg(data_config, 'worker_buffer_size', 2)))
+  return BatchIterator(batches, read_threads=int(_cfg(data_config, 'read_threads', 4)),
+                       worker_count=worker_count,
+                       worker_buffer_size=int(_cfg(data_config, 'worker_buffer_size', 2)))
 
 
 def create_train_iterator(data_config, *, global_batch_size: int, seed: int, input_size,
-                          **kwargs) -> grain.DatasetIterator:
-  """An iterator over training batches (see create_train_dataset for arguments).
+                          worker_count: int | None = None, **kwargs) -> BatchIterator:
+  """An infinite iterator over training batches (arguments: create_train_dataset).
 
-  The iterator has get_state() (a JSON-serialisable dict) and set_state(state);
-  restoring a saved state makes the next batch the one that followed the save.
   Each batch: the fields of docs/ARCHITECTURE.md "Batches", numpy, leading axis
-  global_batch_size // number of hosts.
+  global_batch_size // number of hosts. The iterator's get_state() is a JSON
+  dict {'next_batch': n}; set_state(state) on a fresh iterator (same config,
+  seed and hosts) makes the next batch the one that followed the save.
   """
-  return iter(create_train_dataset(data_config, global_batch_size=global_batch_size,
-                                   seed=seed, input_size=input_size, **kwargs))
+  batches = create_train_dataset(data_config, global_batch_size=global_batch_size,
+                                 seed=seed, input_size=input_size, **kwargs)
+  return _batch_iterator(batches, data_config, worker_count)
 
 
 @dataclasses.dataclass
@@ -464,7 +525,7 @@ def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
                          dataset: str | None = None, split: str | None = None,
                          data_source: Any = None, worker_count: int | None = None,
                          shard_index: int | None = None,
-                         shard_count: int | None = None) -> grain.DatasetIterator:
+                         shard_count: int | None = None) -> BatchIterator:
   """One pass over an evaluation split in per-host batches, no augmentation.
 
   Every host yields eval_num_batches(N, global_batch_size, hosts) batches of
@@ -500,11 +561,5 @@ def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
                                 scale_mult=scale_mult_for(data_config, name),
                                 dataset_id=dataset_id(name)))
   # Batch before the workers so every batch is whole (each worker reads batches).
-  ds = ds.batch(batch_size, drop_remainder=False)
-  read_threads = int(_cfg(data_config, 'read_threads', 4))
-  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
-                                            prefetch_buffer_size=2 * read_threads))
-  if worker_count is None:
-    worker_count = int(_cfg(data_config, 'worker_count', 0))
-  return iter(_multiprocessing(ds, worker_count,
-                               int(_cfg(data_config, 'worker_buffer_size', 2))))
+  return _batch_iterator(ds.batch(batch_size, drop_remainder=False), data_config,
+                         worker_count)

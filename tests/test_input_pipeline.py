@@ -376,30 +376,34 @@ def test_config_errors_are_clear():
     input_pipeline.create_train_iterator({}, global_batch_size=4, seed=0,
                                          input_size=INPUT_SIZE, shard_index=0, shard_count=1)
   with pytest.raises(ValueError, match='divisible'):
-    _ = input_pipeline.create_train_dataset(
+    input_pipeline.create_train_dataset(
         _config(), global_batch_size=3, seed=0, input_size=INPUT_SIZE,
         data_sources=_sources(), shard_index=0, shard_count=2)
 
 
 def test_worker_process_gives_the_same_batches_and_restores():
-  """worker_count=1 yields the worker_count=0 sequence; its state restores."""
+  """worker_count=1 yields the worker_count=0 sequence; states restore across both."""
   kw = dict(global_batch_size=2, seed=1, input_size=(16, 16), data_sources=_sources((3, 2, 2)),
             shard_index=0, shard_count=1)
   local = input_pipeline.create_train_iterator(_config(), **kw)
-  want = [next(local) for _ in range(3)]
+  want = [next(local) for _ in range(4)]
   it = input_pipeline.create_train_iterator(_config(), worker_count=1, **kw)
   try:
     chex.assert_trees_all_equal(next(it), want[0])
     chex.assert_trees_all_equal(next(it), want[1])
     state = json.loads(json.dumps(it.get_state()))
+    # Restoring in place (workers restarted) continues the sequence.
+    it.set_state(state)
+    chex.assert_trees_all_equal(next(it), want[2])
   finally:
     it.close()
-  restored = input_pipeline.create_train_iterator(_config(), worker_count=1, **kw)
-  try:
-    restored.set_state(state)
-    chex.assert_trees_all_equal(next(restored), want[2])
-  finally:
-    restored.close()
+  # A state from one worker count restores with another.
+  restored = input_pipeline.create_train_iterator(_config(), worker_count=0, **kw)
+  restored.set_state(state)
+  chex.assert_trees_all_equal(next(restored), want[2])
+  chex.assert_trees_all_equal(next(restored), want[3])
+  with pytest.raises(ValueError, match='next_batch'):
+    restored.set_state({'next_index': 3})
 
 
 def test_depth_is_relative_to_the_labelled_pelvis_else_the_root():
@@ -430,3 +434,23 @@ def test_reads_a_locked_config_dict():
       cfg, global_batch_size=4, seed=0, input_size=INPUT_SIZE, data_sources=_sources(),
       shard_index=0, shard_count=1))
   assert batch['image'].shape == (4,) + INPUT_SIZE + (3,)
+
+
+def test_orbax_checkpoint_restores_the_iterator(tmp_path):
+  """Through hybrik_jax.checkpointing (grain's Orbax handler), as the trainer does."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  kw = dict(global_batch_size=2, seed=1, input_size=(16, 16), data_sources=_sources((3, 2, 2)),
+            shard_index=0, shard_count=1)
+  it = input_pipeline.create_train_iterator(_config(), **kw)
+  for _ in range(3):
+    next(it)
+  manager = checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=10)
+  checkpointing.save_train_state(manager, 3, {'x': jnp.zeros(2)}, data_iterator=it)
+  manager.wait_until_finished()
+  want = next(it)
+  restored = input_pipeline.create_train_iterator(_config(), **kw)
+  checkpointing.restore_train_state(
+      checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=10),
+      {'x': jnp.zeros(2)}, data_iterator=restored)
+  chex.assert_trees_all_equal(next(restored), want)
