@@ -49,6 +49,11 @@ def test_box_to_center_scale():
                              [0, 20 - 80 / 0.75 / 2, 80, 20 + 80 / 0.75 / 2])
 
 
+def test_degenerate_box_is_an_error():
+  with pytest.raises(ValueError, match='bbox'):
+    augment.box_to_center_scale([5, 5, 5, 5])
+
+
 @pytest.mark.parametrize('rotation', [0.0, 17.0, -45.0])
 def test_crop_affine_maps_box_points_as_described(rotation):
   center, width, out = np.array([40.0, 55.0]), 90.0, (64, 48)

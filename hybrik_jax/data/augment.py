@@ -98,6 +98,9 @@ def box_to_center_scale(bbox, aspect_ratio: float = 1.0,
   """
   x_min, y_min, x_max, y_max = [float(v) for v in bbox]
   w, h = x_max - x_min, y_max - y_min
+  if not (w > 0 or h > 0) or not np.all(np.isfinite([w, h])):
+    raise ValueError(f'bbox must be [x_min, y_min, x_max, y_max] with a positive size, '
+                     f'got {list(bbox)}')
   center = np.array([x_min + 0.5 * w, y_min + 0.5 * h], np.float64)
   if w > aspect_ratio * h:
     h = w / aspect_ratio
