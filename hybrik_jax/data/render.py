@@ -32,9 +32,9 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
   v = np.asarray(vertices, np.float64)
   tri = v[faces]
   fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-  vn = np.zeros_like(v)
-  for k in range(3):
-    np.add.at(vn, faces[:, k], fn)
+  idx = np.asarray(faces).reshape(-1)
+  vn = np.stack([np.bincount(idx, weights=np.repeat(fn[:, c], 3), minlength=len(v))
+                 for c in range(3)], -1)
   return _normalize(vn)
 
 

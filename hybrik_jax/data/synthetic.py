@@ -209,12 +209,11 @@ def place_camera(verts_rel: np.ndarray, scene: Scene, size: int):
   for _ in range(3):
     uv = features.project(verts_rel + root, K)
     lo, hi = uv.min(0), uv.max(0)
-    side = (hi - lo).max()
-    root[2] *= side / target  # box size is ~ 1 / depth
-    uv = features.project(verts_rel + root, K)
-    lo, hi = uv.min(0), uv.max(0)
-    # Move the body sideways so its box centre lands on the target centre.
+    scale = (hi - lo).max() / target  # box size is ~ 1 / depth
+    # Move the body sideways so its box centre lands on the target centre,
+    # and along z so that its box has the target size.
     root[:2] += (centre - 0.5 * (lo + hi)) * root[2] / f
+    root *= scale  # keeps the root's projection, scales the box by 1 / scale
   # Exact final centring by the principal point (a crop of a larger frame).
   uv = features.project(verts_rel + root, K)
   K[:2, 2] += centre - 0.5 * (uv.min(0) + uv.max(0))
