@@ -269,7 +269,8 @@ def open_data_source(name: str, split: str, data_dir: str | None = None):
 
   `name` may carry a builder config, e.g. 'synthetic_humans/tiny'. The builder
   module tfds_builders.<name> is imported when it exists (to register it);
-  otherwise TFDS reads the prepared files' metadata.
+  otherwise TFDS reads the prepared files' metadata. Nothing is built here
+  (download=False): a missing dataset raises ValueError naming the command.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   module = f'tfds_builders.{base_name(name)}'
@@ -279,12 +280,12 @@ def open_data_source(name: str, split: str, data_dir: str | None = None):
     if e.name not in ('tfds_builders', module):
       raise
   try:
-    return tfds.data_source(name, split=split, data_dir=data_dir)
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # Name the dataset and what to do.
     raise ValueError(
         f'could not open TFDS dataset {name!r} split {split!r} in data_dir '
-        f'{data_dir!r}: {e}. Prepare it first (tfds build tfds_builders/'
-        f'{base_name(name)} with file_format=array_record) or fix config.data.'
+        f'{data_dir!r}: {e}. Prepare it first (python -m hybrik_jax.prepare_data '
+        f'--dataset {base_name(name)}, array_record format) or fix config.data.'
     ) from e
 
 

@@ -454,3 +454,46 @@ def test_orbax_checkpoint_restores_the_iterator(tmp_path):
       checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=10),
       {'x': jnp.zeros(2)}, data_iterator=restored)
   chex.assert_trees_all_equal(next(restored), want)
+
+
+def test_missing_tfds_dataset_is_a_clear_error(tmp_path):
+  with pytest.raises(ValueError, match='prepare_data'):
+    input_pipeline.open_data_source('synthetic_humans/tiny', 'train', str(tmp_path))
+  assert not any(tmp_path.iterdir())  # nothing was built
+
+
+def test_reads_a_prepared_array_record_dataset(tmp_path):
+  """open_data_source + the train iterator on a TFDS builder written here."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import features  # pylint: disable=g-import-not-at-top
+
+  class InputPipelineTestData(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version('1.0.0')
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, features=features.example_features(17))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {'train': self._generate_examples()}
+
+    def _generate_examples(self):
+      for i in range(3):
+        ex = make_example(400 + i)
+        ex['image'] = features.encode_jpeg(ex['image'])
+        ex['image_file'] = f'{i}.jpg'
+        yield i, features.check_example(ex, num_native_joints=17)
+
+  InputPipelineTestData(data_dir=str(tmp_path),
+                        file_format='array_record').download_and_prepare()
+  source = input_pipeline.open_data_source('input_pipeline_test_data', 'train',
+                                           str(tmp_path))
+  assert len(source) == 3
+  assert source[0]['image'].shape == (CROP, CROP, 3)
+  np.testing.assert_allclose(source[1]['joints29_img'], make_example(401)['joints29_img'])
+  it = input_pipeline.create_train_iterator(
+      {'train_datasets': (('input_pipeline_test_data', 1.0),), 'data_dir': str(tmp_path)},
+      global_batch_size=2, seed=0, input_size=INPUT_SIZE, shard_index=0, shard_count=1)
+  batch = next(it)
+  assert batch['image'].shape == (2,) + INPUT_SIZE + (3,)
+  assert np.all(batch['dataset_id'] == input_pipeline.UNKNOWN_DATASET_ID)
