@@ -1,8 +1,11 @@
 """Benchmark of HybrIK's training preprocessing: images/s per CPU core and with all.
 
-  python -m benchmarks.input_pipeline                      # in-memory examples
-  python -m benchmarks.input_pipeline --dataset synthetic_humans/small \\
-      --data_dir ~/tensorflow_datasets                     # a prepared TFDS dataset
+  python -m benchmarks.input_pipeline [--data_dir DIR]     # synthetic_humans if prepared
+  python -m benchmarks.input_pipeline --dataset synthetic_humans/small --data_dir DIR
+  python -m benchmarks.input_pipeline --dataset memory      # in-memory examples
+
+Without --dataset it reads synthetic_humans/default, else synthetic_humans/small,
+from the TFDS data_dir when prepared, else in-memory examples; it says which.
 
 In-memory examples imitate the stored ones: a JPEG crop 2.2x the person box
 (data/features.DEFAULT_MARGIN) around a box that fills the 256x256 input at
@@ -98,7 +101,8 @@ def measure(data_config, sources, *, batch_size, input_size, workers, threads,
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--dataset', default=None,
-                      help='TFDS name, e.g. synthetic_humans/small (default: in-memory)')
+                      help="TFDS name, e.g. synthetic_humans/small, or 'memory' "
+                      '(default: synthetic_humans if prepared, else memory)')
   parser.add_argument('--data_dir', default=None)
   parser.add_argument('--split', default='train')
   parser.add_argument('--input_size', type=int, default=256)
@@ -109,11 +113,22 @@ def main(argv=None) -> None:
   parser.add_argument('--epoch_size', type=int, default=2 * H36M_TRAIN_SAMPLE5)
   args = parser.parse_args(argv)
 
-  if args.dataset:
-    sources = {args.dataset: input_pipeline.open_data_source(
-        args.dataset, args.split, args.data_dir)}
-    what = f'TFDS {args.dataset} ({args.split}, {len(sources[args.dataset])} examples)'
-    data_config = {'train_datasets': ((args.dataset, 1.0),)}
+  dataset, source = args.dataset, None
+  if dataset is None:
+    for candidate in ('synthetic_humans/default', 'synthetic_humans/small'):
+      try:
+        source = input_pipeline.open_data_source(candidate, args.split, args.data_dir)
+        dataset = candidate
+        break
+      except ValueError:
+        continue
+  elif dataset != 'memory':
+    source = input_pipeline.open_data_source(dataset, args.split, args.data_dir)
+  if source is not None:
+    sources = {dataset: source}
+    what = (f'TFDS {dataset} ({args.split}, {len(source)} examples, '
+            f'{source[0]["image"].shape[0]}x{source[0]["image"].shape[1]} stored crops)')
+    data_config = {'train_datasets': ((dataset, 1.0),)}
   else:
     source = JpegSource(64, args.input_size)
     sources = {'h36m': source}
