@@ -20,8 +20,9 @@ The protocols, read from Jeff-sjtu/HybrIK's evaluation code
   aligns all 17 joints, then takes the 14 (`evaluate_xyz_17`).
 * pw3d: the same 14 joints, aligned after selecting them; also the 24 SMPL
   joints of the skinned body (MPJPE-24, PA-MPJPE-24, `evaluate_xyz_24`) and
-  PVE, the mean vertex error of the root-relative meshes (the ground-truth
-  mesh from its SMPL parameters with the same body model, no alignment).
+  PVE, the mean vertex error of the meshes relative to their H36M pelvis
+  (the ground-truth mesh from its SMPL parameters with the same neutral body
+  model, as HybrIK's forward_gt_theta; no alignment).
 * mpi_inf_3dhp: all 17 joints for MPJPE and PA-MPJPE; 3D PCK at 150 mm and
   AUC over 0..150 mm in 5 mm steps on the 14 joints of 3DHP's groups (head,
   neck, shoulders, elbows, wrists, hips, knees, ankles: `HP3D_PCK_JOINTS`,
@@ -411,8 +412,10 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
       rot = geometry.quaternion_to_matrix(batch['target_theta'].astype(jnp.float32))
       gt_body = smpl_lib.forward(smpl_model, batch['target_beta'].astype(jnp.float32),
                                  rot)
-      gt_verts = gt_body.vertices - gt_body.joints[:, :1]
-      pred_verts = out.pred_vertices - out.pred_xyz_24_struct[:, :1]
+      # Both meshes relative to their H36M pelvis (regressed from the mesh),
+      # as HybrIK's SMPL layer returns them (validate_smpl.py, test_vertice).
+      gt_verts = gt_body.vertices - gt_body.joints_h36m[:, :1]
+      pred_verts = out.pred_vertices - out.pred_xyz_17[:, :1]
       vmask = batch['target_smpl_weight'].reshape(-1).astype(jnp.float32) * sample
       sums['pve'] = metrics.SumCount.from_values(
           metrics.joint_errors(pred_verts, gt_verts), vmask[:, None])
@@ -537,6 +540,7 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
   data_config = (config.get('data') if config is not None else None) or {}
   get = lambda c, k, d=None: (c.get(k, d) if hasattr(c, 'get') else d)
   data_dir = data_dir or get(data_config, 'data_dir')
+  variables, model_config, ckpt_desc = load_checkpoint(checkpoint)
   if smpl_model is not None:
     body_desc = 'given body model'
   else:
@@ -548,7 +552,6 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
   roots = load_rootnet(rootnet_json, rootnet_annotations) if rootnet_json else None
 
-  variables, model_config, ckpt_desc = load_checkpoint(checkpoint)
   model = models.create_model(model_config)
   input_size = int(model_config.input_size)
   step = make_eval_step(model, smpl_model, input_size=input_size,

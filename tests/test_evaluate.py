@@ -1,0 +1,223 @@
+"""Tests for hybrik_jax.evaluate: protocols on an oracle, the CLI end to end."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybrik_jax import checkpointing
+from hybrik_jax import constants
+from hybrik_jax import evaluate
+from hybrik_jax import input_pipeline
+from hybrik_jax import models
+from hybrik_jax.data import synthetic
+
+
+@pytest.fixture(scope='module')
+def generator():
+  return synthetic.SyntheticGenerator(synthetic.SyntheticConfig(image_size=64),
+                                      batch_size=4)
+
+
+@pytest.fixture(scope='module')
+def examples(generator):
+  """Three synthetic examples (64 px) with image files that name a sequence."""
+  out = []
+  for i, ex in generator.generate(range(3), 'validation'):
+    ex['image_file'] = f'TS{1 + i % 2}/imageSequence/img_{i:06d}.jpg'
+    out.append(ex)
+  return out
+
+
+def tiny_variables(model, input_size, seed=0):
+  """Random variables of the right structure without compiling model.init.
+
+  (jax.eval_shape only traces: seconds instead of a minute on a busy CPU.)
+  """
+  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
+  shapes = jax.eval_shape(lambda: model.init(
+      rngs, jnp.zeros((1, input_size, input_size, 3)), train=False))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, s):
+    name = str(getattr(path[-1], 'key', path[-1]))
+    if name in ('var', 'scale'):
+      return np.ones(s.shape, s.dtype)
+    if name in ('mean', 'bias'):
+      return np.zeros(s.shape, s.dtype)
+    fan_in = max(1, int(np.prod(s.shape[:-1])))
+    return (rng.normal(size=s.shape) / np.sqrt(fan_in)).astype(s.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoint(tmp_path_factory):
+  cfg = models.get_tiny_model_config()
+  model = models.create_model(cfg)
+  variables = tiny_variables(model, cfg.input_size)
+  path = str(tmp_path_factory.mktemp('ckpt') / 'tiny_model')
+  checkpointing.save_model(path, variables, cfg)
+  return path
+
+
+class _OracleModel:
+  """Returns the raw outputs stored in its variables, whatever the images."""
+
+  def apply(self, variables, images, train):
+    del images, train
+    return dict(variables['params'])
+
+
+def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples):
+  """Ground-truth uvd/twists/shape/leaf rotations through the real decode."""
+  size = 64
+  elements = [input_pipeline.preprocess_eval(ex, input_size=size, scale_mult=1.25)
+              for ex in examples]
+  for e in elements:
+    e['mask'] = np.float32(1.0)
+  batch = evaluate._stack(elements, 4)  # one padded row (mask 0)
+  stacked = {k: np.stack([e[k] for e in elements] + [elements[0][k]])
+             for k in ('target_uvd_29', 'target_twist', 'target_beta', 'target_theta')}
+  raw = {'pred_uvd': stacked['target_uvd_29'][:, :24],
+         'pred_phi': stacked['target_twist'],
+         'pred_shape': stacked['target_beta'],
+         'pred_leaf': stacked['target_theta'][:, list(constants.LEAF_PARENT_JOINTS)]}
+  everything = evaluate.Protocol(evaluate.H36M_EVAL_14, smpl_24=True, pve=True,
+                                 pck=True)
+  step = evaluate.make_eval_step(_OracleModel(), generator.model, input_size=size,
+                                 protocol=everything, flip_test=False)
+  sums, per_example, valid = jax.device_get(step({'params': raw}, batch))
+  values = {k: float(v.compute()) for k, v in sums.items()}
+  for k in ('mpjpe', 'pa_mpjpe', 'mpjpe_24', 'pa_mpjpe_24', 'pve'):
+    assert values[k] < 1.0, (k, values[k])  # millimetres
+  assert values['pck'] == pytest.approx(100.0)
+  # Every error below 5 mm: above every AUC threshold but 0 -> 30/31.
+  assert values['auc'] == pytest.approx(100.0 * 30 / 31, abs=1e-3)
+  # 3 real examples x 14 joints, the padded row ignored.
+  assert float(sums['mpjpe'].count) == 3 * 14
+  assert float(sums['mpjpe_24'].count) == 3 * 24
+  assert float(sums['pve'].count) == 3 * constants.NUM_VERTICES
+  assert float(sums['pck'].count) == 3 * len(evaluate.HP3D_PCK_JOINTS)
+  assert list(valid) == [True, True, True, False]
+  assert np.all(per_example[:3] < 1.0)
+
+  # Collapsed joints: the metrics must see large errors.
+  wrong = dict(raw, pred_uvd=np.zeros_like(raw['pred_uvd']))
+  sums, _, _ = jax.device_get(step({'params': wrong}, batch))
+  assert float(sums['mpjpe'].compute()) > 100.0
+  assert float(sums['pck'].compute()) < 100.0
+
+
+def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
+                                                    generator, tmp_path, capsys):
+  root_json = tmp_path / 'bbox_root_test_output.json'
+  # RootNet's format: root_cam in mm; only the first example is listed.
+  root_mm = (np.asarray(examples[0]['joint_root']) * 1000 + [0, 0, 50]).tolist()
+  root_json.write_text(json.dumps([
+      {'image_id': 0, 'file_name': examples[0]['image_file'], 'root_cam': root_mm,
+       'bbox': [0, 0, 64, 64]}]))
+  out = tmp_path / 'results.json'
+  results = evaluate.evaluate(
+      tiny_checkpoint, 'mpi_inf_3dhp', split='test', data_source=examples,
+      smpl_model=generator.model, batch_size=2, rootnet_json=str(root_json),
+      output=str(out), progress=False)
+  assert results['num_examples'] == 3
+  assert results['root_depth'].startswith('RootNet (bbox_root_test_output.json) for 1 of 3')
+  assert results['root_depth_rootnet_examples'] == 1
+  assert set(results['metrics']) == {'mpjpe', 'pa_mpjpe', 'pck', 'auc'}
+  for value in results['metrics'].values():
+    assert np.isfinite(value)
+  assert 0 < results['metrics']['pa_mpjpe'] <= results['metrics']['mpjpe'] + 1e-3
+  assert results['counts']['mpjpe'] == 3 * 17
+  assert results['flip_test'] is True
+  assert set(results['mpjpe_per_sequence']) == {'TS1', 'TS2'}
+  saved = json.loads(out.read_text())
+  assert saved['metrics'] == pytest.approx(results['metrics'])
+  table = evaluate.format_table(results)
+  assert 'PCK@150mm' in table and 'RootNet' in table and 'TS2' in table
+
+  # Default output path: beside the checkpoint directory.
+  path = evaluate.default_output_path(tiny_checkpoint, 'synthetic_humans/tiny',
+                                      'validation')
+  assert os.path.dirname(path) == os.path.dirname(tiny_checkpoint)
+  assert path.endswith('tiny_model_eval_synthetic_humans_tiny_validation.json')
+
+
+def test_load_checkpoint_from_training_workdir(tmp_path):
+  cfg = models.get_tiny_model_config()
+  variables = {'params': {'w': np.ones((2, 3), np.float32)},
+               'batch_stats': {'m': np.zeros((3,), np.float32)}}
+  manager = checkpointing.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=5, async_save=False)
+  checkpointing.save_train_state(
+      manager, 7, dict(variables, step=np.int32(7)),
+      meta={'model': checkpointing.config_to_dict(cfg), 'steps_per_epoch': 5})
+  checkpointing.wait(manager)
+  manager.close()
+  loaded, model_config, desc = evaluate.load_checkpoint(str(tmp_path))
+  assert 'step 7' in desc
+  assert model_config.backbone == cfg.backbone
+  np.testing.assert_array_equal(loaded['params']['w'], variables['params']['w'])
+
+
+def test_rootnet_json_formats_and_errors(tmp_path):
+  ann = tmp_path / 'ann.json'
+  ann.write_text(json.dumps({'images': [
+      {'id': 5, 'file_name': 's_09_act_02_subact_01_ca_01/s_09_act_02_subact_01_ca_01_000001.jpg'}]}))
+  by_id = tmp_path / 'bbox_root_human36m_output.json'
+  by_id.write_text(json.dumps([{'image_id': 5, 'root_cam': [10.0, 20.0, 5000.0]}]))
+  table = evaluate.load_rootnet(str(by_id), str(ann))
+  root = table.lookup('h36m/images/s_09_act_02_subact_01_ca_01/'
+                      's_09_act_02_subact_01_ca_01_000001.jpg')
+  np.testing.assert_allclose(root, [0.01, 0.02, 5.0], rtol=1e-6)
+  assert table.lookup('s_11_act_02_subact_01_ca_01/other.jpg') is None
+  with pytest.raises(ValueError, match='rootnet_annotations'):
+    evaluate.load_rootnet(str(by_id))
+  bad = tmp_path / 'bad.json'
+  bad.write_text(json.dumps([{'image_id': 1, 'bbox': [0, 0, 1, 1]}]))
+  with pytest.raises(ValueError, match="no 'root_cam'"):
+    evaluate.load_rootnet(str(bad))
+  with pytest.raises(FileNotFoundError, match='not found'):
+    evaluate.load_rootnet(str(tmp_path / 'missing.json'))
+  # Shared base names (3DPW's image_00000.jpg) only match with their folder.
+  shared = tmp_path / 'pw3d.json'
+  shared.write_text(json.dumps([
+      {'img_name': 'a_seq_00/image_00000.jpg', 'root_cam': [0, 0, 3000]},
+      {'img_name': 'b_seq_00/image_00000.jpg', 'root_cam': [0, 0, 4000]}]))
+  table = evaluate.load_rootnet(str(shared))
+  assert table.lookup('pw3d/imageFiles/b_seq_00/image_00000.jpg')[2] == pytest.approx(4.0)
+  assert table.lookup('c_seq_00/image_00000.jpg') is None
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, capsys):
+  with pytest.raises(FileNotFoundError, match='does not exist'):
+    evaluate.load_checkpoint(str(tmp_path / 'nope'))
+  with pytest.raises(FileNotFoundError, match='neither an exported model'):
+    evaluate.load_checkpoint(str(tmp_path))
+  with pytest.raises(ValueError, match='unknown dataset'):
+    evaluate.protocol_for('imagenet')
+  with pytest.raises(ValueError, match='real SMPL body model'):
+    evaluate.load_body_model(None, 'pw3d')
+  # The CLI prints the error and exits with status 2.
+  rc = evaluate.main(['--checkpoint', str(tmp_path / 'nope'), '--dataset', 'pw3d'])
+  assert rc == 2
+  assert 'does not exist' in capsys.readouterr().err
+
+
+def test_protocol_facts():
+  assert len(evaluate.H36M_EVAL_14) == 14
+  names = [constants.H36M_JOINT_NAMES[i] for i in evaluate.H36M_EVAL_14]
+  assert not {'pelvis', 'torso', 'nose'} & set(names)
+  pck = {constants.H36M_JOINT_NAMES[i] for i in evaluate.HP3D_PCK_JOINTS}
+  assert pck == {'head', 'neck', 'left_shoulder', 'right_shoulder', 'left_elbow',
+                 'right_elbow', 'left_wrist', 'right_wrist', 'left_hip',
+                 'right_hip', 'left_knee', 'right_knee', 'left_ankle',
+                 'right_ankle'}
+  assert evaluate.PROTOCOLS['h36m'].align_all_17
+  assert not evaluate.PROTOCOLS['pw3d'].align_all_17 and evaluate.PROTOCOLS['pw3d'].pve
+  assert evaluate.group_of(evaluate.PROTOCOLS['h36m'],
+                           's_09_act_16_subact_01_ca_01/x.jpg') == 'WalkTogether'
