@@ -36,7 +36,7 @@ config.data fields read here (defaults in brackets):
   read_threads [4]                 threads preprocessing elements per process
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 import dataclasses
 import functools
 import importlib

@@ -4,7 +4,6 @@ import collections
 import json
 
 import chex
-import cv2
 import numpy as np
 import pytest
 
