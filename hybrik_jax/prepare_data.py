@@ -15,6 +15,7 @@ fails with a clear message and does not stop the others from being listed.
 `--config` applies to every dataset that has a config of that name (e.g.
 synthetic_humans' default/small/tiny); a dataset without it uses its default.
 `--file-format` is array_record (random access, used by grain) or tfrecord.
+Flags also accept underscores (--data_dir, --manual_dir, ...) and --dataset.
 """
 
 import argparse
@@ -31,22 +32,23 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
   p = argparse.ArgumentParser(
       prog='python -m hybrik_jax.prepare_data',
       description='Build hybrik_jax TFDS datasets (with a progress bar).')
-  p.add_argument('--datasets', default='synthetic_humans',
+  p.add_argument('--datasets', '--dataset', default='synthetic_humans',
                  help='comma-separated dataset names, e.g. '
-                      'synthetic_humans,h36m,pw3d (default: synthetic_humans)')
-  p.add_argument('--data-dir', default=None,
+                      'synthetic_humans,h36m,pw3d or synthetic_humans/small '
+                      '(default: synthetic_humans)')
+  p.add_argument('--data-dir', '--data_dir', default=None,
                  help='TFDS data_dir to write to (default: TFDS default, '
                       '~/tensorflow_datasets)')
-  p.add_argument('--manual-dir', default=None,
+  p.add_argument('--manual-dir', '--manual_dir', default=None,
                  help='folder with the manually downloaded files of the real '
                       'datasets (not needed for synthetic_humans)')
   p.add_argument('--config', default=None,
                  help='builder config name, for datasets that have it '
                       '(synthetic_humans: default, small, tiny)')
-  p.add_argument('--file-format', default=DEFAULT_FILE_FORMAT,
+  p.add_argument('--file-format', '--file_format', default=DEFAULT_FILE_FORMAT,
                  choices=('array_record', 'tfrecord'),
                  help='on-disk format (default: array_record)')
-  p.add_argument('--num-workers', type=int, default=None,
+  p.add_argument('--num-workers', '--num_workers', type=int, default=None,
                  help='generation processes for synthetic_humans (default: '
                       '$HYBRIK_DATA_WORKERS or the number of cores)')
   p.add_argument('--overwrite', action='store_true',
@@ -116,12 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print('error: --datasets is empty', file=sys.stderr)
     return 2
   failed = []
-  for name in names:
+  for entry in names:
+    # 'name/config' (as config.data names datasets) overrides --config.
+    name, _, config = entry.partition('/')
+    config = config.partition(':')[0] or args.config
     t0 = time.time()
-    print(f'== {name} ==', flush=True)
+    print(f'== {entry} ==', flush=True)
     try:
       builder = build(name, data_dir=args.data_dir, manual_dir=args.manual_dir,
-                      config=args.config, file_format=args.file_format,
+                      config=config, file_format=args.file_format,
                       num_workers=args.num_workers, overwrite=args.overwrite)
     except (ModuleNotFoundError, FileNotFoundError) as e:
       print(f'error: {name}: {e}', file=sys.stderr, flush=True)

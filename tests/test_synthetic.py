@@ -204,10 +204,10 @@ def test_backgrounds_vary_and_are_deterministic():
 
 def test_prepare_data_builds_both_formats(tmp_path):
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
-  for fmt in ('tfrecord', 'array_record'):
+  for fmt, args in (('tfrecord', ['--datasets', 'synthetic_humans', '--config', 'tiny']),
+                    ('array_record', ['--dataset', 'synthetic_humans/tiny'])):
     data_dir = tmp_path / fmt
-    rc = prepare_data.main(['--datasets', 'synthetic_humans', '--config', 'tiny',
-                            '--data-dir', str(data_dir), '--file-format', fmt])
+    rc = prepare_data.main(args + ['--data_dir', str(data_dir), '--file-format', fmt])
     assert rc == 0
     builder = tfds.builder('synthetic_humans/tiny', data_dir=str(data_dir))
     assert builder.info.splits['train'].num_examples == 8
