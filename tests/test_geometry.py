@@ -78,12 +78,13 @@ def test_conversion_grads_are_finite_at_hard_points():
       geometry.axis_angle_to_matrix(jnp.array([1e-7, 0.0, 0.0]))])
   w = jnp.asarray(np.random.default_rng(2).normal(size=(5, 3)), jnp.float32)
   for fn in (geometry.matrix_to_axis_angle, lambda m: geometry.matrix_to_quaternion(m)[..., 1:]):
-    _assert_all_finite(jax.grad(lambda m, fn=fn: jnp.sum(fn(m) * w))(special))
-  for x in (jnp.zeros((3,)), jnp.array([1e-9, 0.0, 0.0]), jnp.array([np.pi, 0.0, 0.0])):
-    _assert_all_finite(jax.jacobian(geometry.axis_angle_to_quaternion)(x))
-    _assert_all_finite(jax.jacobian(geometry.axis_angle_to_matrix)(x))
-  for q in (jnp.zeros(4), jnp.array([1.0, 0, 0, 0]), jnp.array([0.0, 1, 0, 0])):
-    _assert_all_finite(jax.jacobian(geometry.quaternion_to_axis_angle)(q))
+    _assert_all_finite(jax.jit(jax.grad(lambda m, fn=fn: jnp.sum(fn(m) * w)))(special))
+  jac = lambda f: jax.jit(jax.vmap(jax.jacobian(f)))
+  aa = jnp.array([[0.0, 0.0, 0.0], [1e-9, 0.0, 0.0], [np.pi, 0.0, 0.0]])
+  _assert_all_finite(jac(geometry.axis_angle_to_quaternion)(aa))
+  _assert_all_finite(jac(geometry.axis_angle_to_matrix)(aa))
+  quats = jnp.array([[0.0, 0, 0, 0], [1.0, 0, 0, 0], [0.0, 1, 0, 0]])
+  _assert_all_finite(jac(geometry.quaternion_to_axis_angle)(quats))
 
 
 def test_conversion_check_grads_float64():
@@ -91,10 +92,11 @@ def test_conversion_check_grads_float64():
   with jax.enable_x64(True):
     aa = jnp.asarray(_axis_angles(rng, 4, [0.3, 1.0, 2.0, 3.0]))
     rot = geometry.axis_angle_to_matrix(aa)
-    check_grads(geometry.matrix_to_quaternion, (rot,), order=1, modes=['fwd', 'rev'])
-    check_grads(geometry.matrix_to_axis_angle, (rot,), order=1, modes=['fwd', 'rev'])
-    check_grads(geometry.axis_angle_to_quaternion, (aa,), order=1, modes=['fwd', 'rev'])
-    check_grads(geometry.quaternion_to_axis_angle, (jnp.asarray(rng.normal(size=(4, 4))),),
+    check_grads(jax.jit(geometry.matrix_to_quaternion), (rot,), order=1, modes=['fwd', 'rev'])
+    check_grads(jax.jit(geometry.matrix_to_axis_angle), (rot,), order=1, modes=['fwd', 'rev'])
+    check_grads(jax.jit(geometry.axis_angle_to_quaternion), (aa,), order=1, modes=['fwd', 'rev'])
+    quats = jnp.asarray(rng.normal(size=(4, 4)))
+    check_grads(jax.jit(geometry.quaternion_to_axis_angle), (quats,),
                 order=1, modes=['fwd', 'rev'])
 
 
@@ -129,7 +131,8 @@ def test_rotation_between_degenerate_is_finite():
   np.testing.assert_allclose(rot[1], np.eye(3), atol=1e-6)       # zero target: identity
   np.testing.assert_allclose(rot[2] @ np.array([1.0, 0, 0]), [-1.0, 0, 0], atol=1e-6)
   np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-5)
-  grads = jax.grad(lambda a, b: jnp.sum(geometry.rotation_between(a, b)**3), (0, 1))(a, b)
+  grads = jax.jit(jax.grad(lambda a, b: jnp.sum(geometry.rotation_between(a, b)**3),
+                           (0, 1)))(a, b)
   _assert_all_finite(grads)
 
 
@@ -151,8 +154,8 @@ def test_twist_about_recovers_constructed_twist():
   flip = jnp.asarray(Rotation.from_rotvec(perp[:1] * np.pi).as_matrix(), jnp.float32)
   np.testing.assert_allclose(geometry.twist_about(flip, jnp.asarray(axis[:1], jnp.float32)),
                              [[1.0, 0.0]], atol=1e-3)
-  _assert_all_finite(jax.grad(lambda r, a: jnp.sum(geometry.twist_about(r, a)), (0, 1))(
-      flip, jnp.zeros((1, 3))))
+  _assert_all_finite(jax.jit(jax.grad(lambda r, a: jnp.sum(geometry.twist_about(r, a)),
+                                      (0, 1)))(flip, jnp.zeros((1, 3))))
 
 
 def test_closest_rotation_fits_vectors():
@@ -175,13 +178,14 @@ def test_closest_rotation_fits_vectors():
 def test_closest_rotation_grads():
   with jax.enable_x64(True):
     m = jnp.asarray(np.random.default_rng(9).normal(size=(4, 3, 3)))
-    check_grads(geometry.closest_rotation, (m,), order=1, modes=['fwd', 'rev'])
+    check_grads(jax.jit(geometry.closest_rotation), (m,), order=1, modes=['fwd', 'rev'])
   # Repeated, zero and rank-deficient singular values: SVD's own gradient is NaN or
   # inf here; the custom JVP stays finite.
   hard = jnp.stack([jnp.eye(3), jnp.zeros((3, 3)), jnp.diag(jnp.array([1.0, 0.0, 0.0])),
                     jnp.diag(jnp.array([1.0, 1.0, 0.0])), jnp.diag(jnp.array([1.0, 1.0, -1.0]))])
   w = jnp.asarray(np.random.default_rng(10).normal(size=(5, 3, 3)), jnp.float32)
-  out, grad = jax.value_and_grad(lambda m: jnp.sum(geometry.closest_rotation(m) * w))(hard)
+  out, grad = jax.jit(jax.value_and_grad(
+      lambda m: jnp.sum(geometry.closest_rotation(m) * w)))(hard)
   _assert_all_finite((out, grad))
   np.testing.assert_allclose(geometry.closest_rotation(hard)[:2], np.stack([np.eye(3)] * 2))
   # Where the rotation is smooth (m = I), the gradient is the exact one: d R = skew part.
