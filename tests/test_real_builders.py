@@ -435,3 +435,11 @@ def test_worker_processes_give_the_same_dataset(h36m_damaged, tmp_path):
     for a, b in zip(ours, theirs):
       for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_coco_name_resolves_to_this_builder(coco_damaged):
+  """Opening 'coco' by name (as the input pipeline does) gives this builder's files."""
+  builder, _ = coco_damaged
+  root = str(pathlib.Path(builder.data_dir).parents[1])
+  assert type(tfds.builder('coco', data_dir=root)) is coco_dataset_builder.Builder
+  assert len(list(tfds.load('coco', split='train', data_dir=root, download=False))) == 3

@@ -11,6 +11,10 @@ from hybrik_jax.data import features
 from tfds_builders import real_data_common as common
 
 _SUBDIR = 'coco'
+
+# The TFDS name 'coco' is also TFDS's own COCO detection dataset: hybrik_jax
+# imports this module before it opens 'coco' (input_pipeline.open_data_source,
+# prepare_data), which registers this builder under the name (README.md).
 _SPLITS = {'train': 'train2017', 'validation': 'val2017'}
 _PERSON = 'person'
 
