@@ -1,0 +1,1 @@
+"""Training configs: `python -m hybrik_jax.train --config configs/<name>.py`."""

@@ -1,0 +1,647 @@
+r"""Trains HybrIK-Transformer: `python -m hybrik_jax.train`.
+
+    python -m hybrik_jax.train --config configs/paper.py --workdir /tmp/hybrik \
+        [--config.batch_size=64 ...]
+
+`train_and_evaluate(config, workdir)` is the whole job and is importable
+(tests, Colab). Starting again with the same workdir resumes from the latest
+checkpoint (params, optimizer, step, rng, input iterator).
+
+Several hosts (one process per host; every process runs the same command):
+
+    python -m hybrik_jax.train --config configs/paper.py --workdir DIR \
+        --coordinator_address=HOST0:1234 --num_processes=N --process_id=I
+
+On TPU pods and SLURM, `--distributed` alone lets JAX detect the cluster.
+
+The loop, by section: config check, logging, mesh, body model, input, model
+and optimizer, checkpoint load, compiled steps, evals, training loop, summary.
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Iterator, Mapping, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+from clu import metric_writers
+from etils import epath
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import tqdm
+
+from hybrik_jax import checkpointing
+from hybrik_jax import input_pipeline
+from hybrik_jax import train_lib
+from hybrik_jax.models import config as model_config_lib
+from hybrik_jax.models import hybrik as hybrik_model
+
+
+# ---------------------------------------------------------------------------
+# Config.
+# ---------------------------------------------------------------------------
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field the trainer reads, with defaults (configs/ override them).
+
+  An unknown field anywhere is an error (see `check_config`).
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # The network (hybrik_jax.models.config.get_model_config fields).
+  # Mixed precision: model.dtype = 'bfloat16' (params and loss stay float32).
+  c.model = model_config_lib.get_model_config()
+  c.batch_size = 256  # global, over every device of every host
+  c.num_epochs = 200
+  c.num_train_steps = -1  # > 0: train exactly this many steps instead
+  # -1: HybrIK's epoch: 2 x the largest dataset of a mix (the dataset size
+  # for a single dataset) // batch_size.
+  c.steps_per_epoch = -1
+
+  c.data = ml_collections.ConfigDict()
+  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data.train_datasets = input_pipeline.HYBRIK_MIX  # ((tfds name, weight), ...)
+  c.data.train_split = 'train'
+  c.data.eval_dataset = 'h36m'
+  c.data.eval_split = 'test'
+  # HybrIK's augmentation (input_pipeline / data.augment).
+  c.data.scale_factor = 0.3
+  c.data.rot_factor = 30.0
+  c.data.rot_prob = 0.6
+  c.data.flip_prob = 0.5
+  c.data.color_factor = 0.2
+  c.data.occlusion = True
+  c.data.scale_mult = input_pipeline.DEFAULT_SCALE_MULT
+  c.data.scale_mult_per_dataset = dict(
+      input_pipeline.DEFAULT_SCALE_MULT_PER_DATASET)
+  # Build missing no-download datasets (synthetic_humans) on first use.
+  c.data.build_if_missing = False
+  c.data.worker_count = 0  # grain worker processes per host
+  c.data.worker_buffer_size = 2
+  c.data.read_threads = 4
+
+  # Loss weights (losses.hybrik_loss).
+  c.loss = ml_collections.ConfigDict(dict(
+      uvd=1.0, beta=1.0, theta=0.01, twist=0.01, phi_norm=1e-4, leaf_norm=0.0))
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.optimizer = 'adam'
+  c.optim.peak_lr = 5e-4
+  c.optim.warmup_steps = 4000
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.0
+  c.optim.grad_clip_norm = 0.0  # 0: no clipping
+
+  # Body model: '' -> the synthetic body model (hybrik_jax.smpl).
+  c.smpl = ml_collections.ConfigDict()
+  c.smpl.model_path = ''
+  c.smpl.h36m_regressor_path = ''
+
+  # Initialisation: an exported backbone (python -m hybrik_jax.convert
+  # --arch backbone) and/or an exported full model; '' for none.
+  c.init = ml_collections.ConfigDict()
+  c.init.backbone_checkpoint = ''
+  c.init.model_checkpoint = ''
+
+  c.evals = ml_collections.ConfigDict()
+  c.evals.every_steps = -1  # -1: at each epoch end; 0: only at the end
+  c.evals.batch_size = 64  # global
+  c.evals.max_batches = -1  # -1: the whole split
+  # Also evaluate the untrained model and the mean training pose (a constant
+  # predictor) before training, and print the three in the final summary.
+  c.evals.baselines = False
+  c.evals.mean_pose_batches = 16  # training batches averaged for the mean pose
+
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 1000
+  c.keep_epochs = 10  # epoch-end checkpoints kept (for average_checkpoints)
+  c.async_checkpoints = True
+  c.progress_bar = True
+  return c
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming any field that `base_config` does not have."""
+  reference = base_config()
+
+  def walk(cfg, ref, prefix):
+    for key in cfg.keys():
+      name = f'{prefix}{key}'
+      if key not in ref:
+        # The model is checked against the model config's own fields.
+        raise ValueError(f'unknown config field {name!r}: not a field of the '
+                         'trainer config (see hybrik_jax.train.base_config)')
+      value, ref_value = cfg[key], ref[key]
+      if (isinstance(ref_value, ml_collections.ConfigDict) and
+          key not in ('scale_mult_per_dataset',)):
+        if not isinstance(value, ml_collections.ConfigDict):
+          raise ValueError(f'config field {name!r} must be a section, got '
+                           f'{type(value).__name__}')
+        walk(value, ref_value, name + '.')
+
+  walk(config, reference, 'config.')
+
+
+# ---------------------------------------------------------------------------
+# Small helpers.
+# ---------------------------------------------------------------------------
+
+
+def _load_smpl_model(smpl_config):
+  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  if smpl_config.model_path:
+    return smpl.load_smpl(smpl_config.model_path,
+                          smpl_config.h36m_regressor_path or None)
+  return smpl.synthetic_smpl_model()
+
+
+def _dataset_missing_message(config, error: Exception) -> str:
+  """The error plus the commands that build the configured datasets."""
+  names = [n for n, _ in _train_mix(config)] + [config.data.eval_dataset]
+  data_dir = (f' --data_dir {config.data.data_dir}' if config.data.data_dir
+              else '')
+  build = []
+  for name in dict.fromkeys(names):
+    base = input_pipeline.base_name(name)
+    builder_config = f' --config {name.split("/")[1]}' if '/' in name else ''
+    manual = ('' if base in _BUILDABLE else
+              ' --manual_dir <the downloaded files, see '
+              f'tfds_builders/{base}/README.md>')
+    build.append(f'python -m hybrik_jax.prepare_data --dataset {base}'
+                 f'{builder_config}{data_dir}{manual}')
+  return (f'{error}\nA dataset is missing. Build it first:\n  ' +
+          '\n  '.join(dict.fromkeys(build)))
+
+
+def _train_mix(config) -> list[tuple[str, float]]:
+  mix = config.data.train_datasets
+  if isinstance(mix, str):
+    mix = ((mix, 1.0),)
+  return [(m, 1.0) if isinstance(m, str) else (m[0], float(m[1])) for m in mix]
+
+
+# Datasets that need no download: built on first use if
+# config.data.build_if_missing.
+_BUILDABLE = ('synthetic_humans',)
+
+
+def _build_missing(config, names: Sequence[str]) -> None:
+  """Builds the missing no-download datasets among `names` (process 0)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
+  for name in dict.fromkeys(names):
+    base = input_pipeline.base_name(name)
+    if base not in _BUILDABLE:
+      continue
+    builder_config = name.split('/')[1] if '/' in name else None
+    if jax.process_index() == 0:
+      try:
+        input_pipeline.open_data_source(name, config.data.train_split,
+                                        config.data.data_dir)
+        continue
+      except ValueError:
+        pass
+      logging.info('Building %s (config.data.build_if_missing)', name)
+      print(f'{name} is not built yet: building it (once).', flush=True)
+      prepare_data.build(base, data_dir=config.data.data_dir,
+                         config=builder_config)
+    del tfds
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('hybrik_jax dataset build')
+
+
+def _open_sources(config, data_sources):
+  """{name: random-access source} of the training mix (sizes for epochs)."""
+  data_sources = dict(data_sources or {})
+  names = [n for n, _ in _train_mix(config) if n not in data_sources]
+  if config.data.build_if_missing:
+    _build_missing(config, names + [config.data.eval_dataset])
+  out = {}
+  for name, _ in _train_mix(config):
+    if name in data_sources:
+      out[name] = data_sources[name]
+    else:
+      out[name] = input_pipeline.open_data_source(
+          name, config.data.train_split, config.data.data_dir)
+  return out
+
+
+def steps_per_epoch(config, sizes: Sequence[int]) -> int:
+  """config.steps_per_epoch, or HybrIK's epoch length in steps."""
+  if config.steps_per_epoch > 0:
+    return int(config.steps_per_epoch)
+  examples = 2 * max(sizes) if len(sizes) > 1 else sizes[0]
+  return max(1, examples // config.batch_size)
+
+
+def host_value(x) -> np.ndarray:
+  """A replicated (possibly multi-host) jax array as numpy, on every host."""
+  if isinstance(x, jax.Array):
+    return np.asarray(x.addressable_data(0))
+  return np.asarray(x)
+
+
+def _host_scalars(tree: Mapping[str, Any]) -> dict[str, float]:
+  return {k: float(host_value(v)) for k, v in tree.items()}
+
+
+class _Averager:
+  """Averages scalar metrics over a logging interval (on the host)."""
+
+  def __init__(self):
+    self._sums, self._n = {}, 0
+
+  def add(self, metrics: Mapping[str, Any]) -> None:
+    for k, v in metrics.items():
+      self._sums[k] = self._sums[k] + v if k in self._sums else v
+    self._n += 1
+
+  def result(self) -> dict[str, float]:
+    out = {k: float(host_value(v)) / max(self._n, 1)
+           for k, v in self._sums.items()}
+    self._sums, self._n = {}, 0
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Evaluation.
+# ---------------------------------------------------------------------------
+
+
+def evaluate(eval_fn, variables, config, *, mesh, input_size, data_source=None,
+             dataset=None, split=None) -> dict[str, float]:
+  """Mean MPJPE / PA-MPJPE (mm) of `eval_fn(variables, batch)` over a split."""
+  it = input_pipeline.create_eval_iterator(
+      config.data, global_batch_size=config.evals.batch_size,
+      input_size=input_size, dataset=dataset, split=split,
+      data_source=data_source)
+  totals = None
+  for i, batch in enumerate(it):
+    if 0 <= config.evals.max_batches <= i:
+      break
+    sums = eval_fn(variables, train_lib.global_batch(batch, mesh))
+    sums = {k: host_value(v) for k, v in sums.items()}
+    totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+  count = max(float(totals['count']), 1.0)
+  return {'mpjpe': float(totals['mpjpe']) / count,
+          'pa_mpjpe': float(totals['pa_mpjpe']) / count,
+          'num_examples': float(totals['count'])}
+
+
+def mean_training_pose(config, *, input_size, data_source=None) -> np.ndarray:
+  """(17, 3) metres: mean pelvis-relative H36M-17 pose of training examples.
+
+  Read without augmentation from the first dataset of the training mix.
+  """
+  name = _train_mix(config)[0][0]
+  it = input_pipeline.create_eval_iterator(
+      config.data, global_batch_size=config.evals.batch_size,
+      input_size=input_size, dataset=name, split=config.data.train_split,
+      data_source=data_source)
+  total, count = np.zeros((17, 3)), np.zeros((17, 1))
+  for i, batch in enumerate(it):
+    if i >= config.evals.mean_pose_batches:
+      break
+    joints = np.asarray(batch['joints17_cam'], np.float64)
+    joints = joints - joints[:, :1]
+    valid = (np.asarray(batch['joints17_valid']) *
+             np.asarray(batch['mask'])[:, None])[..., None]
+    total += np.sum(joints * valid, axis=0)
+    count += np.sum(valid, axis=0)
+  # Every host averages its own shard; combine so all hosts agree.
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    total = np.sum(multihost_utils.process_allgather(total), axis=0)
+    count = np.sum(multihost_utils.process_allgather(count), axis=0)
+  return (total / np.maximum(count, 1)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# The job.
+# ---------------------------------------------------------------------------
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str,
+                       *,
+                       data_sources: Mapping[str, Any] | None = None,
+                       eval_data_source: Any = None,
+                       stop_after_steps: int | None = None
+                       ) -> dict[str, Any]:
+  """Trains (resuming from `workdir` if it holds a checkpoint) and evaluates.
+
+  Args:
+    config: a config from configs/ (fields: `base_config`).
+    workdir: checkpoints and TensorBoard event files go here.
+    data_sources: optional {tfds name: random-access source} used instead of
+      the prepared TFDS datasets (tests, in-memory data).
+    eval_data_source: optional random-access source for the validation split.
+    stop_after_steps: stop (after checkpointing) once this many steps are done
+      in total, as if the run were interrupted there (tests).
+
+  Returns:
+    A summary: {'step', 'workdir', 'checkpoint_dir', 'eval': {...},
+    'baselines': {...} (if config.evals.baselines), 'num_skipped'}.
+  """
+  check_config(config)
+  workdir = epath.Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_main = jax.process_index() == 0
+
+  # --- Logging --------------------------------------------------------------
+  writer = metric_writers.create_default_writer(
+      os.fspath(workdir), just_logging=not is_main)
+  logging.info('Workdir %s; %d process(es), %d device(s) (%s)', workdir,
+               jax.process_count(), jax.device_count(), jax.default_backend())
+
+  # --- Mesh -----------------------------------------------------------------
+  mesh = train_lib.create_mesh()
+  if config.batch_size % jax.device_count():
+    raise ValueError(f'config.batch_size {config.batch_size} must be divisible '
+                     f'by the number of devices {jax.device_count()}')
+  if config.evals.batch_size % jax.device_count():
+    raise ValueError(f'config.evals.batch_size {config.evals.batch_size} must '
+                     f'be divisible by the number of devices '
+                     f'{jax.device_count()}')
+
+  # --- Body model -----------------------------------------------------------
+  smpl_model = _load_smpl_model(config.smpl)
+
+  # --- Input ----------------------------------------------------------------
+  input_size = int(config.model.input_size)
+  try:
+    sources = _open_sources(config, data_sources)
+    if eval_data_source is None:
+      eval_data_source = input_pipeline.open_data_source(
+          config.data.eval_dataset, config.data.eval_split,
+          config.data.data_dir)
+  except ValueError as e:
+    raise FileNotFoundError(_dataset_missing_message(config, e)) from e
+  epoch_steps = steps_per_epoch(config, [len(s) for s in sources.values()])
+  num_steps = (int(config.num_train_steps) if config.num_train_steps > 0 else
+               int(config.num_epochs) * epoch_steps)
+  train_iter = input_pipeline.create_train_iterator(
+      config.data, global_batch_size=config.batch_size, seed=config.seed,
+      input_size=input_size, data_sources=sources)
+  logging.info('%d steps per epoch, %d steps in total', epoch_steps, num_steps)
+
+  # --- Model and optimizer --------------------------------------------------
+  model = hybrik_model.create_model(config.model)
+  tx, lr_fn = train_lib.create_optimizer(config.optim)
+  rng = jax.random.key(config.seed)
+  state = train_lib.create_train_state(model, tx, rng, input_size)
+  state = _maybe_load_init(state, config)
+
+  # --- Checkpoint load ------------------------------------------------------
+  manager = checkpointing.create_checkpoint_manager(
+      workdir, steps_per_epoch=epoch_steps, keep_epochs=config.keep_epochs,
+      async_save=config.async_checkpoints)
+  meta = {'model': checkpointing.config_to_dict(config.model),
+          'steps_per_epoch': epoch_steps, 'batch_size': config.batch_size}
+  latest = checkpointing.latest_step(manager)
+  if latest is not None:
+    _check_compatible(checkpointing.restore_meta(manager, latest), meta,
+                      manager.directory)
+    state = checkpointing.restore_train_state(manager, state, latest,
+                                              data_iterator=train_iter)
+    logging.info('Resumed from %s/%d', manager.directory, latest)
+  state = train_lib.replicate(state, mesh)
+  start_step = int(host_value(state.step))
+
+  # --- Compiled steps -------------------------------------------------------
+  loss_weights = {k: float(v) for k, v in config.loss.items()}
+  train_step = train_lib.jit_train_step(
+      mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
+      loss_weights=loss_weights, input_size=input_size)
+  eval_fn = train_lib.jit_eval_step(
+      mesh, smpl_model=smpl_model, model=model, input_size=input_size)
+
+  def run_eval(variables, fn=eval_fn):
+    return evaluate(fn, variables, config, mesh=mesh, input_size=input_size,
+                    data_source=eval_data_source)
+
+  summary = {'workdir': os.fspath(workdir),
+             'checkpoint_dir': os.fspath(manager.directory)}
+  if start_step == 0 and is_main:
+    writer.write_hparams(_flat_hparams(config))
+
+  # --- Baselines (before training) ------------------------------------------
+  if config.evals.baselines:
+    baselines = _baselines(config, state, run_eval, mesh=mesh,
+                           input_size=input_size, sources=sources)
+    summary['baselines'] = baselines
+    writer.write_scalars(start_step, {f'baseline/{k}/{m}': v
+                                      for k, d in baselines.items()
+                                      for m, v in d.items()})
+
+  # --- Training loop --------------------------------------------------------
+  eval_every = (epoch_steps if config.evals.every_steps < 0 else
+                int(config.evals.every_steps))
+  end_step = num_steps if stop_after_steps is None else min(
+      num_steps, int(stop_after_steps))
+  averager = _Averager()
+  progress = tqdm.tqdm(total=num_steps, initial=start_step, unit='step',
+                       dynamic_ncols=True, desc='train',
+                       disable=not (is_main and config.progress_bar))
+  last_log_time, last_log_step = time.perf_counter(), start_step
+  step = start_step
+  eval_metrics = None
+  with metric_writers.ensure_flushes(writer):
+    while step < end_step:
+      batch = train_lib.global_batch(next(train_iter), mesh)
+      state, metrics = train_step(state, batch)
+      step += 1
+      progress.update(1)
+      is_last = step == num_steps
+      averager.add(metrics)  # device arrays: no host sync on every step
+      if step % config.log_every_steps == 0 or is_last or step == end_step:
+        scalars = averager.result()
+        now = time.perf_counter()
+        dt = (now - last_log_time) / max(step - last_log_step, 1)
+        scalars.update(step_time_s=dt, images_per_s=config.batch_size / dt,
+                       num_skipped=float(host_value(state.num_skipped)),
+                       epoch=step / epoch_steps)
+        last_log_time, last_log_step = now, step
+        writer.write_scalars(step, {f'train/{k}': v for k, v in scalars.items()})
+        progress.set_postfix(loss=f'{scalars["loss"]:.4g}',
+                             lr=f'{scalars["lr"]:.2e}')
+        if scalars['skipped'] > 0:
+          logging.warning('step %d: %d non-finite step(s) skipped so far', step,
+                          int(scalars['num_skipped']))
+      epoch_end = step % epoch_steps == 0
+      if (step % config.checkpoint_every_steps == 0 or epoch_end or is_last or
+          step == end_step):
+        checkpointing.save_train_state(manager, step, state,
+                                       data_iterator=train_iter, meta=meta)
+      if (eval_every > 0 and step % eval_every == 0) or is_last:
+        eval_metrics = run_eval(state.variables)
+        writer.write_scalars(step, {f'eval/{k}': v
+                                    for k, v in eval_metrics.items()})
+        if is_main:
+          progress.write(f'step {step}: validation MPJPE '
+                         f'{eval_metrics["mpjpe"]:.1f} mm, PA-MPJPE '
+                         f'{eval_metrics["pa_mpjpe"]:.1f} mm')
+  progress.close()
+  checkpointing.wait(manager)
+  manager.close()
+
+  # --- Summary --------------------------------------------------------------
+  summary.update(step=step, num_skipped=int(host_value(state.num_skipped)),
+                 state=state)
+  if eval_metrics is not None:
+    summary['eval'] = eval_metrics
+  if step == num_steps and is_main:
+    print(format_summary(summary))
+  return summary
+
+
+def _baselines(config, state, run_eval, *, mesh, input_size, sources):
+  """Validation errors of the untrained model and of the mean training pose."""
+  untrained = run_eval(state.variables)
+  name = _train_mix(config)[0][0]
+  mean_pose = mean_training_pose(config, input_size=input_size,
+                                 data_source=sources[name])
+  repl = train_lib.replicated_sharding(mesh)
+  constant_fn = jax.jit(train_lib.constant_eval_step,
+                        in_shardings=(repl, train_lib.batch_sharding(mesh)),
+                        out_shardings=repl)
+  mean_pose = train_lib.replicate(mean_pose, mesh)
+  constant = run_eval(None, fn=lambda _, batch: constant_fn(mean_pose, batch))
+  return {'untrained': untrained, 'mean_pose': constant}
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+  """The human-readable end-of-training report."""
+  lines = ['', '=' * 64, f'Training finished at step {summary["step"]}.']
+  rows = []
+  for name, label in (('untrained', 'untrained model'),
+                      ('mean_pose', 'constant: mean training pose')):
+    if name in summary.get('baselines', {}):
+      rows.append((label, summary['baselines'][name]))
+  if 'eval' in summary:
+    rows.append(('trained model', summary['eval']))
+  if rows:
+    lines.append(f'{"validation":32s} {"MPJPE mm":>10s} {"PA-MPJPE mm":>12s}')
+    for label, m in rows:
+      lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}')
+  if 'baselines' in summary and 'eval' in summary:
+    const = summary['baselines']['mean_pose']['mpjpe']
+    gain = 100.0 * (1.0 - summary['eval']['mpjpe'] / max(const, 1e-9))
+    lines.append(f'The trained model is {gain:.1f}% below the constant '
+                 'predictor\'s MPJPE.')
+  if summary.get('num_skipped'):
+    lines.append(f'{summary["num_skipped"]} non-finite step(s) were skipped.')
+  lines.append(f'Checkpoints: {summary["checkpoint_dir"]}')
+  lines.append('Export the last epochs\' average: python -m '
+               'hybrik_jax.average_checkpoints --workdir '
+               f'{summary["workdir"]} --last 10 --out DIR')
+  lines.append('=' * 64)
+  return '\n'.join(lines)
+
+
+def _flat_hparams(config) -> dict[str, Any]:
+  flat = {}
+
+  def walk(d, prefix):
+    for k, v in d.items():
+      if isinstance(v, Mapping):
+        walk(v, f'{prefix}{k}.')
+      else:
+        flat[f'{prefix}{k}'] = v if isinstance(v, (int, float, str, bool)) \
+            else str(v)
+
+  walk(checkpointing.config_to_dict(config), '')
+  return flat
+
+
+def _check_compatible(saved_meta: Mapping[str, Any], meta: Mapping[str, Any],
+                      directory) -> None:
+  """Refuses to resume from a checkpoint of another model or epoch length."""
+  saved_model = saved_meta.get('model')
+  if saved_model != meta['model']:
+    diffs = sorted(
+        k for k in set(saved_model or {}) | set(meta['model'])
+        if (saved_model or {}).get(k) != meta['model'].get(k))
+    details = ', '.join(
+        f'{k}: saved {(saved_model or {}).get(k)!r} vs config '
+        f'{meta["model"].get(k)!r}' for k in diffs)
+    raise ValueError(
+        f'{directory} holds a checkpoint of another model ({details}). '
+        'Refusing to resume or overwrite it: use a new --workdir, or the '
+        'config that trained it.')
+  if saved_meta.get('steps_per_epoch') != meta['steps_per_epoch']:
+    raise ValueError(
+        f'{directory} was trained with {saved_meta.get("steps_per_epoch")} '
+        f'steps per epoch, this config gives {meta["steps_per_epoch"]} (batch '
+        'size or dataset changed). Refusing to resume: use a new --workdir.')
+
+
+def _maybe_load_init(state: train_lib.TrainState, config
+                     ) -> train_lib.TrainState:
+  """Puts an exported backbone / full model into a fresh state."""
+  from hybrik_jax import convert  # pylint: disable=g-import-not-at-top
+  variables = state.variables
+  for path, what in ((config.init.backbone_checkpoint, 'backbone'),
+                     (config.init.model_checkpoint, 'model')):
+    if not path:
+      continue
+    if not checkpointing.is_exported_model(path):
+      raise FileNotFoundError(
+          f'config.init.{what}_checkpoint: {path} is not an exported model. '
+          'Make it with `python -m hybrik_jax.convert --torch-checkpoint '
+          f'X.pth --out {path}' + (' --arch backbone`' if what == 'backbone'
+                                   else '`'))
+    loaded, _ = checkpointing.load_model(path)
+    variables = convert.merge_variables(variables, loaded)
+    logging.info('Initialised the %s from %s', what, path)
+  return state.replace(params=variables['params'],
+                       batch_stats=variables['batch_stats'])
+
+
+# ---------------------------------------------------------------------------
+# Command line.
+# ---------------------------------------------------------------------------
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Training config file (configs/*.py).', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None,
+                               'Checkpoints and TensorBoard logs go here.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False,
+    'Call jax.distributed.initialize() (auto-detected clusters: TPU, SLURM).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None,
+    'host:port of process 0, for several processes (implies --distributed).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Number of processes (hosts).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   'This process\'s index in [0, num_processes).')
+
+
+def main(argv: Sequence[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Too many command-line arguments: {argv[1:]}')
+  if _COORDINATOR.value or _DISTRIBUTED.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
+  logging.info('JAX process %d of %d, local devices %s', jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config', 'workdir'])
+  app.run(main)

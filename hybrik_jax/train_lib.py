@@ -1,0 +1,340 @@
+"""The pure pieces of the trainer: schedule, optimizer, state, steps, mesh.
+
+`train.py` composes them into the training loop. Everything here is a pure
+function of its arguments (constants bound with `functools.partial` before
+compiling), so tests call them directly.
+
+Data parallelism: `jit` over a 1-D `('data',)` device mesh spanning every
+device of every process; the batch is sharded on 'data', the train state is
+replicated. XLA inserts the gradient all-reduce (and the cross-device batch
+statistics of BatchNorm), so N devices compute the same update as one device
+on the same global batch.
+"""
+
+import functools
+from typing import Any, Callable, Mapping
+
+import flax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from hybrik_jax import losses
+from hybrik_jax import metrics as metrics_lib
+from hybrik_jax.models import hybrik as hybrik_model
+
+PyTree = Any
+DATA_AXIS = 'data'
+
+
+# ---------------------------------------------------------------------------
+# Learning rate and optimizer.
+# ---------------------------------------------------------------------------
+
+
+def create_learning_rate_fn(peak_lr: float, warmup_steps: int
+                            ) -> Callable[[jnp.ndarray], jnp.ndarray]:
+  """fairseq's inverse_sqrt schedule (HybrIK-Transformer's InverseSquareRoot).
+
+  lr(step) = peak_lr * step / warmup_steps         for step < warmup_steps
+           = peak_lr * sqrt(warmup_steps / step)   for step >= warmup_steps
+  where `step` counts updates from 1 (the first update uses lr(1)).
+  """
+  peak_lr = float(peak_lr)
+  warmup = float(warmup_steps)
+
+  def lr_fn(step):
+    step = jnp.maximum(jnp.asarray(step, jnp.float32), 1.0)
+    if warmup <= 0:
+      return jnp.full_like(step, peak_lr)
+    warm = peak_lr * step / warmup
+    decay = peak_lr * jnp.sqrt(warmup / step)
+    return jnp.where(step < warmup, warm, decay)
+
+  return lr_fn
+
+
+def create_optimizer(optim_config: ml_collections.ConfigDict
+                     ) -> tuple[optax.GradientTransformation, Callable]:
+  """Adam (+ optional global-norm clipping) with the inverse-sqrt schedule.
+
+  Returns:
+    (tx, lr_fn) with lr_fn(step) the learning rate of update `step` (from 1).
+  """
+  if optim_config.optimizer != 'adam':
+    raise ValueError(f'config.optim.optimizer: only "adam" is implemented, '
+                     f'got {optim_config.optimizer!r}')
+  lr_fn = create_learning_rate_fn(optim_config.peak_lr,
+                                  optim_config.warmup_steps)
+  # optax passes the number of updates done so far (0 for the first).
+  schedule = lambda count: lr_fn(count + 1)
+  parts = []
+  if optim_config.get('grad_clip_norm'):
+    parts.append(optax.clip_by_global_norm(optim_config.grad_clip_norm))
+  parts.append(optax.scale_by_adam(b1=optim_config.b1, b2=optim_config.b2,
+                                   eps=optim_config.eps))
+  if optim_config.get('weight_decay'):
+    parts.append(optax.add_decayed_weights(optim_config.weight_decay))
+  parts.append(optax.scale_by_learning_rate(schedule))
+  return optax.chain(*parts), lr_fn
+
+
+# ---------------------------------------------------------------------------
+# Train state.
+# ---------------------------------------------------------------------------
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during training (saved in checkpoints).
+
+  step:        () int32, updates attempted so far (skipped ones included).
+  params, batch_stats: the model variables.
+  opt_state:   the optax state.
+  rng:         (2,) uint32 raw key data of the base key; step s uses
+               fold_in(key, s).
+  num_skipped: () int32, steps whose loss or gradient was not finite.
+  """
+  step: jnp.ndarray
+  params: PyTree
+  batch_stats: PyTree
+  opt_state: PyTree
+  rng: jnp.ndarray
+  num_skipped: jnp.ndarray
+
+  @property
+  def variables(self) -> dict[str, PyTree]:
+    return {'params': self.params, 'batch_stats': self.batch_stats}
+
+
+def init_variables(model, rng: jax.Array, input_size: int) -> dict[str, PyTree]:
+  """Initial {'params', 'batch_stats'} of `model` for (1, S, S, 3) images."""
+  images = jnp.zeros((1, input_size, input_size, 3), jnp.float32)
+  params_rng, dropout_rng, patches_rng = jax.random.split(rng, 3)
+  init = jax.jit(functools.partial(model.init, train=False))
+  variables = init(
+      {'params': params_rng, 'dropout': dropout_rng, 'patches': patches_rng},
+      images)
+  variables = flax.core.unfreeze(variables)
+  return {'params': variables['params'],
+          'batch_stats': variables.get('batch_stats', {})}
+
+
+def create_train_state(model, tx: optax.GradientTransformation,
+                       rng: jax.Array, input_size: int,
+                       variables: Mapping[str, PyTree] | None = None
+                       ) -> TrainState:
+  """A fresh TrainState (variables from `init_variables` unless given)."""
+  init_rng, state_rng = jax.random.split(rng)
+  if variables is None:
+    variables = init_variables(model, init_rng, input_size)
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=variables['params'],
+      batch_stats=variables.get('batch_stats', {}),
+      opt_state=tx.init(variables['params']),
+      rng=jax.random.key_data(state_rng),
+      num_skipped=jnp.zeros((), jnp.int32))
+
+
+# ---------------------------------------------------------------------------
+# Steps.
+# ---------------------------------------------------------------------------
+
+
+def _f32(tree):
+  return jax.tree.map(
+      lambda x: x.astype(jnp.float32)
+      if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
+                     loss_weights: Mapping[str, float], input_size: int,
+                     train: bool = True):
+  """Network -> (theta: decode for the rotations) -> hybrik_loss.
+
+  Returns:
+    (total loss, (components dict, new batch_stats)).
+  """
+  dropout_rng, patches_rng = jax.random.split(rng)
+  variables = {'params': params, 'batch_stats': batch_stats}
+  if train:
+    raw, new_state = model.apply(
+        variables, batch['image'], train=True,
+        rngs={'dropout': dropout_rng, 'patches': patches_rng},
+        mutable=['batch_stats'])
+    new_batch_stats = new_state.get('batch_stats', batch_stats)
+  else:
+    raw = model.apply(variables, batch['image'], train=False)
+    new_batch_stats = batch_stats
+  raw = _f32(dict(raw))
+  outputs = dict(raw)
+  if loss_weights.get('theta', 0.0):
+    decoded = hybrik_model.decode(
+        raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
+        intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
+        depth_factor=batch['depth_factor'], input_size=input_size)
+    outputs['pred_rotmats'] = decoded.pred_rotmats
+  total, comps = losses.hybrik_loss(outputs, batch, loss_weights)
+  return total, (comps, new_batch_stats)
+
+
+def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
+               model, smpl_model, tx: optax.GradientTransformation,
+               lr_fn: Callable, loss_weights: Mapping[str, float],
+               input_size: int) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+  """One Adam update on a (global) batch; pure.
+
+  A non-finite loss or gradient norm leaves params, batch stats and optimizer
+  state unchanged (the step counter still advances and `num_skipped` counts
+  it).
+
+  Returns:
+    (new_state, metrics): metrics holds the loss components, 'lr',
+    'grad_norm', 'param_norm' and 'skipped' (0 or 1), all scalars.
+  """
+  rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+  loss_fn = functools.partial(
+      forward_and_loss, model=model, smpl_model=smpl_model,
+      loss_weights=loss_weights, input_size=input_size, train=True)
+  (loss, (comps, new_batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params, state.batch_stats, batch, rng)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  # Zero the gradients of a skipped step so no NaN enters the optimizer math.
+  safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
+  updates, new_opt_state = tx.update(safe_grads, state.opt_state, state.params)
+  new_params = optax.apply_updates(state.params, updates)
+
+  def keep_if_finite(new, old):
+    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+  new_state = state.replace(
+      step=state.step + 1,
+      params=keep_if_finite(new_params, state.params),
+      batch_stats=keep_if_finite(new_batch_stats, state.batch_stats),
+      opt_state=keep_if_finite(new_opt_state, state.opt_state),
+      num_skipped=state.num_skipped + (~finite).astype(jnp.int32))
+  metrics = dict(comps)
+  metrics.update(
+      lr=lr_fn(state.step + 1),
+      grad_norm=grad_norm,
+      param_norm=optax.global_norm(state.params),
+      skipped=(~finite).astype(jnp.float32))
+  return new_state, metrics
+
+
+def predict_joints17(variables: Mapping[str, PyTree], batch, *, model,
+                     smpl_model, input_size: int) -> jnp.ndarray:
+  """(B, 17, 3) metres, H36M joints of the skinned body, pelvis at origin."""
+  raw = _f32(dict(model.apply(variables, batch['image'], train=False)))
+  decoded = hybrik_model.decode(
+      raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
+      intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
+      depth_factor=batch['depth_factor'], input_size=input_size)
+  return metrics_lib.root_align(decoded.pred_xyz_17)
+
+
+def joint_error_sums(pred17: jnp.ndarray, batch) -> dict[str, jnp.ndarray]:
+  """Sums over the batch of per-example MPJPE / PA-MPJPE (mm) and the count.
+
+  Pelvis-aligned H36M-17 joints; examples with no valid joint (padding) do
+  not count. Sums (not means) so hosts, devices and batches add up exactly.
+  """
+  target = metrics_lib.root_align(batch['joints17_cam'].astype(jnp.float32))
+  mask = batch['joints17_valid'].astype(jnp.float32)
+  example_valid = (jnp.sum(mask, axis=-1) > 0).astype(jnp.float32)
+  if 'mask' in batch:
+    example_valid = example_valid * batch['mask'].astype(jnp.float32)
+  mpjpe = metrics_lib.mpjpe(pred17, target, mask)
+  pa_mpjpe = metrics_lib.pa_mpjpe(pred17, target, mask)
+  return {'mpjpe': jnp.sum(mpjpe * example_valid),
+          'pa_mpjpe': jnp.sum(pa_mpjpe * example_valid),
+          'count': jnp.sum(example_valid)}
+
+
+def eval_step(variables, batch, *, model, smpl_model, input_size: int
+              ) -> dict[str, jnp.ndarray]:
+  """Error sums of the model on one (global) eval batch."""
+  pred17 = predict_joints17(variables, batch, model=model,
+                            smpl_model=smpl_model, input_size=input_size)
+  return joint_error_sums(pred17, batch)
+
+
+def constant_eval_step(mean_joints17: jnp.ndarray, batch
+                       ) -> dict[str, jnp.ndarray]:
+  """Error sums of predicting `mean_joints17` (17, 3) for every example."""
+  b = batch['joints17_cam'].shape[0]
+  pred17 = jnp.broadcast_to(mean_joints17, (b, 17, 3)).astype(jnp.float32)
+  return joint_error_sums(pred17, batch)
+
+
+# ---------------------------------------------------------------------------
+# Mesh and sharding.
+# ---------------------------------------------------------------------------
+
+
+def create_mesh() -> jax.sharding.Mesh:
+  """A ('data',) mesh over every device of every process."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def batch_sharding(mesh) -> jax.sharding.NamedSharding:
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
+
+
+def replicated_sharding(mesh) -> jax.sharding.NamedSharding:
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def global_batch(local_batch: Mapping[str, np.ndarray], mesh
+                 ) -> dict[str, jax.Array]:
+  """Per-process numpy batch -> global arrays sharded on 'data'.
+
+  Every process passes its own slice (leading axis = global batch / number
+  of processes); the result's leading axis is the global batch.
+  """
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in local_batch.items()}
+
+
+def replicate(tree: PyTree, mesh) -> PyTree:
+  """Puts a (host-identical) pytree on every device of the mesh."""
+  sharding = replicated_sharding(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x))
+      if jax.process_count() > 1 else jax.device_put(x, sharding), tree)
+
+
+def jit_train_step(mesh, *, smpl_model, **kwargs) -> Callable:
+  """`train_step` bound to kwargs, jitted over the mesh, state donated.
+
+  The body model is passed as a (replicated) argument rather than baked into
+  the program as constants. Returns step(state, batch) -> (state, metrics).
+  """
+  repl = replicated_sharding(mesh)
+  step = jax.jit(
+      lambda state, batch, smpl: train_step(state, batch, smpl_model=smpl,
+                                            **kwargs),
+      in_shardings=(repl, batch_sharding(mesh), repl),
+      out_shardings=(repl, repl),
+      donate_argnums=(0,))
+  smpl_replicated = replicate(smpl_model, mesh)
+  return lambda state, batch: step(state, batch, smpl_replicated)
+
+
+def jit_eval_step(mesh, *, smpl_model, **kwargs) -> Callable:
+  """`eval_step` bound to kwargs, jitted over the mesh: f(variables, batch)."""
+  repl = replicated_sharding(mesh)
+  step = jax.jit(
+      lambda variables, batch, smpl: eval_step(variables, batch,
+                                               smpl_model=smpl, **kwargs),
+      in_shardings=(repl, batch_sharding(mesh), repl),
+      out_shardings=repl)
+  smpl_replicated = replicate(smpl_model, mesh)
+  return lambda variables, batch: step(variables, batch, smpl_replicated)
