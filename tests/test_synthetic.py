@@ -175,8 +175,10 @@ def test_same_index_same_example(generator, examples):
 def test_pose_sampler_within_limits():
   rng = np.random.default_rng(0)
   from scipy.spatial import transform  # pylint: disable=g-import-not-at-top
-  for _ in range(20):
-    pose = synthetic.sample_pose(rng)
+  lo, hi = synthetic.POSE_LIMITS[..., 0], synthetic.POSE_LIMITS[..., 1]
+  assert (synthetic.NEUTRAL_POSE >= lo).all() and (synthetic.NEUTRAL_POSE <= hi).all()
+  for scale in np.linspace(0.0, 1.0, 20):
+    pose = synthetic.sample_pose(rng, scale)
     assert pose.shape == (24, 3)
     np.testing.assert_array_equal(pose[0], 0)
     # Euler 'XYZ' angles are unique while the middle (y) angle stays within
@@ -188,6 +190,9 @@ def test_pose_sampler_within_limits():
     euler = transform.Rotation.from_rotvec(pose[ok]).as_euler('XYZ')
     lo, hi = lo[ok], hi[ok]
     assert (euler >= lo - 1e-6).all() and (euler <= hi + 1e-6).all()
+  # Scale 0 is the relaxed stance: the arms hang down (left arm, bone +x, turned to -y).
+  neutral = transform.Rotation.from_rotvec(synthetic.sample_pose(rng, 0.0)[16])
+  assert neutral.apply([1.0, 0.0, 0.0])[1] < -0.8
 
 
 def test_backgrounds_vary_and_are_deterministic():

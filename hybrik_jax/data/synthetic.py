@@ -72,6 +72,16 @@ POSE_LIMITS = np.array([
     [(-10, 10), (-10, 10), (-15, 15)],        # 23 right hand
 ], np.float64) * _D
 
+# A relaxed standing pose inside POSE_LIMITS (Euler 'XYZ', radians): arms down
+# at the sides with slightly bent elbows, knees and hips slightly flexed.
+NEUTRAL_POSE = np.zeros((24, 3))
+NEUTRAL_POSE[[1, 2], 0] = -5 * _D      # hips
+NEUTRAL_POSE[[4, 5], 0] = 8 * _D       # knees
+NEUTRAL_POSE[16, 2] = -65 * _D         # left shoulder: arm down
+NEUTRAL_POSE[17, 2] = 65 * _D          # right shoulder: arm down
+NEUTRAL_POSE[18, 1] = -15 * _D         # left elbow
+NEUTRAL_POSE[19, 1] = 15 * _D          # right elbow
+
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
@@ -88,8 +98,9 @@ class SyntheticConfig:
     yaw_range, pitch_range, roll_range: global orientation of the body relative
       to upright-facing-the-camera, radians (yaw about the body's vertical axis,
       pitch about the camera x axis, roll about its z axis).
-    pose_scale_range: each example scales its joint limits by a factor drawn
-      from this range (so some poses are near rest, some extreme).
+    pose_scale_range: each example's joint angles are NEUTRAL_POSE + a * (u -
+      NEUTRAL_POSE), u uniform within POSE_LIMITS and a drawn from this range
+      (so some poses are near a relaxed stance, some extreme).
     depth_factor: stored depth_factor, metres (HybrIK's 2.2 m BBOX_3D_SHAPE).
   """
   image_size: int = 256
@@ -118,9 +129,14 @@ class Scene:
 
 
 def sample_pose(rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
-  """(24, 3) axis-angle body pose within POSE_LIMITS (joint 0 left at zero)."""
-  lo, hi = POSE_LIMITS[..., 0] * scale, POSE_LIMITS[..., 1] * scale
-  euler = lo + (hi - lo) * rng.random((24, 3))
+  """(24, 3) axis-angle body pose within POSE_LIMITS (joint 0 left at zero).
+
+  Euler angles NEUTRAL_POSE + scale * (u - NEUTRAL_POSE), u uniform within the
+  limits: a convex combination for scale in [0, 1], so inside the limits.
+  """
+  lo, hi = POSE_LIMITS[..., 0], POSE_LIMITS[..., 1]
+  u = lo + (hi - lo) * rng.random((24, 3))
+  euler = NEUTRAL_POSE + scale * (u - NEUTRAL_POSE)
   euler[0] = 0.0
   return transform.Rotation.from_euler('XYZ', euler).as_rotvec()
 
