@@ -15,9 +15,24 @@ from hybrik_jax import kinematics
 from hybrik_jax import smpl
 
 
+# Jitted once per module: eager op-by-op dispatch of FK/IK is slow on small CPUs.
+_forward = jax.jit(smpl.forward)
+_hybrik = jax.jit(smpl.hybrik)
+_rest_joints29 = jax.jit(smpl.rest_joints29)
+_fk = jax.jit(kinematics.forward_kinematics)
+_twists = jax.jit(ik.twist_angles)
+
+
 @pytest.fixture(scope='module')
 def model():
   return smpl.synthetic_smpl_model()
+
+
+def _posed_skeleton(model, betas, pose):
+  out = _forward(model, betas, pose)
+  rest = _rest_joints29(model, betas)
+  joints29, _ = _fk(out.rot_mats, rest)
+  return out, joints29, _twists(out.rot_mats, rest)
 
 
 def _random_inputs(batch, seed=0, scale=0.4):
@@ -198,7 +213,7 @@ def test_synthetic_betas_change_bone_lengths(model):
 
 
 def test_forward_zero_pose_is_template(model):
-  out = smpl.forward(model, jnp.zeros((2, 10)), jnp.zeros((2, 24, 3)))
+  out = _forward(model, jnp.zeros((2, 10)), jnp.zeros((2, 24, 3)))
   chex.assert_shape(out.vertices, (2, 6890, 3))
   chex.assert_shape(out.joints, (2, 24, 3))
   chex.assert_shape(out.joints_h36m, (2, 17, 3))
@@ -210,8 +225,8 @@ def test_forward_zero_pose_is_template(model):
                              model.J_regressor_h36m @ model.v_template, atol=1e-6)
   # Matrices give the same as axis-angle; transl shifts everything.
   betas, pose = _random_inputs(2)
-  a = smpl.forward(model, betas, pose)
-  b = smpl.forward(model, betas, geometry.axis_angle_to_matrix(pose),
+  a = _forward(model, betas, pose)
+  b = _forward(model, betas, geometry.axis_angle_to_matrix(pose),
                    transl=jnp.asarray([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
   np.testing.assert_allclose(b.vertices[0], a.vertices[0] + jnp.asarray([1., 2., 3.]),
                              atol=1e-5)
@@ -222,10 +237,10 @@ def test_forward_zero_pose_is_template(model):
 
 def test_forward_is_rigid_for_global_rotation(model):
   """A pure root rotation rotates the whole body about the pelvis."""
-  betas, _ = _random_inputs(1)
-  root = jnp.zeros((1, 24, 3)).at[0, 0].set(jnp.asarray([0.3, -1.0, 0.5]))
-  rest = smpl.forward(model, betas, jnp.zeros((1, 24, 3)))
-  posed = smpl.forward(model, betas, root)
+  betas, _ = _random_inputs(2)
+  root = jnp.zeros((2, 24, 3)).at[0, 0].set(jnp.asarray([0.3, -1.0, 0.5]))
+  rest = _forward(model, betas, jnp.zeros((2, 24, 3)))
+  posed = _forward(model, betas, root)
   r = geometry.axis_angle_to_matrix(root[0, 0])
   pelvis = rest.joints[0, 0]
   np.testing.assert_allclose(posed.vertices[0],
@@ -233,10 +248,10 @@ def test_forward_is_rigid_for_global_rotation(model):
 
 
 def test_forward_joints_follow_kinematics(model):
-  betas, pose = _random_inputs(3, seed=1)
-  out = smpl.forward(model, betas, pose)
-  rest = smpl.rest_joints29(model, betas)
-  posed, _ = kinematics.forward_kinematics(out.rot_mats, rest)
+  betas, pose = _random_inputs(2, seed=1)
+  out = _forward(model, betas, pose)
+  rest = _rest_joints29(model, betas)
+  posed, _ = _fk(out.rot_mats, rest)
   np.testing.assert_allclose(out.joints, posed[:, :24], atol=1e-5)
   # The posed leaf vertices stay near the posed leaf joints (rigid ends of limbs).
   leaves = out.vertices[:, np.asarray(model.leaf_vertex_ids)]
@@ -279,15 +294,15 @@ def test_forward_jit_grad_vmap_float64(model):
     out = smpl.forward(model, b, p)
     return jnp.sum(out.vertices**2) + jnp.sum(out.joints_h36m**2)
 
-  gb, gp = jax.grad(loss, argnums=(0, 1))(betas, jnp.zeros_like(pose))
+  gb, gp = jax.jit(jax.grad(loss, argnums=(0, 1)))(betas, jnp.zeros_like(pose))
   assert np.all(np.isfinite(gb)) and np.all(np.isfinite(gp))
   assert np.abs(gb).max() > 0
-  vm = jax.vmap(lambda b, p: smpl.forward(model, b[None], p[None]).vertices[0])(
-      betas, pose)
+  vm = jax.jit(jax.vmap(
+      lambda b, p: smpl.forward(model, b[None], p[None]).vertices[0]))(betas, pose)
   np.testing.assert_allclose(vm, eager.vertices, atol=1e-5)
   with jax.enable_x64(True):
     m64 = model.astype(jnp.float64)
-    out64 = smpl.forward(m64, jnp.asarray(betas, jnp.float64),
+    out64 = jax.jit(smpl.forward)(m64, jnp.asarray(betas, jnp.float64),
                          jnp.asarray(pose, jnp.float64))
     assert out64.vertices.dtype == jnp.float64
     np.testing.assert_allclose(out64.vertices, eager.vertices, atol=1e-5)
@@ -312,12 +327,9 @@ def test_rest_joints29(model):
 def test_hybrik_recovers_forward(model):
   """Posed skeleton + true twists -> the same rotations and body as forward."""
   betas, pose = _random_inputs(2, seed=4, scale=0.3)
-  out = smpl.forward(model, betas, pose)
-  rest = smpl.rest_joints29(model, betas)
-  joints29, _ = kinematics.forward_kinematics(out.rot_mats, rest)
-  phis = ik.twist_angles(out.rot_mats, rest)
+  out, joints29, phis = _posed_skeleton(model, betas, pose)
   skeleton = joints29 - joints29[:, :1]
-  body = jax.jit(smpl.hybrik)(model, betas, skeleton, phis)
+  body = _hybrik(model, betas, skeleton, phis)
   chex.assert_shape(body.vertices, (2, 6890, 3))
   chex.assert_shape(body.rot_mats, (2, 24, 3, 3))
   # Root-relative as HybrIK: joints about the pelvis, mesh about the H36M pelvis.
@@ -326,29 +338,22 @@ def test_hybrik_recovers_forward(model):
   np.testing.assert_allclose(body.joints, out.joints - out.joints[:, :1], atol=2e-4)
   np.testing.assert_allclose(
       body.vertices, out.vertices - out.joints_h36m[:, :1], atol=5e-4)
-  # With transl nothing is centred.
-  shifted = smpl.hybrik(model, betas, skeleton, phis, transl=jnp.ones((2, 3)))
-  np.testing.assert_allclose(shifted.joints, out.joints + 1.0, atol=2e-4)
+  np.testing.assert_allclose(body.rot_mats, out.rot_mats, atol=1e-3)
 
 
-def test_hybrik_leaf_thetas_and_grad(model):
-  betas, pose = _random_inputs(1, seed=5, scale=0.3)
-  out = smpl.forward(model, betas, pose)
-  rest = smpl.rest_joints29(model, betas)
-  joints29, _ = kinematics.forward_kinematics(out.rot_mats, rest)
-  phis = ik.twist_angles(out.rot_mats, rest)
+def test_hybrik_leaf_thetas_and_transl(model):
+  """HybrIK-Transformer's path: 24 joints + leaf rotations; with transl, no centring."""
+  betas, pose = _random_inputs(2, seed=5, scale=0.3)
+  out, joints29, phis = _posed_skeleton(model, betas, pose)
   leaf_rot = out.rot_mats[:, np.asarray(constants.LEAF_PARENT_JOINTS)]
   quat = geometry.matrix_to_quaternion(leaf_rot) * 3.0  # not unit: normalised inside
-  body = smpl.hybrik(model, betas, joints29[:, :24] - joints29[:, :1], phis,
-                     leaf_thetas=quat)
+  transl = jnp.asarray([[0.1, -0.2, 3.0], [0.0, 0.0, 0.0]])
+  body = _hybrik(model, betas, joints29[:, :24] - joints29[:, :1], phis,
+                 leaf_thetas=quat, transl=transl)
   np.testing.assert_allclose(body.rot_mats[:, np.asarray(constants.LEAF_PARENT_JOINTS)],
                              leaf_rot, atol=1e-4)
-  np.testing.assert_allclose(body.vertices, out.vertices - out.joints_h36m[:, :1],
+  np.testing.assert_allclose(body.rot_mats, out.rot_mats, atol=1e-3)
+  np.testing.assert_allclose(body.vertices, out.vertices + transl[:, None], atol=5e-4)
+  np.testing.assert_allclose(body.joints, out.joints + transl[:, None], atol=2e-4)
+  np.testing.assert_allclose(body.joints_h36m, out.joints_h36m + transl[:, None],
                              atol=5e-4)
-
-  def loss(skel, b):
-    return jnp.sum(smpl.hybrik(model, b, skel, phis).vertices ** 2)
-
-  g_skel, g_b = jax.grad(loss, argnums=(0, 1))(joints29[:, :24], betas)
-  assert np.all(np.isfinite(g_skel)) and np.all(np.isfinite(g_b))
-  assert np.abs(g_skel).max() > 0
