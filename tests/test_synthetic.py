@@ -234,3 +234,16 @@ def test_prepare_data_missing_builder_is_clear(tmp_path, capsys):
   assert rc == 1
   err = capsys.readouterr().err
   assert 'tfds_builders/no_such_set/' in err
+
+
+def test_prepare_data_manual_dataset_needs_manual_dir(tmp_path, capsys):
+  from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
+  rc = prepare_data.main(['--datasets', 'h36m', '--data-dir', str(tmp_path)])
+  assert rc == 1
+  err = capsys.readouterr().err
+  assert '--manual-dir' in err and 'tfds_builders/h36m/README.md' in err
+  missing = tmp_path / 'nowhere'
+  rc = prepare_data.main(['--datasets', 'h36m', '--data-dir', str(tmp_path),
+                          '--manual-dir', str(missing)])
+  assert rc == 1
+  assert str(missing) in capsys.readouterr().err
