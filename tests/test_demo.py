@@ -1,0 +1,172 @@
+"""Tests for hybrik_jax.demo: geometry on an oracle, the CLI end to end, errors."""
+
+import os
+
+import cv2
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from hybrik_jax import checkpointing
+from hybrik_jax import constants
+from hybrik_jax import demo
+from hybrik_jax import input_pipeline
+from hybrik_jax import metrics
+from hybrik_jax import models
+from hybrik_jax.data import augment
+from hybrik_jax.data import render
+from hybrik_jax.data import synthetic
+
+
+def tiny_variables(model, input_size, seed=0):
+  """Random variables of the right structure without compiling model.init."""
+  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
+  shapes = jax.eval_shape(lambda: model.init(
+      rngs, jnp.zeros((1, input_size, input_size, 3)), train=False))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, s):
+    name = str(getattr(path[-1], 'key', path[-1]))
+    if name in ('var', 'scale'):
+      return np.ones(s.shape, s.dtype)
+    if name in ('mean', 'bias'):
+      return np.zeros(s.shape, s.dtype)
+    fan_in = max(1, int(np.prod(s.shape[:-1])))
+    return (rng.normal(size=s.shape) / np.sqrt(fan_in)).astype(s.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+
+
+@pytest.fixture(scope='module')
+def generator():
+  return synthetic.SyntheticGenerator(synthetic.SyntheticConfig(image_size=128),
+                                      batch_size=1)
+
+
+@pytest.fixture(scope='module')
+def scene_example(generator):
+  """A 128 px synthetic example and its ground-truth silhouette."""
+  scene = synthetic.sample_scene(5, generator.config, synthetic.STREAMS['validation'])
+  body = {k: v[0] for k, v in generator.pose_bodies([scene]).items()}
+  example, face_id = generator.make_example(5, scene, body, 'validation',
+                                            return_face_id=True)
+  return example, face_id >= 0
+
+
+class _OracleModel:
+  def apply(self, variables, images, train):
+    del train
+    return {k: jnp.repeat(v, images.shape[0], 0) for k, v in variables['params'].items()}
+
+
+def test_oracle_prediction_lands_on_the_person(generator, scene_example):
+  """Ground-truth uvd/twists/shape: the overlay must cover the rendered body."""
+  example, silhouette = scene_example
+  image = example['image']
+  b = example['bbox']
+  bbox = demo.parse_bbox(f'{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]}', image.shape)
+  size = 64
+  _, trans_inv = input_pipeline.preprocess_image(image, bbox, size)
+  uv = augment.apply_affine(augment.invert_affine(trans_inv),
+                            example['joints29_img'][:24]) / size - 0.5
+  d = (example['joints29_cam'][:24, 2] - example['joint_root'][2]) / 2.2
+  element = input_pipeline.preprocess_eval(example, input_size=size)
+  raw = {'pred_uvd': np.concatenate([uv, d[:, None]], 1)[None].astype(np.float32),
+         'pred_phi': element['target_twist'][None],
+         'pred_shape': element['target_beta'][None],
+         'pred_leaf': element['target_theta'][None][:, list(constants.LEAF_PARENT_JOINTS)]}
+  fn = demo.make_predict_fn(_OracleModel(), generator.model, input_size=size,
+                            flip_test=False)
+  pred = demo.predict_image({'params': raw}, ml_collections.ConfigDict({'input_size': size}),
+                            generator.model, image, bbox, predict_fn=fn)
+  # The fitted translation reprojects the 3D joints onto the 2D joints.
+  err_2d = np.linalg.norm(pred['joints_2d_projected'] - example['joints29_img'][:24], axis=-1)
+  assert err_2d.max() < 3.0, err_2d
+  # The assumed camera: HybrIK's 1000 px per 256 px crop, centred.
+  assert pred['focal'] == pytest.approx(1000 / 256 * demo.crop_side(bbox), rel=1e-5)
+  np.testing.assert_allclose(pred['intrinsics'][:2, 2], [64.0, 64.0])
+  # The mesh's silhouette matches the rendered person's.
+  _, face_id, _ = render.rasterize(pred['vertices'], np.asarray(generator.model.faces),
+                                   pred['intrinsics'], image.shape[:2])
+  covered = face_id >= 0
+  iou = (covered & silhouette).sum() / (covered | silhouette).sum()
+  assert iou > 0.8, iou
+  # Same shape; the same pose up to the perspective distortion the assumed
+  # (wrong) focal length brings into the uvd lifting.
+  np.testing.assert_allclose(pred['betas'], example['smpl_beta'], atol=1e-5)
+  pa = metrics.pa_mpjpe(pred['joints'][None], example['joints29_cam'][None, :24])
+  assert float(pa[0]) < 40.0, pa
+
+
+def test_run_writes_png_and_npz(tmp_path, generator, scene_example):
+  cfg = models.get_tiny_model_config()
+  variables = tiny_variables(models.create_model(cfg), cfg.input_size)
+  ckpt = str(tmp_path / 'model')
+  checkpointing.save_model(ckpt, variables, cfg)
+  image = scene_example[0]['image']
+  image_path = str(tmp_path / 'person.jpg')
+  cv2.imwrite(image_path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  out = str(tmp_path / 'out' / 'result.png')
+  rc = demo.main(['--image', image_path, '--checkpoint', ckpt, '--out', out,
+                  '--bbox', '20,10,90,110'])
+  assert rc == 0
+  png = cv2.imread(out)
+  scale = int(np.ceil(demo.MIN_DISPLAY_SIDE / 128))
+  assert png.shape == (128 * scale, 2 * 128 * scale, 3)
+  data = np.load(out[:-4] + '.npz')
+  expected = {'betas': (10,), 'pose_axis_angle': (24, 3), 'rotmats': (24, 3, 3),
+              'phi': (23, 2), 'uvd': (24, 3), 'intrinsics': (3, 3), 'focal': (),
+              'transl': (3,), 'vertices': (constants.NUM_VERTICES, 3),
+              'joints': (24, 3), 'joints_h36m': (17, 3), 'joints_2d': (24, 2),
+              'joints_2d_projected': (24, 2), 'bbox': (4,),
+              'faces': (constants.NUM_FACES, 3)}
+  for key, shape in expected.items():
+    assert data[key].shape == shape, key
+    assert np.all(np.isfinite(data[key])), key
+  np.testing.assert_allclose(data['bbox'], [20, 10, 110, 120])
+  assert bool(data['flip_test'])
+  assert str(data['body_model']) == 'synthetic body model'
+  # Vertices in front of the camera.
+  assert data['vertices'][:, 2].min() > 0
+
+
+def test_bad_inputs(tmp_path, capsys):
+  image = np.full((40, 60, 3), 128, np.uint8)
+  path = str(tmp_path / 'img.png')
+  cv2.imwrite(path, image)
+  with pytest.raises(demo.DemoError, match='no checkpoint given'):
+    demo.run(path, None, str(tmp_path / 'o.png'))
+  with pytest.raises(demo.DemoError, match='does not exist'):
+    demo.read_image(str(tmp_path / 'missing.jpg'))
+  garbage = tmp_path / 'garbage.jpg'
+  garbage.write_bytes(b'not an image at all')
+  with pytest.raises(demo.DemoError, match='could not be read'):
+    demo.read_image(str(garbage))
+  with pytest.raises(demo.DemoError, match='outside the 60x40 image'):
+    demo.parse_bbox('100,100,20,20', image.shape)
+  with pytest.raises(demo.DemoError, match='four numbers'):
+    demo.parse_bbox('1,2,3', image.shape)
+  with pytest.raises(demo.DemoError, match='positive'):
+    demo.parse_bbox('1,2,0,5', image.shape)
+  np.testing.assert_allclose(demo.parse_bbox(None, image.shape), [0, 0, 59, 39])
+  np.testing.assert_allclose(demo.parse_bbox('-5,10,30,100', image.shape), [0, 10, 25, 39])
+  with pytest.raises(demo.DemoError, match='exported model'):
+    demo.run(path, str(tmp_path / 'nockpt'), str(tmp_path / 'o.png'))
+  # The CLI: a clear message and status 2, also for the missing checkpoint.
+  assert demo.main(['--image', path, '--out', str(tmp_path / 'o.png')]) == 2
+  err = capsys.readouterr().err
+  assert 'python -m hybrik_jax.train' in err and 'python -m hybrik_jax.convert' in err
+
+
+def test_estimate_translation_recovers_a_known_shift():
+  rng = np.random.default_rng(0)
+  joints = rng.normal(size=(24, 3)) * 0.3
+  K = np.array([[500.0, 0, 100], [0, 500.0, 80], [0, 0, 1]])
+  t = np.array([0.2, -0.1, 4.0])
+  cam = joints + t
+  uv = (cam @ K.T)[:, :2] / cam[:, 2:]
+  np.testing.assert_allclose(demo.estimate_translation(joints, uv, K), t, atol=1e-6)
+  # Degenerate: all joints at one point cannot fix the depth.
+  assert demo.estimate_translation(np.zeros((24, 3)), uv, K) is None
