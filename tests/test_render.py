@@ -106,6 +106,10 @@ def test_per_face_colors_and_errors():
   assert (rgb[m, 1] > 0).all() and (rgb[m, 0] == 0).all()
   with pytest.raises(ValueError, match='colors'):
     render.render_mesh(v, f, K, (80, 100), colors=np.zeros((5, 3)))
+  with pytest.raises(ValueError, match='background'):
+    render.render_mesh(v, f, K, (80, 100), background=np.zeros((80, 100, 3)))
+  with pytest.raises(ValueError, match='background'):
+    render.render_mesh(v, f, K, (80, 100), background=np.zeros((8, 10, 3), np.uint8))
   with pytest.raises(ValueError, match='vertices'):
     render.render_mesh(v[:, :2], f, K, (80, 100))
 

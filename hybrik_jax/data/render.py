@@ -200,6 +200,8 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray,
     rgb = np.zeros((h, w, 3), np.float32)
   else:
     bg = np.asarray(background)
+    if bg.dtype != np.uint8:
+      raise ValueError(f'background must be uint8 (an image or a colour), got {bg.dtype}')
     if bg.shape == (3,):
       rgb = np.broadcast_to(_as_float_colors(bg.astype(np.uint8)), (h, w, 3)).copy()
     elif bg.shape == (h, w, 3):
