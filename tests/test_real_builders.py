@@ -443,3 +443,32 @@ def test_coco_name_resolves_to_this_builder(coco_damaged):
   root = str(pathlib.Path(builder.data_dir).parents[1])
   assert type(tfds.builder('coco', data_dir=root)) is coco_dataset_builder.Builder
   assert len(list(tfds.load('coco', split='train', data_dir=root, download=False))) == 3
+
+
+def test_whole_frame_crop_stores_the_source_jpeg_unchanged(tmp_path):
+  """A person box so large that the crop is the whole frame: the file's own bytes."""
+  manual = _copy_dummy('h36m', tmp_path)
+  test_file = manual / _H36M_TEST
+
+  def widen(data):
+    data['annotations'][0]['bbox'] = [2.0, 2.0, 60.0, 60.0]
+
+  _edit_json(test_file, widen)
+  builder = _build('h36m', manual, tmp_path / 'data')
+  meta = _reloaded_metadata(builder)
+  assert meta['crop_pixels']['test']['source_jpeg'] == 1
+  assert meta['crop_pixels']['train']['source_jpeg'] == 0
+  first = json.loads(test_file.read_text())['images'][0]['file_name']
+  ex = _by_file(_examples(builder, 'test'), first)
+  assert tuple(ex['crop_offset']) == (0, 0) and ex['image'].shape == (64, 64, 3)
+  source = common.read_frame(manual / 'h36m' / 'images' / first)
+  np.testing.assert_array_equal(ex['image'], source)  # bit-exact: not re-encoded
+  _check_projection(ex)
+
+
+def test_crop_of_most_of_the_frame_becomes_the_frame():
+  frame = np.zeros((100, 100, 3), np.uint8)
+  crop, offset = common.crop_in_frame(frame, np.array([20.0, 8.0, 60.0, 90.0]))
+  assert crop.shape == (100, 100, 3) and tuple(offset) == (0, 0)  # 2.2 x 82 px > frame
+  crop, offset = common.crop_in_frame(frame, np.array([40.0, 40.0, 60.0, 60.0]))
+  assert crop.shape == (44, 44, 3) and tuple(offset) == (28, 28)

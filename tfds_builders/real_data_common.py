@@ -9,7 +9,8 @@ person with `features.DEFAULT_MARGIN`, clipped to the frame.
 
 Crops are **clipped to the frame**: the stored image is the part of the square
 margin box (`features.margin_box`) that lies inside the frame, so it can be
-non-square and is never larger than the frame. Pixels outside it are zeros for
+non-square and is never larger than the frame; a crop of 75 % of the frame or
+more becomes the whole frame, stored as the source JPEG bytes when possible. Pixels outside it are zeros for
 the augmentations, exactly what HybrIK's `cv2.warpAffine` gives outside the
 frame. Every 2D quantity is then `frame px - crop_offset`.
 """
@@ -78,21 +79,38 @@ def require_keys(row: dict[str, Any], keys: Iterable[str], where: str) -> None:
                    f'(has {sorted(row)}); is this the right annotation file?')
 
 
-def read_frame(path: epath.Path) -> np.ndarray | None:
-  """Decodes an image file to (H, W, 3) uint8 RGB; None if missing or corrupt."""
+def read_frame_and_source(path: epath.Path) -> tuple[np.ndarray | None, bytes | None]:
+  """Decodes an image file to (H, W, 3) uint8 RGB (None if missing or corrupt).
+
+  Also returns the file's bytes when they can be stored as they are for an
+  example whose crop is the whole frame: a 3-channel 8-bit JPEG without EXIF
+  (so every decoder, with or without EXIF orientation, sees the same pixels);
+  else None.
+  """
   try:
     data = epath.Path(path).read_bytes()
   except (FileNotFoundError, OSError):
-    return None
+    return None, None
   if not data:
-    return None
+    return None, None
+  reusable = data[:2] == b'\xff\xd8' and b'Exif' not in data[:65536]
   try:
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8),
+                         cv2.IMREAD_UNCHANGED if reusable else cv2.IMREAD_COLOR)
+    if frame is not None and reusable and (
+        frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8):
+      reusable = False
+      frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
   except cv2.error:
-    return None
+    return None, None
   if frame is None or frame.ndim != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
-    return None
-  return frame[..., ::-1].copy()
+    return None, None
+  return frame[..., ::-1].copy(), (data if reusable else None)
+
+
+def read_frame(path: epath.Path) -> np.ndarray | None:
+  """Decodes an image file to (H, W, 3) uint8 RGB; None if missing or corrupt."""
+  return read_frame_and_source(path)[0]
 
 
 class SkipCounter:
@@ -132,8 +150,15 @@ def xywh_to_xyxy_clipped(xywh: Sequence[float], width: int,
   return box.astype(np.float32)
 
 
+# A crop with at least this fraction of the frame's pixels is widened to the
+# whole frame, so the example can store the source JPEG as it is (no second
+# JPEG loss; re-encoding most of a frame costs more bytes than the source).
+WHOLE_FRAME_FRACTION = 0.75
+
+
 def crop_in_frame(frame: np.ndarray, bbox: np.ndarray,
-                  margin: float = features.DEFAULT_MARGIN
+                  margin: float = features.DEFAULT_MARGIN,
+                  whole_frame_fraction: float = WHOLE_FRAME_FRACTION
                   ) -> tuple[np.ndarray, np.ndarray]:
   """The margin box around the person, clipped to the frame.
 
@@ -141,6 +166,8 @@ def crop_in_frame(frame: np.ndarray, bbox: np.ndarray,
     frame: (H, W, 3) uint8.
     bbox: (4,) [x_min, y_min, x_max, y_max] frame px, positive size.
     margin: crop side / larger side of bbox, before clipping.
+    whole_frame_fraction: crops with at least this fraction of the frame's
+      pixels become the whole frame (offset 0).
 
   Returns:
     crop: (Hc, Wc, 3) uint8, Hc <= H, Wc <= W.
@@ -152,6 +179,8 @@ def crop_in_frame(frame: np.ndarray, bbox: np.ndarray,
   x1, y1 = min(int(x1), w), min(int(y1), h)
   if x1 <= x0 or y1 <= y0:
     raise ValueError(f'person box {list(bbox)} lies outside the {w}x{h} frame')
+  if (x1 - x0) * (y1 - y0) >= whole_frame_fraction * w * h:
+    return frame.copy(), np.zeros(2, np.int32)
   return frame[y0:y1, x0:x1].copy(), np.array([x0, y0], np.int32)
 
 
@@ -205,16 +234,19 @@ class SizeStats:
 
   `info.metadata['crop_pixels'][split] = {'frame': ..., 'crop': ..., 'ratio': ...}`
   (ratio = stored crop pixels / source frame pixels; a frame with several
-  people counts once, so the ratio is the storage saving of the split).
+  people counts once, so the ratio is the storage saving of the split), and
+  'source_jpeg': how many examples store their source file unchanged.
   """
 
   def __init__(self, metadata: tfds.core.MetadataDict, split: str):
     self._entry = metadata.setdefault('crop_pixels', {}).setdefault(
-        split, {'frame': 0, 'crop': 0, 'ratio': 0.0})
-    self._entry.update(frame=0, crop=0, ratio=0.0)
+        split, {})
+    self._entry.update(frame=0, crop=0, ratio=0.0, source_jpeg=0)
 
-  def add(self, frame_pixels: int, crop_pixels: int) -> None:
-    """frame_pixels: H * W of a frame not counted yet, else 0."""
+  def add(self, frame_pixels: int, crop_pixels: int, source_bytes: bool = False) -> None:
+    """frame_pixels: H * W of a frame not counted yet, else 0; source_bytes:
+    the example stores the source file as it is (its crop is the whole frame)."""
+    self._entry['source_jpeg'] += int(source_bytes)
     self._entry['frame'] += int(frame_pixels)
     self._entry['crop'] += int(crop_pixels)
     self._entry['ratio'] = round(self._entry['crop'] / max(self._entry['frame'], 1), 4)
@@ -233,6 +265,7 @@ class Outcome:
     skip_reason: non-empty for a skip, e.g. 'unreadable_image'.
     skip_path: the file or row it concerns (listed in the metadata).
     skip_count: how many rows the skip stands for.
+    source_bytes: the example stores the source file's bytes (whole frame).
   """
   key: str = ''
   example: dict[str, Any] | None = None
@@ -241,16 +274,28 @@ class Outcome:
   skip_reason: str = ''
   skip_path: str = ''
   skip_count: int = 1
+  source_bytes: bool = False
 
 
 def example_outcome(key: str, example: dict[str, Any], frame_shape: tuple[int, ...],
-                    first_of_frame: bool = True) -> Outcome:
-  """Encodes the example's crop as JPEG and records the pixel counts."""
+                    first_of_frame: bool = True,
+                    source_jpeg: bytes | None = None) -> Outcome:
+  """Encodes the example's crop and records the pixel counts.
+
+  A crop that is the whole frame stores `source_jpeg` (the file's own bytes,
+  from read_frame_and_source) when given: no second JPEG loss, no growth.
+  """
   crop = example['image']
-  example['image'] = features.encode_jpeg(crop)
+  whole = (tuple(crop.shape[:2]) == tuple(frame_shape[:2])
+           and not np.any(example['crop_offset']))
+  if whole and source_jpeg is not None:
+    example['image'] = source_jpeg
+  else:
+    whole = False
+    example['image'] = features.encode_jpeg(crop)
   return Outcome(key=key, example=example,
                  frame_pixels=int(frame_shape[0] * frame_shape[1]) if first_of_frame else 0,
-                 crop_pixels=int(crop.shape[0] * crop.shape[1]))
+                 crop_pixels=int(crop.shape[0] * crop.shape[1]), source_bytes=whole)
 
 
 def default_num_workers(num_rows: int) -> int:
@@ -293,5 +338,5 @@ def emit(outcomes: Iterable[list[Outcome]], skips: 'SkipCounter',
       if outcome.skip_reason:
         skips.skip(outcome.skip_reason, outcome.skip_path, outcome.skip_count)
       else:
-        sizes.add(outcome.frame_pixels, outcome.crop_pixels)
+        sizes.add(outcome.frame_pixels, outcome.crop_pixels, outcome.source_bytes)
         yield outcome.key, outcome.example

@@ -126,7 +126,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 def _process(task: dict[str, Any]) -> list[common.Outcome]:
   """Reads one frame and makes an example per usable person (runs in a worker)."""
   rel_path, anns = task['image_file'], task['anns']
-  frame = common.read_frame(epath.Path(task['path']))
+  frame, source = common.read_frame_and_source(epath.Path(task['path']))
   if frame is None:
     return [common.Outcome(skip_reason='unreadable_image', skip_path=rel_path),
             common.Outcome(skip_reason='unreadable_image_rows', skip_count=len(anns))]
@@ -138,7 +138,7 @@ def _process(task: dict[str, Any]) -> list[common.Outcome]:
       continue
     first = not any(o.example is not None for o in outcomes)
     outcomes.append(common.example_outcome(f"{task['image_id']}_{ann['id']}", example,
-                                           frame.shape, first))
+                                           frame.shape, first, source))
   return outcomes
 
 

@@ -120,13 +120,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:
   """Reads, crops and encodes one row's frame (runs in a worker process)."""
-  frame = common.read_frame(epath.Path(task['path']))
+  frame, source = common.read_frame_and_source(epath.Path(task['path']))
   if frame is None:
     return [common.Outcome(skip_reason='unreadable_image', skip_path=task['image_file'])]
   example = _make_example(task['row'], frame, task['image_file'], task['where'])
   if example is None:
     return [common.Outcome(skip_reason='degenerate_bbox', skip_path=task['image_file'])]
-  return [common.example_outcome(task['key'], example, frame.shape)]
+  return [common.example_outcome(task['key'], example, frame.shape, True, source)]
 
 
 def _make_example(row: dict[str, Any], frame: np.ndarray, image_file: str,

@@ -110,7 +110,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 def _process(task: dict[str, Any]) -> list[common.Outcome]:
   """Reads one frame and makes an example per person in it (runs in a worker)."""
   rel_path, anns, image_row = task['image_file'], task['anns'], task['image_row']
-  frame = common.read_frame(epath.Path(task['path']))
+  frame, source = common.read_frame_and_source(epath.Path(task['path']))
   if frame is None:
     return [common.Outcome(skip_reason='unreadable_image', skip_path=rel_path),
             common.Outcome(skip_reason='unreadable_image_rows', skip_count=len(anns))]
@@ -124,7 +124,7 @@ def _process(task: dict[str, Any]) -> list[common.Outcome]:
       continue
     first = not any(o.example is not None for o in outcomes)
     key = f"{image_row['sequence']}/{image_row['file_name']}/{ann.get('id')}"
-    outcomes.append(common.example_outcome(key, example, frame.shape, first))
+    outcomes.append(common.example_outcome(key, example, frame.shape, first, source))
   return outcomes
 
 
