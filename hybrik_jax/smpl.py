@@ -861,8 +861,6 @@ def _build_vertices(joints29: np.ndarray, radius_scale: np.ndarray) -> np.ndarra
 def _shape_deltas(joints29: np.ndarray):
   """The 10 shape components: (10, 29, 3) joint offsets, (10, 28, 2) radius scales."""
   parents29 = constants.SMPL29_PARENTS
-  left = [k for k in range(29) if joints29[k, 0] > 1e-6]
-  right = [k for k in range(29) if joints29[k, 0] < -1e-6]
   sign = np.sign(joints29[:, 0])
   desc = {k: {k} for k in range(29)}
   for c in range(28, 0, -1):  # descendants
@@ -870,10 +868,7 @@ def _shape_deltas(joints29: np.ndarray):
   offsets = np.zeros((10, 29, 3))
   scales = np.ones((10, 28, 2))
   torso = [2, 5, 8, 11]    # bones (child - 1): spine1, spine2, spine3, neck
-  limbs = [b for b in range(28) if b not in torso + [14, 23]]
-  legs = [b for b in range(28) if b + 1 in (1, 2, 4, 5, 7, 8, 10, 11, 27, 28)]
-  arms = [b for b in range(28) if b + 1 in (13, 14, 16, 17, 18, 19, 20, 21, 22, 23,
-                                            25, 26)]
+  limbs = [b for b in range(28) if b not in torso + [14, 23]]  # not torso, head
 
   def move(k, idx, delta):
     for j in desc[idx]:
@@ -912,7 +907,6 @@ def _shape_deltas(joints29: np.ndarray):
   scales[8, [2, 5, 8], 1] = 1.2
   # 9: limb girth.
   scales[9, limbs, :] = 1.15
-  del left, right, legs, arms
   return offsets, scales
 
 
