@@ -472,3 +472,10 @@ def test_crop_of_most_of_the_frame_becomes_the_frame():
   assert crop.shape == (100, 100, 3) and tuple(offset) == (0, 0)  # 2.2 x 82 px > frame
   crop, offset = common.crop_in_frame(frame, np.array([40.0, 40.0, 60.0, 60.0]))
   assert crop.shape == (44, 44, 3) and tuple(offset) == (28, 28)
+
+
+def test_map_tasks_keeps_order_across_a_bounded_window():
+  tasks = list(range(23))
+  got = list(common.map_tasks(math.factorial, tasks, num_workers=2, chunk=2))
+  assert got == [math.factorial(t) for t in tasks]
+  assert list(common.map_tasks(math.factorial, tasks, num_workers=1)) == got

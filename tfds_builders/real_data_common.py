@@ -15,8 +15,10 @@ the augmentations, exactly what HybrIK's `cv2.warpAffine` gives outside the
 frame. Every 2D quantity is then `frame px - crop_offset`.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import json
 import multiprocessing
 import os
@@ -323,10 +325,19 @@ def map_tasks(fn: Callable[[Any], list[Outcome]], tasks: Sequence[Any],
     for task in tasks:
       yield fn(task)
     return
-  chunks = [list(tasks[i:i + chunk]) for i in range(0, len(tasks), chunk)]
+  starts = iter(range(0, len(tasks), chunk))
   ctx = multiprocessing.get_context('spawn')
   with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
-    for results in pool.map(_run_chunk, [fn] * len(chunks), chunks):
+    # A bounded window of chunks in flight, so finished crops do not pile up
+    # in memory when the TFDS writer is slower than the workers.
+    pending = collections.deque()
+    for start in itertools.islice(starts, 4 * num_workers):
+      pending.append(pool.submit(_run_chunk, fn, list(tasks[start:start + chunk])))
+    while pending:
+      results = pending.popleft().result()
+      start = next(starts, None)
+      if start is not None:
+        pending.append(pool.submit(_run_chunk, fn, list(tasks[start:start + chunk])))
       yield from results
 
 
