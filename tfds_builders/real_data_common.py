@@ -137,9 +137,13 @@ class SkipCounter:
       listed = self._metadata['skipped_files'][self._split]
       if len(listed) < MAX_LISTED_SKIPS:
         listed.append(f'{reason}: {path}')
-      if reason.startswith('unreadable'):
-        logging.warning('%s/%s: skipping %s (%s)', self._dataset, self._split,
-                        path, reason)
+    if reason.startswith('unreadable') and path:
+      if counts[reason] <= MAX_LISTED_SKIPS:
+        logging.warning('%s/%s: skipping %s (%s: missing or not a decodable '
+                        'image)', self._dataset, self._split, path, reason)
+      elif counts[reason] == MAX_LISTED_SKIPS + 1:
+        logging.warning('%s/%s: more unreadable images; the total is counted in '
+                        "metadata.json ['skipped']", self._dataset, self._split)
 
 
 def xywh_to_xyxy_clipped(xywh: Sequence[float], width: int,
