@@ -61,7 +61,7 @@ def test_paper_config_shapes_train_and_eval(head_name, leaf):
 
 
 def _tiny_setup(head_name, leaf, batch=2):
-  cfg = config_lib.get_tiny_model_config()
+  cfg = config_lib.get_tiny_model_config(num_blocks=1)
   make = _transformer_head if head_name == 'transformer' else _deconv_head
   head = make(cfg, predict_leaf=leaf, mean_shape=tuple(np.linspace(-1, 1, 10)))
   feats = jax.random.normal(jax.random.key(7), (batch, 4, 4, 64))

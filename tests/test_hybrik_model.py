@@ -71,7 +71,7 @@ def test_paper_model_shapes(head):
 
 
 def test_tiny_model_train_and_eval_under_jit_bfloat16():
-  cfg = models.get_tiny_model_config(dtype='bfloat16', predict_leaf=True)
+  cfg = models.get_tiny_model_config(dtype='bfloat16', predict_leaf=True, num_blocks=1)
   model = models.create_model(cfg)
   x = jax.random.normal(jax.random.key(0), (2, 64, 64, 3))
   variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(1), x)
@@ -181,3 +181,12 @@ def test_decode_recovers_the_skeleton_and_isolates_non_finite_rows(body_model):
   grad = jax.jit(jax.grad(loss))(bad['pred_uvd'])
   assert np.all(np.isfinite(grad)) and np.abs(grad[0]).max() > 0
   np.testing.assert_array_equal(grad[1], 0.0)
+
+
+def test_uvd_xyz_round_trip_in_float64():
+  with jax.enable_x64(True):
+    cam = {k: v.astype(np.float64) for k, v in _camera(2, seed=5).items()}
+    uvd = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 29, 3))
+    xyz = hybrik.uvd_to_xyz(uvd, input_size=256, **cam)
+    assert xyz.dtype == jnp.float64
+    np.testing.assert_allclose(hybrik.xyz_to_uvd(xyz, input_size=256, **cam), uvd, atol=1e-10)
