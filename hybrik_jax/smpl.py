@@ -325,8 +325,17 @@ class _SparseStandIn:
     raise ValueError(f'unsupported sparse matrix class {self.sparse_class}')
 
 
+_SAFE_BUILTINS = frozenset({
+    'set', 'frozenset', 'object', 'slice', 'complex', 'bytearray', 'range', 'tuple',
+    'list', 'dict', 'int', 'float', 'str', 'bytes', 'bool'})
+
+
 class _SMPLUnpickler(pickle.Unpickler):
-  """Unpickles SMPL files without chumpy or old numpy/scipy module paths."""
+  """Unpickles SMPL files without chumpy or old numpy/scipy module paths.
+
+  Only numpy, scipy, chumpy (as stand-ins) and plain builtin types may be named by
+  the pickle; anything else (which could run code) is refused.
+  """
 
   def find_class(self, module, name):
     if module == 'chumpy' or module.startswith('chumpy.'):
@@ -335,6 +344,15 @@ class _SMPLUnpickler(pickle.Unpickler):
       return type(name, (_SparseStandIn,), {'sparse_class': name})
     if module.startswith('numpy.core'):
       module = 'numpy._core' + module[len('numpy.core'):]
+    allowed = (
+        module == 'numpy' or module.startswith(('numpy.', 'scipy.'))
+        or (module in ('copy_reg', 'copyreg')
+            and name in ('_reconstructor', '__newobj__', '__newobj_ex__'))
+        or (module == '_codecs' and name == 'encode')
+        or (module in ('builtins', '__builtin__') and name in _SAFE_BUILTINS))
+    if not allowed:
+      raise pickle.UnpicklingError(
+          f'refusing to load {module}.{name}: not part of an SMPL model file')
     return super().find_class(module, name)
 
 
@@ -933,7 +951,6 @@ def _segment_distance(p, a, b):
   return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
 
 
-@functools.lru_cache(maxsize=8)
 def synthetic_smpl_model(seed: int = 0) -> SMPLModel:
   """A procedural human body with SMPL's array shapes and kinematic tree.
 
@@ -953,8 +970,19 @@ def synthetic_smpl_model(seed: int = 0) -> SMPLModel:
   limb girth; pose blend shapes are small smooth bulges near joints.
 
   Deterministic for a seed (seed 0: the designed proportions; other seeds vary
-  bone lengths by up to 3% and the pose blend shapes). Cached.
+  bone lengths by up to 3% and the pose blend shapes). Cached: the same object
+  for the same seed; built in about 0.5 s (`build_synthetic_smpl_model`).
   """
+  return _cached_synthetic_smpl_model(int(seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_synthetic_smpl_model(seed: int) -> SMPLModel:
+  return build_synthetic_smpl_model(seed)
+
+
+def build_synthetic_smpl_model(seed: int = 0) -> SMPLModel:
+  """`synthetic_smpl_model` without the cache (builds it anew)."""
   topo = _topology()
   rng = np.random.default_rng(seed)
   joints29 = _designed_joints29(seed)
@@ -1044,5 +1072,5 @@ def synthetic_joints29(seed: int = 0) -> np.ndarray:
 
 if __name__ == '__main__':
   start = time.perf_counter()
-  synthetic_smpl_model.__wrapped__(0)
+  build_synthetic_smpl_model(0)
   print(f'synthetic_smpl_model built in {time.perf_counter() - start:.2f} s')

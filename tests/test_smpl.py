@@ -47,11 +47,12 @@ def _random_inputs(batch, seed=0, scale=0.4):
 
 def test_synthetic_build_time_and_determinism():
   start = time.perf_counter()
-  fresh = smpl.synthetic_smpl_model.__wrapped__(0)
+  fresh = smpl.build_synthetic_smpl_model(0)
   elapsed = time.perf_counter() - start
   print(f'synthetic_smpl_model built in {elapsed:.2f} s (target < 2 s)')
   cached = smpl.synthetic_smpl_model(0)
-  assert smpl.synthetic_smpl_model(0) is cached
+  assert smpl.synthetic_smpl_model() is cached
+  assert smpl.synthetic_smpl_model(seed=0) is cached
   chex.assert_trees_all_equal(fresh, cached)
   other = smpl.synthetic_smpl_model(1)
   assert not np.allclose(other.v_template, cached.v_template)

@@ -228,6 +228,9 @@ def test_truncated_and_garbage_files(model, tmp_path):
   garbage = tmp_path / 'garbage.pkl'
   garbage.write_bytes(b'this is not a pickle at all')
   _expect_error(garbage, 'cannot unpickle')
+  evil = tmp_path / 'evil.pkl'
+  evil.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+  _expect_error(evil, 'refusing to load os.system')
   not_dict = tmp_path / 'list.pkl'
   not_dict.write_bytes(pickle.dumps([1, 2, 3]))
   _expect_error(not_dict, 'list')
