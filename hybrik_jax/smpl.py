@@ -960,7 +960,10 @@ def synthetic_smpl_model(seed: int = 0) -> SMPLModel:
   skeleton carries a front and a back seam; 11 rings, each following the body
   outline (the Euler tour of the tree), sweep from front to back seam with
   elliptic cross-sections around each bone (V = 2 * 287 * 12 + 2, F = 2V - 4).
-  Limbs may overlap the torso inside the body. The leaf vertices
+  Inside the body, where limbs join the torso, the surface overlaps and touches
+  itself (it is closed and oriented, not free of self-intersections); the
+  outside is a smooth union of the limbs. `synthetic_joints29(seed)` gives the
+  designed (29, 3) rest joints. The leaf vertices
   `constants.LEAF_VERTEX_IDS` sit at the head top, the left/right middle finger
   tips and the left/right big toes. Skinning weights decay with the distance of
   each vertex's skeleton anchor to each joint's bones; J_regressor and
