@@ -1,0 +1,164 @@
+"""Tests for hybrik_jax.checkpointing and hybrik_jax.average_checkpoints."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import chex
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hybrik_jax import average_checkpoints
+from hybrik_jax import checkpointing
+
+
+def _variables(value: float):
+  return {'params': {'backbone': {'kernel': jnp.full((3, 2), value)},
+                     'head': {'bias': jnp.arange(4.0) * value}},
+          'batch_stats': {'backbone': {'mean': jnp.full((2,), 2 * value),
+                                       'var': jnp.full((2,), value + 1)}}}
+
+
+MODEL_CONFIG = {'backbone': 'resnet_tiny', 'input_size': 64,
+                'deconv_channels': (16, 16, 16), 'dtype': 'float32'}
+
+
+def test_save_and_load_model(tmp_path):
+  variables = _variables(1.5)
+  checkpointing.save_model(tmp_path / 'm', variables, MODEL_CONFIG)
+  assert checkpointing.is_exported_model(tmp_path / 'm')
+  loaded, model_config = checkpointing.load_model(tmp_path / 'm')
+  chex.assert_trees_all_equal(loaded, jax.device_get(variables))
+  assert model_config.backbone == 'resnet_tiny'
+  assert model_config.deconv_channels == (16, 16, 16)  # tuples come back
+  assert json.loads((tmp_path / 'm' / 'model_config.json').read_text())[
+      'input_size'] == 64
+
+
+def test_save_model_refuses_to_overwrite(tmp_path):
+  checkpointing.save_model(tmp_path / 'm', _variables(1.0), MODEL_CONFIG)
+  with pytest.raises(FileExistsError, match='already holds'):
+    checkpointing.save_model(tmp_path / 'm', _variables(2.0), MODEL_CONFIG)
+  checkpointing.save_model(tmp_path / 'm', _variables(2.0), MODEL_CONFIG,
+                           overwrite=True)
+  loaded, _ = checkpointing.load_model(tmp_path / 'm')
+  np.testing.assert_array_equal(loaded['params']['head']['bias'],
+                                np.arange(4.0) * 2)
+
+
+def test_load_model_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match='model_config.json'):
+    checkpointing.load_model(tmp_path)
+  with pytest.raises(ValueError, match='collections'):
+    checkpointing.save_model(tmp_path / 'x', {'params': {}, 'cache': {}}, {})
+
+
+def _save_epochs(workdir, values, steps_per_epoch=2):
+  manager = checkpointing.create_checkpoint_manager(
+      workdir, steps_per_epoch=steps_per_epoch, keep_epochs=10)
+  for i, value in enumerate(values):
+    state = {**_variables(value), 'opt_state': {'mu': jnp.ones(3)},
+             'step': jnp.int32((i + 1) * steps_per_epoch)}
+    checkpointing.save_train_state(
+        manager, (i + 1) * steps_per_epoch, state,
+        meta={'model': MODEL_CONFIG, 'steps_per_epoch': steps_per_epoch})
+  checkpointing.wait(manager)
+  manager.close()
+
+
+def test_average_of_three_checkpoints(tmp_path):
+  _save_epochs(tmp_path / 'w', [1.0, 2.0, 6.0, 10.0])
+  variables, model_config, steps = average_checkpoints.average_last_epochs(
+      str(tmp_path / 'w'), last=3)
+  assert steps == [4, 6, 8]
+  expected = _variables((2.0 + 6.0 + 10.0) / 3)
+  chex.assert_trees_all_close(variables, jax.device_get(expected), rtol=1e-6)
+  assert model_config.input_size == 64
+  # The CLI writes an exported model.
+  rc = average_checkpoints.main(['--workdir', str(tmp_path / 'w'), '--last',
+                                 '3', '--out', str(tmp_path / 'avg')])
+  assert rc == 0
+  loaded, _ = checkpointing.load_model(tmp_path / 'avg')
+  chex.assert_trees_all_close(loaded, jax.device_get(expected), rtol=1e-6)
+
+
+def test_keeps_latest_and_last_epochs(tmp_path):
+  manager = checkpointing.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=3, keep_epochs=2, async_save=False)
+  for step in range(1, 11):
+    checkpointing.save_train_state(manager, step, {'x': jnp.float32(step)})
+  # Epoch ends 3, 6, 9: the last two, plus the newest (10).
+  assert checkpointing.all_steps(manager) == [6, 9, 10]
+
+
+def test_iterator_state_round_trip(tmp_path):
+  def make():
+    ds = grain.MapDataset.source(list(range(50))).shuffle(seed=3)
+    return iter(ds.to_iter_dataset().batch(4))
+
+  it = make()
+  manager = checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=5)
+  for step in (1, 2):
+    next(it)
+    checkpointing.save_train_state(manager, step, {'x': jnp.zeros(2)},
+                                   data_iterator=it)
+  expected = next(it)  # moves on while the save may still be running
+  checkpointing.wait(manager)
+  fresh = make()
+  state = checkpointing.restore_train_state(manager, {'x': jnp.ones(2)},
+                                            data_iterator=fresh)
+  np.testing.assert_array_equal(state['x'], np.zeros(2))
+  np.testing.assert_array_equal(next(fresh), expected)
+
+
+_KILLED_SAVER = textwrap.dedent('''
+    import sys, time
+    import jax.numpy as jnp
+    from hybrik_jax import checkpointing
+    manager = checkpointing.create_checkpoint_manager(
+        sys.argv[1], steps_per_epoch=1, async_save=True)
+    checkpointing.save_train_state(manager, 1, {'x': jnp.ones((4,))})
+    manager.wait_until_finished()
+    print('SAVED 1', flush=True)
+    big = {'x': jnp.ones((4,)), 'y': jnp.ones((32, 1024, 1024))}  # 128 MB
+    checkpointing.save_train_state(manager, 2, big)
+    print('SAVING 2', flush=True)
+    time.sleep(60)
+''')
+
+
+def test_killed_mid_save_leaves_a_readable_checkpoint(tmp_path):
+  proc = subprocess.Popen(
+      [sys.executable, '-c', _KILLED_SAVER, str(tmp_path)],
+      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  try:
+    lines = []
+    deadline = time.time() + 120
+    while time.time() < deadline:
+      line = proc.stdout.readline()
+      lines.append(line)
+      if 'SAVING 2' in line or not line:
+        break
+    assert any('SAVING 2' in l for l in lines), lines
+    os.kill(proc.pid, signal.SIGKILL)  # while step 2 is being written
+  finally:
+    proc.kill()
+    proc.wait()
+  manager = checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=1)
+  latest = checkpointing.latest_step(manager)
+  assert latest in (1, 2)
+  state = checkpointing.restore_train_state(
+      manager, {'x': jnp.zeros(4)} if latest == 1 else
+      {'x': jnp.zeros(4), 'y': jnp.zeros((32, 1024, 1024))})
+  np.testing.assert_array_equal(state['x'], np.ones(4))
+  # The next run saves over the interrupted step without trouble.
+  checkpointing.save_train_state(manager, 3, {'x': jnp.full((4,), 3.0)})
+  checkpointing.wait(manager)
+  assert checkpointing.latest_step(manager) == 3
