@@ -397,14 +397,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       input_size=input_size, data_sources=sources)
   logging.info('%d steps per epoch, %d steps in total', epoch_steps, num_steps)
 
-  # --- Model and optimizer --------------------------------------------------
-  model = hybrik_model.create_model(config.model)
-  tx, lr_fn = train_lib.create_optimizer(config.optim)
-  rng = jax.random.key(config.seed)
-  state = train_lib.create_train_state(model, tx, rng, input_size)
-  state = _maybe_load_init(state, config)
-
-  # --- Checkpoint load ------------------------------------------------------
+  # --- Checkpoint check (before anything is written) ------------------------
   manager = checkpointing.create_checkpoint_manager(
       workdir, steps_per_epoch=epoch_steps, keep_epochs=config.keep_epochs,
       async_save=config.async_checkpoints)
@@ -414,6 +407,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if latest is not None:
     _check_compatible(checkpointing.restore_meta(manager, latest), meta,
                       manager.directory)
+
+  # --- Model and optimizer --------------------------------------------------
+  model = hybrik_model.create_model(config.model)
+  tx, lr_fn = train_lib.create_optimizer(config.optim)
+  rng = jax.random.key(config.seed)
+  state = train_lib.create_train_state(model, tx, rng, input_size)
+  state = _maybe_load_init(state, config)
+
+  # --- Checkpoint load ------------------------------------------------------
+  if latest is not None:
     state = checkpointing.restore_train_state(manager, state, latest,
                                               data_iterator=train_iter)
     logging.info('Resumed from %s/%d', manager.directory, latest)

@@ -12,7 +12,7 @@ on the same global batch.
 """
 
 import functools
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import flax
 import flax.struct
@@ -202,7 +202,7 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
       loss_weights=loss_weights, input_size=input_size, train=True)
   (loss, (comps, new_batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params, state.batch_stats, batch, rng)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   # Zero the gradients of a skipped step so no NaN enters the optimizer math.
   safe_grads = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads)
@@ -222,7 +222,7 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   metrics.update(
       lr=lr_fn(state.step + 1),
       grad_norm=grad_norm,
-      param_norm=optax.global_norm(state.params),
+      param_norm=optax.tree.norm(state.params),
       skipped=(~finite).astype(jnp.float32))
   return new_state, metrics
 
@@ -277,10 +277,13 @@ def constant_eval_step(mean_joints17: jnp.ndarray, batch
 # ---------------------------------------------------------------------------
 
 
-def create_mesh() -> jax.sharding.Mesh:
-  """A ('data',) mesh over every device of every process."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+def create_mesh(devices: Sequence[jax.Device] | None = None
+                ) -> jax.sharding.Mesh:
+  """A ('data',) mesh over `devices` (default: every device of every process)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=devices)
 
 
 def batch_sharding(mesh) -> jax.sharding.NamedSharding:
