@@ -67,6 +67,12 @@ def _safe_norm(x: jnp.ndarray, axis: int = -1, keepdims: bool = False,
   return jnp.sqrt(jnp.where(zero, 1.0, n2)), zero
 
 
+def norm(x: jnp.ndarray, axis: int = -1, keepdims: bool = False) -> jnp.ndarray:
+  """Euclidean norm along `axis`; 0 with a zero (not NaN) gradient at x = 0."""
+  n, zero = _safe_norm(x, axis=axis, keepdims=keepdims)
+  return jnp.where(zero, 0.0, n)
+
+
 def normalize(x: jnp.ndarray, default: jnp.ndarray | None = None,
               tiny: float = 1e-24) -> jnp.ndarray:
   """(..., N) vectors scaled to unit length; `default` (broadcastable) where x ~ 0.
@@ -159,9 +165,11 @@ def axis_cos_sin_to_matrix(axis: jnp.ndarray, cos: jnp.ndarray,
   Returns:
     (..., 3, 3) rotation matrices (Rodrigues).
   """
-  k = skew(axis)
-  eye = jnp.eye(3, dtype=k.dtype)
-  return eye + sin[..., None, None] * k + (1.0 - cos)[..., None, None] * (k @ k)
+  # c I + s [u]x + (1 - c) u u^T, written elementwise (cheap to compile, no dot).
+  eye = jnp.eye(3, dtype=axis.dtype)
+  c, s = cos[..., None, None], sin[..., None, None]
+  outer = axis[..., :, None] * axis[..., None, :]
+  return c * eye + s * skew(axis) + (1.0 - c) * outer
 
 
 def _any_perpendicular(u: jnp.ndarray) -> jnp.ndarray:
@@ -172,34 +180,38 @@ def _any_perpendicular(u: jnp.ndarray) -> jnp.ndarray:
   return normalize(jnp.cross(u, e), default=jnp.asarray([1.0, 0.0, 0.0], u.dtype))
 
 
-def rotation_between(a: jnp.ndarray, b: jnp.ndarray, eps: float = 1e-7) -> jnp.ndarray:
+def rotation_between(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   """Shortest-arc ("swing") rotation that turns direction a onto direction b.
 
-  R = I + [v]x + [v]x^2 / (1 + c) with v = a x b, c = a . b for unit a, b: no
-  normalised axis, so it is exact and smooth for parallel vectors. Degenerate
+  Built from the half-way vector h = (a_hat + b_hat) / |a_hat + b_hat|: the unit
+  quaternion (a_hat . h, a_hat x h) rotates by the angle between a and b about
+  a x b. Its error grows only as 1 / cos(angle / 2) near opposite vectors (the
+  problem's own conditioning), unlike axis-angle or 1 / (1 + cos) forms. Degenerate
   inputs stay finite: a zero `b` gives the identity; a zero `a` is taken as +y;
-  opposite directions (1 + c < eps) give the rotation by pi about an axis
-  perpendicular to a.
+  exactly opposite directions give the rotation by pi about an axis perpendicular
+  to a.
 
   Args:
     a, b: (..., 3) vectors, any length.
-    eps: threshold on 1 + cos(angle) below which the vectors count as opposite.
 
   Returns:
     (..., 3, 3) rotation matrices with R a_hat = b_hat.
   """
   ua = normalize(a, default=jnp.asarray([0.0, 1.0, 0.0], a.dtype))
   ub = normalize(b, default=ua)
-  v = jnp.cross(ua, ub)
-  c = jnp.sum(ua * ub, axis=-1)
-  opposite = (1.0 + c) < eps
-  k = skew(v)
-  eye = jnp.eye(3, dtype=k.dtype)
-  inv = 1.0 / jnp.where(opposite, 1.0, 1.0 + c)
-  swing = eye + k + inv[..., None, None] * (k @ k)
-  p = _any_perpendicular(ua)
-  flip = 2.0 * p[..., :, None] * p[..., None, :] - eye
-  return jnp.where(opposite[..., None, None], flip, swing)
+  h = normalize(ua + ub, default=_any_perpendicular(ua))
+  w = jnp.sum(ua * h, axis=-1)
+  return _unit_quaternion_to_matrix(w, jnp.cross(ua, h))
+
+
+def _unit_quaternion_to_matrix(w: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+  """(...) w and (..., 3) v of a unit quaternion -> (..., 3, 3), elementwise."""
+  x, y, z = v[..., 0], v[..., 1], v[..., 2]
+  return jnp.stack([
+      jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+      jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+      jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+  ], axis=-2)
 
 
 def twist_about(rot: jnp.ndarray, axis: jnp.ndarray) -> jnp.ndarray:

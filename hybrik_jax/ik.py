@@ -190,10 +190,13 @@ def inverse_kinematics(
       parent_chain = jnp.stack([chain[_PARENTS[j]] for j in swing_twist], axis=1)
       joint_pos = jnp.stack([posed[j] for j in swing_twist], axis=1)  # (B, K, 3)
       rest_vec = rest_bone[:, kids]                                   # (B, K, 3)
-      vec = target[:, kids] - joint_pos
-      if max_drift is not None:
-        rest_len = jnp.sqrt(jnp.sum(rest_vec * rest_vec, axis=-1, keepdims=True))
-        bone_vec = geometry.normalize(target[:, kids] - target[:, idx]) * rest_len
+      bone_vec = target[:, kids] - target[:, idx]
+      if max_drift is None:
+        vec = bone_vec
+      else:
+        vec = target[:, kids] - joint_pos  # from where joint j actually lands
+        rest_len = geometry.norm(rest_vec, keepdims=True)
+        bone_vec = geometry.normalize(bone_vec) * rest_len
         drift2 = jnp.sum((vec - bone_vec)**2, axis=-1, keepdims=True)
         vec = jnp.where(drift2 > max_drift**2, bone_vec, vec)
       vec = _mtv(parent_chain, vec)  # into the parent's frame
