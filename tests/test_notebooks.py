@@ -1,0 +1,138 @@
+"""Runs the colab/ notebooks top to bottom, headless, with their smoke settings.
+
+Each notebook reads HYBRIK_NOTEBOOK_SMOKE=1 (tiny datasets, a few steps) and
+HYBRIK_NOTEBOOK_WORKDIR; the Colab install cell only acts on Colab. The
+kernels share a persistent JAX compilation cache, so the same tiny model is
+compiled once across notebooks.
+"""
+
+import base64
+import os
+
+import jax
+import jax.numpy as jnp
+import nbformat
+from nbclient import NotebookClient
+import numpy as np
+import pytest
+
+from hybrik_jax import checkpointing
+from hybrik_jax import models
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLAB = os.path.join(REPO, 'colab')
+TIMEOUT_S = 900  # per cell; generous for a busy 2-core machine
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('xla_cache'))
+
+
+def _run(name: str, workdir, cache_dir: str, extra_env=None):
+  """Executes colab/<name>.ipynb; returns the executed notebook."""
+  env = {
+      'HYBRIK_NOTEBOOK_SMOKE': '1',
+      'HYBRIK_NOTEBOOK_WORKDIR': str(workdir),
+      'HYBRIK_JAX_ROOT': REPO,
+      'HYBRIK_MANUAL_DIR': str(workdir / 'no_manual_downloads'),
+      'JAX_COMPILATION_CACHE_DIR': cache_dir,
+      'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
+      'JAX_PLATFORMS': 'cpu',
+      'PYTHONPATH': os.pathsep.join(
+          [REPO] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]),
+  }
+  env.update(extra_env or {})
+  old = {k: os.environ.get(k) for k in env}
+  os.environ.update(env)
+  try:
+    nb = nbformat.read(os.path.join(COLAB, f'{name}.ipynb'), as_version=4)
+    NotebookClient(nb, timeout=TIMEOUT_S, kernel_name='python3',
+                   resources={'metadata': {'path': COLAB}}).execute()
+  finally:
+    for k, v in old.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+  return nb
+
+
+def _text(nb) -> str:
+  parts = []
+  for cell in nb.cells:
+    for out in cell.get('outputs', []):
+      if out.get('output_type') == 'stream':
+        parts.append(out['text'])
+      elif 'data' in out and 'text/plain' in out['data']:
+        parts.append(out['data']['text/plain'])
+  return '\n'.join(parts)
+
+
+def _pngs(nb) -> list[bytes]:
+  return [base64.b64decode(out['data']['image/png'])
+          for cell in nb.cells for out in cell.get('outputs', [])
+          if 'data' in out and 'image/png' in out['data']]
+
+
+def test_notebooks_are_valid_and_guard_the_install():
+  for name in ('demo', 'train_synthetic', 'datasets'):
+    nb = nbformat.read(os.path.join(COLAB, f'{name}.ipynb'), as_version=4)
+    nbformat.validate(nb)
+    install = [c.source for c in nb.cells if c.cell_type == 'code' and 'pip' in c.source]
+    assert len(install) == 1, name
+    assert "IN_COLAB = 'google.colab' in sys.modules" in install[0]
+    assert 'if IN_COLAB:' in install[0]
+    # Committed without outputs.
+    assert all(not c.get('outputs') for c in nb.cells if c.cell_type == 'code'), name
+
+
+def test_datasets_notebook(tmp_path, cache_dir):
+  nb = _run('datasets', tmp_path, cache_dir)
+  text = _text(nb)
+  for name in ('h36m', 'pw3d', 'mpi_inf_3dhp', 'coco'):
+    assert f'{name}: skipped' in text  # no manual downloads here: said so
+    assert f'{name} dummy data:' in text
+  assert len(_pngs(nb)) == 1
+  assert os.path.isdir(tmp_path / 'tensorflow_datasets_dummy' / 'synthetic_humans')
+
+
+def test_train_synthetic_notebook(tmp_path, cache_dir):
+  nb = _run('train_synthetic', tmp_path, cache_dir)
+  text = _text(nb)
+  assert 'validation:' in text and 'mpjpe' in text
+  assert 'PA-MPJPE' in text  # the evaluate table
+  assert len(_pngs(nb)) == 2  # examples, loss + validation curves
+  assert os.path.isdir(tmp_path / 'checkpoints')
+
+
+def _tiny_checkpoint(path: str) -> str:
+  cfg = models.get_tiny_model_config()
+  model = models.create_model(cfg)
+  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
+  shapes = jax.eval_shape(lambda: model.init(
+      rngs, jnp.zeros((1, cfg.input_size, cfg.input_size, 3)), train=False))
+  rng = np.random.default_rng(0)
+
+  def fill(p, s):
+    name = str(getattr(p[-1], 'key', p[-1]))
+    if name in ('var', 'scale'):
+      return np.ones(s.shape, s.dtype)
+    if name in ('mean', 'bias'):
+      return np.zeros(s.shape, s.dtype)
+    return (rng.normal(size=s.shape) / np.sqrt(max(1, np.prod(s.shape[:-1])))).astype(s.dtype)
+
+  checkpointing.save_model(path, jax.tree_util.tree_map_with_path(fill, dict(shapes)), cfg)
+  return path
+
+
+def test_demo_notebook(tmp_path, cache_dir):
+  """With a given checkpoint (the training path is train_synthetic's, tested above)."""
+  ckpt = _tiny_checkpoint(str(tmp_path / 'model'))
+  nb = _run('demo', tmp_path, cache_dir, {'HYBRIK_NOTEBOOK_CHECKPOINT': ckpt})
+  text = _text(nb)
+  assert f'using the checkpoint {ckpt}' in text
+  assert 'rendered a synthetic person' in text
+  assert 'focal (assumed)' in text
+  assert len(_pngs(nb)) == 1
+  assert os.path.isfile(tmp_path / 'demo.png') and os.path.isfile(tmp_path / 'demo.npz')
