@@ -201,7 +201,7 @@ def inverse_kinematics(
         vec = jnp.where(drift2 > max_drift**2, bone_vec, vec)
       vec = _mtv(parent_chain, vec)  # into the parent's frame
       swing = geometry.rotation_between(rest_vec, vec)
-      axis = geometry.normalize(rest_vec)
+      axis = geometry.normalize(rest_vec, default=jnp.asarray([0.0, 1.0, 0.0], dtype))
       cs = cos_sin[:, idx - 1]
       twist = geometry.axis_cos_sin_to_matrix(axis, cs[..., 0], cs[..., 1])
       rots = swing @ twist
