@@ -2,12 +2,14 @@
 
 Each notebook reads HYBRIK_NOTEBOOK_SMOKE=1 (tiny datasets, a few steps) and
 HYBRIK_NOTEBOOK_WORKDIR; the Colab install cell only acts on Colab. The
-kernels share a persistent JAX compilation cache, so the same tiny model is
-compiled once across notebooks.
+kernels share a persistent JAX compilation cache (in the system's temp
+folder, kept between runs: keys are the compiled programs, so it never goes
+stale), so the same tiny model is compiled once across notebooks and runs.
 """
 
 import base64
 import os
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +27,10 @@ TIMEOUT_S = 900  # per cell; generous for a busy 2-core machine
 
 
 @pytest.fixture(scope='module')
-def cache_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('xla_cache'))
+def cache_dir():
+  path = os.path.join(tempfile.gettempdir(), 'hybrik_jax_notebook_xla_cache')
+  os.makedirs(path, exist_ok=True)
+  return path
 
 
 def _run(name: str, workdir, cache_dir: str, extra_env=None):
