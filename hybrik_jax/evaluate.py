@@ -358,8 +358,9 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
                    flip_test: bool = True) -> Callable:
   """A jitted (variables, batch) -> (sums, per-example MPJPE, per-example valid).
 
-  sums: {name: metrics.SumCount}; per-example MPJPE (B,) mm on the eval
-  joints (for the per-group breakdown).
+  sums: {name: metrics.SumCount} (plus 'non_finite_outputs', the examples whose
+  network outputs were not finite; they are scored with decode's zeros);
+  per-example MPJPE (B,) mm on the eval joints (for the per-group breakdown).
   """
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
@@ -373,7 +374,11 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
         raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
         intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
         depth_factor=batch['depth_factor'], input_size=input_size)
-    sample = batch['mask'].astype(jnp.float32) * out.valid.astype(jnp.float32)
+    # Padding rows do not count. Non-finite network outputs do count: decode
+    # zeroes them, so they score as (large) errors instead of vanishing.
+    sample = batch['mask'].astype(jnp.float32)
+    sums_invalid = metrics.SumCount.from_values(
+        (~out.valid).astype(jnp.float32), sample)
 
     pred17 = metrics.root_align(out.pred_xyz_17)
     gt17 = metrics.root_align(batch['joints17_cam'].astype(jnp.float32))
@@ -420,6 +425,7 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
       sums['pve'] = metrics.SumCount.from_values(
           metrics.joint_errors(pred_verts, gt_verts), vmask[:, None])
     per_example = metrics._masked_mean(err, m)  # pylint: disable=protected-access
+    sums['non_finite_outputs'] = sums_invalid
     return sums, per_example, (jnp.sum(m, -1) > 0)
 
   return jax.jit(step)
@@ -604,6 +610,7 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
     print(f'WARNING: {dataset}/{split} holds subjects {sorted(wrong_subjects)}; '
           f'protocol 2 tests on S9 and S11 only.', file=sys.stderr)
 
+  non_finite = int(round(float(sums.pop('non_finite_outputs').total)))
   averages = metrics.compute_averages(sums)
   values = {k: averages[k] for k in METRIC_LABELS if k in averages}
   counts = {k: int(round(float(sums[k].count))) for k in values}
@@ -618,6 +625,7 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
       'dataset': dataset, 'split': split, 'checkpoint': os.path.abspath(checkpoint),
       'checkpoint_kind': ckpt_desc, 'body_model': body_desc,
       'num_examples': n_examples, 'flip_test': bool(flip_test),
+      'non_finite_outputs': non_finite,
       'root_depth': root_source, 'root_depth_rootnet_examples': n_rootnet,
       'eval_joints': list(protocol.eval_joints),
       'metrics': values, 'counts': counts,
@@ -653,6 +661,9 @@ def format_table(results: Mapping[str, Any]) -> str:
           ('body model', results['body_model']),
           ('flip test', 'on' if results['flip_test'] else 'off'),
           ('root depth', results['root_depth'])]
+  if results.get('non_finite_outputs'):
+    rows.append(('non-finite outputs', f"{results['non_finite_outputs']} examples "
+                 '(scored as zeros)'))
   for key, value in results['metrics'].items():
     label, unit = METRIC_LABELS[key]
     rows.append((label, f'{value:8.2f} {unit}'))

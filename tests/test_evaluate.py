@@ -103,6 +103,7 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
   assert float(sums['pve'].count) == 3 * constants.NUM_VERTICES
   assert float(sums['pck'].count) == 3 * len(evaluate.HP3D_PCK_JOINTS)
   assert list(valid) == [True, True, True, False]
+  assert float(sums['non_finite_outputs'].total) == 0.0
   assert np.all(per_example[:3] < 1.0)
 
   # Collapsed joints: the metrics must see large errors.
@@ -134,6 +135,7 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
   assert 0 < results['metrics']['pa_mpjpe'] <= results['metrics']['mpjpe'] + 1e-3
   assert results['counts']['mpjpe'] == 3 * 17
   assert results['flip_test'] is True
+  assert results['non_finite_outputs'] == 0
   assert set(results['mpjpe_per_sequence']) == {'TS1', 'TS2'}
   saved = json.loads(out.read_text())
   assert saved['metrics'] == pytest.approx(results['metrics'])
