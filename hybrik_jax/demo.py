@@ -52,6 +52,8 @@ FOCAL_PER_CROP = 1000.0 / 256.0
 MESH_COLOR = (0.70, 0.78, 0.92)
 OVERLAY_ALPHA = 0.9
 SIDE_BACKGROUND = (245, 245, 245)
+# The fitted root depth is trusted within this factor of the box-size guess.
+MAX_DEPTH_RATIO = 3.0
 # Small images are drawn larger (the mesh rendered at that resolution).
 MIN_DISPLAY_SIDE = 480
 BOX_COLOR = (255, 200, 0)
@@ -215,7 +217,9 @@ def predict_image(variables, model_config, smpl_model, image: np.ndarray,
     transl (3,) (camera frame = model frame + transl), vertices (6890, 3),
     joints (24, 3), joints_h36m (17, 3) (camera frame, metres), joints_2d
     (24, 2) predicted 2D joints and joints_2d_projected (24, 2) the projected
-    3D joints (pixels), bbox (4,), valid ().
+    3D joints (pixels), bbox (4,), valid (), depth_source () str: how the
+    translation was found (fitted, or from the box size when the fit is
+    degenerate or more than MAX_DEPTH_RATIO off the box-size depth).
   """
   input_size = int(model_config.input_size)
   if predict_fn is None:
@@ -224,8 +228,8 @@ def predict_image(variables, model_config, smpl_model, image: np.ndarray,
   inp, trans_inv = input_pipeline.preprocess_image(image, bbox, input_size)
   K = virtual_intrinsics(image.shape, crop_side(bbox))
   # First guess: the crop spans depth_factor (2.2 m) at this focal length.
-  z_root = K[0, 0] * features.DEFAULT_DEPTH_FACTOR / crop_side(bbox)
-  transl = np.array([0.0, 0.0, z_root])
+  z_guess = K[0, 0] * features.DEFAULT_DEPTH_FACTOR / crop_side(bbox)
+  z_root = z_guess
   for _ in range(2):
     pred = jax.device_get(predict_fn(
         variables, inp[None], trans_inv[None], K[None],
@@ -233,8 +237,15 @@ def predict_image(variables, model_config, smpl_model, image: np.ndarray,
     pred = {k: np.asarray(v)[0] for k, v in pred.items()}
     joints_2d = uvd_to_image(pred['uvd'], trans_inv, input_size)
     t = estimate_translation(pred['joints'], joints_2d, K)
-    if t is None:  # degenerate (e.g. an untrained model): keep the guess
-      t = np.array([0.0, 0.0, z_root]) - pred['joints'][0]
+    depth_source = 'fitted to the 2D joints'
+    if t is None or not (z_guess / MAX_DEPTH_RATIO
+                         < pred['joints'][0, 2] + t[2] < z_guess * MAX_DEPTH_RATIO):
+      # Degenerate or implausible 2D joints (e.g. an untrained model): put the
+      # root on the ray through the box centre at the box-size depth.
+      centre = np.array([(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2, 1.0])
+      root = np.linalg.solve(K.astype(np.float64), centre) * z_guess
+      t = root - pred['joints'][0]
+      depth_source = 'from the box size (the 2D fit was implausible)'
     transl = t
     z_root = float(pred['joints'][0, 2] + t[2])
   cam = lambda p: (p + transl).astype(np.float32)
@@ -249,6 +260,7 @@ def predict_image(variables, model_config, smpl_model, image: np.ndarray,
       'joints_2d': joints_2d.astype(np.float32),
       'joints_2d_projected': (proj[:, :2] / np.maximum(proj[:, 2:], 1e-6)).astype(np.float32),
       'bbox': np.asarray(bbox, np.float32), 'valid': np.asarray(pred['valid']),
+      'depth_source': np.array(depth_source),
   }
 
 
@@ -393,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   print(f"body model: {pred['body_model']}; camera: assumed focal "
         f"{float(pred['focal']):.0f} px (HybrIK's 1000 px per 256 px crop), "
         f"principal point at the image centre; root depth "
-        f"{float(pred['joints'][0, 2]):.2f} m (estimated from the body size).")
+        f"{float(pred['joints'][0, 2]):.2f} m ({pred['depth_source']}).")
   print(f"wrote {pred['png']} and {pred['npz']}")
   return 0
 

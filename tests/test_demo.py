@@ -84,6 +84,7 @@ def test_oracle_prediction_lands_on_the_person(generator, scene_example):
   # The fitted translation reprojects the 3D joints onto the 2D joints.
   err_2d = np.linalg.norm(pred['joints_2d_projected'] - example['joints29_img'][:24], axis=-1)
   assert err_2d.max() < 3.0, err_2d
+  assert str(pred['depth_source']) == 'fitted to the 2D joints'
   # The assumed camera: HybrIK's 1000 px per 256 px crop, centred.
   assert pred['focal'] == pytest.approx(1000 / 256 * demo.crop_side(bbox), rel=1e-5)
   np.testing.assert_allclose(pred['intrinsics'][:2, 2], [64.0, 64.0])
@@ -128,8 +129,11 @@ def test_run_writes_png_and_npz(tmp_path, generator, scene_example):
   np.testing.assert_allclose(data['bbox'], [20, 10, 110, 120])
   assert bool(data['flip_test'])
   assert str(data['body_model']) == 'synthetic body model'
-  # Vertices in front of the camera.
+  # Vertices in front of the camera, the body near the box-size depth even for
+  # an untrained model (the fit falls back to the box when implausible).
   assert data['vertices'][:, 2].min() > 0
+  z_guess = float(data['focal']) * 2.2 / demo.crop_side(data['bbox'])
+  assert z_guess / 3.01 < data['joints'][0, 2] < 3.01 * z_guess
 
 
 def test_bad_inputs(tmp_path, capsys):

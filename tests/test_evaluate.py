@@ -169,7 +169,8 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
 def test_rootnet_json_formats_and_errors(tmp_path):
   ann = tmp_path / 'ann.json'
   ann.write_text(json.dumps({'images': [
-      {'id': 5, 'file_name': 's_09_act_02_subact_01_ca_01/s_09_act_02_subact_01_ca_01_000001.jpg'}]}))
+      {'id': 5, 'file_name': ('s_09_act_02_subact_01_ca_01/'
+                              's_09_act_02_subact_01_ca_01_000001.jpg')}]}))
   by_id = tmp_path / 'bbox_root_human36m_output.json'
   by_id.write_text(json.dumps([{'image_id': 5, 'root_cam': [10.0, 20.0, 5000.0]}]))
   table = evaluate.load_rootnet(str(by_id), str(ann))
@@ -221,5 +222,10 @@ def test_protocol_facts():
                  'right_ankle'}
   assert evaluate.PROTOCOLS['h36m'].align_all_17
   assert not evaluate.PROTOCOLS['pw3d'].align_all_17 and evaluate.PROTOCOLS['pw3d'].pve
+  config = evaluate.load_config_file(os.path.join(
+      os.path.dirname(os.path.dirname(__file__)), 'configs', 'test.py'))
+  assert config.data.eval_split == 'validation'
+  with pytest.raises(FileNotFoundError, match='config file'):
+    evaluate.load_config_file('configs/missing.py')
   assert evaluate.group_of(evaluate.PROTOCOLS['h36m'],
                            's_09_act_16_subact_01_ca_01/x.jpg') == 'WalkTogether'

@@ -83,7 +83,8 @@ def test_notebooks_are_valid_and_guard_the_install():
   for name in ('demo', 'train_synthetic', 'datasets'):
     nb = nbformat.read(os.path.join(COLAB, f'{name}.ipynb'), as_version=4)
     nbformat.validate(nb)
-    install = [c.source for c in nb.cells if c.cell_type == 'code' and "'pip', 'install'" in c.source]
+    install = [c.source for c in nb.cells
+               if c.cell_type == 'code' and "'pip', 'install'" in c.source]
     assert len(install) == 1, name
     assert "IN_COLAB = 'google.colab' in sys.modules" in install[0]
     assert 'if IN_COLAB:' in install[0]
