@@ -29,7 +29,8 @@ The protocols, read from Jeff-sjtu/HybrIK's evaluation code
   given in the H36M order of `joints17_cam`). HybrIK's evaluate_xyz_17 indexes
   those groups in the 3DHP order after reordering the joints to H36M's, which
   picks different joints; we use the groups' joints themselves.
-  Per-sequence (TS1..TS6) MPJPE is reported as HybrIK does.
+  Per-sequence (TS1..TS6) MPJPE, PCK and AUC are reported, and their means
+  over sequences (HybrIK's 'Avg' lines) beside the all-frame averages.
 * synthetic_humans: as pw3d (exact labels, the synthetic body model).
 
 Averages count every valid joint once (HybrIK: np.mean over samples x joints).
@@ -356,11 +357,12 @@ def load_rootnet(json_path: str, annotations_path: str | None = None) -> RootTab
 
 def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
                    flip_test: bool = True) -> Callable:
-  """A jitted (variables, batch) -> (sums, per-example MPJPE, per-example valid).
+  """A jitted (variables, batch) -> (sums, per_example).
 
   sums: {name: metrics.SumCount} (plus 'non_finite_outputs', the examples whose
   network outputs were not finite; they are scored with decode's zeros);
-  per-example MPJPE (B,) mm on the eval joints (for the per-group breakdown).
+  per_example: {'mpjpe'[, 'pck', 'auc']: (total (B,), count (B,))} over each
+  example's valid eval joints (for the per-action / per-sequence tables).
   """
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
@@ -395,15 +397,19 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
     m = mask17[:, sel]
     sums = {'mpjpe': metrics.SumCount.from_values(err, m),
             'pa_mpjpe': metrics.SumCount.from_values(err_pa, m)}
+    # Per-example (sum, count) pairs for the per-action / per-sequence tables.
+    per_example = {'mpjpe': (jnp.sum(err * m, -1), jnp.sum(m, -1))}
     if protocol.pck:
       err17 = metrics.joint_errors(pred17, gt17)
       psel = jnp.asarray(protocol.pck_joints)
       e, pm = err17[:, psel], mask17[:, psel]
       t = jnp.asarray(metrics.AUC_THRESHOLDS_MM, e.dtype)
-      sums['pck'] = metrics.SumCount.from_values(
-          100.0 * (e < metrics.PCK_THRESHOLD_MM).astype(e.dtype), pm)
-      sums['auc'] = metrics.SumCount.from_values(
-          100.0 * jnp.mean((e[..., None] < t).astype(e.dtype), -1), pm)
+      pck_values = 100.0 * (e < metrics.PCK_THRESHOLD_MM).astype(e.dtype)
+      auc_values = 100.0 * jnp.mean((e[..., None] < t).astype(e.dtype), -1)
+      sums['pck'] = metrics.SumCount.from_values(pck_values, pm)
+      sums['auc'] = metrics.SumCount.from_values(auc_values, pm)
+      per_example['pck'] = (jnp.sum(pck_values * pm, -1), jnp.sum(pm, -1))
+      per_example['auc'] = (jnp.sum(auc_values * pm, -1), jnp.sum(pm, -1))
     if protocol.smpl_24:
       pred24 = metrics.root_align(out.pred_xyz_24_struct)
       gt24 = batch['target_xyz_24'].astype(jnp.float32)  # root-relative
@@ -424,9 +430,8 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
       vmask = batch['target_smpl_weight'].reshape(-1).astype(jnp.float32) * sample
       sums['pve'] = metrics.SumCount.from_values(
           metrics.joint_errors(pred_verts, gt_verts), vmask[:, None])
-    per_example = metrics._masked_mean(err, m)  # pylint: disable=protected-access
     sums['non_finite_outputs'] = sums_invalid
-    return sums, per_example, (jnp.sum(m, -1) > 0)
+    return sums, per_example
 
   return jax.jit(step)
 
@@ -573,7 +578,7 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
       read_threads=int(get(data_config, 'read_threads', 4)))
 
   sums = None
-  groups = collections.defaultdict(lambda: [0.0, 0])
+  groups = collections.defaultdict(lambda: collections.defaultdict(lambda: [0.0, 0.0]))
   n_rootnet = n_examples = 0
   wrong_subjects = set()
   start = time.time()
@@ -594,15 +599,16 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
         match = re.search(r's_(\d+)_act', f)
         if match and int(match.group(1)) not in H36M_TEST_SUBJECTS:
           wrong_subjects.add(int(match.group(1)))
-    batch_sums, per_example, valid = jax.device_get(step(variables, batch))
+    batch_sums, per_example = jax.device_get(step(variables, batch))
     sums = metrics.merge_sums(sums, batch_sums)
     if protocol.group_pattern:
       for i, f in enumerate(files):
         group = group_of(protocol, f)
-        if group is not None and valid[i]:
-          g = groups[group]
-          g[0] += float(per_example[i])
-          g[1] += 1
+        if group is None:
+          continue
+        for name, (total, count) in per_example.items():
+          groups[group][name][0] += float(total[i])
+          groups[group][name][1] += float(count[i])
     n_examples += real
     bar.update(real)
   bar.close()
@@ -635,8 +641,15 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
   if protocol.pck:
     results['pck_joints'] = list(protocol.pck_joints)
   if groups:
-    results[f'mpjpe_per_{protocol.group_name}'] = {
-        k: v[0] / v[1] for k, v in sorted(groups.items())}
+    per_group = {
+        g: {name: tc[0] / tc[1] for name, tc in per.items() if tc[1] > 0}
+        for g, per in sorted(groups.items())}
+    results[f'per_{protocol.group_name}'] = per_group
+    # HybrIK's 'Avg' lines: the mean over groups, each group weighing the same.
+    for name in ('mpjpe', 'pck', 'auc'):
+      vals = [v[name] for v in per_group.values() if name in v]
+      if vals and protocol.group_name == 'sequence' and protocol.pck:
+        results[f'{name}_mean_over_{protocol.group_name}s'] = float(np.mean(vals))
   if output is None:
     output = default_output_path(checkpoint, dataset, split)
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -667,11 +680,17 @@ def format_table(results: Mapping[str, Any]) -> str:
   for key, value in results['metrics'].items():
     label, unit = METRIC_LABELS[key]
     rows.append((label, f'{value:8.2f} {unit}'))
+  for key, value in results.items():
+    if key.endswith('_mean_over_sequences'):
+      label, unit = METRIC_LABELS[key.split('_mean_over_')[0]]
+      rows.append((f'{label}, mean over sequences', f'{value:8.2f} {unit}'))
   for key, per in results.items():
-    if key.startswith('mpjpe_per_'):
-      what = key[len('mpjpe_per_'):]
+    if key.startswith('per_'):
+      what = key[len('per_'):]
       for g, v in per.items():
-        rows.append((f'  MPJPE {what} {g}', f'{v:8.2f} mm'))
+        text = ', '.join(f'{METRIC_LABELS[k][0]} {x:.2f} {METRIC_LABELS[k][1]}'
+                         for k, x in v.items())
+        rows.append((f'  {what} {g}', text))
   width = max(len(r[0]) for r in rows)
   line = '-' * (width + 3 + max(len(r[1]) for r in rows))
   body = '\n'.join(f'{k.ljust(width)} | {v}' for k, v in rows)

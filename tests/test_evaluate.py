@@ -90,7 +90,7 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
                                  pck=True)
   step = evaluate.make_eval_step(_OracleModel(), generator.model, input_size=size,
                                  protocol=everything, flip_test=False)
-  sums, per_example, valid = jax.device_get(step({'params': raw}, batch))
+  sums, per_example = jax.device_get(step({'params': raw}, batch))
   values = {k: float(v.compute()) for k, v in sums.items()}
   for k in ('mpjpe', 'pa_mpjpe', 'mpjpe_24', 'pa_mpjpe_24', 'pve'):
     assert values[k] < 1.0, (k, values[k])  # millimetres
@@ -102,13 +102,14 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
   assert float(sums['mpjpe_24'].count) == 3 * 24
   assert float(sums['pve'].count) == 3 * constants.NUM_VERTICES
   assert float(sums['pck'].count) == 3 * len(evaluate.HP3D_PCK_JOINTS)
-  assert list(valid) == [True, True, True, False]
+  np.testing.assert_array_equal(per_example['mpjpe'][1], [14, 14, 14, 0])
   assert float(sums['non_finite_outputs'].total) == 0.0
-  assert np.all(per_example[:3] < 1.0)
+  assert np.all(per_example['mpjpe'][0][:3] / 14 < 1.0)
+  np.testing.assert_allclose(per_example['pck'][0][:3] / per_example['pck'][1][:3], 100.0)
 
   # Collapsed joints: the metrics must see large errors.
   wrong = dict(raw, pred_uvd=np.zeros_like(raw['pred_uvd']))
-  sums, _, _ = jax.device_get(step({'params': wrong}, batch))
+  sums, _ = jax.device_get(step({'params': wrong}, batch))
   assert float(sums['mpjpe'].compute()) > 100.0
   assert float(sums['pck'].compute()) < 100.0
 
@@ -136,11 +137,18 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
   assert results['counts']['mpjpe'] == 3 * 17
   assert results['flip_test'] is True
   assert results['non_finite_outputs'] == 0
-  assert set(results['mpjpe_per_sequence']) == {'TS1', 'TS2'}
+  per = results['per_sequence']
+  assert set(per) == {'TS1', 'TS2'} and set(per['TS1']) == {'mpjpe', 'pck', 'auc'}
+  # Examples 0 and 2 are TS1, 1 is TS2: frame-weighted vs sequence-weighted.
+  w = (2 * per['TS1']['mpjpe'] + per['TS2']['mpjpe']) / 3
+  assert results['metrics']['mpjpe'] == pytest.approx(w, rel=1e-4)
+  assert results['mpjpe_mean_over_sequences'] == pytest.approx(
+      (per['TS1']['mpjpe'] + per['TS2']['mpjpe']) / 2, rel=1e-6)
   saved = json.loads(out.read_text())
   assert saved['metrics'] == pytest.approx(results['metrics'])
   table = evaluate.format_table(results)
-  assert 'PCK@150mm' in table and 'RootNet' in table and 'TS2' in table
+  assert 'PCK@150mm' in table and 'RootNet' in table and 'sequence TS2' in table
+  assert 'mean over sequences' in table
 
   # Default output path: beside the checkpoint directory.
   path = evaluate.default_output_path(tiny_checkpoint, 'synthetic_humans/tiny',
