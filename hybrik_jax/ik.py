@@ -90,6 +90,19 @@ def _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats):
     utils.check_shape('leaf_rotmats', leaf_rotmats, (batch, 5, 3, 3))
 
 
+def _check_groups(groups) -> None:
+  order = [j for group in groups for j in group]
+  if sorted(order) != list(range(1, 24)):
+    raise ValueError(f'groups must list each of the joints 1..23 exactly once, got {groups}')
+  done = {0}
+  for group in groups:
+    for j in group:
+      if _PARENTS[j] not in done:
+        raise ValueError(f'groups: joint {j} comes before (or with) its parent '
+                         f'{_PARENTS[j]}, got {groups}')
+    done.update(group)
+
+
 def _normalize_phis(phis: jnp.ndarray) -> jnp.ndarray:
   """(..., 2) (cos, sin) scaled to unit length; (0, 0) -> (1, 0)."""
   return geometry.normalize(phis, default=jnp.asarray([1.0, 0.0], phis.dtype))
@@ -142,9 +155,10 @@ def inverse_kinematics(
     orientation.
 
   Raises:
-    ValueError: at trace time, for inputs of the wrong shape.
+    ValueError: at trace time, for inputs of the wrong shape or an invalid `groups`.
   """
   _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats)
+  _check_groups(groups)
   num_joints = pose_skeleton.shape[1]
   dtype = jnp.result_type(pose_skeleton, rest_joints, phis, jnp.float32)
   target = pose_skeleton.astype(dtype)

@@ -97,6 +97,7 @@ def _hybrik_round_trip(model, betas, rot_mats):
 
 @pytest.mark.parametrize('dtype, rot_tol, vert_tol', [
     (jnp.float32, 1e-4, 1e-5), (jnp.float64, 1e-8, 1e-10)])
+@pytest.mark.slow
 def test_hybrik_round_trip(model, dtype, rot_tol, vert_tol):
   """Joints from the body model + their true twists -> hybrik gives back the pose."""
   rng = np.random.default_rng(0)
@@ -132,6 +133,7 @@ def test_24_joints_without_leaf_rotations():
   np.testing.assert_allclose(out[:, LEAF_PARENTS], np.broadcast_to(np.eye(3), (16, 5, 3, 3)))
 
 
+@pytest.mark.slow
 def test_options_and_schedules_agree_on_consistent_skeletons():
   rng = np.random.default_rng(2)
   rest = _random_rest(rng, 32)
@@ -141,7 +143,10 @@ def test_options_and_schedules_agree_on_consistent_skeletons():
     joints, _ = kinematics.forward_kinematics(rot, rest)
     joints = joints + jnp.asarray(rng.normal(size=(32, 1, 3)))  # any origin
     phis = ik.twist_angles(rot, rest) * 3.0  # unnormalised twists
-    for kwargs in ({}, {'groups': ik.JOINT_GROUPS}, {'spine3_svd': True}, {'max_drift': None}):
+    # HybrIK-Transformer's schedule: another valid order of the same tree.
+    transformer_groups = ((3,), (6,), (9,), (1, 2, 12, 13, 14), (4, 5, 15, 16, 17),
+                          (7, 8, 18, 19), (10, 11, 20, 21), (22, 23))
+    for kwargs in ({}, {'groups': transformer_groups}, {'spine3_svd': True}):
       out = jax.jit(functools.partial(ik.inverse_kinematics, **kwargs))(joints, rest, phis)
       np.testing.assert_allclose(out, rot, atol=1e-8, err_msg=str(kwargs))
 
@@ -250,6 +255,7 @@ def test_degenerate_inputs_give_finite_values_and_grads(dtype, num_joints, spine
     assert _is_finite(twist_grads)
 
 
+@pytest.mark.slow
 def test_check_grads_float64():
   rng = np.random.default_rng(8)
   with jax.enable_x64(True):
@@ -264,9 +270,9 @@ def test_check_grads_float64():
     # finite-difference step keeps the truncation error below the tolerance.
     check_grads(jax.jit(ik.inverse_kinematics), (joints, rest, phis), order=1,
                 modes=['rev'], eps=1e-6, atol=1e-6, rtol=1e-6)
-    check_grads(jax.jit(ik.twist_angles), (rot, rest), order=1, modes=['rev'], eps=1e-6)
 
 
+@pytest.mark.slow
 def test_hybrik_grads_finite_on_degenerate_inputs(model):
   rng = np.random.default_rng(9)
   betas = jnp.asarray(rng.normal(size=(3, 10)), jnp.float32)
@@ -299,6 +305,14 @@ def test_wrong_shapes_raise(skeleton, rest, phis, leaf, message):
     args.append(jnp.zeros(leaf))
   with pytest.raises(ValueError, match=message):
     jax.jit(ik.inverse_kinematics)(*args)  # raised at trace time
+
+
+def test_invalid_schedule_raises():
+  args = (jnp.zeros((1, 24, 3)), jnp.zeros((1, 29, 3)), jnp.zeros((1, 23, 2)))
+  with pytest.raises(ValueError, match='groups'):
+    ik.inverse_kinematics(*args, groups=((4,), (1, 2, 3)) + ik.DEPTH_GROUPS[2:])
+  with pytest.raises(ValueError, match='groups'):
+    ik.inverse_kinematics(*args, groups=ik.DEPTH_GROUPS[:-1])
 
 
 def test_twist_angles_wrong_shapes_raise():
