@@ -642,7 +642,8 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
     results['pck_joints'] = list(protocol.pck_joints)
   if groups:
     per_group = {
-        g: {name: tc[0] / tc[1] for name, tc in per.items() if tc[1] > 0}
+        g: {name: per[name][0] / per[name][1] for name in METRIC_LABELS
+            if name in per and per[name][1] > 0}
         for g, per in sorted(groups.items())}
     results[f'per_{protocol.group_name}'] = per_group
     # HybrIK's 'Avg' lines: the mean over groups, each group weighing the same.
