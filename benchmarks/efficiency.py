@@ -4,7 +4,7 @@ r"""Training cost of the transformer head against HybrIK's deconvolution head.
   python -m benchmarks.efficiency --config configs/paper.py --batch-size 64 \
       --skip-timing --out /tmp/efficiency.json        # memory / FLOPs only
   python -m benchmarks.efficiency --config configs/paper.py --batch-size 64 \
-      --dtype bfloat16                                 # mixed precision
+      --dtype bfloat16 --remat         # mixed precision, backbone rematerialised
 
 For each head the config's model is built with `model.head` set to
 'transformer' and to 'deconv' (configs/deconv_baseline.py is exactly paper.py
@@ -19,7 +19,8 @@ trainer does, is compiled once per head with
     temporaries; total = arguments + outputs - aliased + temporaries (what the
     step holds at its peak on the device: XLA's buffer assignment packs every
     temporary into one allocation of `temp` bytes), and XLA's own
-    `peak_memory_in_bytes` where the backend reports it.
+    `peak_memory_in_bytes` (in the JSON; in the table only where it counts the
+    temporaries: XLA:CPU's covers about the arguments only).
   FLOPs: XLA's cost analysis of the compiled step (a multiply-add = 2).
   parameters: the count of the model's trainable parameters.
   step time: steady state, median (and quartiles) of --steps timed steps after
@@ -94,14 +95,22 @@ def load_config(path: str) -> ml_collections.ConfigDict:
 
 
 def model_config_for(config: ml_collections.ConfigDict, head: str,
-                     dtype: Optional[str] = None) -> ml_collections.ConfigDict:
-  """config.model with `head` (and the compute dtype, if given)."""
+                     dtype: Optional[str] = None,
+                     remat: Optional[bool] = None) -> ml_collections.ConfigDict:
+  """config.model with `head`, and the compute dtype / remat if given.
+
+  remat sets model.backbone_remat and model.head_remat (the latter acts on the
+  transformer head only).
+  """
   if head not in HEADS:
     raise ValueError(f'head must be one of {HEADS}, got {head!r}')
   model_config = ml_collections.ConfigDict(config.model.to_dict())
   model_config.head = head
   if dtype is not None:
     model_config.dtype = dtype
+  if remat is not None:
+    model_config.backbone_remat = remat
+    model_config.head_remat = remat
   return model_config
 
 
@@ -247,12 +256,15 @@ class HeadProgram:
 
 
 def build_head(config: ml_collections.ConfigDict, head: str, batch_size: int,
-               mesh, smpl_model, dtype: Optional[str] = None) -> HeadProgram:
+               mesh, smpl_model, dtype: Optional[str] = None,
+               remat: Optional[bool] = None) -> HeadProgram:
   """Compiles train_lib.train_step for `head` on abstract args (no params made).
 
   batch_size is per device; the compiled step takes the global batch.
+  dtype / remat override the config's model.dtype / model.backbone_remat and
+  model.head_remat.
   """
-  model_config = model_config_for(config, head, dtype)
+  model_config = model_config_for(config, head, dtype, remat)
   model = hybrik_model.create_model(model_config)
   tx, lr_fn = train_lib.create_optimizer(config.optim)
   input_size = int(model_config.input_size)
@@ -368,7 +380,9 @@ def format_table(report: Mapping[str, Any]) -> str:
        f"{_gib(t['memory']['output'])} ({_gib(t['memory']['alias'])})",
        f"{_gib(d['memory']['output'])} ({_gib(d['memory']['alias'])})", '', ''),
   ]
-  if t['memory']['peak'] and d['memory']['peak']:
+  # XLA:CPU's peak_memory_in_bytes covers about the arguments only; shown
+  # where it counts the temporaries too (GPU, TPU).
+  if all(r['memory']['peak'] >= max(r['memory']['temp'], 1) for r in (t, d)):
     rows.append(('XLA peak, GiB', _gib(t['memory']['peak']), _gib(d['memory']['peak']),
                  fmt_r(rat['memory_peak']), ''))
   rows += [
@@ -391,7 +405,7 @@ def format_table(report: Mapping[str, Any]) -> str:
 
 def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 10,
         warmup: int = 3, dtype: Optional[str] = None, skip_timing: bool = False,
-        heads=HEADS, smpl_model=None,
+        remat: Optional[bool] = None, heads=HEADS, smpl_model=None,
         progress: bool = True) -> dict[str, Any]:
   """The whole benchmark; returns the JSON-able report."""
   mesh = train_lib.create_mesh()
@@ -403,7 +417,8 @@ def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 10,
   for head in heads:
     log(f'[efficiency] compiling the {head} train step '
         f'(batch {batch_size}/device, dtype {dtype or config.model.dtype})...')
-    prog = build_head(config, head, batch_size, mesh, smpl_model, dtype=dtype)
+    prog = build_head(config, head, batch_size, mesh, smpl_model, dtype=dtype,
+                      remat=remat)
     programs[head] = prog
     results[head] = {'params': prog.num_params, 'compile_s': prog.compile_s,
                      **analyse(prog.compiled)}
@@ -440,6 +455,10 @@ def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 10,
       'config': {'model': config.model.to_dict(), 'batch_size_per_device': batch_size,
                  'global_batch_size': batch_size * mesh.devices.size,
                  'dtype': dtype or config.model.dtype,
+                 'backbone_remat': bool(config.model.get('backbone_remat', False)
+                                        if remat is None else remat),
+                 'head_remat': bool(config.model.get('head_remat', False)
+                                    if remat is None else remat),
                  'steps': 0 if skip_timing else steps,
                  'warmup': 0 if skip_timing else warmup},
       'machine': machine,
@@ -466,6 +485,10 @@ def main(argv=None):
   parser.add_argument('--warmup', type=int, default=3, help='untimed steps per head')
   parser.add_argument('--dtype', default=None, choices=['float32', 'bfloat16'],
                       help="compute dtype (default: the config's model.dtype)")
+  parser.add_argument('--remat', action='store_true',
+                      help='model.backbone_remat and model.head_remat: recompute the '
+                      'backbone blocks (both heads) and the transformer sub-layers in '
+                      'the backward pass')
   parser.add_argument('--skip-timing', action='store_true', help='memory and FLOPs only')
   parser.add_argument('--out', default=None, help='write the JSON report here')
   args = parser.parse_args(argv)
@@ -473,11 +496,12 @@ def main(argv=None):
     parser.error('need --steps >= 1, --warmup >= 0, --batch-size >= 1')
   config = load_config(args.config)
   report = run(config, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
-               dtype=args.dtype, skip_timing=args.skip_timing)
+               dtype=args.dtype, skip_timing=args.skip_timing,
+               remat=True if args.remat else None)
   m = report['machine']
   print(f"{args.config}, batch {args.batch_size} per device "
         f"({report['config']['global_batch_size']} global), dtype {report['config']['dtype']}"
-        f"; {m['backend']} x{m['device_count']} "
+        f"{', remat' if report['config']['backbone_remat'] else ''}; {m['backend']} x{m['device_count']} "
         f"({m['device_kind']}), CPU {m['cpu']} x{m['cpu_cores']}, "
         f"load {', '.join(f'{x:.1f}' for x in m['load_average'])}")
   print(format_table(report))

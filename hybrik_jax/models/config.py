@@ -18,8 +18,15 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Backbone: 'resnet18' | 'resnet34' | 'resnet50' | 'resnet_tiny' (tests).
   c.backbone = 'resnet34'
+  # Recompute the backbone's block activations in the backward pass
+  # (nn.remat): less training memory for ~1/3 more backbone FLOPs; same
+  # parameters and results (benchmarks/efficiency.py --remat).
+  c.backbone_remat = False
   # Lifting head: 'transformer' (the paper) | 'deconv' (original HybrIK).
   c.head = 'transformer'
+  # Transformer head only: recompute its attention / FFN sub-layers in the
+  # backward pass (nn.remat); less memory, same results.
+  c.head_remat = False
   # Square input crop side, px. The feature map is input_size // 32.
   c.input_size = 256
   # Transformer head (boreshkinai/hybrik-transformer, configs/hybrik_transformer_smpl24.yaml).

@@ -29,7 +29,9 @@ _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.floa
 class HybrIKNet(nn.Module):
   """Backbone + lifting head. Fields are those of models.config (see there)."""
   backbone: str = 'resnet34'
+  backbone_remat: bool = False
   head: str = 'transformer'
+  head_remat: bool = False
   input_size: int = 256
   d_model: int = 512
   num_heads: int = 8
@@ -59,6 +61,7 @@ class HybrIKNet(nn.Module):
     check_shape('images', images, (None, self.input_size, self.input_size, 3))
     check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
     features = resnet.create_backbone(self.backbone, dtype=self.dtype,
+                                      remat=self.backbone_remat,
                                       name='backbone')(images, train)
     if self.head == 'transformer':
       head = transformer.TransformerHead(
@@ -67,7 +70,7 @@ class HybrIKNet(nn.Module):
           retain_low=self.retain_low, retain_high=self.retain_high,
           predict_leaf=self.predict_leaf, twist_joint_offset=self.twist_joint_offset,
           mean_shape=tuple(self.mean_shape), attention_impl=self.attention_impl,
-          dtype=self.dtype, name='head')
+          remat=self.head_remat, dtype=self.dtype, name='head')
     elif self.head == 'deconv':
       head = deconv_head.DeconvHead(
           deconv_channels=tuple(self.deconv_channels), depth_dim=self.depth_dim,

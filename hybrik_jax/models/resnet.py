@@ -81,11 +81,15 @@ class ResNet(nn.Module):
     block_cls: BasicBlock or Bottleneck.
     num_filters: channels of the stem and the first stage (64 in the paper).
     dtype: compute dtype; parameters are float32.
+    remat: recompute each residual block's activations in the backward pass
+      (nn.remat) instead of keeping them: less training memory, ~1/3 more
+      backbone FLOPs. Same parameters and outputs.
   """
   stage_sizes: Sequence[int]
   block_cls: Callable[..., nn.Module]
   num_filters: int = 64
   dtype: Any = jnp.float32
+  remat: bool = False
 
   @property
   def out_channels(self) -> int:
@@ -105,10 +109,11 @@ class ResNet(nn.Module):
     x = conv(self.num_filters, (7, 7), (2, 2), padding=_pad(7), name='conv1')(x)
     x = nn.relu(norm(name='bn1')(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    block_cls = nn.remat(self.block_cls) if self.remat else self.block_cls
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
-        x = self.block_cls(self.num_filters * 2**i, conv=conv, norm=norm,
+        x = block_cls(self.num_filters * 2**i, conv=conv, norm=norm,
                            strides=strides, name=f'layer{i + 1}_{j}')(x)
     return x
 

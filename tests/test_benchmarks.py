@@ -1,0 +1,151 @@
+"""Smoke tests of benchmarks/efficiency.py and benchmarks/components.py.
+
+Tiny networks (configs/test.py), batch 2, one or two timed steps. They check
+that the benchmarks run end to end and write well-formed reports (structure,
+positive and finite numbers); they never assert speed. The theta loss weight
+is set to 0 and the transformer has one block here so the compiled steps stay
+quick to compile (the IK is slow to compile); the IK path of the step is
+covered by the trainer's tests.
+"""
+
+import json
+import math
+import os
+
+import chex
+import numpy as np
+import pytest
+
+from benchmarks import components
+from benchmarks import efficiency
+from hybrik_jax import smpl as smpl_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_CONFIG = os.path.join(REPO, 'configs', 'test.py')
+
+
+@pytest.fixture(scope='module')
+def smpl_model():
+  return smpl_lib.synthetic_smpl_model()
+
+
+def _tiny_config():
+  config = efficiency.load_config(TEST_CONFIG)
+  config.loss.theta = 0.0
+  config.model.num_blocks = 1
+  return config
+
+
+def test_synthetic_batch_is_valid():
+  batch = efficiency.synthetic_batch(3, 64, seed=1)
+  expected = {
+      'image': (3, 64, 64, 3), 'target_uvd_29': (3, 29, 3),
+      'target_uvd_weight_29': (3, 29, 3), 'target_xyz_24': (3, 24, 3),
+      'target_xyz_weight_24': (3, 24, 3), 'target_theta': (3, 24, 4),
+      'target_theta_weight': (3, 24, 4), 'target_beta': (3, 10),
+      'target_smpl_weight': (3, 1), 'target_twist': (3, 23, 2),
+      'target_twist_weight': (3, 23, 2), 'trans_inv': (3, 2, 3),
+      'intrinsics': (3, 3, 3), 'joint_root': (3, 3), 'depth_factor': (3, 1),
+      'joints17_cam': (3, 17, 3), 'joints17_valid': (3, 17), 'dataset_id': (3,),
+      'bbox': (3, 4), 'mask': (3,)}
+  assert set(batch) == set(expected)
+  chex.assert_tree_all_finite(batch)
+  for k, shape in expected.items():
+    assert batch[k].shape == shape, k
+    assert np.all(np.isfinite(batch[k])), k
+  assert batch['dataset_id'].dtype == np.int32
+  assert batch['image'].dtype == np.float32
+  np.testing.assert_allclose(np.linalg.norm(batch['target_theta'], axis=-1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(batch['target_twist'], axis=-1), 1.0, rtol=1e-5)
+  assert np.all(np.abs(batch['target_uvd_29']) <= 0.5)
+  assert np.all(batch['joint_root'][:, 2] > 0)
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+  with pytest.raises(FileNotFoundError, match='nope.py'):
+    efficiency.load_config(str(tmp_path / 'nope.py'))
+  bad = tmp_path / 'bad.py'
+  bad.write_text('x = 1\n')
+  with pytest.raises(ValueError, match='get_config'):
+    efficiency.load_config(str(bad))
+
+
+def _check_memory(mem):
+  for key in ('argument', 'output', 'alias', 'temp', 'total', 'peak'):
+    assert isinstance(mem[key], int) and mem[key] >= 0, key
+  assert mem['argument'] > 0 and mem['total'] > 0
+  assert mem['total'] == mem['argument'] + mem['output'] - mem['alias'] + mem['temp']
+
+
+def _write_tiny_config(tmp_path):
+  config_file = tmp_path / 'tiny.py'
+  config_file.write_text(
+      'import importlib.util\n'
+      'def get_config():\n'
+      f'  spec = importlib.util.spec_from_file_location("t", {TEST_CONFIG!r})\n'
+      '  m = importlib.util.module_from_spec(spec)\n'
+      '  spec.loader.exec_module(m)\n'
+      '  c = m.get_config()\n'
+      '  c.loss.theta = 0.0\n'
+      '  c.model.num_blocks = 1\n'
+      '  return c\n')
+  return str(config_file)
+
+
+def test_efficiency_cli_end_to_end(tmp_path, capsys):
+  out = tmp_path / 'sub' / 'eff.json'
+  efficiency.main(['--config', _write_tiny_config(tmp_path), '--batch-size', '2',
+                   '--steps', '2', '--warmup', '0', '--out', str(out)])
+  printed = capsys.readouterr().out
+  assert 'ratio t/d' in printed and 'memory total' in printed and 'step time' in printed
+  report = json.loads(out.read_text())
+  assert set(report) >= {'config', 'machine', 'results', 'ratios', 'paper', 'goals'}
+  assert report['config']['batch_size_per_device'] == 2
+  assert report['config']['backbone_remat'] is False
+  assert report['machine']['cpu_cores'] >= 1
+  for head in efficiency.HEADS:
+    r = report['results'][head]
+    _check_memory(r['memory'])
+    assert r['flops'] > 0 and r['params'] > 0 and r['compile_s'] > 0
+    t = r['timing']
+    assert t['steps'] == 2 and len(t['times_s']) == 2
+    assert all(x > 0 for x in t['times_s'])
+    assert t['p25_s'] <= t['median_s'] <= t['p75_s']
+    assert math.isfinite(r['final_loss'])
+  # The deconv head has the heatmap decoder, the transformer one does not.
+  assert report['results']['deconv']['params'] != report['results']['transformer']['params']
+  for key in ('memory_total', 'memory_temp', 'flops', 'params', 'step_time'):
+    ratio = report['ratios'][key]
+    assert ratio is not None and 0 < ratio < 100, key
+  assert isinstance(report['goals']['memory_met'], bool)
+  assert isinstance(report['goals']['time_met'], bool)
+
+  # Without timings (--skip-timing): no step-time ratio, no step-time row.
+  for head in efficiency.HEADS:
+    del report['results'][head]['timing']
+  report['ratios'] = efficiency.ratios(report['results'])
+  assert report['ratios']['step_time'] is None
+  table = efficiency.format_table(report)
+  assert 'memory total' in table and 'step time' not in table
+
+
+def test_components_end_to_end(tmp_path, smpl_model):
+  report = components.run(_tiny_config(), batch_size=2, steps=1, warmup=0,
+                          only=('backbone', 'transformer_head', 'loss', 'adam'),
+                          include_step=False, smpl_model=smpl_model, progress=False)
+  report = json.loads(json.dumps(report))
+  keys = [r['key'] for r in report['components']]
+  assert keys == ['backbone', 'transformer_head', 'loss', 'adam']
+  for r in report['components']:
+    _check_memory(r['memory'])
+    assert r['flops'] > 0, r['key']
+    assert r['timing']['median_s'] > 0
+    assert r['mode'] in ('fwd+bwd', 'fwd')
+  by_key = {r['key']: r for r in report['components']}
+  assert by_key['backbone']['params'] > 0 and by_key['loss']['params'] == 0
+  # Adam over the whole model has every parameter: backbone + transformer head.
+  assert by_key['adam']['params'] == (by_key['backbone']['params']
+                                      + by_key['transformer_head']['params'])
+  assert 'backbone' in components.format_table(report)
+  with pytest.raises(ValueError, match='unknown components'):
+    components.run(_tiny_config(), batch_size=2, only=('nope',), smpl_model=smpl_model)
