@@ -22,7 +22,10 @@ translation is estimated instead: the body's 24 joints (metric, from the
 predicted shape and rotations) are placed where their projections best match
 the predicted 2D joints (linear least squares on the translation, two rounds
 with the uvd lifting at the new depth). The absolute depth is therefore only
-as right as the assumed focal length; the overlay does not depend on it.
+as right as the assumed focal length; the overlay does not depend on it. When
+the fit is degenerate or more than 3x off the depth at which the body would
+fill the crop (an untrained model), the root is put on the ray through the box
+centre at that depth instead (`depth_source` in the .npz says which).
 
 The body model: --smpl gives the real SMPL model (required for a model
 converted from the published PyTorch weights to look right); without it the
