@@ -22,13 +22,13 @@ Then average the last 10 epochs as the paper reports:
 import ml_collections
 
 from hybrik_jax import input_pipeline
-from hybrik_jax import train
+from hybrik_jax import train_config
 from hybrik_jax.models import config as model_config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:
   """The paper's ResNet-34 HybrIK-Transformer training config."""
-  config = train.base_config()
+  config = train_config.base_config()
   config.seed = 0
   config.model = model_config_lib.get_model_config(
       backbone='resnet34', head='transformer', input_size=256,

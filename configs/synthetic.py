@@ -11,21 +11,21 @@ trained model. Everything runs on a 2-core CPU.
 
 import ml_collections
 
-from hybrik_jax import train
+from hybrik_jax import train_config
 from hybrik_jax.models import config as model_config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = train.base_config()
+  config = train_config.base_config()
   config.seed = 0
   config.model = model_config_lib.get_model_config(
-      backbone='resnet18', head='transformer', input_size=64,
+      backbone='resnet_tiny', head='transformer', input_size=64,
       d_model=128, num_heads=4, num_blocks=2, ffn_layers=2, ffn_width=128,
       dropout=0.0, retain_low=1.0, retain_high=1.0)
   config.batch_size = 32
   config.num_epochs = 1
-  config.num_train_steps = 600
-  config.steps_per_epoch = 200
+  config.num_train_steps = 1500
+  config.steps_per_epoch = 500
 
   config.data.train_datasets = (('synthetic_humans/small', 1.0),)
   config.data.eval_dataset = 'synthetic_humans/small'
@@ -42,6 +42,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.evals.baselines = True
   config.evals.mean_pose_batches = 20
   config.log_every_steps = 20
-  config.checkpoint_every_steps = 200
+  config.checkpoint_every_steps = 500
   config.keep_epochs = 3
   return config

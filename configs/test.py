@@ -6,12 +6,12 @@ Reads synthetic_humans/tiny (or in-memory examples the tests pass in):
 
 import ml_collections
 
-from hybrik_jax import train
+from hybrik_jax import train_config
 from hybrik_jax.models import config as model_config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = train.base_config()
+  config = train_config.base_config()
   config.seed = 0
   config.model = model_config_lib.get_tiny_model_config(input_size=64)
   config.batch_size = 4

@@ -18,13 +18,9 @@ The loop, by section: config check, logging, mesh, body model, input, model
 and optimizer, checkpoint load, compiled steps, evals, training loop, summary.
 """
 
-import dataclasses
-import functools
-import json
-import math
 import os
 import time
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from absl import app
 from absl import flags
@@ -40,117 +36,14 @@ import tqdm
 
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
+from hybrik_jax import train_config
 from hybrik_jax import train_lib
-from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 
 
-# ---------------------------------------------------------------------------
-# Config.
-# ---------------------------------------------------------------------------
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """Every field the trainer reads, with defaults (configs/ override them).
-
-  An unknown field anywhere is an error (see `check_config`).
-  """
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-  # The network (hybrik_jax.models.config.get_model_config fields).
-  # Mixed precision: model.dtype = 'bfloat16' (params and loss stay float32).
-  c.model = model_config_lib.get_model_config()
-  c.batch_size = 256  # global, over every device of every host
-  c.num_epochs = 200
-  c.num_train_steps = -1  # > 0: train exactly this many steps instead
-  # -1: HybrIK's epoch: 2 x the largest dataset of a mix (the dataset size
-  # for a single dataset) // batch_size.
-  c.steps_per_epoch = -1
-
-  c.data = ml_collections.ConfigDict()
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.train_datasets = input_pipeline.HYBRIK_MIX  # ((tfds name, weight), ...)
-  c.data.train_split = 'train'
-  c.data.eval_dataset = 'h36m'
-  c.data.eval_split = 'test'
-  # HybrIK's augmentation (input_pipeline / data.augment).
-  c.data.scale_factor = 0.3
-  c.data.rot_factor = 30.0
-  c.data.rot_prob = 0.6
-  c.data.flip_prob = 0.5
-  c.data.color_factor = 0.2
-  c.data.occlusion = True
-  c.data.scale_mult = input_pipeline.DEFAULT_SCALE_MULT
-  c.data.scale_mult_per_dataset = dict(
-      input_pipeline.DEFAULT_SCALE_MULT_PER_DATASET)
-  # Build missing no-download datasets (synthetic_humans) on first use.
-  c.data.build_if_missing = False
-  c.data.worker_count = 0  # grain worker processes per host
-  c.data.worker_buffer_size = 2
-  c.data.read_threads = 4
-
-  # Loss weights (losses.hybrik_loss).
-  c.loss = ml_collections.ConfigDict(dict(
-      uvd=1.0, beta=1.0, theta=0.01, twist=0.01, phi_norm=1e-4, leaf_norm=0.0))
-
-  c.optim = ml_collections.ConfigDict()
-  c.optim.optimizer = 'adam'
-  c.optim.peak_lr = 5e-4
-  c.optim.warmup_steps = 4000
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.eps = 1e-8
-  c.optim.weight_decay = 0.0
-  c.optim.grad_clip_norm = 0.0  # 0: no clipping
-
-  # Body model: '' -> the synthetic body model (hybrik_jax.smpl).
-  c.smpl = ml_collections.ConfigDict()
-  c.smpl.model_path = ''
-  c.smpl.h36m_regressor_path = ''
-
-  # Initialisation: an exported backbone (python -m hybrik_jax.convert
-  # --arch backbone) and/or an exported full model; '' for none.
-  c.init = ml_collections.ConfigDict()
-  c.init.backbone_checkpoint = ''
-  c.init.model_checkpoint = ''
-
-  c.evals = ml_collections.ConfigDict()
-  c.evals.every_steps = -1  # -1: at each epoch end; 0: only at the end
-  c.evals.batch_size = 64  # global
-  c.evals.max_batches = -1  # -1: the whole split
-  # Also evaluate the untrained model and the mean training pose (a constant
-  # predictor) before training, and print the three in the final summary.
-  c.evals.baselines = False
-  c.evals.mean_pose_batches = 16  # training batches averaged for the mean pose
-
-  c.log_every_steps = 50
-  c.checkpoint_every_steps = 1000
-  c.keep_epochs = 10  # epoch-end checkpoints kept (for average_checkpoints)
-  c.async_checkpoints = True
-  c.progress_bar = True
-  return c
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming any field that `base_config` does not have."""
-  reference = base_config()
-
-  def walk(cfg, ref, prefix):
-    for key in cfg.keys():
-      name = f'{prefix}{key}'
-      if key not in ref:
-        # The model is checked against the model config's own fields.
-        raise ValueError(f'unknown config field {name!r}: not a field of the '
-                         'trainer config (see hybrik_jax.train.base_config)')
-      value, ref_value = cfg[key], ref[key]
-      if (isinstance(ref_value, ml_collections.ConfigDict) and
-          key not in ('scale_mult_per_dataset',)):
-        if not isinstance(value, ml_collections.ConfigDict):
-          raise ValueError(f'config field {name!r} must be a section, got '
-                           f'{type(value).__name__}')
-        walk(value, ref_value, name + '.')
-
-  walk(config, reference, 'config.')
+# The config: every field and its default (train_config.base_config).
+base_config = train_config.base_config
+check_config = train_config.check_config
 
 
 # ---------------------------------------------------------------------------
