@@ -92,6 +92,7 @@ def _write_tiny_config(tmp_path):
   return str(config_file)
 
 
+@pytest.mark.slow
 def test_efficiency_cli_end_to_end(tmp_path, capsys):
   out = tmp_path / 'sub' / 'eff.json'
   efficiency.main(['--config', _write_tiny_config(tmp_path), '--batch-size', '2',
@@ -129,6 +130,7 @@ def test_efficiency_cli_end_to_end(tmp_path, capsys):
   assert 'memory total' in table and 'step time' not in table
 
 
+@pytest.mark.slow
 def test_components_end_to_end(tmp_path, smpl_model):
   report = components.run(_tiny_config(), batch_size=2, steps=1, warmup=0,
                           only=('backbone', 'transformer_head', 'loss', 'adam'),
