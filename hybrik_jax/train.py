@@ -146,6 +146,13 @@ def host_value(x) -> np.ndarray:
   return np.asarray(x)
 
 
+def _say(message: str) -> None:
+  """Logs, and prints on process 0 (the console shows WARNING logs only)."""
+  logging.info(message)
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
 def _host_scalars(tree: Mapping[str, Any]) -> dict[str, float]:
   return {k: float(host_value(v)) for k, v in tree.items()}
 
@@ -288,7 +295,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_iter = input_pipeline.create_train_iterator(
       config.data, global_batch_size=config.batch_size, seed=config.seed,
       input_size=input_size, data_sources=sources)
-  logging.info('%d steps per epoch, %d steps in total', epoch_steps, num_steps)
+  _say(f'{epoch_steps} steps per epoch, {num_steps} steps in total, global '
+       f'batch {config.batch_size} on {jax.device_count()} device(s) of '
+       f'{jax.process_count()} process(es)')
 
   # --- Checkpoint check (before anything is written) ------------------------
   manager = checkpointing.create_checkpoint_manager(
@@ -312,7 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if latest is not None:
     state = checkpointing.restore_train_state(manager, state, latest,
                                               data_iterator=train_iter)
-    logging.info('Resumed from %s/%d', manager.directory, latest)
+    _say(f'Resumed from {manager.directory}/{latest}')
   state = train_lib.replicate(state, mesh)
   start_step = int(host_value(state.step))
 
@@ -529,6 +538,10 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None,
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Too many command-line arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    # Keep the console to the progress bar and results (Orbax logs a lot at
+    # INFO); --verbosity=0 brings the INFO logs back. TensorBoard gets all.
+    logging.set_verbosity(logging.WARNING)
   if _COORDINATOR.value or _DISTRIBUTED.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,

@@ -52,16 +52,19 @@ def setup(examples):
       input_size=config.model.input_size,
       data_sources={DATASET: examples[0]})
   batch = next(it)
+  mesh = train_lib.create_mesh()
+  smpl_model = smpl.synthetic_smpl_model()
+  # One compiled step shared by the tests below.
+  step = train_lib.jit_train_step(
+      mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
+      loss_weights=dict(config.loss), input_size=config.model.input_size)
   return dict(config=config, model=model, tx=tx, lr_fn=lr_fn, state=state,
-              batch=batch, smpl_model=smpl.synthetic_smpl_model())
+              batch=batch, smpl_model=smpl_model, mesh=mesh, step=step)
 
 
 def _step_fn(setup, mesh):
-  config = setup['config']
-  return train_lib.jit_train_step(
-      mesh, smpl_model=setup['smpl_model'], model=setup['model'],
-      tx=setup['tx'], lr_fn=setup['lr_fn'],
-      loss_weights=dict(config.loss), input_size=config.model.input_size)
+  assert mesh is setup['mesh']
+  return setup['step']
 
 
 def _copy(tree):
@@ -87,7 +90,7 @@ def test_learning_rate_schedule():
 
 def test_one_step_lowers_loss(setup):
   config = setup['config']
-  mesh = train_lib.create_mesh()
+  mesh = setup['mesh']
   batch = train_lib.global_batch(setup['batch'], mesh)
   state = train_lib.replicate(_copy(setup['state']), mesh)
   rng = jax.random.key(7)
@@ -112,7 +115,7 @@ def test_one_step_lowers_loss(setup):
 
 
 def test_nan_batch_is_skipped(setup):
-  mesh = train_lib.create_mesh()
+  mesh = setup['mesh']
   bad = dict(setup['batch'])
   bad['image'] = np.full_like(bad['image'], np.nan)
   state = train_lib.replicate(_copy(setup['state']), mesh)
