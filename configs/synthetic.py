@@ -7,6 +7,15 @@ first use if it is missing, trains a small HybrIK-Transformer with the paper's
 loss and schedule shape, and prints the validation MPJPE / PA-MPJPE of the
 untrained model, of a constant predictor (the mean training pose) and of the
 trained model. Everything runs on a 2-core CPU.
+
+Measured (2-core CPU shared with other jobs, 12 min wall, 5.6 CPU-min of
+training process time; 1500 steps of batch 32): validation MPJPE / PA-MPJPE
+  untrained model               546.4 / 438.0 mm
+  constant: mean training pose  275.2 / 230.5 mm
+  trained model                 238.7 / 129.7 mm
+The backbone is the 8-channel test ResNet because ResNet-18's backward pass
+costs ~35x more per step on CPU; more steps or a wider backbone lower the
+MPJPE further.
 """
 
 import ml_collections
@@ -32,10 +41,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.eval_split = 'validation'
   config.data.build_if_missing = True
   config.data.occlusion = False
+  config.data.rot_prob = 0.0  # flips and scale jitter only
   config.data.read_threads = 2
 
-  config.optim.peak_lr = 1e-3
-  config.optim.warmup_steps = 100
+  config.optim.peak_lr = 1.5e-3
+  config.optim.warmup_steps = 300
 
   config.evals.every_steps = 0  # at the end
   config.evals.batch_size = 100
