@@ -28,7 +28,6 @@ from absl import logging
 from clu import metric_writers
 from etils import epath
 import jax
-import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
