@@ -114,5 +114,10 @@ def test_two_processes_match_one(tmp_path):
     ref = np.asarray(results[2][key])
     np.testing.assert_array_equal(np.asarray(results[0][key]),
                                   np.asarray(results[1][key]), err_msg=key)
-    np.testing.assert_allclose(np.asarray(results[0][key]), ref, rtol=0,
-                               atol=1e-5, err_msg=key)
+    # Two Adam steps of lr 1e-3 move a weight by up to 2e-3; reduction-order
+    # noise in near-zero gradients can flip a few of Adam's normalised
+    # updates by ~1%: allow 3e-5 per element, and demand near-equality on
+    # average.
+    got = np.asarray(results[0][key])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=3e-5, err_msg=key)
+    assert np.mean(np.abs(got - ref)) < 1e-6, key
