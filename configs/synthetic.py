@@ -8,11 +8,12 @@ loss and schedule shape, and prints the validation MPJPE / PA-MPJPE of the
 untrained model, of a constant predictor (the mean training pose) and of the
 trained model. Everything runs on a 2-core CPU.
 
-Measured (2-core CPU shared with other jobs, 12 min wall, 5.6 CPU-min of
-training process time; 1500 steps of batch 32): validation MPJPE / PA-MPJPE
+Measured (2-core CPU shared with other jobs; 7 min 42 s wall for the whole
+command after the dataset build, 2500 steps of batch 32, ~9 steps/s once
+compiled): validation MPJPE / PA-MPJPE on the 500 validation examples
   untrained model               546.4 / 438.0 mm
   constant: mean training pose  275.2 / 230.5 mm
-  trained model                 238.7 / 129.7 mm
+  trained model                 218.6 / 125.5 mm  (MPJPE 20.5% below constant)
 The backbone is the 8-channel test ResNet because ResNet-18's backward pass
 costs ~35x more per step on CPU; more steps or a wider backbone lower the
 MPJPE further.
@@ -33,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
       dropout=0.0, retain_low=1.0, retain_high=1.0)
   config.batch_size = 32
   config.num_epochs = 1
-  config.num_train_steps = 1500
+  config.num_train_steps = 2500
   config.steps_per_epoch = 500
 
   config.data.train_datasets = (('synthetic_humans/small', 1.0),)
