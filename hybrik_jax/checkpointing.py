@@ -229,9 +229,7 @@ class KeepLatestAndEpochs(ocp.checkpoint_managers.PreservationPolicy):
     latest = max(steps) if steps else None
     epoch_steps = sorted(s for s in steps if s % self.steps_per_epoch == 0)
     if self.keep_epochs is not None:
-      epoch_steps = epoch_steps[len(epoch_steps) - self.keep_epochs:]
-      if self.keep_epochs == 0:
-        epoch_steps = []
+      epoch_steps = epoch_steps[max(0, len(epoch_steps) - self.keep_epochs):]
     keep = set(epoch_steps) | {latest}
     return [s in keep for s in steps]
 

@@ -91,11 +91,13 @@ def test_average_of_three_checkpoints(tmp_path):
 
 def test_keeps_latest_and_last_epochs(tmp_path):
   manager = checkpointing.create_checkpoint_manager(
-      tmp_path, steps_per_epoch=3, keep_epochs=2, async_save=False)
-  for step in range(1, 11):
+      tmp_path, steps_per_epoch=3, keep_epochs=3, async_save=False)
+  for step in range(1, 14):
     checkpointing.save_train_state(manager, step, {'x': jnp.float32(step)})
-  # Epoch ends 3, 6, 9: the last two, plus the newest (10).
-  assert checkpointing.all_steps(manager) == [6, 9, 10]
+    if step == 7:  # Fewer epoch ends (3, 6) than keep_epochs: all kept.
+      assert checkpointing.all_steps(manager) == [3, 6, 7]
+  # Epoch ends 3, 6, 9, 12: the last three, plus the newest (13).
+  assert checkpointing.all_steps(manager) == [6, 9, 12, 13]
 
 
 def test_iterator_state_round_trip(tmp_path):
