@@ -7,12 +7,7 @@ examples through the real input pipeline.
 import os
 import sys
 
-# Fast XLA compiles on CPU (LLVM -O0); results are unaffected.
-if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                             ' --xla_backend_optimization_level=0').strip()
-
-import chex  # pylint: disable=g-import-not-at-top
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
