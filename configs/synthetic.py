@@ -8,12 +8,13 @@ loss and schedule shape, and prints the validation MPJPE / PA-MPJPE of the
 untrained model, of a constant predictor (the mean training pose) and of the
 trained model. Everything runs on a 2-core CPU.
 
-Measured (2-core CPU shared with other jobs; 7 min 42 s wall for the whole
-command after the dataset build, 2500 steps of batch 32, ~9 steps/s once
-compiled): validation MPJPE / PA-MPJPE on the 500 validation examples
-  untrained model               546.4 / 438.0 mm
-  constant: mean training pose  275.2 / 230.5 mm
-  trained model                 218.6 / 125.5 mm  (MPJPE 20.5% below constant)
+Measured in a fresh clone with a fresh data dir (2-core CPU, the test suite
+running beside it: 12.6 min wall in all, dataset build ~1 min included; ~7.7 min
+of training on a loaded but not doubly busy machine; 2500 steps of batch 32):
+validation MPJPE / PA-MPJPE on the 500 validation examples
+  untrained model               522.1 / 419.3 mm
+  constant: mean training pose  263.1 / 220.5 mm
+  trained model                 207.2 / 123.4 mm  (MPJPE 21.3% below constant)
 The backbone is the 8-channel test ResNet because ResNet-18's backward pass
 costs ~35x more per step on CPU; more steps or a wider backbone lower the
 MPJPE further.
