@@ -35,8 +35,6 @@ cheaper next.
 
 import argparse
 import functools
-import json
-import os
 import sys
 import time
 from typing import Any, Optional, Sequence
@@ -300,14 +298,11 @@ def main(argv=None):
                only=args.only.split(',') if args.only else None)
   m = report['machine']
   print(f"{args.config} transformer model, batch {args.batch_size}, dtype "
-        f"{config.model.dtype}; {m['backend']} ({m['device_kind']}), CPU {m['cpu']} "
-        f"x{m['cpu_cores']}, load {', '.join(f'{x:.1f}' for x in m['load_average'])}")
+        f"{config.model.dtype}; {m['backend']} ({m['device_kind']}), "
+        f"{efficiency.machine_line(m)}")
   print(format_table(report))
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-      json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    efficiency.write_json(report, args.out)
 
 
 if __name__ == '__main__':

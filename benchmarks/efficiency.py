@@ -343,6 +343,20 @@ def machine_info() -> dict[str, Any]:
           'jax_version': jax.__version__, 'python': sys.version.split()[0]}
 
 
+def machine_line(machine: Mapping[str, Any]) -> str:
+  """'CPU <model> x<cores>, load a, b, c' from machine_info()."""
+  load = ', '.join(f'{x:.1f}' for x in machine['load_average'])
+  return f"CPU {machine['cpu']} x{machine['cpu_cores']}, load {load}"
+
+
+def write_json(report: Mapping[str, Any], path: str) -> None:
+  """Writes a benchmark report as indented JSON, creating the folder."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(report, f, indent=2)
+  print(f'wrote {path}')
+
+
 def ratios(results: Mapping[str, Any]) -> dict[str, Optional[float]]:
   """transformer / deconv of memory totals, FLOPs, parameters and step time."""
   t, d = results['transformer'], results['deconv']
@@ -502,18 +516,14 @@ def main(argv=None):
   print(f"{args.config}, batch {args.batch_size} per device "
         f"({report['config']['global_batch_size']} global), dtype {report['config']['dtype']}"
         f"{', remat' if report['config']['backbone_remat'] else ''}; {m['backend']} x{m['device_count']} "
-        f"({m['device_kind']}), CPU {m['cpu']} x{m['cpu_cores']}, "
-        f"load {', '.join(f'{x:.1f}' for x in m['load_average'])}")
+        f"({m['device_kind']}), {machine_line(m)}")
   print(format_table(report))
   g = report['goals']
   print(f"goals (transformer/deconv): memory <= {GOAL_MEMORY_RATIO}: "
         f"{'met' if g['memory_met'] else 'MISSED'}; step time <= {GOAL_TIME_RATIO}: "
         f"{'not timed' if g['time_met'] is None else 'met' if g['time_met'] else 'MISSED'}")
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-      json.dump(report, f, indent=2)
-    print(f'wrote {args.out}')
+    write_json(report, args.out)
 
 
 if __name__ == '__main__':
