@@ -25,7 +25,6 @@ from typing import Any, Mapping, Sequence
 from absl import app
 from absl import flags
 from absl import logging
-from clu import metric_writers
 from etils import epath
 import jax
 import ml_collections
@@ -35,6 +34,7 @@ import tqdm
 
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
+from hybrik_jax import metric_writer
 from hybrik_jax import train_config
 from hybrik_jax import train_lib
 from hybrik_jax.models import hybrik as hybrik_model
@@ -260,8 +260,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   is_main = jax.process_index() == 0
 
   # --- Logging --------------------------------------------------------------
-  writer = metric_writers.create_default_writer(
-      os.fspath(workdir), just_logging=not is_main)
+  writer = metric_writer.MetricWriter(os.fspath(workdir), just_logging=not is_main)
   logging.info('Workdir %s; %d process(es), %d device(s) (%s)', workdir,
                jax.process_count(), jax.device_count(), jax.default_backend())
 
@@ -362,7 +361,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   last_log_time, last_log_step = time.perf_counter(), start_step
   step = start_step
   eval_metrics = None
-  with metric_writers.ensure_flushes(writer):
+  with writer:
     while step < end_step:
       batch = train_lib.global_batch(next(train_iter), mesh)
       state, metrics = train_step(state, batch)

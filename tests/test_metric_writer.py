@@ -1,0 +1,30 @@
+"""The TensorFlow-free TensorBoard writer writes event files TensorBoard reads."""
+
+import json
+import os
+
+from tensorboard.backend.event_processing import event_accumulator
+
+from hybrik_jax import metric_writer
+
+
+def test_scalars_and_hparams_round_trip(tmp_path):
+  with metric_writer.MetricWriter(str(tmp_path)) as w:
+    w.write_hparams({'batch_size': 32, 'model.head': 'transformer', 'shape': (1, 2)})
+    w.write_scalars(1, {'train/loss': 2.5, 'train/lr': 1e-3})
+    w.write_scalars(2, {'train/loss': 1.5})
+  acc = event_accumulator.EventAccumulator(str(tmp_path))
+  acc.Reload()
+  loss = acc.Scalars('train/loss')
+  assert [e.step for e in loss] == [1, 2]
+  assert [round(e.value, 6) for e in loss] == [2.5, 1.5]
+  assert abs(acc.Scalars('train/lr')[0].value - 1e-3) < 1e-9
+  hp = json.loads((tmp_path / 'hparams.json').read_text())
+  assert hp == {'batch_size': 32, 'model.head': 'transformer', 'shape': '(1, 2)'}
+
+
+def test_just_logging_writes_nothing(tmp_path):
+  with metric_writer.MetricWriter(str(tmp_path / 'x'), just_logging=True) as w:
+    w.write_hparams({'a': 1})
+    w.write_scalars(0, {'loss': 1.0})
+  assert not os.path.exists(tmp_path / 'x')
