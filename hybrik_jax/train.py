@@ -442,7 +442,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
   if 'baselines' in summary and 'eval' in summary:
     const = summary['baselines']['mean_pose']['mpjpe']
     gain = 100.0 * (1.0 - summary['eval']['mpjpe'] / max(const, 1e-9))
-    lines.append(f'The trained model is {gain:.1f}% below the constant '
+    side = 'below' if gain >= 0 else 'ABOVE (train longer)'
+    lines.append(f'The trained model is {abs(gain):.1f}% {side} the constant '
                  'predictor\'s MPJPE.')
   if summary.get('num_skipped'):
     lines.append(f'{summary["num_skipped"]} non-finite step(s) were skipped.')
