@@ -304,6 +304,19 @@ def example_outcome(key: str, example: dict[str, Any], frame_shape: tuple[int, .
                  crop_pixels=int(crop.shape[0] * crop.shape[1]), source_bytes=whole)
 
 
+class NumWorkersMixin:
+  """The `num_workers` argument every real-data Builder takes.
+
+  Args: num_workers: processes decoding and cropping frames (default:
+  $HYBRIK_DATA_WORKERS, else 1 for splits under 1000 rows, else the cores,
+  <= 8; see default_num_workers). Put it before tfds.core.GeneratorBasedBuilder.
+  """
+
+  def __init__(self, *, num_workers: int | None = None, **kwargs):
+    self._num_workers = num_workers
+    super().__init__(**kwargs)
+
+
 def default_num_workers(num_rows: int) -> int:
   """Processes for a split: $HYBRIK_DATA_WORKERS, else 1 for small splits, else cores (<= 8)."""
   env = os.environ.get('HYBRIK_DATA_WORKERS')

@@ -45,7 +45,7 @@ Then: python -m hybrik_jax.prepare_data --datasets coco --manual-dir <manual_dir
 """
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
   """COCO 2017 person keypoints (train, validation), HybrIK's selection of people.
 
   Per example: a crop around one person (features.DEFAULT_MARGIN, clipped to the
@@ -62,12 +62,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release: crops clipped to the frame.'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
-
-  def __init__(self, *, num_workers: int | None = None, **kwargs):
-    """Args: num_workers: processes decoding and cropping frames (default:
-    $HYBRIK_DATA_WORKERS, else 1 for splits under 1000 frames, else the cores, <= 8)."""
-    self._num_workers = num_workers
-    super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
