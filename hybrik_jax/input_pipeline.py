@@ -51,11 +51,13 @@ from hybrik_jax.data import augment
 from hybrik_jax.data import targets
 
 # HybrIK's training mixes (mix_dataset.py): H36M, COCO, MPI-INF-3DHP [, 3DPW].
-HYBRIK_MIX = (('h36m', 0.4), ('coco', 0.5), ('mpi_inf_3dhp', 0.1))
-HYBRIK_MIX_W_PW3D = (('h36m', 0.3), ('coco', 0.4), ('mpi_inf_3dhp', 0.1), ('pw3d', 0.2))
+HYBRIK_MIX = (('h36m', 0.4), ('coco_keypoints', 0.5), ('mpi_inf_3dhp', 0.1))
+HYBRIK_MIX_W_PW3D = (('h36m', 0.3), ('coco_keypoints', 0.4), ('mpi_inf_3dhp', 0.1),
+                     ('pw3d', 0.2))
 
 # `dataset_id` in the batches, by TFDS dataset name (config suffix ignored).
-DATASET_IDS = {'h36m': 0, 'coco': 1, 'mpi_inf_3dhp': 2, 'pw3d': 3, 'synthetic_humans': 4}
+DATASET_IDS = {'h36m': 0, 'coco_keypoints': 1, 'mpi_inf_3dhp': 2, 'pw3d': 3,
+               'synthetic_humans': 4}
 UNKNOWN_DATASET_ID = -1
 
 # HybrIK's box margin is 1.25 except for its Human3.6M SMPL set (1.0).
@@ -95,9 +97,16 @@ def base_name(name: str) -> str:
   return name.split('/')[0].split(':')[0]
 
 
+def resolve_name(name: str) -> str:
+  """The dataset name with an old, renamed base replaced ('coco' -> 'coco_keypoints',
+  one deprecation line on stderr; tfds_builders.RENAMED)."""
+  import tfds_builders  # pylint: disable=g-import-not-at-top
+  return tfds_builders.resolve_name(name)
+
+
 def dataset_id(name: str) -> int:
   """The batch's dataset_id of a TFDS dataset name (DATASET_IDS, else -1)."""
-  return DATASET_IDS.get(base_name(name), UNKNOWN_DATASET_ID)
+  return DATASET_IDS.get(base_name(resolve_name(name)), UNKNOWN_DATASET_ID)
 
 
 def augment_config(data_config) -> augment.AugmentConfig:
@@ -273,6 +282,7 @@ def open_data_source(name: str, split: str, data_dir: str | None = None):
   (download=False): a missing dataset raises ValueError naming the command.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  name = resolve_name(name)
   module = f'tfds_builders.{base_name(name)}'
   try:
     importlib.import_module(module)

@@ -86,8 +86,7 @@ def _check_manual_dir(builder, name: str, manual_dir: str | None) -> None:
   if manual_dir is None:
     raise FileNotFoundError(
         f'{name} is built from files you download by hand: pass '
-        f'--manual-dir DIR (see tfds_builders/{name}/README.md):\n'
-        f'{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}')
+        f'--manual-dir DIR with them (see tfds_builders/{name}/README.md)')
   if not epath.Path(manual_dir).is_dir():
     raise FileNotFoundError(
         f'--manual-dir {manual_dir} does not exist or is not a folder; {name} '
@@ -120,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   failed = []
   for entry in names:
     # 'name/config' (as config.data names datasets) overrides --config.
-    name, _, config = entry.partition('/')
+    import tfds_builders  # pylint: disable=g-import-not-at-top
+    name, _, config = tfds_builders.resolve_name(entry).partition('/')
     config = config.partition(':')[0] or args.config
     t0 = time.time()
     print(f'== {entry} ==', flush=True)
@@ -129,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       config=config, file_format=args.file_format,
                       num_workers=args.num_workers, overwrite=args.overwrite)
     except (ModuleNotFoundError, FileNotFoundError) as e:
-      print(f'error: {name}: {e}', file=sys.stderr, flush=True)
+      # One line (a ManualDataError's full text also has the instructions).
+      message = getattr(e, 'summary', None) or str(e).splitlines()[0]
+      print(f'error: {name}: {message}', file=sys.stderr, flush=True)
       failed.append(name)
       continue
     splits = ', '.join(f'{k}: {v.num_examples}' for k, v in builder.info.splits.items())
@@ -137,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f') ready in {time.time() - t0:.0f} s at {builder.data_dir} [{splits}]',
           flush=True)
   if failed:
-    print(f'failed: {", ".join(failed)}', file=sys.stderr)
+    if len(names) > 1:  # One dataset: its error line says it all.
+      print(f'failed: {", ".join(failed)}', file=sys.stderr)
     return 1
   return 0
 

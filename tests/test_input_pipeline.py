@@ -235,7 +235,7 @@ def test_preprocess_image_matches_eval_preprocessing():
 
 
 def _config(**kw):
-  cfg = {'train_datasets': (('h36m', 0.4), ('coco', 0.5), ('mpi_inf_3dhp', 0.1)),
+  cfg = {'train_datasets': (('h36m', 0.4), ('coco_keypoints', 0.5), ('mpi_inf_3dhp', 0.1)),
          'read_threads': 2}
   cfg.update(kw)
   return cfg
@@ -244,7 +244,7 @@ def _config(**kw):
 def _sources(n=(7, 5, 3)):
   return {
       'h36m': ListSource(make_example(100 + i) for i in range(n[0])),
-      'coco': ListSource(make_example(200 + i, has_3d=False, has_smpl=False)
+      'coco_keypoints': ListSource(make_example(200 + i, has_3d=False, has_smpl=False)
                          for i in range(n[1])),
       'mpi_inf_3dhp': ListSource(make_example(300 + i, has_smpl=False) for i in range(n[2])),
   }
@@ -311,7 +311,7 @@ def test_mixture_follows_the_weights():
     counts.update(next(it)['dataset_id'].tolist())
   total = sum(counts.values())
   ids = input_pipeline.DATASET_IDS
-  for name, weight in (('h36m', 0.4), ('coco', 0.5), ('mpi_inf_3dhp', 0.1)):
+  for name, weight in (('h36m', 0.4), ('coco_keypoints', 0.5), ('mpi_inf_3dhp', 0.1)):
     assert abs(counts[ids[name]] / total - weight) < 0.02, (name, counts)
 
 
@@ -423,10 +423,10 @@ def test_depth_is_relative_to_the_labelled_pelvis_else_the_root():
 
 def test_reads_a_locked_config_dict():
   import ml_collections  # pylint: disable=g-import-not-at-top
-  cfg = ml_collections.ConfigDict(_config(scale_mult_per_dataset={'h36m': 1.0, 'coco': 1.5},
+  cfg = ml_collections.ConfigDict(_config(scale_mult_per_dataset={'h36m': 1.0, 'coco_keypoints': 1.5},
                                           occlusion=False, rot_prob=0.0))
   cfg.lock()
-  assert input_pipeline.scale_mult_for(cfg, 'coco') == 1.5
+  assert input_pipeline.scale_mult_for(cfg, 'coco_keypoints') == 1.5
   assert input_pipeline.scale_mult_for(cfg, 'mpi_inf_3dhp') == 1.25
   assert input_pipeline.augment_config(cfg).rot_prob == 0.0
   batch = next(input_pipeline.create_train_iterator(

@@ -95,7 +95,7 @@ def test_notebooks_are_valid_and_guard_the_install():
 def test_datasets_notebook(tmp_path, cache_dir):
   nb = _run('datasets', tmp_path, cache_dir)
   text = _text(nb)
-  for name in ('h36m', 'pw3d', 'mpi_inf_3dhp', 'coco'):
+  for name in ('h36m', 'pw3d', 'mpi_inf_3dhp', 'coco_keypoints'):
     assert f'{name}: skipped' in text  # no manual downloads here: said so
     assert f'{name} dummy data:' in text
   assert len(_pngs(nb)) == 1

@@ -1,4 +1,5 @@
-"""Bad input and geometry checks of the real-dataset builders (h36m, pw3d, mpi_inf_3dhp, coco).
+"""Bad input and geometry checks of the real-dataset builders (h36m, pw3d, mpi_inf_3dhp,
+coco_keypoints).
 
 Each builder's own DatasetBuilderTestCase (tfds_builders/<name>/) builds its
 dummy_data as is (TFRecord). Here copies of the dummy data are damaged (a
@@ -18,7 +19,7 @@ import tensorflow_datasets as tfds
 
 from hybrik_jax.data import features
 from tfds_builders import real_data_common as common
-from tfds_builders.coco import coco_dataset_builder
+from tfds_builders.coco_keypoints import coco_keypoints_dataset_builder
 from tfds_builders.h36m import h36m_dataset_builder
 from tfds_builders.mpi_inf_3dhp import mpi_inf_3dhp_dataset_builder
 from tfds_builders.pw3d import pw3d_dataset_builder
@@ -28,7 +29,7 @@ _MODULES = {
     'h36m': h36m_dataset_builder,
     'pw3d': pw3d_dataset_builder,
     'mpi_inf_3dhp': mpi_inf_3dhp_dataset_builder,
-    'coco': coco_dataset_builder,
+    'coco_keypoints': coco_keypoints_dataset_builder,
 }
 _H36M_TRAIN = 'h36m/annotations/Sample_5_train_Human36M_smpl_leaf_twist_protocol_2.json'
 _H36M_TEST = 'h36m/annotations/Sample_20_test_Human36M_smpl_protocol_2.json'
@@ -137,11 +138,11 @@ def hp3d_damaged(tmp_path_factory):
 def coco_damaged(tmp_path_factory):
   """validation frame 1 (2 people) corrupt, built as TFRecord."""
   tmp = tmp_path_factory.mktemp('coco')
-  manual = _copy_dummy('coco', tmp)
+  manual = _copy_dummy('coco_keypoints', tmp)
   val = json.loads((manual / 'coco/annotations/person_keypoints_val2017.json').read_text())
   frame = manual / 'coco/val2017' / val['images'][1]['file_name']
   frame.write_bytes(frame.read_bytes()[:40])  # truncated JPEG
-  return _build('coco', manual, tmp / 'data', file_format='tfrecord'), manual
+  return _build('coco_keypoints', manual, tmp / 'data', file_format='tfrecord'), manual
 
 
 # ----------------------------------------------------------------------------
@@ -357,7 +358,7 @@ def test_coco_keypoints_shift_with_the_crop(coco_damaged):
                               frame_px, atol=1e-3)]
     assert len(matches) == 1
     # SMPL slots carry the same 2D points (HybrIK's coco -> smpl correspondence)
-    for smpl, native in enumerate(coco_dataset_builder.SMPL24_FROM_NATIVE):
+    for smpl, native in enumerate(coco_keypoints_dataset_builder.SMPL24_FROM_NATIVE):
       if native >= 0:
         np.testing.assert_array_equal(ex['joints29_img'][smpl], ex['native_joints_img'][native])
     _check_crop_pixels(ex, manual / ex['image_file'].decode())
@@ -383,14 +384,16 @@ def test_crop_in_frame_clips_and_keeps_offsets():
 @pytest.mark.parametrize('name', sorted(_MODULES))
 def test_missing_manual_dir_names_it(name, tmp_path):
   missing = tmp_path / 'no_such_dir'
-  with pytest.raises(AssertionError, match='does not exist') as err:
+  with pytest.raises(common.ManualDataError, match='does not exist') as err:
     _build(name, missing, tmp_path / 'data')
   assert str(missing) in str(err.value)
   assert 'manual_dir' in str(err.value)  # the instructions' layout
+  assert str(missing) in err.value.summary and '\n' not in err.value.summary
 
 
 @pytest.mark.parametrize('name,subdir', [('h36m', 'h36m'), ('pw3d', 'pw3d'),
-                                         ('mpi_inf_3dhp', '3dhp'), ('coco', 'coco')])
+                                         ('mpi_inf_3dhp', '3dhp'),
+                                         ('coco_keypoints', 'coco')])
 def test_manual_dir_without_dataset_folder_says_what_to_put_there(name, subdir, tmp_path):
   manual = tmp_path / 'manual'
   (manual / 'something_else').mkdir(parents=True)
@@ -404,7 +407,7 @@ def test_manual_dir_without_dataset_folder_says_what_to_put_there(name, subdir, 
     ('h36m', _H36M_TEST),
     ('pw3d', 'pw3d/json/3DPW_train_new.json'),
     ('mpi_inf_3dhp', '3dhp/annotation_mpi_inf_3dhp_test.json'),
-    ('coco', 'coco/annotations/person_keypoints_val2017.json'),
+    ('coco_keypoints', 'coco/annotations/person_keypoints_val2017.json'),
 ])
 def test_missing_annotation_file_is_named(name, relpath, tmp_path):
   manual = _copy_dummy(name, tmp_path)
@@ -437,12 +440,15 @@ def test_worker_processes_give_the_same_dataset(h36m_damaged, tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_coco_name_resolves_to_this_builder(coco_damaged):
-  """Opening 'coco' by name (as the input pipeline does) gives this builder's files."""
+def test_coco_keypoints_name_resolves_to_this_builder_and_coco_to_tfds(coco_damaged):
+  """'coco_keypoints' by name gives this builder's files; 'coco' stays TFDS's own."""
   builder, _ = coco_damaged
   root = str(pathlib.Path(builder.data_dir).parents[1])
-  assert type(tfds.builder('coco', data_dir=root)) is coco_dataset_builder.Builder
-  assert len(list(tfds.load('coco', split='train', data_dir=root, download=False))) == 3
+  ours = coco_keypoints_dataset_builder.Builder
+  assert type(tfds.builder('coco_keypoints', data_dir=root)) is ours
+  assert len(list(tfds.load('coco_keypoints', split='train', data_dir=root,
+                            download=False))) == 3
+  assert tfds.builder_cls('coco') is not ours
 
 
 def test_whole_frame_crop_stores_the_source_jpeg_unchanged(tmp_path):

@@ -209,7 +209,7 @@ def make_mpi_inf_3dhp(rng: np.random.Generator) -> None:
 
 def make_coco(rng: np.random.Generator) -> None:
   """coco/annotations/person_keypoints_{train,val}2017.json and coco/{train,val}2017/."""
-  root = _reset(_HERE / 'coco' / 'dummy_data') / 'coco'
+  root = _reset(_HERE / 'coco_keypoints' / 'dummy_data') / 'coco'
   f, c = 50.0, 32.0
   ann_id = 100
   # (image size, [person kinds]); kinds: 'ok', 'crowd', 'nokp', 'partial'

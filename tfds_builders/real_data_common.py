@@ -1,4 +1,5 @@
-"""Helpers shared by the builders of the real datasets (h36m, pw3d, mpi_inf_3dhp, coco).
+"""Helpers shared by the builders of the real datasets (h36m, pw3d, mpi_inf_3dhp,
+coco_keypoints) and the Beam / process-pool generation all five share.
 
 What the four builders have in common and `hybrik_jax.data.features` does not
 cover: checking the manual_dir layout (errors that name the missing file and
@@ -18,10 +19,13 @@ frame. Every 2D quantity is then `frame px - crop_offset`.
 import collections
 import concurrent.futures
 import dataclasses
+import importlib
 import itertools
 import json
 import multiprocessing
 import os
+import pathlib
+import sys
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from absl import logging
@@ -38,15 +42,63 @@ MAX_LISTED_SKIPS = 20
 MIN_ROWS_FOR_WORKERS = 1000
 
 
-def dataset_root(manual_dir: epath.PathLike, subdir: str, dataset: str,
-                 instructions: str) -> epath.Path:
-  """manual_dir/subdir, or a FileNotFoundError that says what to put there."""
+class ManualDataError(FileNotFoundError):
+  """A manual-download dataset's files are not where the build looks.
+
+  `str()` is the full message (with the download instructions); `summary` is
+  one line naming the folder and what to do, which is all `tfds build` prints
+  for it (see install_one_line_errors).
+  """
+
+  def __init__(self, message: str, summary: str):
+    super().__init__(message)
+    self.summary = summary
+
+
+def _one_line_excepthook(exc_type, exc, tb, _previous=sys.excepthook):
+  if isinstance(exc, ManualDataError):
+    print(f'error: {exc.summary}', file=sys.stderr, flush=True)
+    return
+  _previous(exc_type, exc, tb)
+
+
+def install_one_line_errors() -> None:
+  """An uncaught ManualDataError ends the process with one line, no traceback.
+
+  `tfds build` (absl) lets a builder's exception reach the interpreter, which
+  would print a traceback; in-process callers (prepare_data, tests) catch the
+  exception as usual. The exit status stays 1.
+  """
+  if sys.excepthook is not _one_line_excepthook:
+    _one_line_excepthook.__defaults__ = (sys.excepthook,)
+    sys.excepthook = _one_line_excepthook
+
+
+def dataset_root(manual_dir: 'epath.PathLike | tfds.download.DownloadManager',
+                 subdir: str, dataset: str, instructions: str) -> epath.Path:
+  """manual_dir/subdir, or a ManualDataError that says what to put there.
+
+  `manual_dir` may be the DownloadManager: its `manual_dir` (TFDS's
+  AssertionError for a missing or empty folder) is then read here.
+  """
+  readme = f'tfds_builders/{dataset}/README.md'
+  if not isinstance(manual_dir, (str, os.PathLike)):
+    try:
+      manual_dir = manual_dir.manual_dir
+    except AssertionError as e:
+      folder = getattr(manual_dir, '_manual_dir', None)
+      raise ManualDataError(
+          str(e), f'{dataset}: manual_dir {folder} does not exist or is empty; '
+          f'download the files into it as {readme} says and pass it with '
+          '--manual_dir') from None
   root = epath.Path(manual_dir) / subdir
   if not root.is_dir():
-    raise FileNotFoundError(
+    raise ManualDataError(
         f'{dataset}: folder {root} not found. Put the dataset under '
-        f'<manual_dir>/{subdir}/ as the instructions say '
-        f'(tfds_builders/{dataset}/README.md):\n{instructions}')
+        f'<manual_dir>/{subdir}/ as the instructions say ({readme}):\n'
+        f'{instructions}',
+        f'{dataset}: folder {root} not found; put the dataset under '
+        f'<manual_dir>/{subdir}/ as {readme} says')
   return root
 
 
@@ -144,6 +196,14 @@ class SkipCounter:
       elif counts[reason] == MAX_LISTED_SKIPS + 1:
         logging.warning('%s/%s: more unreadable images; the total is counted in '
                         "metadata.json ['skipped']", self._dataset, self._split)
+
+  def add_totals(self, counts: dict[str, int], listed: Sequence[str]) -> None:
+    """Adds counts and listed 'reason: path' entries counted elsewhere (Beam)."""
+    totals = self._metadata['skipped'][self._split]
+    for reason, n in counts.items():
+      totals[reason] = totals.get(reason, 0) + int(n)
+    kept = self._metadata['skipped_files'][self._split]
+    kept.extend(listed[:max(MAX_LISTED_SKIPS - len(kept), 0)])
 
 
 def xywh_to_xyxy_clipped(xywh: Sequence[float], width: int,
@@ -257,6 +317,11 @@ class SizeStats:
     self._entry['crop'] += int(crop_pixels)
     self._entry['ratio'] = round(self._entry['crop'] / max(self._entry['frame'], 1), 4)
 
+  def add_totals(self, frame: int, crop: int, source_jpeg: int) -> None:
+    """Adds sums counted elsewhere (Beam): frame and crop pixels, source JPEGs."""
+    self._entry['source_jpeg'] += int(source_jpeg)
+    self.add(frame, crop)
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -304,17 +369,235 @@ def example_outcome(key: str, example: dict[str, Any], frame_shape: tuple[int, .
                  crop_pixels=int(crop.shape[0] * crop.shape[1]), source_bytes=whole)
 
 
-class NumWorkersMixin:
-  """The `num_workers` argument every real-data Builder takes.
+class GenerationMixin:
+  """How every builder of tfds_builders makes its examples: a process pool or Beam.
 
-  Args: num_workers: processes decoding and cropping frames (default:
-  $HYBRIK_DATA_WORKERS, else 1 for splits under 1000 rows, else the cores,
-  <= 8; see default_num_workers). Put it before tfds.core.GeneratorBasedBuilder.
+  A builder lists its *tasks* (plain JSON-able dicts, e.g. one annotation row
+  each) in the calling process and processes each with a module-level function
+  `fn(task) -> list[Outcome]` (decode, crop, encode). `_generate` then returns
+
+  * without Beam (the default): a generator over `map_tasks` (a process pool of
+    `num_workers`), as `tfds.core.GeneratorBasedBuilder` expects;
+  * with Beam, when the build asks for it (`DownloadConfig.beam_options` or
+    `beam_runner` set, e.g. `tfds build --beam_pipeline_options=...`): a
+    `beam.PTransform` (TFDS's Beam-based `_generate_examples`,
+    https://www.tensorflow.org/datasets/beam_datasets). The tasks are written
+    to `<split>.tasks.jsonl` in the dataset folder being built (shared storage
+    on a cluster), read back with `beam.io.ReadFromText` and processed in the
+    runner's workers: the DirectRunner with N processes here, Dataflow, Flink
+    or Spark unchanged. The skip counts and crop sizes are combined in the
+    pipeline and merged into `info.metadata` after it has run
+    (`_process_pipeline_result`); the temporary files are then deleted.
+
+  Both paths produce the same examples under the same keys and the same
+  metadata; TFDS orders the stored examples by a hash of the key (per split)
+  in both of its writers, so the files read back in the same order.
+  `--max_examples_per_split` (a debug cap TFDS's Beam writer ignores) always
+  takes the plain path, so it means "the first N examples" in both.
+
+  Args: num_workers: processes of the plain path (default: $HYBRIK_DATA_WORKERS,
+  else 1 for splits under 1000 rows, else the cores, <= 8; see
+  default_num_workers). Beam's parallelism is the runner's
+  (e.g. direct_num_workers). Put the mixin before
+  tfds.core.GeneratorBasedBuilder.
   """
 
   def __init__(self, *, num_workers: int | None = None, **kwargs):
     self._num_workers = num_workers
+    self._use_beam = False
+    self._beam_splits: dict[str, tuple[Any, Any, epath.Path, epath.Path]] = {}
     super().__init__(**kwargs)
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    install_one_line_errors()
+    self._use_beam = (
+        (download_config.beam_runner is not None
+         or download_config.beam_options is not None)
+        and download_config.max_examples_per_split is None)
+    if download_config.max_examples_per_split is not None and (
+        download_config.beam_runner is not None
+        or download_config.beam_options is not None):
+      logging.warning('%s: --max_examples_per_split takes the process-pool path '
+                      '(TFDS\'s Beam writer does not cap splits).', self.name)
+    self._beam_splits = {}
+    return super()._download_and_prepare(dl_manager, download_config)
+
+  def _generate(self, split: str, list_tasks: Callable[['SkipCounter | None'], list[Any]],
+                fn: Callable[[Any], list['Outcome']], stats: bool = True,
+                plain: Callable[[list[Any]], Iterator[tuple[Any, Any]]] | None = None):
+    """The split's examples: an iterator (pool) or a beam.PTransform (Beam).
+
+    Args:
+      split: split name.
+      list_tasks: (skips) -> the split's tasks (JSON-able; it may count rows it
+        leaves out into `skips`, None when `stats` is False).
+      fn: module-level function, task -> list[Outcome] (runs in the workers).
+      stats: count skips and crop sizes into info.metadata.
+      plain: (tasks) -> (key, example) iterator for the plain path, instead of
+        the pool over `fn` (synthetic_humans' own pool); its output must equal fn's.
+    """
+    if self._use_beam:
+      skips, sizes = self._counters(split, stats)
+      return self._beam_transform(split, list_tasks(skips), fn, skips, sizes)
+    return self._plain_examples(split, list_tasks, fn, stats, plain)
+
+  def _counters(self, split: str, stats: bool):
+    if not stats:
+      return None, None
+    return (SkipCounter(self.info.metadata, split, self.name),
+            SizeStats(self.info.metadata, split))
+
+  def _plain_examples(self, split, list_tasks, fn, stats, plain):
+    skips, sizes = self._counters(split, stats)
+    tasks = list_tasks(skips)
+    if plain is not None:
+      yield from plain(tasks)
+      return
+    workers = self._num_workers or default_num_workers(len(tasks))
+    outcomes = map_tasks(TaskFn(fn), tasks, workers)
+    if stats:
+      yield from emit(outcomes, skips, sizes)
+    else:
+      for group in outcomes:
+        for outcome in group:
+          if outcome.example is not None:
+            yield outcome.key, outcome.example
+
+  def _beam_transform(self, split, tasks, fn, skips, sizes):
+    beam = tfds.core.lazy_imports.apache_beam
+    folder = epath.Path(self.data_dir)
+    tasks_file = folder / f'{split}.tasks.jsonl'
+    stats_file = folder / f'{split}.generation_stats.json'
+    with tasks_file.open('w') as f:
+      for index, task in enumerate(tasks):
+        f.write(json.dumps({'index': index, 'task': task}) + '\n')
+    self._beam_splits[split] = (skips, sizes, tasks_file, stats_file)
+    task_fn = TaskFn(fn)
+    with_stats = skips is not None
+
+    @beam.ptransform_fn
+    def examples(pipeline):
+      outcomes = (
+          pipeline
+          | 'ReadTasks' >> beam.io.ReadFromText(os.fspath(tasks_file))
+          | 'Reshuffle' >> beam.Reshuffle()
+          | 'Process' >> beam.FlatMap(_process_line, task_fn))
+      if with_stats:
+        _ = (outcomes
+             | 'StatsRows' >> beam.Map(_stats_row)
+             | 'CombineStats' >> beam.CombineGlobally(_merge_stats)
+             | 'WriteStats' >> beam.Map(_write_json, path=stats_file))
+      return outcomes | 'Examples' >> beam.FlatMap(_key_example)
+
+    return examples()  # pylint: disable=no-value-for-parameter
+
+  def _process_pipeline_result(self, pipeline_result) -> None:
+    """After the Beam pipeline: merges each split's stats into the metadata."""
+    super()._process_pipeline_result(pipeline_result)
+    for split, (skips, sizes, tasks_file, stats_file) in self._beam_splits.items():
+      if skips is not None:
+        combined = json.loads(stats_file.read_text())
+        skips.add_totals(combined['skipped'],
+                         [f'{r}: {p}' for _, _, r, p in combined['listed']])
+        sizes.add_totals(**combined['sizes'])
+        stats_file.unlink()
+        unreadable = sum(n for r, n in combined['skipped'].items()
+                         if r.startswith('unreadable'))
+        if unreadable:
+          logging.warning('%s/%s: %d unreadable images skipped (metadata.json '
+                          "['skipped'])", self.name, split, unreadable)
+      tasks_file.unlink()
+    self._beam_splits = {}
+
+
+class TaskFn:
+  """A builder's `fn(task)`, pickled by name under its tfds_builders module path.
+
+  `tfds build tfds_builders/h36m` imports the builder as `h36m.h36m_dataset_builder`
+  with tfds_builders/ on sys.path only while importing, so a worker process
+  (pool or Beam) could not import the function under that name; this resolves
+  it as `tfds_builders.h36m.h36m_dataset_builder` in the worker instead.
+  """
+
+  def __init__(self, fn: Callable[[Any], list['Outcome']]):
+    self.module = _importable_module_name(fn)
+    self.name = fn.__name__
+    self._fn = fn
+
+  def __getstate__(self):
+    return {'module': self.module, 'name': self.name}
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._fn = None
+
+  def __call__(self, task: Any) -> list['Outcome']:
+    if self._fn is None:
+      self._fn = getattr(importlib.import_module(self.module), self.name)
+    return self._fn(task)
+
+
+def _importable_module_name(fn: Callable[..., Any]) -> str:
+  """fn's module as `tfds_builders.<...>` when its file lies in this package."""
+  module = sys.modules.get(fn.__module__)
+  path = getattr(module, '__file__', None)
+  package = pathlib.Path(__file__).resolve().parent
+  if path:
+    try:
+      rel = pathlib.Path(path).resolve().relative_to(package)
+    except ValueError:
+      return fn.__module__
+    return '.'.join((package.name, *rel.with_suffix('').parts))
+  return fn.__module__
+
+
+def _process_line(line: str, fn: TaskFn) -> Iterator[tuple[int, int, 'Outcome']]:
+  """One tasks.jsonl line -> (task index, outcome index, outcome) for each outcome."""
+  row = json.loads(line)
+  for position, outcome in enumerate(fn(row['task'])):
+    yield row['index'], position, outcome
+
+
+def _key_example(item: tuple[int, int, 'Outcome']) -> Iterator[tuple[Any, dict[str, Any]]]:
+  outcome = item[2]
+  if not outcome.skip_reason and outcome.example is not None:
+    yield outcome.key, outcome.example
+
+
+def _stats_row(item: tuple[int, int, 'Outcome']) -> dict[str, Any]:
+  """The part of one outcome the metadata needs (not its image), as stats."""
+  index, position, o = item
+  stats = _empty_stats()
+  if o.skip_reason:
+    stats['skipped'][o.skip_reason] = int(o.skip_count)
+    if o.skip_path:
+      stats['listed'] = [[index, position, o.skip_reason, o.skip_path]]
+  else:
+    stats['sizes'] = {'frame': int(o.frame_pixels), 'crop': int(o.crop_pixels),
+                      'source_jpeg': int(o.source_bytes)}
+  return stats
+
+
+def _merge_stats(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+  """Sums skip counts and sizes; keeps the first MAX_LISTED_SKIPS skipped paths
+  in task order (associative and commutative: a Beam combiner)."""
+  out = _empty_stats()
+  for part in parts:
+    for reason, n in part['skipped'].items():
+      out['skipped'][reason] = out['skipped'].get(reason, 0) + n
+    out['listed'] = sorted(out['listed'] + part['listed'])[:MAX_LISTED_SKIPS]
+    for k, v in part['sizes'].items():
+      out['sizes'][k] += v
+  return out
+
+
+def _write_json(value: Any, path: epath.Path) -> None:
+  path.write_text(json.dumps(value))
+
+
+def _empty_stats() -> dict[str, Any]:
+  return {'skipped': {}, 'listed': [],
+          'sizes': {'frame': 0, 'crop': 0, 'source_jpeg': 0}}
 
 
 def default_num_workers(num_rows: int) -> int:

@@ -1,7 +1,8 @@
 """Human3.6M (HybrIK's SMPL-parsed annotations), protocol 2: person crops + 3D labels."""
 
+import functools
 import re
-from typing import Any, Iterator
+from typing import Any
 
 from etils import epath
 import numpy as np
@@ -45,7 +46,7 @@ Then: python -m hybrik_jax.prepare_data --datasets h36m --manual-dir <manual_dir
 """
 
 
-class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
   """Human3.6M, protocol 2 (train S1 S5 S6 S7 S8, test S9 S11), HybrIK's SMPL fits.
 
   Per example: a crop around the person (features.DEFAULT_MARGIN, clipped to the
@@ -68,7 +69,7 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = common.dataset_root(dl_manager.manual_dir, _SUBDIR, 'h36m', _INSTRUCTIONS)
+    root = common.dataset_root(dl_manager, _SUBDIR, 'h36m', _INSTRUCTIONS)
     ann_dir = root / 'annotations'
     train = common.first_existing(ann_dir, _TRAIN_FILES, 'h36m', _INSTRUCTIONS)
     test = common.first_existing(ann_dir, _TEST_FILES, 'h36m', _INSTRUCTIONS)
@@ -78,9 +79,14 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
     }
 
   def _generate_examples(self, root: epath.Path, ann_file: epath.Path, split: str,
-                         subjects: tuple[int, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
-    skips = common.SkipCounter(self.info.metadata, split, 'h36m')
-    sizes = common.SizeStats(self.info.metadata, split)
+                         subjects: tuple[int, ...]):
+    """(key, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
+    return self._generate(split, functools.partial(
+        self._tasks, root, ann_file, split, subjects), _process)
+
+  def _tasks(self, root: epath.Path, ann_file: epath.Path, split: str,
+             subjects: tuple[int, ...], skips: common.SkipCounter) -> list[dict[str, Any]]:
+    """One task per annotation row of the protocol's subjects (see _process)."""
     self.info.metadata.setdefault('annotation_files', {})[split] = ann_file.name
     database = common.load_json(ann_file, 'h36m')
     for key in ('images', 'annotations'):
@@ -109,8 +115,7 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
       tasks.append({'row': row, 'where': where, 'key': f'{index:08d}_{file_name}',
                     'path': str(root / 'images' / file_name),
                     'image_file': f'{_SUBDIR}/images/{file_name}'})
-    workers = self._num_workers or common.default_num_workers(len(tasks))
-    yield from common.emit(common.map_tasks(_process, tasks, workers), skips, sizes)
+    return tasks
 
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:

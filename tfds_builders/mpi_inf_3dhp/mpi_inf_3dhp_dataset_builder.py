@@ -1,6 +1,7 @@
 """MPI-INF-3DHP (HybrIK's parsed annotations): person crops + 3D joints."""
 
-from typing import Any, Iterator
+import functools
+from typing import Any
 
 from etils import epath
 import numpy as np
@@ -58,7 +59,7 @@ Then: python -m hybrik_jax.prepare_data --datasets mpi_inf_3dhp --manual-dir <ma
 """
 
 
-class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
   """MPI-INF-3DHP train (28 joints) and test (17 joints), metres.
 
   Per example: a crop around the person (features.DEFAULT_MARGIN, clipped to the
@@ -83,17 +84,22 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = common.dataset_root(dl_manager.manual_dir, _SUBDIR, 'mpi_inf_3dhp',
+    root = common.dataset_root(dl_manager, _SUBDIR, 'mpi_inf_3dhp',
                                _INSTRUCTIONS)
     train = common.first_existing(root, _TRAIN_FILES, 'mpi_inf_3dhp', _INSTRUCTIONS)
     test = common.first_existing(root, _TEST_FILES, 'mpi_inf_3dhp', _INSTRUCTIONS)
     return {'train': self._generate_examples(root, train, 'train'),
             'test': self._generate_examples(root, test, 'test')}
 
-  def _generate_examples(self, root: epath.Path, ann_file: epath.Path,
-                         split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    skips = common.SkipCounter(self.info.metadata, split, 'mpi_inf_3dhp')
-    sizes = common.SizeStats(self.info.metadata, split)
+  def _generate_examples(self, root: epath.Path, ann_file: epath.Path, split: str):
+    """(key, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
+    return self._generate(split, functools.partial(self._tasks, root, ann_file, split),
+                          _process)
+
+  def _tasks(self, root: epath.Path, ann_file: epath.Path, split: str,
+             skips: common.SkipCounter) -> list[dict[str, Any]]:
+    """One task per annotation row (see _process)."""
+    del skips  # mpi_inf_3dhp leaves nothing out before reading the frames.
     self.info.metadata.setdefault('annotation_files', {})[split] = ann_file.name
     database = common.load_json(ann_file, 'mpi_inf_3dhp')
     for key in ('images', 'annotations'):
@@ -115,8 +121,7 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
                     'key': f"{index:08d}_{row['file_name']}",
                     'path': str(root / image_dir / row['file_name']),
                     'image_file': f"{_SUBDIR}/{image_dir}/{row['file_name']}"})
-    workers = self._num_workers or common.default_num_workers(len(tasks))
-    yield from common.emit(common.map_tasks(_process, tasks, workers), skips, sizes)
+    return tasks
 
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:

@@ -1,7 +1,8 @@
 """3DPW (HybrIK's parsed COCO-style annotations): person crops + SMPL labels."""
 
 import collections
-from typing import Any, Iterator
+import functools
+from typing import Any
 
 from absl import logging
 from etils import epath
@@ -36,7 +37,7 @@ Then: python -m hybrik_jax.prepare_data --datasets pw3d --manual-dir <manual_dir
 """
 
 
-class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
   """3DPW train / validation / test with HybrIK's SMPL joints, one example per person.
 
   Per example: a crop around the person (features.DEFAULT_MARGIN, clipped to the
@@ -59,7 +60,7 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = common.dataset_root(dl_manager.manual_dir, _SUBDIR, 'pw3d', _INSTRUCTIONS)
+    root = common.dataset_root(dl_manager, _SUBDIR, 'pw3d', _INSTRUCTIONS)
     files = {}
     for split in ('train', 'test'):
       files[split] = common.first_existing(
@@ -73,10 +74,15 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(root, path, split)
             for split, path in files.items()}
 
-  def _generate_examples(self, root: epath.Path, ann_file: epath.Path,
-                         split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    skips = common.SkipCounter(self.info.metadata, split, 'pw3d')
-    sizes = common.SizeStats(self.info.metadata, split)
+  def _generate_examples(self, root: epath.Path, ann_file: epath.Path, split: str):
+    """(key, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
+    return self._generate(split, functools.partial(self._tasks, root, ann_file, split),
+                          _process)
+
+  def _tasks(self, root: epath.Path, ann_file: epath.Path, split: str,
+             skips: common.SkipCounter) -> list[dict[str, Any]]:
+    """One task per frame with people (see _process)."""
+    del skips  # pw3d leaves nothing out before reading the frames.
     self.info.metadata.setdefault('annotation_files', {})[split] = ann_file.name
     database = common.load_json(ann_file, 'pw3d')
     for key in ('images', 'annotations'):
@@ -98,8 +104,7 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
       tasks.append({'image_row': image_row, 'anns': anns, 'image_file': rel_path,
                     'path': str(epath.Path(root).parent / rel_path),
                     'ann_file': ann_file.name})
-    workers = self._num_workers or common.default_num_workers(len(tasks))
-    yield from common.emit(common.map_tasks(_process, tasks, workers), skips, sizes)
+    return tasks
 
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:

@@ -1,12 +1,18 @@
 """synthetic_humans: rendered synthetic SMPL bodies with exact labels (no download)."""
 
 import dataclasses
+import functools
+import os
+from typing import Any
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from hybrik_jax.data import features
 from hybrik_jax.data import synthetic
+from tfds_builders import real_data_common as common
+
+# Indices per task (Beam element); SyntheticGenerator poses 16 bodies per jit call.
+_CHUNK = 64
 
 
 @dataclasses.dataclass
@@ -24,8 +30,14 @@ class SyntheticHumansConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
-  """DatasetBuilder for synthetic_humans."""
+class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
+  """DatasetBuilder for synthetic_humans.
+
+  Plain builds run synthetic.generate_parallel (num_workers processes, default
+  synthetic.default_num_workers); with Beam (common.GenerationMixin) each task
+  is a chunk of indices rendered in the runner's workers. Example i depends only
+  on (seed, split, i), so both give the same examples under the same keys.
+  """
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
@@ -42,11 +54,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           image_size=64, num_train=8, num_validation=4),
   ]
   DEFAULT_CONFIG_NAME = 'default'
-
-  def __init__(self, *, num_workers: int | None = None, **kwargs):
-    """Args: num_workers: generation processes (default: synthetic.default_num_workers)."""
-    self._num_workers = num_workers
-    super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -74,10 +81,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     }
 
   def _generate_examples(self, split: str, num_examples: int):
+    """(index, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
+    config = dataclasses.asdict(self._synthetic_config())
+    tasks = [{'indices': list(range(start, min(start + _CHUNK, num_examples))),
+              'split': split, 'config': config}
+             for start in range(0, num_examples, _CHUNK)]
+    return self._generate(split, lambda skips: tasks, _process, stats=False,
+                          plain=functools.partial(self._plain, split, num_examples))
+
+  def _plain(self, split: str, num_examples: int, tasks: list[dict[str, Any]]):
+    del tasks  # generate_parallel makes its own chunks.
     workers = self._num_workers
     if workers is None:
       workers = synthetic.default_num_workers(num_examples)
     for index, example in synthetic.generate_parallel(
-        np.arange(num_examples), self._synthetic_config(), split=split,
+        range(num_examples), self._synthetic_config(), split=split,
         num_workers=workers):
       yield int(index), example
+
+
+@functools.lru_cache(maxsize=2)
+def _generator(config: synthetic.SyntheticConfig) -> synthetic.SyntheticGenerator:
+  """One generator (SMPL model + jit) per worker process and config."""
+  os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+  return synthetic.SyntheticGenerator(config)
+
+
+def _process(task: dict[str, Any]) -> list[common.Outcome]:
+  """Renders a chunk of indices (a Beam task; runs in a worker)."""
+  config = synthetic.SyntheticConfig(**{
+      k: tuple(v) if isinstance(v, list) else v for k, v in task['config'].items()})
+  return [common.Outcome(key=int(index), example=example)
+          for index, example in _generator(config).generate(
+              task['indices'], task['split'], encode=True)]

@@ -2,13 +2,13 @@
 
 import tensorflow_datasets as tfds
 
-from tfds_builders.coco import coco_dataset_builder
+from tfds_builders.coco_keypoints import coco_keypoints_dataset_builder
 
 
 class CocoTest(tfds.testing.DatasetBuilderTestCase):
   """Builds train / validation from dummy_data/coco and reads them back."""
 
-  DATASET_CLASS = coco_dataset_builder.Builder
+  DATASET_CLASS = coco_keypoints_dataset_builder.Builder
   # train: 5 people, of which one crowd and one without keypoints are left out;
   # validation: 3 people.
   SPLITS = {'train': 3, 'validation': 3}

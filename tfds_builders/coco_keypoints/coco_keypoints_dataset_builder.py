@@ -1,7 +1,8 @@
 """MSCOCO 2017 person keypoints: one person crop + 17 2D keypoints per example."""
 
 import collections
-from typing import Any, Iterator
+import functools
+from typing import Any
 
 from etils import epath
 import numpy as np
@@ -12,9 +13,9 @@ from tfds_builders import real_data_common as common
 
 _SUBDIR = 'coco'
 
-# The TFDS name 'coco' is also TFDS's own COCO detection dataset: hybrik_jax
-# imports this module before it opens 'coco' (input_pipeline.open_data_source,
-# prepare_data), which registers this builder under the name (README.md).
+# Named coco_keypoints, not coco: TFDS ships its own `coco` (detection), and
+# `tfds build` / `tfds.builder('coco')` must never pick the wrong one. The
+# manual_dir subfolder stays coco/ (HybrIK's data/ layout).
 _SPLITS = {'train': 'train2017', 'validation': 'val2017'}
 _PERSON = 'person'
 
@@ -40,12 +41,12 @@ Layout under manual_dir (HybrIK's data/ folder works as is):
   <manual_dir>/coco/annotations/person_keypoints_val2017.json
   <manual_dir>/coco/train2017/000000000009.jpg ...
   <manual_dir>/coco/val2017/000000000139.jpg ...
-Then: python -m hybrik_jax.prepare_data --datasets coco --manual-dir <manual_dir>
-  (or: tfds build tfds_builders/coco --manual_dir=<manual_dir>)
+Then: python -m hybrik_jax.prepare_data --datasets coco_keypoints --manual-dir <manual_dir>
+  (or: tfds build tfds_builders/coco_keypoints --manual_dir=<manual_dir>)
 """
 
 
-class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
   """COCO 2017 person keypoints (train, validation), HybrIK's selection of people.
 
   Per example: a crop around one person (features.DEFAULT_MARGIN, clipped to the
@@ -72,35 +73,41 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    root = common.dataset_root(dl_manager.manual_dir, _SUBDIR, 'coco', _INSTRUCTIONS)
+    root = common.dataset_root(dl_manager, _SUBDIR, 'coco_keypoints',
+                              _INSTRUCTIONS)
     generators = {}
     for split, name in _SPLITS.items():
       ann_file = common.first_existing(
-          root / 'annotations', (f'person_keypoints_{name}.json',), 'coco',
+          root / 'annotations', (f'person_keypoints_{name}.json',), 'coco_keypoints',
           _INSTRUCTIONS)
       generators[split] = self._generate_examples(root, ann_file, split, name)
     return generators
 
   def _generate_examples(self, root: epath.Path, ann_file: epath.Path, split: str,
-                         image_dir: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    skips = common.SkipCounter(self.info.metadata, split, 'coco')
-    sizes = common.SizeStats(self.info.metadata, split)
+                         image_dir: str):
+    """(key, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
+    return self._generate(split, functools.partial(
+        self._tasks, root, ann_file, split, image_dir), _process)
+
+  def _tasks(self, root: epath.Path, ann_file: epath.Path, split: str,
+             image_dir: str, skips: common.SkipCounter) -> list[dict[str, Any]]:
+    """One task per image with usable people (see _process)."""
     self.info.metadata.setdefault('annotation_files', {})[split] = ann_file.name
-    database = common.load_json(ann_file, 'coco')
+    database = common.load_json(ann_file, 'coco_keypoints')
     for key in ('images', 'annotations', 'categories'):
       if key not in database:
-        raise KeyError(f'coco: {ann_file} has no {key!r} list; is it a COCO '
+        raise KeyError(f'coco_keypoints: {ann_file} has no {key!r} list; is it a COCO '
                        'person_keypoints file?')
     person_ids = {c['id'] for c in database['categories'] if c.get('name') == _PERSON}
     if not person_ids:
-      raise ValueError(f'coco: {ann_file} has no {_PERSON!r} category')
+      raise ValueError(f'coco_keypoints: {ann_file} has no {_PERSON!r} category')
     by_image = collections.defaultdict(list)
     for ann in database['annotations']:
       if ann.get('category_id') in person_ids:
         by_image[ann['image_id']].append(ann)
     tasks = []
     for image_row in sorted(database['images'], key=lambda r: r['id']):
-      common.require_keys(image_row, ('id', 'file_name'), f'coco {ann_file.name} image')
+      common.require_keys(image_row, ('id', 'file_name'), f'coco_keypoints {ann_file.name} image')
       candidates = []
       for ann in by_image.get(image_row['id'], []):
         reason = _unusable(ann)
@@ -114,8 +121,7 @@ class Builder(common.NumWorkersMixin, tfds.core.GeneratorBasedBuilder):
       tasks.append({'image_id': image_row['id'], 'anns': candidates,
                     'image_file': rel_path,
                     'path': str(epath.Path(root).parent / rel_path)})
-    workers = self._num_workers or common.default_num_workers(len(tasks))
-    yield from common.emit(common.map_tasks(_process, tasks, workers), skips, sizes)
+    return tasks
 
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:
