@@ -210,7 +210,8 @@ def forward(model: SMPLModel, betas: jnp.ndarray, pose: jnp.ndarray,
 def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
            phis: jnp.ndarray, leaf_thetas: jnp.ndarray | None = None,
            transl: jnp.ndarray | None = None, *, convention: str = 'corrected',
-           train: bool = False, return_fallback: bool = False
+           train: bool = False, leaf_joints: tuple[int, ...] | None = None,
+           joint23_to_pelvis: bool | None = None, return_fallback: bool = False
            ) -> SMPLOutput | tuple[SMPLOutput, jnp.ndarray]:
   """HybrIK's inverse pass: joints + twists + shape -> rotations and mesh.
 
@@ -239,6 +240,8 @@ def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
       released HybrIK-Transformer layer, reproduced to float32 precision); see
       `ik.convention_options`.
     train: the released layer's training mode (ignored by 'corrected').
+    leaf_joints, joint23_to_pelvis: override the convention's leaf slot mapping
+      and joint-23 behaviour (`ik.inverse_kinematics`); None keeps them.
     return_fallback: also return the IK's (B, 23) bool fallback mask.
 
   Returns:
@@ -256,9 +259,13 @@ def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
     utils.check_shape('leaf_thetas', leaf_thetas, (pose_skeleton.shape[0], 5, 4))
     leaf_rotmats = geometry.quaternion_to_matrix(leaf_thetas)
   rest = rest_joints29(model, betas)
+  options = ik.convention_options(convention, train=train)
+  if leaf_joints is not None:
+    options['leaf_joints'] = tuple(leaf_joints)
+  if joint23_to_pelvis is not None:
+    options['joint23_to_pelvis'] = bool(joint23_to_pelvis)
   rot_mats, fallback = ik.inverse_kinematics(
-      pose_skeleton, rest, phis, leaf_rotmats, return_fallback=True,
-      **ik.convention_options(convention, train=train))
+      pose_skeleton, rest, phis, leaf_rotmats, return_fallback=True, **options)
   out = skin(model, betas, rot_mats, transl)
   if transl is None:
     root = jax.lax.stop_gradient(out.joints[:, :1])
