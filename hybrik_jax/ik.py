@@ -26,10 +26,11 @@ the rest length, in which case the latter is used (it guards against long chains
 bone-length mismatch). `max_drift=None` always uses the target bone direction
 (HybrIK's training-time "naive" IK); `max_drift=float('inf')` never falls back
 (the released code's `train=True` branch). On a consistent skeleton all agree.
-Checked against the released torch code: with the defaults, rotations agree to
-float32 precision (~1e-5) on noisy skeletons; with `spine3_svd=True`, and with 24
-joints plus leaf rotations, they agree with HybrIK-Transformer's
-`batch_inverse_kinematics_transform_optimized`.
+The defaults are this project's 'corrected' convention: with 29 joints they agree
+with the released layer in eval mode; with 24 joints plus leaf rotations they follow
+HybrIK-Transformer's `batch_inverse_kinematics_transform_optimized`, which the released
+model never calls. The released model's own layer is the 'released' convention below,
+checked per joint against its stored outputs (tests/test_released_layer.py, 1e-4).
 
 Conventions (`CONVENTIONS`, `convention_options`): the released HybrIK-Transformer (and
 HybrIK Simple3DPoseBaseSMPL24) layer, `batch_inverse_kinematics_transform` of its lbs.py,
