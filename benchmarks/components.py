@@ -149,11 +149,11 @@ def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_
   batch = {k: _sds((b,) + v.shape[1:], v.dtype)
            for k, v in efficiency.synthetic_batch(1, size).items()}
   geo = dict(trans_inv=batch['trans_inv'], intrinsics=batch['intrinsics'],
-             joint_root=batch['joint_root'], depth_factor=batch['depth_factor'])
+             joint_root=batch['joint_root'])
   smpl_abstract = jax.tree.map(lambda x: _sds(x.shape, x.dtype), smpl_model)
 
   def decode(raw, geo, smpl):
-    return hybrik_model.decode(raw, smpl_model=smpl, input_size=size, **geo)
+    return hybrik_model.decode(raw, smpl_model=smpl, model_config=mc, train=True, **geo)
 
   def ik_grad(raw, geo, smpl, ct):
     rot, vjp = jax.vjp(lambda r: decode(r, geo, smpl).pred_rotmats, raw)

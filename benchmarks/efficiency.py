@@ -284,7 +284,7 @@ def build_head(config: ml_collections.ConfigDict, head: str, batch_size: int,
   smpl_abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), smpl_model)
   kwargs = dict(model=model, tx=tx, lr_fn=lr_fn,
-                loss_weights=dict(config.loss), input_size=input_size)
+                loss_weights=dict(config.loss), model_config=model_config)
 
   def step(state, batch, smpl):
     return train_lib.train_step(state, batch, smpl_model=smpl, **kwargs)

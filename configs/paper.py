@@ -33,7 +33,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = model_config_lib.get_model_config(
       backbone='resnet34', head='transformer', input_size=256,
       num_blocks=6, num_heads=8, d_model=512, ffn_layers=3, ffn_width=512,
-      dropout=0.1, retain_low=0.2, retain_high=1.0)
+      dropout=0.1, retain_low=0.2, retain_high=1.0,
+      # The released model's SMPL layer: its train-mode IK in the train step (the
+      # theta loss), eval mode at evaluation; depth unit 2.0 m (README "Fidelity").
+      ik_convention='released')
   config.batch_size = 256
   config.num_epochs = 200
   config.steps_per_epoch = -1  # HybrIK's mix epoch: 2 x the largest dataset

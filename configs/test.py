@@ -13,7 +13,10 @@ from hybrik_jax.models import config as model_config_lib
 def get_config() -> ml_collections.ConfigDict:
   config = train_config.base_config()
   config.seed = 0
-  config.model = model_config_lib.get_tiny_model_config(input_size=64)
+  # The project's own IK convention (the synthetic data's leaf order and 2.2 m depth
+  # unit); tests/test_train.py also trains with 'released'.
+  config.model = model_config_lib.get_tiny_model_config(
+      input_size=64, ik_convention='corrected')
   config.batch_size = 4
   config.num_epochs = 1
   config.num_train_steps = 2

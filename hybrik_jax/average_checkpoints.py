@@ -78,7 +78,8 @@ def average_last_epochs(workdir: str, last: int
   trees = [checkpointing.restore_variables(manager, s)
            for s in tqdm.tqdm(steps, desc='reading checkpoints', unit='ckpt')]
   manager.close()
-  model_config = checkpointing.dict_to_config(meta['model'])
+  model_config = checkpointing.complete_model_config(
+      checkpointing.dict_to_config(meta['model']), workdir)
   return average_trees(trees), model_config, steps
 
 

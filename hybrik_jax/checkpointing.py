@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from typing import Any, Mapping, Sequence
 
 from absl import logging
@@ -142,7 +143,11 @@ def save_model(directory: str | os.PathLike[str],
     raise ValueError('save_model: variables must contain "params".')
   tree = {'params': variables['params'],
           'batch_stats': variables.get('batch_stats', {}) or {}}
-  config_json = json.dumps(config_to_dict(model_config), indent=2,
+  model_config = config_to_dict(model_config)
+  if 'ik_convention' in model_config:  # record the convention's resolved fields
+    from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
+    model_config.update(config_to_dict(model_config_lib.resolve_ik_fields(model_config)))
+  config_json = json.dumps(model_config, indent=2,
                            sort_keys=True)
   variables_dir = directory / VARIABLES_DIR
   if variables_dir.exists() or (directory / MODEL_CONFIG_FILE).exists():
@@ -175,6 +180,29 @@ def load_model_config(directory: str | os.PathLike[str]
   return dict_to_config(json.loads(path.read_text()))
 
 
+def complete_model_config(model_config: ml_collections.ConfigDict,
+                          source: Any = 'model') -> ml_collections.ConfigDict:
+  """A model config with the IK fields that configs from before them lack.
+
+  Such a checkpoint was decoded with the project's 'corrected' IK convention and
+  the data's depth factor (2.2 m by default), so that is what is assumed, with a
+  one-line note on stderr. Configs that have the fields come back unchanged.
+  """
+  from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
+  missing = [k for k in model_config_lib.IK_FIELDS if k not in model_config]
+  if not missing:
+    return model_config
+  complete = ml_collections.ConfigDict(model_config.to_dict())
+  for key, value in model_config_lib.ik_fields('corrected').items():
+    if key in missing:
+      complete[key] = value
+  print(f'Note: {source} has no IK convention fields (exported before they existed); '
+        f"assuming {', '.join(f'{k}={complete[k]}' for k in missing)} (the project's "
+        "convention; re-convert a released HybrIK(-Transformer) checkpoint to get "
+        "'released').", file=sys.stderr)
+  return complete
+
+
 def load_model(directory: str | os.PathLike[str]
                ) -> tuple[dict[str, PyTree], ml_collections.ConfigDict]:
   """Reads an exported model.
@@ -184,10 +212,11 @@ def load_model(directory: str | os.PathLike[str]
 
   Returns:
     (variables, model_config): variables = {'params', 'batch_stats'} as jax
-    arrays on the first local device; model_config a ConfigDict.
+    arrays on the first local device; model_config a ConfigDict (with the IK
+    fields filled in for models exported before them: `complete_model_config`).
   """
   directory = epath.Path(directory).absolute()
-  model_config = load_model_config(directory)
+  model_config = complete_model_config(load_model_config(directory), directory)
   variables_dir = directory / VARIABLES_DIR
   if not variables_dir.exists():
     raise FileNotFoundError(f'{variables_dir} not found: incomplete exported '

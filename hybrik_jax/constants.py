@@ -43,6 +43,16 @@ FLIP_PAIRS_29 = FLIP_PAIRS_24 + ((25, 26), (27, 28))
 # Pairs among the 5 leaf rotations (indices into LEAF_JOINT_NAMES order).
 FLIP_PAIRS_LEAF = ((1, 2), (3, 4))
 
+# The released HybrIK / HybrIK-Transformer SMPL layer with a 24-joint skeleton hands its
+# 5 leaf-rotation slots, in order, to the joints whose child is -1 in its children map:
+# slot k -> RELEASED_LEAF_SLOT_JOINTS[k]; slot 4 is never read, and joint 23 (whose child
+# there is the pelvis, 0) is solved by swing-twist instead
+# (tests/data/released_hybrik_layer.md, "Released conventions").
+RELEASED_LEAF_SLOT_JOINTS = (10, 11, 15, 22)
+# The released models' leaf flip pairs, over those slots (hybrikTransformerSMPL24.py:458,
+# HybrIK's simple3dposeBaseSMPL24.py:93).
+RELEASED_FLIP_PAIRS_LEAF = ((0, 1), (3, 4))
+
 # Human3.6M's 17 joints, as regressed from the SMPL mesh by J_regressor_h36m.
 H36M_JOINT_NAMES = (
     'pelvis', 'right_hip', 'right_knee', 'right_ankle',

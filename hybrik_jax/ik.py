@@ -26,10 +26,34 @@ the rest length, in which case the latter is used (it guards against long chains
 bone-length mismatch). `max_drift=None` always uses the target bone direction
 (HybrIK's training-time "naive" IK); `max_drift=float('inf')` never falls back
 (the released code's `train=True` branch). On a consistent skeleton all agree.
-Checked against the released torch code: with the defaults, rotations agree to
-float32 precision (~1e-5) on noisy skeletons; with `spine3_svd=True`, and with 24
-joints plus leaf rotations, they agree with HybrIK-Transformer's
-`batch_inverse_kinematics_transform_optimized`.
+The defaults are this project's 'corrected' convention: with 29 joints they agree
+with the released layer in eval mode; with 24 joints plus leaf rotations they follow
+HybrIK-Transformer's `batch_inverse_kinematics_transform_optimized`, which the released
+model never calls. The released model's own layer is the 'released' convention below,
+checked per joint against its stored outputs (tests/test_released_layer.py, 1e-4).
+
+Conventions (`CONVENTIONS`, `convention_options`): the released HybrIK-Transformer (and
+HybrIK Simple3DPoseBaseSMPL24) layer, `batch_inverse_kinematics_transform` of its lbs.py,
+differs from the above in ways a converted checkpoint depends on; each is an explicit
+keyword of `inverse_kinematics`:
+
+* `leaf_joints`: with 24 joints, leaf slot k goes to joint `leaf_joints[k]`. Released:
+  (10, 11, 15, 22) (slot 4 unused); corrected: `constants.LEAF_PARENT_JOINTS`, all five.
+* `joint23_to_pelvis`: with 24 joints the released children map gives joint 23 the
+  child 0, so it swings its "rest bone" r0 (the absolute shaped rest pelvis) onto the
+  vector from where it lands to the root, twisted by phi_22; in eval mode the 15 mm
+  fallback always fires there and the target becomes r0 itself.
+* `root_fit`: 'svd' (the Kabsch fit above; released eval) or 'spine_hips' (released
+  train): an exact swing of the rest spine1 bone onto the target one, then the
+  rotation about the target spine direction that lines up the hips' midpoint, both
+  midpoints taken perpendicular to that direction.
+* `max_drift=inf` (released train): no fallback.
+* `swing_eps`: the released swing divides cos, sin and the axis by |a||b| + eps and
+  |a x b| + eps (eps = 1e-8 m^2). For bones of centimetres this is invisible (1e-6
+  relative); for joint 23's sub-millimetre r0 (synthetic body) it shrinks the swing
+  and leaves a matrix that is not a rotation, which the released model then skins with.
+* `detach_reference`: the released code reads the root fit and the fallback's target
+  bone from a detached copy of the skeleton (no gradient flows through them).
 
 Everything is static Python over the fixed tree; joints are solved in groups (by
 depth in the tree by default, all joints of a group at once), which jit unrolls.
@@ -37,8 +61,10 @@ All functions are vmap- and grad-safe: degenerate inputs (zero bones, collinear
 children, an all-zero skeleton, phi = (0, 0)) give finite values and gradients.
 """
 
-from typing import Sequence
+import math
+from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
 
 from hybrik_jax import constants
@@ -74,6 +100,36 @@ DEPTH_GROUPS = tuple(
     for d in range(1, 1 + max(_depth(j) for j in range(24))))
 # One joint at a time, in index order (parents precede children in SMPL).
 JOINT_GROUPS = tuple((j,) for j in range(1, 24))
+
+ROOT_FITS = ('svd', 'spine_hips')
+# The released layer's swing regularisation, m^2 (see the module docstring).
+RELEASED_SWING_EPS = 1e-8
+CONVENTIONS = ('released', 'corrected')
+
+
+def convention_options(convention: str, *, train: bool = False) -> dict[str, Any]:
+  """`inverse_kinematics` keywords of a named IK convention.
+
+  Args:
+    convention: 'released': the released HybrIK-Transformer / HybrIK SMPL24 layer
+      (`batch_inverse_kinematics_transform`), reproduced to float32 precision
+      (tests/test_released_layer.py); 'corrected': this project's own layer (all
+      five leaf rotations used, joint 23 given its leaf; no train/eval difference).
+    train: the released layer's training mode (root from the spine-then-hips fit,
+      no fallback). Ignored by 'corrected'.
+
+  Returns:
+    {leaf_joints, joint23_to_pelvis, root_fit, max_drift, swing_eps, detach_reference}.
+  """
+  if convention == 'corrected':
+    return dict(leaf_joints=constants.LEAF_PARENT_JOINTS, joint23_to_pelvis=False,
+                root_fit='svd', max_drift=0.015, swing_eps=0.0, detach_reference=False)
+  if convention == 'released':
+    return dict(leaf_joints=constants.RELEASED_LEAF_SLOT_JOINTS, joint23_to_pelvis=True,
+                root_fit='spine_hips' if train else 'svd',
+                max_drift=math.inf if train else 0.015,
+                swing_eps=RELEASED_SWING_EPS, detach_reference=True)
+  raise ValueError(f'Unknown IK convention {convention!r}; choose one of {CONVENTIONS}')
 
 
 def _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats):
@@ -121,6 +177,69 @@ def _fit_children(targets: jnp.ndarray, rests: jnp.ndarray) -> jnp.ndarray:
   return geometry.closest_rotation(jnp.einsum('bki,bkj->bij', targets, rests))
 
 
+def _regularised_swing(a: jnp.ndarray, b: jnp.ndarray, eps: float) -> jnp.ndarray:
+  """HybrIK's swing a -> b: Rodrigues with regularised cos, sin and axis.
+
+  With n = |a||b| and c = a x b: cos = a.b / (n + eps), sin = |c| / (n + eps),
+  axis = c / (|c| + eps), R = I + sin K + (1 - cos) K^2 with K = [axis]_x. For
+  |a||b| >> eps this is the shortest-arc rotation; for tiny vectors it is shrunk
+  towards the identity and is not orthogonal. Finite values and gradients
+  everywhere (eps > 0). (..., 3) -> (..., 3, 3).
+  """
+  n = geometry.norm(a, keepdims=True) * geometry.norm(b, keepdims=True)
+  c = jnp.cross(a, b)
+  cn = geometry.norm(c, keepdims=True)
+  cos = jnp.sum(a * b, axis=-1, keepdims=True) / (n + eps)
+  sin = cn / (n + eps)
+  k = geometry.skew(c / (cn + eps))
+  eye = jnp.eye(3, dtype=k.dtype)
+  return eye + sin[..., None] * k + (1.0 - cos)[..., None] * (k @ k)
+
+
+def _swing(a: jnp.ndarray, b: jnp.ndarray, eps: float) -> jnp.ndarray:
+  """Exact shortest arc (eps = 0) or HybrIK's regularised form (eps > 0)."""
+  return geometry.rotation_between(a, b) if eps == 0 else _regularised_swing(a, b, eps)
+
+
+def _spine_hips_root(target: jnp.ndarray, rest_bone: jnp.ndarray,
+                     swing_eps: float) -> jnp.ndarray:
+  """Root orientation: spine1 exactly, then the hips' midpoint about the spine.
+
+  R_spine turns the rest bone pelvis -> spine1 onto the target one; the rest hips'
+  midpoint, turned by R_spine, and the target hips' midpoint are both projected
+  perpendicular to the target spine direction, and R_hips turns the first onto the
+  second (a rotation about that direction). Returns R_hips @ R_spine, (B, 3, 3).
+  """
+  spine = target[:, 3]
+  r_spine = _swing(rest_bone[:, 3], spine, swing_eps)
+  up = geometry.normalize(spine)
+  hips_target = 0.5 * (target[:, 1] + target[:, 2])
+  hips_rest = _mv(r_spine, 0.5 * (rest_bone[:, 1] + rest_bone[:, 2]))
+
+  def across(v):
+    return v - jnp.sum(v * up, axis=-1, keepdims=True) * up
+
+  return _swing(across(hips_rest), across(hips_target), swing_eps) @ r_spine
+
+
+def _check_convention(leaf_joints, root_fit, swing_eps, max_drift,
+                      joint23_to_pelvis) -> None:
+  leaf_joints = tuple(leaf_joints)
+  if (len(set(leaf_joints)) != len(leaf_joints) or len(leaf_joints) > 5
+      or not set(leaf_joints) <= set(constants.LEAF_PARENT_JOINTS)):
+    raise ValueError('leaf_joints must be distinct joints among '
+                     f'{constants.LEAF_PARENT_JOINTS} (at most 5), got {leaf_joints}')
+  if joint23_to_pelvis and 23 in leaf_joints:
+    raise ValueError('joint23_to_pelvis: joint 23 cannot also take a leaf rotation '
+                     f'(leaf_joints={leaf_joints})')
+  if root_fit not in ROOT_FITS:
+    raise ValueError(f'root_fit must be one of {ROOT_FITS}, got {root_fit!r}')
+  if not swing_eps >= 0:
+    raise ValueError(f'swing_eps must be >= 0 (m^2), got {swing_eps}')
+  if max_drift is not None and not max_drift >= 0:
+    raise ValueError(f'max_drift must be None or >= 0 (metres), got {max_drift}')
+
+
 def inverse_kinematics(
     pose_skeleton: jnp.ndarray,
     rest_joints: jnp.ndarray,
@@ -130,8 +249,17 @@ def inverse_kinematics(
     max_drift: float | None = 0.015,
     spine3_svd: bool = False,
     groups: Sequence[Sequence[int]] = DEPTH_GROUPS,
-) -> jnp.ndarray:
+    leaf_joints: Sequence[int] = constants.LEAF_PARENT_JOINTS,
+    joint23_to_pelvis: bool = False,
+    root_fit: str = 'svd',
+    swing_eps: float = 0.0,
+    detach_reference: bool = False,
+    return_fallback: bool = False,
+) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
   """HybrIK's analytical IK: joint positions + twists -> local joint rotations.
+
+  The defaults are the project's 'corrected' convention; `convention_options`
+  gives the keywords of 'released' (eval or train mode). See the module docstring.
 
   Args:
     pose_skeleton: (B, J, 3) target joints, metres, J in {24, 29} (SMPL order, then
@@ -141,24 +269,39 @@ def inverse_kinematics(
     phis: (B, 23, 2) twist (cos phi, sin phi) of joints 1..23 (twist i belongs to
       joint i + 1 and turns about the rest bone from that joint to its child
       `SWING_CHILD[i + 1]`). Normalised here; (0, 0) means no twist.
-    leaf_rotmats: optional (B, 5, 3, 3) local rotations of joints
-      `constants.LEAF_PARENT_JOINTS` = (15, 22, 23, 10, 11), in leaf order (head,
-      left middle, right middle, left big toe, right big toe). Only with J = 24;
-      without them those five joints get the identity (with J = 24).
-    max_drift: metres; see the module docstring. None: always the target bone.
+    leaf_rotmats: optional (B, 5, 3, 3) local rotations, slot k for joint
+      `leaf_joints[k]` (slots beyond len(leaf_joints) are not read). Only with
+      J = 24; without them the leaf joints get the identity (with J = 24).
+    max_drift: metres; see the module docstring. None: always the target bone;
+      math.inf: never fall back.
     spine3_svd: fit spine3 to its three children instead of swing-twist to the neck.
     groups: static schedule of joints 1..23; each group is solved at once and may
       only depend on earlier groups. `DEPTH_GROUPS` (default) or `JOINT_GROUPS`.
+    leaf_joints: J = 24 only: the joints that take the leaf rotations, in slot order
+      (distinct, among `constants.LEAF_PARENT_JOINTS`). Default: all five, in leaf
+      order; released: `constants.RELEASED_LEAF_SLOT_JOINTS`.
+    joint23_to_pelvis: J = 24 only: joint 23 swings and twists towards the root as
+      the released layer does (see the module docstring) instead of taking a leaf
+      rotation; 23 must then not be in `leaf_joints`.
+    root_fit: 'svd' (Kabsch fit to spine1 and the hips) or 'spine_hips'.
+    swing_eps: m^2; 0 gives exact shortest-arc swings, `RELEASED_SWING_EPS` the
+      released layer's regularised ones.
+    detach_reference: no gradient through the root fit and the fallback's target
+      bone (the released layer reads both from a detached skeleton).
+    return_fallback: also return which joints took the fallback.
 
   Returns:
     (B, 24, 3, 3) local (parent-relative) rotation matrices; joint 0 is the global
-    orientation.
+    orientation. With `return_fallback`, also (B, 23) bool: column j - 1 is True
+    where joint j's target bone was replaced by the fallback.
 
   Raises:
-    ValueError: at trace time, for inputs of the wrong shape or an invalid `groups`.
+    ValueError: at trace time, for inputs of the wrong shape, an invalid `groups`
+    or invalid convention keywords.
   """
   _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats)
   _check_groups(groups)
+  _check_convention(leaf_joints, root_fit, swing_eps, max_drift, joint23_to_pelvis)
   num_joints = pose_skeleton.shape[1]
   dtype = jnp.result_type(pose_skeleton, rest_joints, phis, jnp.float32)
   target = pose_skeleton.astype(dtype)
@@ -167,6 +310,11 @@ def inverse_kinematics(
   parents = jnp.asarray(_PARENTS[1:])
   rest_bone = jnp.concatenate(
       [rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents]], axis=1)
+  # Target bones; the root's "bone" is its rest position, as the released layer's.
+  reference = jax.lax.stop_gradient(target) if detach_reference else target
+  target_bone = jnp.concatenate(
+      [rest_bone[:, :1],
+       reference[:, 1:] - reference[:, jnp.asarray(_PARENTS[1:num_joints])]], axis=1)
   cos_sin = _normalize_phis(phis.astype(dtype))
   if leaf_rotmats is not None:
     leaf_rotmats = leaf_rotmats.astype(dtype)
@@ -176,21 +324,35 @@ def inverse_kinematics(
   local = [None] * 24
   chain = [None] * 24   # global rotations
   posed = [None] * 24   # posed joint positions (root at the origin), rest lengths
+  fallback = [jnp.zeros((batch,), bool)] * 24
 
-  pelvis_children = list(PELVIS_CHILDREN)
-  local[0] = chain[0] = _fit_children(
-      target[:, pelvis_children], rest_bone[:, pelvis_children])
+  if root_fit == 'svd':
+    pelvis_children = list(PELVIS_CHILDREN)
+    local[0] = _fit_children(reference[:, pelvis_children], rest_bone[:, pelvis_children])
+  else:
+    local[0] = _spine_hips_root(reference, rest_bone, swing_eps)
+  chain[0] = local[0]
   posed[0] = jnp.zeros((batch, 3), dtype)
 
-  leaf_joint = {j: k for k, j in enumerate(constants.LEAF_PARENT_JOINTS)}
+  if num_joints == 24:
+    leaf_slot = {j: k for k, j in enumerate(leaf_joints)}
+    leaf_parents = set(constants.LEAF_PARENT_JOINTS)
+    if joint23_to_pelvis:
+      leaf_parents.discard(23)
+  else:
+    leaf_slot, leaf_parents = {}, set()
+  swing_child = dict(enumerate(SWING_CHILD))
+  if num_joints == 24 and joint23_to_pelvis:
+    swing_child[23] = 0
   for group in groups:
     for j in group:  # positions of the group's joints, from their parents
       p = _PARENTS[j]
       posed[j] = posed[p] + _mv(chain[p], rest_bone[:, j])
     swing_twist = []
     for j in group:
-      if num_joints == 24 and j in leaf_joint:
-        local[j] = (eye if leaf_rotmats is None else leaf_rotmats[:, leaf_joint[j]])
+      if j in leaf_parents:
+        local[j] = (leaf_rotmats[:, leaf_slot[j]]
+                    if leaf_rotmats is not None and j in leaf_slot else eye)
       elif spine3_svd and j == SPINE3:
         kids = list(SPINE3_CHILDREN)
         vecs = target[:, kids] - posed[j][:, None]
@@ -200,21 +362,25 @@ def inverse_kinematics(
         swing_twist.append(j)
     if swing_twist:
       idx = jnp.asarray(swing_twist)
-      kids = jnp.asarray([SWING_CHILD[j] for j in swing_twist])
+      kids = jnp.asarray([swing_child[j] for j in swing_twist])
       parent_chain = jnp.stack([chain[_PARENTS[j]] for j in swing_twist], axis=1)
       joint_pos = jnp.stack([posed[j] for j in swing_twist], axis=1)  # (B, K, 3)
       rest_vec = rest_bone[:, kids]                                   # (B, K, 3)
-      bone_vec = target[:, kids] - target[:, idx]
+      bone_vec = target_bone[:, kids]
       if max_drift is None:
         vec = bone_vec
       else:
         vec = target[:, kids] - joint_pos  # from where joint j actually lands
-        rest_len = geometry.norm(rest_vec, keepdims=True)
-        bone_vec = geometry.normalize(bone_vec) * rest_len
-        drift2 = jnp.sum((vec - bone_vec)**2, axis=-1, keepdims=True)
-        vec = jnp.where(drift2 > max_drift**2, bone_vec, vec)
+        if math.isfinite(max_drift):
+          rest_len = geometry.norm(rest_vec, keepdims=True)
+          bone_vec = geometry.normalize(bone_vec) * rest_len
+          drift2 = jnp.sum((vec - bone_vec)**2, axis=-1, keepdims=True)
+          fell_back = drift2 > max_drift**2
+          vec = jnp.where(fell_back, bone_vec, vec)
+          for k, j in enumerate(swing_twist):
+            fallback[j] = fell_back[:, k, 0]
       vec = _mtv(parent_chain, vec)  # into the parent's frame
-      swing = geometry.rotation_between(rest_vec, vec)
+      swing = _swing(rest_vec, vec, swing_eps)
       axis = geometry.normalize(rest_vec, default=jnp.asarray([0.0, 1.0, 0.0], dtype))
       cs = cos_sin[:, idx - 1]
       twist = geometry.axis_cos_sin_to_matrix(axis, cs[..., 0], cs[..., 1])
@@ -223,7 +389,10 @@ def inverse_kinematics(
         local[j] = rots[:, k]
     for j in group:
       chain[j] = chain[_PARENTS[j]] @ local[j]
-  return jnp.stack(local, axis=1)
+  rot_mats = jnp.stack(local, axis=1)
+  if return_fallback:
+    return rot_mats, jnp.stack(fallback[1:], axis=1)
+  return rot_mats
 
 
 def twist_angles(rot_mats: jnp.ndarray, rest_joints: jnp.ndarray) -> jnp.ndarray:

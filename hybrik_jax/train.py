@@ -327,9 +327,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   loss_weights = {k: float(v) for k, v in config.loss.items()}
   train_step = train_lib.jit_train_step(
       mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
-      loss_weights=loss_weights, input_size=input_size)
+      loss_weights=loss_weights, model_config=config.model)
   eval_fn = train_lib.jit_eval_step(
-      mesh, smpl_model=smpl_model, model=model, input_size=input_size)
+      mesh, smpl_model=smpl_model, model=model, model_config=config.model)
 
   def run_eval(variables, fn=eval_fn):
     return evaluate(fn, variables, config, mesh=mesh, input_size=input_size,

@@ -24,6 +24,7 @@ import optax
 
 from hybrik_jax import losses
 from hybrik_jax import metrics as metrics_lib
+from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 
 PyTree = Any
@@ -152,9 +153,14 @@ def _f32(tree):
 
 
 def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
-                     loss_weights: Mapping[str, float], input_size: int,
+                     loss_weights: Mapping[str, float], model_config,
                      train: bool = True):
   """Network -> (theta: decode for the rotations) -> hybrik_loss.
+
+  model_config: the model's config: its IK fields (models.config.ik_settings)
+  drive decode (with `train`: the released convention's train-mode IK), and the
+  target depths, normalised by each example's depth_factor, are put in the
+  model's depth unit (its depth_factor) first.
 
   Returns:
     (total loss, (components dict, new batch_stats)).
@@ -176,8 +182,12 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     decoded = hybrik_model.decode(
         raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
         intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-        depth_factor=batch['depth_factor'], input_size=input_size)
+        model_config=model_config, train=train)
     outputs['pred_rotmats'] = decoded.pred_rotmats
+  model_depth = model_config_lib.ik_settings(model_config).depth_factor
+  uvd29 = jnp.asarray(batch['target_uvd_29'], jnp.float32)
+  depth_scale = jnp.asarray(batch['depth_factor'], jnp.float32)[:, :, None] / model_depth
+  batch = dict(batch, target_uvd_29=uvd29.at[..., 2:].multiply(depth_scale))
   total, comps = losses.hybrik_loss(outputs, batch, loss_weights)
   return total, (comps, new_batch_stats)
 
@@ -185,7 +195,7 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
 def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
                model, smpl_model, tx: optax.GradientTransformation,
                lr_fn: Callable, loss_weights: Mapping[str, float],
-               input_size: int) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+               model_config) -> tuple[TrainState, dict[str, jnp.ndarray]]:
   """One Adam update on a (global) batch; pure.
 
   A non-finite loss or gradient norm leaves params, batch stats and optimizer
@@ -199,7 +209,7 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   loss_fn = functools.partial(
       forward_and_loss, model=model, smpl_model=smpl_model,
-      loss_weights=loss_weights, input_size=input_size, train=True)
+      loss_weights=loss_weights, model_config=model_config, train=True)
   (loss, (comps, new_batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params, state.batch_stats, batch, rng)
   grad_norm = optax.tree.norm(grads)
@@ -228,13 +238,13 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
 
 
 def predict_joints17(variables: Mapping[str, PyTree], batch, *, model,
-                     smpl_model, input_size: int) -> jnp.ndarray:
+                     smpl_model, model_config) -> jnp.ndarray:
   """(B, 17, 3) metres, H36M joints of the skinned body, pelvis at origin."""
   raw = _f32(dict(model.apply(variables, batch['image'], train=False)))
   decoded = hybrik_model.decode(
       raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
       intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-      depth_factor=batch['depth_factor'], input_size=input_size)
+      model_config=model_config)
   return metrics_lib.root_align(decoded.pred_xyz_17)
 
 
@@ -256,11 +266,11 @@ def joint_error_sums(pred17: jnp.ndarray, batch) -> dict[str, jnp.ndarray]:
           'count': jnp.sum(example_valid)}
 
 
-def eval_step(variables, batch, *, model, smpl_model, input_size: int
+def eval_step(variables, batch, *, model, smpl_model, model_config
               ) -> dict[str, jnp.ndarray]:
   """Error sums of the model on one (global) eval batch."""
   pred17 = predict_joints17(variables, batch, model=model,
-                            smpl_model=smpl_model, input_size=input_size)
+                            smpl_model=smpl_model, model_config=model_config)
   return joint_error_sums(pred17, batch)
 
 

@@ -42,6 +42,29 @@ def test_save_and_load_model(tmp_path):
       'input_size'] == 64
 
 
+def test_model_exported_before_the_ik_fields_loads_with_a_note(tmp_path, capsys):
+  """MODEL_CONFIG has no IK fields: 'corrected' (what decoded it then) is assumed."""
+  checkpointing.save_model(tmp_path / 'old', _variables(1.0), MODEL_CONFIG)
+  _, model_config = checkpointing.load_model(tmp_path / 'old')
+  note = capsys.readouterr().err.strip().splitlines()
+  assert len(note) == 1 and 'no IK convention fields' in note[0]
+  assert "ik_convention=corrected" in note[0] and 'depth_factor=2.2' in note[0]
+  assert model_config.ik_convention == 'corrected' and model_config.depth_factor == 2.2
+  assert model_config.leaf_flip_pairs == ((1, 2), (3, 4))
+  # A current config round-trips silently, lists back as tuples.
+  from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
+  current = dict(MODEL_CONFIG, ik_convention='released', leaf_joints=None,
+                 joint23_to_pelvis=None, leaf_flip_pairs=None, depth_factor=None)
+  checkpointing.save_model(tmp_path / 'new', _variables(1.0), current)
+  written = json.loads((tmp_path / 'new' / 'model_config.json').read_text())
+  assert written['leaf_joints'] == [10, 11, 15, 22] and written['depth_factor'] == 2.0
+  _, model_config = checkpointing.load_model(tmp_path / 'new')
+  assert not capsys.readouterr().err
+  settings = model_config_lib.ik_settings(model_config)
+  assert settings == model_config_lib.IKSettings(
+      'released', (10, 11, 15, 22), True, ((0, 1), (3, 4)), 2.0)
+
+
 def test_save_model_refuses_to_overwrite(tmp_path):
   checkpointing.save_model(tmp_path / 'm', _variables(1.0), MODEL_CONFIG)
   with pytest.raises(FileExistsError, match='already holds'):

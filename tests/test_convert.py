@@ -373,6 +373,10 @@ def test_paper_size_published_keys_convert_with_nothing_left_over(arch):
   assert convert.detect_arch(sd) == arch
   variables, cfg = convert.convert_state_dict(sd)
   assert cfg.backbone == 'resnet34' and cfg.head == arch and cfg.predict_leaf
+  # The released models' SMPL-layer conventions travel with the converted model.
+  assert (cfg.ik_convention, tuple(cfg.leaf_joints), cfg.joint23_to_pelvis,
+          tuple(map(tuple, cfg.leaf_flip_pairs)), cfg.depth_factor) == (
+              'released', (10, 11, 15, 22), True, ((0, 1), (3, 4)), 2.0)
   if arch == 'transformer':
     assert (cfg.d_model, cfg.num_blocks, cfg.ffn_layers, cfg.ffn_width, cfg.input_size) == (
         512, 6, 3, 512, 256)

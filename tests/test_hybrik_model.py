@@ -126,25 +126,38 @@ def test_flip_outputs_twice_is_identity_and_swaps_pairs():
   np.testing.assert_allclose(flipped['pred_leaf'][:, 1], raw['pred_leaf'][:, 2] * [1, 1, -1, -1])
   np.testing.assert_allclose(flipped['pred_leaf'][:, 0], raw['pred_leaf'][:, 0] * [1, 1, -1, -1])
   np.testing.assert_array_equal(flipped['pred_shape'], raw['pred_shape'])
+  # The released models' pairs, over their leaf slots (10, 11, 15, 22, unused).
+  released = jax.tree.map(np.asarray, hybrik.flip_outputs(
+      raw, constants.RELEASED_FLIP_PAIRS_LEAF))
+  np.testing.assert_allclose(released['pred_leaf'][:, 0], raw['pred_leaf'][:, 1] * [1, 1, -1, -1])
+  np.testing.assert_allclose(released['pred_leaf'][:, 2], raw['pred_leaf'][:, 2] * [1, 1, -1, -1])
+  np.testing.assert_allclose(released['pred_leaf'][:, 3], raw['pred_leaf'][:, 4] * [1, 1, -1, -1])
   images = jnp.asarray(rng.normal(size=(2, 8, 8, 3)))
   np.testing.assert_array_equal(hybrik.flip_image(hybrik.flip_image(images)), images)
   np.testing.assert_array_equal(hybrik.flip_image(images)[:, :, 0], images[:, :, -1])
 
 
-def test_flip_test_flips_the_mirrored_prediction_back():
+@pytest.mark.parametrize('convention', ['corrected', 'released'])
+def test_flip_test_flips_the_mirrored_prediction_back(convention):
   rng = np.random.default_rng(0)
   raw = {'pred_uvd': rng.normal(size=(2, 24, 3)), 'pred_phi': rng.normal(size=(2, 23, 2)),
-         'pred_shape': rng.normal(size=(2, 10))}
+         'pred_shape': rng.normal(size=(2, 10)), 'pred_leaf': rng.normal(size=(2, 5, 4))}
   raw = jax.tree.map(jnp.asarray, raw)
   images = jnp.asarray(rng.normal(size=(2, 8, 8, 3)))
+  cfg = models.get_model_config(**models.config.ik_fields(convention))
+  pairs = cfg.leaf_flip_pairs
 
   def equivariant_net(x):  # what a perfectly flip-consistent network returns
     is_original = jnp.allclose(x, images)
-    return jax.tree.map(lambda a, b: jnp.where(is_original, a, b), raw, hybrik.flip_outputs(raw))
+    return jax.tree.map(lambda a, b: jnp.where(is_original, a, b), raw,
+                        hybrik.flip_outputs(raw, pairs))
 
-  chex.assert_trees_all_close(hybrik.flip_test(equivariant_net, images), raw, atol=1e-6)
-  inconsistent = hybrik.flip_test(lambda x: raw, images)
+  chex.assert_trees_all_close(hybrik.flip_test(equivariant_net, images, cfg), raw, atol=1e-6)
+  inconsistent = hybrik.flip_test(lambda x: raw, images, cfg)
   np.testing.assert_allclose(inconsistent['pred_uvd'][:, 0, 0], 0.0, atol=1e-6)  # u averaged
+  other = models.config.ik_fields('released' if convention == 'corrected' else 'corrected')
+  wrong = hybrik.flip_test(equivariant_net, images, models.get_model_config(**other))
+  assert np.abs(np.asarray(wrong['pred_leaf']) - np.asarray(raw['pred_leaf'])).max() > 0.1
 
 
 def test_decode_recovers_the_skeleton_and_isolates_non_finite_rows(body_model):
@@ -154,7 +167,9 @@ def test_decode_recovers_the_skeleton_and_isolates_non_finite_rows(body_model):
   uvd = hybrik.xyz_to_uvd(xyz_true, input_size=256, **cam)
   raw = {'pred_uvd': uvd, 'pred_phi': jnp.tile(jnp.array([1.0, 0.0]), (2, 23, 1)),
          'pred_shape': jnp.zeros((2, 10))}
-  decode = jax.jit(functools.partial(hybrik.decode, input_size=256))
+  cfg = models.get_model_config(input_size=256, depth_factor=2.2)
+  del cam['depth_factor']  # the model's, not the batch's
+  decode = jax.jit(functools.partial(hybrik.decode, model_config=cfg))
   out = decode(raw, smpl_model=body_model, **cam)
   np.testing.assert_allclose(out.pred_xyz_24, xyz_true, atol=1e-4)
   assert out.pred_vertices.shape == (2, constants.NUM_VERTICES, 3)
@@ -175,7 +190,8 @@ def test_decode_recovers_the_skeleton_and_isolates_non_finite_rows(body_model):
     np.testing.assert_allclose(value[0], np.asarray(getattr(out, name))[0], atol=1e-6)
 
   def loss(uvd):
-    o = hybrik.decode(dict(bad, pred_uvd=uvd), smpl_model=body_model, input_size=256, **cam)
+    o = hybrik.decode(dict(bad, pred_uvd=uvd), smpl_model=body_model, model_config=cfg,
+                      **cam)
     return jnp.sum(o.pred_xyz_24_struct ** 2) + jnp.sum(o.pred_xyz_24 ** 2)
 
   grad = jax.jit(jax.grad(loss))(bad['pred_uvd'])

@@ -4,6 +4,7 @@ Tiny model (configs/test.py), 64 px images, batch 4, in-memory synthetic
 examples through the real input pipeline.
 """
 
+import functools
 import os
 import sys
 
@@ -15,6 +16,7 @@ import pytest
 
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
+from hybrik_jax import models
 from hybrik_jax import smpl
 from hybrik_jax import train
 from hybrik_jax import train_lib
@@ -52,7 +54,7 @@ def setup(examples):
   # One compiled step shared by the tests below.
   step = train_lib.jit_train_step(
       mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
-      loss_weights=dict(config.loss), input_size=config.model.input_size)
+      loss_weights=dict(config.loss), model_config=config.model)
   return dict(config=config, model=model, tx=tx, lr_fn=lr_fn, state=state,
               batch=batch, smpl_model=smpl_model, mesh=mesh, step=step)
 
@@ -94,7 +96,7 @@ def test_one_step_lowers_loss(setup):
     total, _ = train_lib.forward_and_loss(
         s.params, s.batch_stats, batch, rng, model=setup['model'],
         smpl_model=setup['smpl_model'], loss_weights=dict(config.loss),
-        input_size=config.model.input_size)
+        model_config=config.model)
     return float(total)
 
   before = loss_of(state)
@@ -227,3 +229,52 @@ def test_summary_lists_the_three_numbers():
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
   assert '50.0% below' in text and '/w/checkpoints' in text
+
+
+@pytest.mark.parametrize('convention', ['corrected', 'released'])
+def test_train_step_lowers_loss_with_either_ik_convention(setup, convention):
+  """model.ik_convention selects the IK of the theta loss; both train.
+
+  'released' decodes with the released layer's train-mode IK in the train step
+  (other rotations than at evaluation); 'corrected' has one IK.
+  """
+  config = setup['config']
+  model_config = models.get_tiny_model_config(
+      input_size=config.model.input_size, predict_leaf=True, num_blocks=1,
+      ik_convention=convention)  # the one field that selects the convention
+  model = hybrik_model.create_model(model_config)
+  weights = dict(config.loss, theta=1.0)
+  state = train_lib.create_train_state(model, setup['tx'], jax.random.key(0),
+                                       model_config.input_size)
+  mesh = setup['mesh']
+  batch = train_lib.global_batch(setup['batch'], mesh)
+  state = train_lib.replicate(state, mesh)
+  step = train_lib.jit_train_step(
+      mesh, smpl_model=setup['smpl_model'], model=model, tx=setup['tx'],
+      lr_fn=setup['lr_fn'], loss_weights=weights, model_config=model_config)
+
+  @jax.jit
+  def loss_of(s):
+    _, (comps, _) = train_lib.forward_and_loss(
+        s.params, s.batch_stats, batch, jax.random.key(7), model=model,
+        smpl_model=setup['smpl_model'], loss_weights=weights,
+        model_config=model_config, train=True)
+    return comps
+
+  before = loss_of(state)
+  # The same network outputs decoded as the train step and as evaluation do.
+  raw = model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                    batch['image'], train=False)
+  geometry = {k: batch[k] for k in ('trans_inv', 'intrinsics', 'joint_root')}
+  rotmats = [hybrik_model.decode(raw, smpl_model=setup['smpl_model'],
+                                 model_config=model_config, train=train,
+                                 **geometry).pred_rotmats for train in (True, False)]
+  ik_change = float(jnp.abs(rotmats[0] - rotmats[1]).max())
+  new_state, metrics = step(state, batch)  # donates state
+  assert float(metrics['skipped']) == 0.0
+  assert np.isfinite(float(metrics['theta'])) and float(metrics['theta']) > 0
+  assert float(loss_of(new_state)['loss']) < float(before['loss'])
+  if convention == 'released':  # train mode: another root fit, no fallback
+    assert ik_change > 1e-3
+  else:
+    assert ik_change == 0.0

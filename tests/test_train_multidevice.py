@@ -56,7 +56,7 @@ _SCRIPT = textwrap.dedent('''
       mesh = train_lib.create_mesh(jax.devices()[:n])
       step = train_lib.jit_train_step(
           mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
-          loss_weights=dict(config.loss), input_size=64)
+          loss_weights=dict(config.loss), model_config=config.model)
       state = train_lib.replicate(jax.tree.map(jnp.copy, state0), mesh)
       gb = train_lib.global_batch(batch, mesh)
       assert len(gb['image'].sharding.device_set) == n

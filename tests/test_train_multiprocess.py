@@ -43,7 +43,7 @@ _WORKER = textwrap.dedent('''
     state = train_lib.replicate(state, mesh)
     step = train_lib.jit_train_step(
         mesh, smpl_model=smpl.synthetic_smpl_model(), model=model, tx=tx,
-        lr_fn=lr_fn, loss_weights=dict(config.loss), input_size=64)
+        lr_fn=lr_fn, loss_weights=dict(config.loss), model_config=config.model)
 
     def global_batch_numpy(seed, B=4):
       rng = np.random.default_rng(seed)

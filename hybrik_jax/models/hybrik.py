@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from hybrik_jax import constants
+from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import deconv_head
 from hybrik_jax.models import resnet
 from hybrik_jax.models import transformer
@@ -84,7 +85,8 @@ class HybrIKNet(nn.Module):
 
 def create_model(model_config: ml_collections.ConfigDict) -> HybrIKNet:
   """The HybrIKNet described by a models.config ConfigDict (or a plain dict)."""
-  fields = dict(model_config)
+  fields = {k: v for k, v in dict(model_config).items()
+            if k not in model_config_lib.IK_FIELDS}
   unknown = set(fields) - set(HybrIKNet.__dataclass_fields__) - {'parent', 'name'}
   if unknown:
     raise ValueError(f'create_model: unknown model config fields {sorted(unknown)}')
@@ -196,23 +198,31 @@ def _zero_invalid(x: jnp.ndarray, valid: jnp.ndarray, fill=0.0) -> jnp.ndarray:
 
 
 def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
-           intrinsics: jnp.ndarray, joint_root: jnp.ndarray,
-           depth_factor: jnp.ndarray, input_size: int) -> ModelOutput:
+           intrinsics: jnp.ndarray, joint_root: jnp.ndarray, model_config,
+           train: bool = False) -> ModelOutput:
   """Raw head outputs -> ModelOutput (see its docstring).
 
-  pred_uvd -> camera xyz (uvd_to_xyz) made relative to its own root joint ->
-  the body model's HybrIK IK with the predicted shape, twists and (if present)
-  leaf rotations -> skinned body. Examples with non-finite outputs get
-  valid=False and zeros everywhere (their inputs are replaced by safe values
-  before the IK, so no NaN flows on, gradients included).
+  pred_uvd -> camera xyz (uvd_to_xyz, with the model's depth_factor and
+  input_size) made relative to its own root joint -> the body model's HybrIK IK
+  (the model's IK convention and leaf mapping) with the predicted shape, twists
+  and (if present) leaf rotations -> skinned body. Examples with non-finite
+  outputs get valid=False and zeros everywhere (their inputs are replaced by safe
+  values before the IK, so no NaN flows on, gradients included).
 
   Args:
     raw: the network's dict.
     smpl_model: a hybrik_jax.smpl.SMPLModel.
-    trans_inv, intrinsics, joint_root, depth_factor, input_size: see uvd_to_xyz.
+    trans_inv, intrinsics, joint_root: see uvd_to_xyz.
+    model_config: the model's config (models.config): input_size and the IK
+      fields (`models.config.ik_settings`). The batch's depth_factor is not used:
+      the network's depth unit is the model's `depth_factor`.
+    train: the training step's decode: the 'released' convention then runs the
+      released layer's train-mode IK (as the released training does).
   """
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
+  settings = model_config_lib.ik_settings(model_config)
+  input_size = int(model_config['input_size'])
   check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS, 3))
   b = raw['pred_uvd'].shape[0]
   check_shape('pred_phi', raw['pred_phi'], (b, constants.NUM_TWISTS, 2))
@@ -228,10 +238,14 @@ def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
   if leaf is not None:
     leaf = jnp.where(valid[:, None, None], leaf, jnp.array([1.0, 0.0, 0.0, 0.0], leaf.dtype))
 
+  depth_factor = jnp.full((b, 1), settings.depth_factor, uvd.dtype)
   xyz = uvd_to_xyz(uvd, trans_inv, intrinsics, joint_root, depth_factor, input_size)
   xyz = xyz - xyz[:, :1]
   xyz = _zero_invalid(jnp.where(jnp.isfinite(xyz), xyz, 0.0), valid)
-  body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, leaf_thetas=leaf)
+  body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, leaf_thetas=leaf,
+                         convention=settings.convention, train=train,
+                         leaf_joints=settings.leaf_joints,
+                         joint23_to_pelvis=settings.joint23_to_pelvis)
   return ModelOutput(
       pred_uvd=uvd, pred_phi=phi, pred_shape=shape, pred_leaf=leaf,
       pred_xyz_24=xyz,
@@ -247,7 +261,6 @@ def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
 # ----------------------------------------------------------------------------
 
 _TWIST_FLIP_PERM = tuple(constants.FLIP_PERM_24[i + 1] - 1 for i in range(constants.NUM_TWISTS))
-_LEAF_FLIP_PERM = constants.flip_permutation(5, constants.FLIP_PAIRS_LEAF)
 
 
 def flip_image(images: jnp.ndarray) -> jnp.ndarray:
@@ -255,12 +268,14 @@ def flip_image(images: jnp.ndarray) -> jnp.ndarray:
   return images[:, :, ::-1, :]
 
 
-def flip_outputs(raw: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
+def flip_outputs(raw: dict[str, jnp.ndarray],
+                 leaf_flip_pairs=constants.FLIP_PAIRS_LEAF) -> dict[str, jnp.ndarray]:
   """Raw outputs of a mirrored image -> outputs of the original (an involution).
 
   u -> -u (mirror about the crop centre, the released shift=True) and
   left/right joints swapped; twists: sin phi negated, pairs swapped; leaf
-  quaternions (w, x, y, z) -> (w, x, -y, -z), pairs swapped; shape unchanged.
+  quaternions (w, x, y, z) -> (w, x, -y, -z), `leaf_flip_pairs` (slot pairs; the
+  model config's, see `flip_test`) swapped; shape unchanged.
   """
   out = dict(raw)
   uvd = raw['pred_uvd'][:, jnp.array(constants.FLIP_PERM_24)]
@@ -268,18 +283,21 @@ def flip_outputs(raw: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
   phi = raw['pred_phi'][:, jnp.array(_TWIST_FLIP_PERM)]
   out['pred_phi'] = phi * jnp.array([1.0, -1.0], phi.dtype)
   if raw.get('pred_leaf') is not None:
-    leaf = raw['pred_leaf'][:, jnp.array(_LEAF_FLIP_PERM)]
+    perm = constants.flip_permutation(5, leaf_flip_pairs)
+    leaf = raw['pred_leaf'][:, jnp.array(perm)]
     out['pred_leaf'] = leaf * jnp.array([1.0, 1.0, -1.0, -1.0], leaf.dtype)
   return out
 
 
 def flip_test(apply_fn: Callable[[jnp.ndarray], dict[str, jnp.ndarray]],
-              images: jnp.ndarray) -> dict[str, jnp.ndarray]:
+              images: jnp.ndarray, model_config) -> dict[str, jnp.ndarray]:
   """Average of the outputs on the images and (flipped back) on their mirror.
 
   apply_fn: images (B, H, W, 3) -> raw dict, e.g.
-  `lambda x: model.apply(variables, x, train=False)`.
+  `lambda x: model.apply(variables, x, train=False)`. model_config: the model's
+  config; its `leaf_flip_pairs` say which leaf slots swap.
   """
+  pairs = model_config_lib.ik_settings(model_config).leaf_flip_pairs
   raw = apply_fn(images)
-  mirrored = flip_outputs(apply_fn(flip_image(images)))
+  mirrored = flip_outputs(apply_fn(flip_image(images)), pairs)
   return jax.tree.map(lambda a, b: 0.5 * (a + b), raw, mirrored)
