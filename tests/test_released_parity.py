@@ -158,6 +158,20 @@ def test_leaf_quaternions_match_released_with_flip(released_model):
   np.testing.assert_allclose(got, fx['flip/leaf'], atol=1e-4, rtol=0)
 
 
+def _check_rotations(got, want, atol=1e-4):
+  """Local rotations (B, 24, 3, 3) per joint, joint 23 excluded.
+
+  The released model returns rotations only as quaternions (rotmat_to_quat); the
+  stored matrices are quat_to_rotmat of those. The released layer's joint-23
+  matrix is not a rotation (its determinant was 0.49-0.68 here: the joint aims at
+  the rest pelvis), so its quaternion is a projection the project need not copy;
+  that joint's matrix is checked through the skinned vertices instead.
+  """
+  err = np.abs(got - want).reshape(got.shape[0], 24, 9)[:, :23].max(axis=(0, 2))
+  bad = np.nonzero(err > atol)[0]
+  assert bad.size == 0, f'rotations of joints {bad.tolist()} differ by {err[bad].round(4).tolist()}'
+
+
 @pytest.mark.xfail(strict=True, reason=IK_PENDING)
 @pytest.mark.parametrize('flip', [False, True], ids=['noflip', 'flip'])
 @pytest.mark.parametrize('name', sorted(_IK))
@@ -166,11 +180,28 @@ def test_ik_outputs_match_released(released_model, flip, name):
   want = fx[f'{"flip" if flip else "noflip"}/{name}']
   got = np.asarray(project_outputs(released_model, flip)[name])
   chex.assert_shape(got, want.shape)
-  if name == 'rotmats':  # name the joints that differ
-    err = np.abs(got - want).reshape(got.shape[0], 24, 9).max(axis=(0, 2))
-    bad = np.nonzero(err > _IK[name])[0]
-    assert bad.size == 0, f'rotations of joints {bad.tolist()} differ by {err[bad].round(4).tolist()}'
-  np.testing.assert_allclose(got, want, atol=_IK[name], rtol=0)
+  if name == 'rotmats':
+    _check_rotations(got, want)
+  else:
+    np.testing.assert_allclose(got, want, atol=_IK[name], rtol=0)
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="smpl.hybrik(convention='released') is not on this branch yet "
+                   '(fidelity 1ed63a4); remove this mark when it is merged')
+@pytest.mark.parametrize('flip', [False, True], ids=['noflip', 'flip'])
+def test_released_ik_on_released_network_outputs(flip):
+  """The released network's own outputs through the project's released-convention IK."""
+  fx = load_fixture('released_model.npz')
+  p = 'flip' if flip else 'noflip'
+  out = smpl.hybrik(smpl.synthetic_smpl_model(0), jnp.asarray(fx[f'{p}/shape']),
+                    jnp.asarray(fx[f'{p}/xyz_24']), jnp.asarray(fx[f'{p}/phi']),
+                    leaf_thetas=jnp.asarray(fx[f'{p}/leaf']), convention='released')
+  _check_rotations(np.asarray(out.rot_mats), fx[f'{p}/rotmats'])
+  np.testing.assert_allclose(np.asarray(out.vertices[:, ::50]), fx[f'{p}/vertices_every50'],
+                             atol=1e-4, rtol=0)
+  np.testing.assert_allclose(np.asarray(out.joints), fx[f'{p}/xyz_24_struct'], atol=1e-4, rtol=0)
+  np.testing.assert_allclose(np.asarray(out.joints_h36m), fx[f'{p}/xyz_17'], atol=1e-4, rtol=0)
 
 
 # ----------------------------------------------------------------------------
