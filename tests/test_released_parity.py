@@ -192,7 +192,10 @@ def test_ik_outputs_match_released(released_model, flip, name):
   got = np.asarray(project_outputs(released_model, flip)[name])
   chex.assert_shape(got, want.shape)
   if name == 'rotmats':
-    _check_rotations(got, want)
+    # The network's ~5e-6 differences pass through the IK, whose float32 error on
+    # these random skeletons is itself ~1e-4 (the released layer in float32 vs
+    # float64 differs by up to 5e-4 on the full-size model): measured 9e-5 here.
+    _check_rotations(got, want, atol=5e-4)
   else:
     np.testing.assert_allclose(got, want, atol=_IK[name], rtol=0)
 
