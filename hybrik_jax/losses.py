@@ -14,7 +14,17 @@ Components (names as in the returned dict), each as in the released
 
 MSE is a mean over every element (masked ones included), as torch.nn.MSELoss.
 The total is sum_k weights[k] * component_k. Paper weights (configs/paper.py):
-uvd 1, beta 1, theta 0.01, twist 0.01, phi_norm 1e-4.
+uvd 1, beta 1, theta 0.01, twist 0.01. The released criterion reads
+PHI_REG_WEIGHT / LEAF_REG_WEIGHT from its yaml but never adds those terms, so
+phi_norm and leaf_norm are 0 there (they stay available here).
+
+Quaternion sign (theta): a rotation is q or -q. The released code turns the
+predicted rotations into quaternions with `rotmat_to_quat`, whose sign is not
+w >= 0: it makes a "pivot" component positive, chosen from the matrix diagonal
+(`released_quaternion_sign`), while its targets have w >= 0. With
+`quaternion_sign='released'` the predicted quaternions get that sign, so the
+theta term equals the released one (tests/test_released_parity.py); the
+default 'w_positive' compares q and target on the same hemisphere.
 """
 
 from typing import Any, Mapping
@@ -26,6 +36,7 @@ from hybrik_jax.utils import check_shape
 
 UVD_SCALE = 64.0
 LOSS_NAMES = ('uvd', 'beta', 'theta', 'twist', 'phi_norm', 'leaf_norm')
+QUATERNION_SIGNS = ('w_positive', 'released')
 
 
 def _get(outputs: Any, name: str, default: Any = None) -> Any:
@@ -54,6 +65,19 @@ def unit_norm_penalty(x: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.square(_safe_norm(x) - 1.0))
 
 
+def released_quaternion_sign(rotmats: jnp.ndarray, quats: jnp.ndarray) -> jnp.ndarray:
+  """Gives quaternions (..., 4) of rotmats (..., 3, 3) the released code's sign.
+
+  The released `rotmat_to_quat` makes one component positive, picked from the
+  diagonal of R: if R22 < 1e-6, x when R00 > R11 else y; otherwise z when
+  R00 < -R11 else w. Measured equal (up to float32) to the released function.
+  """
+  r00, r11, r22 = rotmats[..., 0, 0], rotmats[..., 1, 1], rotmats[..., 2, 2]
+  pivot = jnp.where(r22 < 1e-6, jnp.where(r00 > r11, 1, 2), jnp.where(r00 < -r11, 3, 0))
+  comp = jnp.take_along_axis(quats, pivot[..., None], axis=-1)
+  return jnp.where(comp < 0, -quats, quats)
+
+
 def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
   weights = dict(weights)
   unknown = set(weights) - set(LOSS_NAMES)
@@ -64,7 +88,7 @@ def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
 
 
 def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
-                weights: Mapping[str, float]
+                weights: Mapping[str, float], *, quaternion_sign: str = 'w_positive'
                 ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
   """The weighted HybrIK loss and its components.
 
@@ -78,11 +102,16 @@ def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
       target_theta_weight, target_twist, target_twist_weight.
     weights: {name: weight} for the names in LOSS_NAMES (missing ones are 0).
       Python floats (static under jit): a zero weight skips its component.
+    quaternion_sign: sign of the quaternions made from pred_rotmats:
+      'w_positive' or 'released' (see the module docstring).
 
   Returns:
     (total, components): a float32 scalar and {'loss': total, name: value}.
   """
   w = _check_weights(weights)
+  if quaternion_sign not in QUATERNION_SIGNS:
+    raise ValueError(f'hybrik_loss: quaternion_sign must be one of {QUATERNION_SIGNS}, '
+                     f'got {quaternion_sign!r}')
   f32 = lambda x: jnp.asarray(x, jnp.float32)
   pred_uvd = f32(_get(outputs, 'pred_uvd'))
   pred_phi = f32(_get(outputs, 'pred_phi'))
@@ -113,6 +142,8 @@ def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
       rotmats = f32(_get(outputs, 'pred_rotmats'))
       check_shape('pred_rotmats', rotmats, (None, 24, 3, 3))
       pred_theta = geometry.matrix_to_quaternion(rotmats)
+      if quaternion_sign == 'released':
+        pred_theta = released_quaternion_sign(rotmats, pred_theta)
     pred_theta = f32(pred_theta)
     check_shape('pred_theta', pred_theta, (None, 24, 4))
     mask = f32(batch['target_theta_weight']) * smpl_weight[:, :, None]

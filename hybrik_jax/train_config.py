@@ -50,9 +50,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.worker_buffer_size = 2
   c.data.read_threads = 4
 
-  # Loss weights (losses.hybrik_loss).
+  # Loss weights (losses.hybrik_loss). phi_norm is 0 as in the released
+  # criteria (HybrIK and HybrIK-Transformer read PHI_REG_WEIGHT but never use it).
   c.loss = ml_collections.ConfigDict(dict(
-      uvd=1.0, beta=1.0, theta=0.01, twist=0.01, phi_norm=1e-4, leaf_norm=0.0))
+      uvd=1.0, beta=1.0, theta=0.01, twist=0.01, phi_norm=0.0, leaf_norm=0.0))
 
   c.optim = ml_collections.ConfigDict()
   c.optim.optimizer = 'adam'

@@ -11,6 +11,8 @@ from hybrik_jax import geometry
 from hybrik_jax import losses
 
 B = 3
+# The paper's weights plus a phi_norm term (the released criterion never adds it:
+# configs/paper.py has phi_norm 0; here it is on so that its formula is tested).
 PAPER_WEIGHTS = dict(uvd=1.0, beta=1.0, theta=0.01, twist=0.01, phi_norm=1e-4)
 
 
@@ -42,7 +44,10 @@ def _random_case(seed=0):
 
 
 def _torch_reference(outputs, batch, weights):
-  """HybrIK's L1LossDimSMPL.forward + phi_norm, on torch tensors."""
+  """HybrIK's L1LossDimSMPL.forward + this project's phi_norm, on torch tensors.
+
+  The released code itself is checked in test_released_parity.py.
+  """
   t = {k: torch.from_numpy(np.array(v)) for k, v in {**outputs, **batch}.items()}
   mse = torch.nn.MSELoss()
   sw = t['target_smpl_weight']
@@ -109,6 +114,23 @@ def test_unknown_weight_and_wrong_shape():
   outputs['pred_uvd'] = outputs['pred_uvd'][:, :17]
   with pytest.raises(ValueError, match='pred_uvd'):
     losses.hybrik_loss(outputs, batch, PAPER_WEIGHTS)
+
+
+def test_quaternion_sign_released_flips_only_signs():
+  outputs, batch = _random_case()
+  outputs['pred_rotmats'] = np.asarray(geometry.axis_angle_to_matrix(
+      jnp.asarray(np.random.default_rng(4).normal(0, 1.5, (B, 24, 3)), jnp.float32)))
+  rot = jnp.asarray(outputs['pred_rotmats'])
+  q = geometry.matrix_to_quaternion(rot)
+  q_released = losses.released_quaternion_sign(rot, q)
+  same = np.all(np.isclose(q_released, q), -1)
+  flipped = np.all(np.isclose(q_released, -q), -1)
+  assert np.all(same | flipped) and flipped.any()
+  _, w_pos = losses.hybrik_loss(outputs, batch, {'theta': 1.0})
+  _, rel = losses.hybrik_loss(outputs, batch, {'theta': 1.0}, quaternion_sign='released')
+  assert float(rel['theta']) > float(w_pos['theta'])  # targets have w >= 0
+  with pytest.raises(ValueError, match='quaternion_sign'):
+    losses.hybrik_loss(outputs, batch, {'theta': 1.0}, quaternion_sign='positive')
 
 
 def test_leaf_norm_penalty():
