@@ -5,13 +5,11 @@ Each fixture holds outputs of the released PyTorch code (boreshkinai/hybrik-tran
 regenerated from a stored seed; tests/data/released/README.md says how each was made.
 These tests run only the project (numpy + JAX, no torch) on the same inputs.
 
-Outputs that depend on the released IK conventions (rotations, vertices, the H36M
-joints regressed from the mesh, the leaf flip pairs) are marked xfail(strict=True)
-until the released-convention IK (issue 10, items 1-3) is merged: they then pass and
-the marks must go.
+Outputs that depend on the IK conventions (rotations, vertices, the H36M joints
+regressed from the mesh, the leaf flip pairs) use the converted model's config
+(`ik_convention='released'`), as `python -m hybrik_jax.convert` writes it.
 """
 
-import inspect
 import os
 
 import chex
@@ -28,11 +26,10 @@ from hybrik_jax import losses
 from hybrik_jax import metrics
 from hybrik_jax import smpl
 from hybrik_jax.data import augment
+from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'released')
-IK_PENDING = ('released IK conventions (issue 10 items 1-3: leaf slots, joint 23, '
-              'non-optimized IK) not merged yet; remove this mark when they are')
 
 
 def load_fixture(name: str, required=()) -> dict:
@@ -109,27 +106,22 @@ def released_model():
 
 
 _OUTPUTS = {}
-# Branch `fidelity` (issue 10 items 1-3) passes the model config to decode and
-# flip_test (its IK convention, leaf flip pairs, depth factor). Until it is merged
-# the old signatures are used; drop them (and the xfail marks) after the merge.
-_CONFIG_API = 'model_config' in inspect.signature(hybrik_model.decode).parameters
 
 
 def project_outputs(released_model, flip: bool) -> dict:
-  """The converted model's decoded outputs (today's decode API), cached per flip."""
+  """The converted model's decoded outputs, cached per flip.
+
+  The IK convention, leaf flip pairs and depth factor come from the converted config.
+  """
   if flip in _OUTPUTS:
     return _OUTPUTS[flip]
   _, variables, model_config, images, kwargs = released_model
   model = hybrik_model.create_model(model_config)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   body = smpl.synthetic_smpl_model(0)
-  if _CONFIG_API:  # the IK conventions and depth factor come from the converted config
-    raw = hybrik_model.flip_test(apply, images, model_config) if flip else apply(images)
-    kwargs = {k: v for k, v in kwargs.items() if k not in ('depth_factor', 'input_size')}
-    out = hybrik_model.decode(raw, smpl_model=body, model_config=model_config, **kwargs)
-  else:
-    raw = hybrik_model.flip_test(apply, images) if flip else apply(images)
-    out = hybrik_model.decode(raw, smpl_model=body, **kwargs)
+  raw = hybrik_model.flip_test(apply, images, model_config) if flip else apply(images)
+  kwargs = {k: v for k, v in kwargs.items() if k not in ('depth_factor', 'input_size')}
+  out = hybrik_model.decode(raw, smpl_model=body, model_config=model_config, **kwargs)
   _OUTPUTS[flip] = dict(
       uvd=out.pred_uvd, phi=out.pred_phi, shape=out.pred_shape, leaf=out.pred_leaf,
       xyz_24=out.pred_xyz_24, xyz_24_struct=out.pred_xyz_24_struct, xyz_17=out.pred_xyz_17,
@@ -161,8 +153,6 @@ def test_leaf_quaternions_match_released_without_flip(released_model):
   np.testing.assert_allclose(got, fx['noflip/leaf'], atol=1e-4, rtol=0)
 
 
-@pytest.mark.xfail(strict=True, reason='leaf flip pairs: released ((0, 1), (3, 4)), project '
-                   '((1, 2), (3, 4)); ' + IK_PENDING)
 def test_leaf_quaternions_match_released_with_flip(released_model):
   fx = released_model[0]
   got = np.asarray(project_outputs(released_model, True)['leaf'])
@@ -183,7 +173,6 @@ def _check_rotations(got, want, atol=1e-4):
   assert bad.size == 0, f'rotations of joints {bad.tolist()} differ by {err[bad].round(4).tolist()}'
 
 
-@pytest.mark.xfail(strict=True, reason=IK_PENDING)
 @pytest.mark.parametrize('flip', [False, True], ids=['noflip', 'flip'])
 @pytest.mark.parametrize('name', sorted(_IK))
 def test_ik_outputs_match_released(released_model, flip, name):
@@ -200,9 +189,6 @@ def test_ik_outputs_match_released(released_model, flip, name):
     np.testing.assert_allclose(got, want, atol=_IK[name], rtol=0)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="smpl.hybrik(convention='released') is not on this branch yet "
-                   '(fidelity 1ed63a4); remove this mark when it is merged')
 @pytest.mark.parametrize('flip', [False, True], ids=['noflip', 'flip'])
 def test_released_ik_on_released_network_outputs(flip):
   """The released network's own outputs through the project's released-convention IK."""
@@ -232,20 +218,14 @@ def test_flip_uvd_and_twists_match_released():
   np.testing.assert_array_equal(np.asarray(got['pred_shape']), fx['raw/pred_shape'])
 
 
-@pytest.mark.xfail(strict=True, reason='leaf flip pairs ((0, 1), (3, 4)) in the released '
-                   'slot order; ' + IK_PENDING)
 def test_flip_leaf_matches_released():
   fx = load_fixture('released_flip.npz', ('raw/pred_leaf', 'released/pred_leaf'))
   raw = {'pred_uvd': jnp.zeros((fx['raw/pred_leaf'].shape[0], 24, 3)),
          'pred_phi': jnp.zeros((fx['raw/pred_leaf'].shape[0], 23, 2)),
          'pred_leaf': jnp.asarray(fx['raw/pred_leaf'])}
-  if _CONFIG_API:  # the converted (released) model's leaf flip pairs
-    from hybrik_jax.models import config as config_lib  # pylint: disable=g-import-not-at-top
-    pairs = config_lib.ik_settings(config_lib.get_model_config(
-        **config_lib.ik_fields('released'))).leaf_flip_pairs
-    got = hybrik_model.flip_outputs(raw, leaf_flip_pairs=pairs)
-  else:
-    got = hybrik_model.flip_outputs(raw)
+  pairs = config_lib.ik_settings(config_lib.get_model_config(
+      **config_lib.ik_fields('released'))).leaf_flip_pairs  # the released leaf flip pairs
+  got = hybrik_model.flip_outputs(raw, leaf_flip_pairs=pairs)
   np.testing.assert_array_equal(np.asarray(got['pred_leaf']), fx['released/pred_leaf'])
 
 
@@ -404,9 +384,8 @@ def _protocol_metrics(fx, dataset, monkeypatch):
       target_xyz_weight_24=jnp.ones((n, 24, 3)),
       target_theta=jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0]), (n, 24, 1)),
       target_beta=jnp.zeros((n, 10)), target_smpl_weight=jnp.zeros((n, 1)), mask=jnp.ones((n,)))
-  size = ({'model_config': {'input_size': 8}} if _CONFIG_API  # decode is bypassed
-          else {'input_size': 8})
-  step = evaluate.make_eval_step(_StoredPredictions(), smpl.synthetic_smpl_model(0), **size,
+  step = evaluate.make_eval_step(_StoredPredictions(), smpl.synthetic_smpl_model(0),
+                                 model_config={'input_size': 8},  # decode is bypassed
                                  protocol=evaluate.protocol_for(dataset), flip_test=False)
   sums, _ = step({'p17': jnp.asarray(fx['pred17']), 'p24': jnp.asarray(fx['pred24'])}, batch)
   sums.pop('non_finite_outputs')
