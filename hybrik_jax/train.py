@@ -88,19 +88,17 @@ def _train_mix(config) -> list[tuple[str, float]]:
 _BUILDABLE = ('synthetic_humans',)
 
 
-def _build_missing(config, names: Sequence[str]) -> None:
-  """Builds the missing no-download datasets among `names` (process 0)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+def _build_missing(config, names: Sequence[tuple[str, str]]) -> None:
+  """Builds the missing no-download datasets among (name, split) (process 0)."""
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
-  for name in dict.fromkeys(names):
+  for name, split in dict.fromkeys(names):
     base = input_pipeline.base_name(name)
     if base not in _BUILDABLE:
       continue
     builder_config = name.split('/')[1] if '/' in name else None
     if jax.process_index() == 0:
       try:
-        input_pipeline.open_data_source(name, config.data.train_split,
-                                        config.data.data_dir)
+        input_pipeline.open_data_source(name, split, config.data.data_dir)
         continue
       except ValueError:
         pass
@@ -108,7 +106,6 @@ def _build_missing(config, names: Sequence[str]) -> None:
       print(f'{name} is not built yet: building it (once).', flush=True)
       prepare_data.build(base, data_dir=config.data.data_dir,
                          config=builder_config)
-    del tfds
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices('hybrik_jax dataset build')
@@ -119,7 +116,8 @@ def _open_sources(config, data_sources):
   data_sources = dict(data_sources or {})
   names = [n for n, _ in _train_mix(config) if n not in data_sources]
   if config.data.build_if_missing:
-    _build_missing(config, names + [config.data.eval_dataset])
+    _build_missing(config, [(n, config.data.train_split) for n in names] +
+                   [(config.data.eval_dataset, config.data.eval_split)])
   out = {}
   for name, _ in _train_mix(config):
     if name in data_sources:

@@ -227,3 +227,26 @@ def test_summary_lists_the_three_numbers():
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
   assert '50.0% below' in text and '/w/checkpoints' in text
+
+
+def test_build_missing_builds_every_missing_dataset(monkeypatch):
+  """Two unbuilt datasets: both are built (the second used to hit an
+  UnboundLocalError), each checked with its own split, each built once."""
+  from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  opened, built = [], []
+
+  def missing(name, split, data_dir):
+    opened.append((name, split))
+    raise ValueError(f'{name} not found in {data_dir}')
+
+  monkeypatch.setattr(input_pipeline, 'open_data_source', missing)
+  monkeypatch.setattr(prepare_data, 'build',
+                      lambda base, data_dir, config: built.append((base, config)))
+  train._build_missing(config, [('synthetic_humans/tiny', 'train'),
+                                ('h36m', 'train'),
+                                ('synthetic_humans/small', 'validation'),
+                                ('synthetic_humans/tiny', 'train')])
+  assert opened == [('synthetic_humans/tiny', 'train'),
+                    ('synthetic_humans/small', 'validation')]
+  assert built == [('synthetic_humans', 'tiny'), ('synthetic_humans', 'small')]
