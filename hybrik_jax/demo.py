@@ -169,21 +169,19 @@ def estimate_translation(joints: np.ndarray, joints_2d: np.ndarray,
 # ----------------------------------------------------------------------------
 
 
-def make_predict_fn(model, smpl_model, *, input_size: int, flip_test: bool = True):
+def make_predict_fn(model, smpl_model, *, model_config, flip_test: bool = True):
   """Jitted (variables, image (1,S,S,3), trans_inv (1,2,3), K (1,3,3), z_root (1,))
   -> dict: raw head outputs, the decoded ModelOutput fields, and the body
   re-skinned in one frame (vertices, joints 24, joints 17, model frame)."""
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
   def predict(variables, image, trans_inv, intrinsics, z_root):
-    apply = lambda x: model.apply(variables, x, train=False)
-    raw = models.flip_test(apply, image) if flip_test else apply(image)
-    raw = {k: (None if v is None else v.astype(jnp.float32)) for k, v in dict(raw).items()}
     joint_root = jnp.stack([jnp.zeros_like(z_root), jnp.zeros_like(z_root), z_root], -1)
     depth = jnp.full((image.shape[0], 1), features.DEFAULT_DEPTH_FACTOR, jnp.float32)
-    out = models.decode(raw, smpl_model=smpl_model, trans_inv=trans_inv,
-                        intrinsics=intrinsics, joint_root=joint_root,
-                        depth_factor=depth, input_size=input_size)
+    out = models.predict(model, variables, image, trans_inv=trans_inv,
+                         intrinsics=intrinsics, joint_root=joint_root,
+                         depth_factor=depth, smpl_model=smpl_model,
+                         flip_test=flip_test, model_config=model_config)
     body = smpl_lib.skin(smpl_model, out.pred_shape, out.pred_rotmats)
     return {'uvd': out.pred_uvd, 'phi': out.pred_phi, 'betas': out.pred_shape,
             'rotmats': out.pred_rotmats, 'valid': out.valid,
@@ -227,7 +225,7 @@ def predict_image(variables, model_config, smpl_model, image: np.ndarray,
   input_size = int(model_config.input_size)
   if predict_fn is None:
     predict_fn = make_predict_fn(models.create_model(model_config), smpl_model,
-                                 input_size=input_size, flip_test=flip_test)
+                                 model_config=model_config, flip_test=flip_test)
   inp, trans_inv = input_pipeline.preprocess_image(image, bbox, input_size)
   K = virtual_intrinsics(image.shape, crop_side(bbox))
   # First guess: the crop spans depth_factor (2.2 m) at this focal length.

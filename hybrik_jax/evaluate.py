@@ -355,7 +355,7 @@ def load_rootnet(json_path: str, annotations_path: str | None = None) -> RootTab
 # ----------------------------------------------------------------------------
 
 
-def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
+def make_eval_step(model, smpl_model, *, model_config, protocol: Protocol,
                    flip_test: bool = True) -> Callable:
   """A jitted (variables, batch) -> (sums, per_example).
 
@@ -367,15 +367,8 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
   def step(variables, batch):
-    images = batch['image']
-    apply = lambda x: model.apply(variables, x, train=False)
-    raw = models.flip_test(apply, images) if flip_test else apply(images)
-    raw = {k: (None if v is None else v.astype(jnp.float32))
-           for k, v in dict(raw).items()}
-    out = models.decode(
-        raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
-        intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-        depth_factor=batch['depth_factor'], input_size=input_size)
+    out = models.predict_batch(model, variables, batch, smpl_model=smpl_model,
+                               flip_test=flip_test, model_config=model_config)
     # Padding rows do not count. Non-finite network outputs do count: decode
     # zeroes them, so they score as (large) errors instead of vanishing.
     sample = batch['mask'].astype(jnp.float32)
@@ -565,7 +558,7 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
 
   model = models.create_model(model_config)
   input_size = int(model_config.input_size)
-  step = make_eval_step(model, smpl_model, input_size=input_size,
+  step = make_eval_step(model, smpl_model, model_config=model_config,
                         protocol=protocol, flip_test=flip_test)
 
   if data_source is None:

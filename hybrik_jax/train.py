@@ -327,7 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
       loss_weights=loss_weights, input_size=input_size)
   eval_fn = train_lib.jit_eval_step(
-      mesh, smpl_model=smpl_model, model=model, input_size=input_size)
+      mesh, smpl_model=smpl_model, model=model, model_config=config.model)
 
   def run_eval(variables, fn=eval_fn):
     return evaluate(fn, variables, config, mesh=mesh, input_size=input_size,

@@ -25,6 +25,7 @@ import optax
 from hybrik_jax import losses
 from hybrik_jax import metrics as metrics_lib
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.models import predict as predict_lib
 
 PyTree = Any
 DATA_AXIS = 'data'
@@ -228,14 +229,12 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
 
 
 def predict_joints17(variables: Mapping[str, PyTree], batch, *, model,
-                     smpl_model, input_size: int) -> jnp.ndarray:
+                     smpl_model, model_config) -> jnp.ndarray:
   """(B, 17, 3) metres, H36M joints of the skinned body, pelvis at origin."""
-  raw = _f32(dict(model.apply(variables, batch['image'], train=False)))
-  decoded = hybrik_model.decode(
-      raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
-      intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-      depth_factor=batch['depth_factor'], input_size=input_size)
-  return metrics_lib.root_align(decoded.pred_xyz_17)
+  out = predict_lib.predict_batch(model, variables, batch,
+                                  smpl_model=smpl_model, flip_test=False,
+                                  model_config=model_config)
+  return metrics_lib.root_align(out.pred_xyz_17)
 
 
 def joint_error_sums(pred17: jnp.ndarray, batch) -> dict[str, jnp.ndarray]:
@@ -256,11 +255,11 @@ def joint_error_sums(pred17: jnp.ndarray, batch) -> dict[str, jnp.ndarray]:
           'count': jnp.sum(example_valid)}
 
 
-def eval_step(variables, batch, *, model, smpl_model, input_size: int
+def eval_step(variables, batch, *, model, smpl_model, model_config
               ) -> dict[str, jnp.ndarray]:
   """Error sums of the model on one (global) eval batch."""
   pred17 = predict_joints17(variables, batch, model=model,
-                            smpl_model=smpl_model, input_size=input_size)
+                            smpl_model=smpl_model, model_config=model_config)
   return joint_error_sums(pred17, batch)
 
 

@@ -77,7 +77,8 @@ def test_oracle_prediction_lands_on_the_person(generator, scene_example):
          'pred_phi': element['target_twist'][None],
          'pred_shape': element['target_beta'][None],
          'pred_leaf': element['target_theta'][None][:, list(constants.LEAF_PARENT_JOINTS)]}
-  fn = demo.make_predict_fn(_OracleModel(), generator.model, input_size=size,
+  fn = demo.make_predict_fn(_OracleModel(), generator.model,
+                            model_config={'input_size': size},
                             flip_test=False)
   pred = demo.predict_image({'params': raw}, ml_collections.ConfigDict({'input_size': size}),
                             generator.model, image, bbox, predict_fn=fn)

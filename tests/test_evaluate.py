@@ -88,7 +88,8 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
          'pred_leaf': stacked['target_theta'][:, list(constants.LEAF_PARENT_JOINTS)]}
   everything = evaluate.Protocol(evaluate.H36M_EVAL_14, smpl_24=True, pve=True,
                                  pck=True)
-  step = evaluate.make_eval_step(_OracleModel(), generator.model, input_size=size,
+  step = evaluate.make_eval_step(_OracleModel(), generator.model,
+                                 model_config={'input_size': size},
                                  protocol=everything, flip_test=False)
   sums, per_example = jax.device_get(step({'params': raw}, batch))
   values = {k: float(v.compute()) for k, v in sums.items()}
