@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hybrik_jax import checkpointing
 from hybrik_jax import geometry
 from hybrik_jax import input_pipeline
 from hybrik_jax import models
@@ -352,7 +353,7 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   Raises:
     DemoError: no checkpoint (with how to get one), unreadable image, bad box.
   """
-  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
 
   if not checkpoint:
     raise DemoError(HOW_TO_GET_A_CHECKPOINT)
@@ -361,11 +362,12 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   image = read_image(image_path)
   box = parse_bbox(bbox, image.shape)
   try:
-    variables, model_config, _ = evaluate.load_checkpoint(checkpoint)
+    loaded = checkpointing.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise DemoError(f'{e}\n\n{HOW_TO_GET_A_CHECKPOINT}') from e
+  variables, model_config = loaded.variables, loaded.model_config
   if smpl_model is None:
-    smpl_model, body_desc = evaluate.load_body_model(smpl_path, None, h36m_regressor)
+    smpl_model, body_desc = smpl.load_body_model(smpl_path, h36m_regressor)
   else:
     body_desc = 'given body model'
   pred = predict_image(variables, model_config, smpl_model, image, box,

@@ -575,6 +575,34 @@ def save_smpl_pkl(model: SMPLModel, path) -> None:
     pickle.dump(data, f, protocol=2)
 
 
+def load_body_model(model_path: str | None, h36m_regressor_path: str | None = None,
+                    *, dataset: str | None = None) -> tuple[SMPLModel, str]:
+  """(SMPLModel, description): the given SMPL file, else the synthetic body.
+
+  The one place the trainer, `evaluate` and `demo` get their body model.
+  The synthetic body model is only right for synthetic_humans (and for models
+  trained on it); the real benchmarks need the real neutral SMPL model, so for
+  them (`dataset` a real benchmark's name) a missing file is an error;
+  `dataset` None falls back to the synthetic body.
+
+  Raises:
+    FileNotFoundError: `model_path` given but missing.
+    ValueError: no SMPL file for a real benchmark, saying where to get one.
+  """
+  if model_path:
+    if not os.path.exists(model_path):
+      raise FileNotFoundError(f'SMPL model file {model_path!r} not found')
+    return (load_smpl(model_path, h36m_regressor_path or None),
+            f'SMPL {os.path.basename(model_path)}')
+  if dataset is None or dataset.split('/')[0].split(':')[0] == 'synthetic_humans':
+    return synthetic_smpl_model(), 'synthetic body model'
+  raise ValueError(
+      f'evaluating on {dataset!r} needs the real SMPL body model: download '
+      f'basicModel_neutral_lbs_10_207_0_v1.0.0.pkl ({SMPL_SITE}) and '
+      "HybrIK's J_regressor_h36m.npy and pass --smpl PATH --h36m_regressor PATH "
+      '(or set config.smpl.model_path / h36m_regressor_path).')
+
+
 # --------------------------------------------------------------------------------------
 # The synthetic body
 

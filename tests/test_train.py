@@ -43,7 +43,7 @@ def setup(examples):
   state = train_lib.create_train_state(model, tx, jax.random.key(0),
                                        config.model.input_size)
   it = input_pipeline.create_train_iterator(
-      config.data, global_batch_size=config.batch_size, seed=0,
+      input_pipeline.DataConfig.from_config(config.data), global_batch_size=config.batch_size, seed=0,
       input_size=config.model.input_size,
       data_sources={DATASET: examples[0]})
   batch = next(it)
@@ -231,22 +231,20 @@ def test_summary_lists_the_three_numbers():
 
 def test_build_missing_builds_every_missing_dataset(monkeypatch):
   """Two unbuilt datasets: both are built (the second used to hit an
-  UnboundLocalError), each checked with its own split, each built once."""
+  UnboundLocalError), each once."""
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
   config = test_config.get_config()
   opened, built = [], []
 
-  def missing(name, split, data_dir):
-    opened.append((name, split))
-    raise ValueError(f'{name} not found in {data_dir}')
+  def missing(name, data_dir):
+    opened.append(name)
+    return False
 
-  monkeypatch.setattr(input_pipeline, 'open_data_source', missing)
+  monkeypatch.setattr(prepare_data, 'is_built', missing)
   monkeypatch.setattr(prepare_data, 'build',
                       lambda base, data_dir, config: built.append((base, config)))
-  train._build_missing(config, [('synthetic_humans/tiny', 'train'),
-                                ('h36m', 'train'),
-                                ('synthetic_humans/small', 'validation'),
-                                ('synthetic_humans/tiny', 'train')])
-  assert opened == [('synthetic_humans/tiny', 'train'),
-                    ('synthetic_humans/small', 'validation')]
+  train._build_missing(input_pipeline.DataConfig.from_config(config.data), [
+      'synthetic_humans/tiny', 'h36m', 'synthetic_humans/small',
+      'synthetic_humans/tiny'])
+  assert opened == ['synthetic_humans/tiny', 'synthetic_humans/small']
   assert built == [('synthetic_humans', 'tiny'), ('synthetic_humans', 'small')]
