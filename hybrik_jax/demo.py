@@ -353,7 +353,7 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   Raises:
     DemoError: no checkpoint (with how to get one), unreadable image, bad box.
   """
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
 
   if not checkpoint:
     raise DemoError(HOW_TO_GET_A_CHECKPOINT)
@@ -367,7 +367,7 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
     raise DemoError(f'{e}\n\n{HOW_TO_GET_A_CHECKPOINT}') from e
   variables, model_config = loaded.variables, loaded.model_config
   if smpl_model is None:
-    smpl_model, body_desc = smpl.load_body_model(smpl_path, h36m_regressor)
+    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
   else:
     body_desc = 'given body model'
   pred = predict_image(variables, model_config, smpl_model, image, box,

@@ -464,7 +464,7 @@ def evaluate(checkpoint: str, dataset: str | None = None, *,
     MPJPE, counts, root source, checkpoint, protocol details.
   """
   from hybrik_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
 
   loaded = checkpointing.load_for_inference(checkpoint)
   variables, model_config = loaded.variables, loaded.model_config
@@ -482,8 +482,8 @@ def evaluate(checkpoint: str, dataset: str | None = None, *,
     smpl_config = (config.get('smpl') if config is not None else None) or {}
     smpl_path = smpl_path or smpl_config.get('model_path')
     h36m_regressor = h36m_regressor or smpl_config.get('h36m_regressor_path')
-    smpl_model, body_desc = smpl.load_body_model(smpl_path, h36m_regressor,
-                                                 dataset=dataset)
+    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor,
+                                                    dataset=dataset)
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
   roots = load_rootnet(rootnet_json, rootnet_annotations) if rootnet_json else None

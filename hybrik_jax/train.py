@@ -270,9 +270,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      f'{jax.device_count()}')
 
   # --- Body model -----------------------------------------------------------
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  smpl_model, _ = smpl.load_body_model(config.smpl.model_path,
-                                       config.smpl.h36m_regressor_path)
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  smpl_model, _ = smpl_io.load_body_model(config.smpl.model_path,
+                                          config.smpl.h36m_regressor_path)
 
   # --- Input ----------------------------------------------------------------
   input_size = int(config.model.input_size)

@@ -13,7 +13,7 @@ from hybrik_jax import evaluate
 from hybrik_jax import input_pipeline
 from hybrik_jax import models
 from hybrik_jax import protocols
-from hybrik_jax import smpl
+from hybrik_jax import smpl_io
 from hybrik_jax.data import synthetic
 
 
@@ -211,7 +211,7 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
   with pytest.raises(ValueError, match='unknown dataset'):
     protocols.protocol_for('imagenet')
   with pytest.raises(ValueError, match='real SMPL body model'):
-    smpl.load_body_model(None, dataset='pw3d')
+    smpl_io.load_body_model(None, dataset='pw3d')
   # The CLI prints the error and exits with status 2.
   rc = evaluate.main(['--checkpoint', str(tmp_path / 'nope'), '--dataset', 'pw3d'])
   assert rc == 2

@@ -12,10 +12,10 @@ from hybrik_jax import input_pipeline
 from hybrik_jax import metrics
 from hybrik_jax import models
 from hybrik_jax import protocols
-from hybrik_jax import smpl
 from hybrik_jax import train
 from hybrik_jax import train_lib
 from hybrik_jax.data import synthetic
+from hybrik_jax.data import synthetic_body
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -93,7 +93,7 @@ def test_trainer_validation_equals_evaluate(tiny_checkpoint, tmp_path):
   mesh = train_lib.create_mesh()
   protocol = protocols.protocol_for(config.data.eval_dataset)
   eval_fn = train_lib.jit_eval_step(
-      mesh, smpl_model=smpl.synthetic_smpl_model(),
+      mesh, smpl_model=synthetic_body.synthetic_smpl_model(),
       model=models.create_model(model_config), model_config=model_config,
       protocol=protocol)
   trainer = train.evaluate(

@@ -15,10 +15,10 @@ import pytest
 
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
-from hybrik_jax import smpl
 from hybrik_jax import train
 from hybrik_jax import train_lib
 from hybrik_jax.data import synthetic
+from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import hybrik as hybrik_model
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
@@ -48,7 +48,7 @@ def setup(examples):
       data_sources={DATASET: examples[0]})
   batch = next(it)
   mesh = train_lib.create_mesh()
-  smpl_model = smpl.synthetic_smpl_model()
+  smpl_model = synthetic_body.synthetic_smpl_model()
   # One compiled step shared by the tests below.
   step = train_lib.jit_train_step(
       mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,

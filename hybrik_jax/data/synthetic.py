@@ -1,7 +1,7 @@
 """synthetic_humans: random SMPL bodies rendered with exact labels.
 
 Each example is a posed, shaped body of the synthetic SMPL model
-(`hybrik_jax.smpl.synthetic_smpl_model()`, or any SMPLModel) seen by a random
+(`hybrik_jax.data.synthetic_body.synthetic_smpl_model()`, or any SMPLModel) seen by a random
 pinhole camera over a random background, rendered with `data.render` (one
 colour per body part, Lambert + ambient). The labels are the common fields of
 `data.features` and are exact: the 29 joints are the posed HybrIK skeleton
@@ -239,8 +239,8 @@ def place_camera(verts_rel: np.ndarray, scene: Scene, size: int):
 
 @functools.lru_cache(maxsize=None)
 def _default_model():
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  return smpl.synthetic_smpl_model()
+  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  return synthetic_body.synthetic_smpl_model()
 
 
 @functools.lru_cache(maxsize=None)
