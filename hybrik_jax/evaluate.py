@@ -1,11 +1,13 @@
 r"""Benchmark evaluation with HybrIK's protocols.
 
-  python -m hybrik_jax.evaluate --checkpoint DIR --dataset pw3d \
+  python -m hybrik_jax.evaluate --checkpoint DIR [--dataset pw3d] \
       [--config configs/x.py] [--smpl SMPL_NEUTRAL.pkl] [--rootnet_json FILE]
 
 DIR is an exported model (`checkpointing.save_model`: a trained, averaged or
 converted PyTorch model) or a training workdir (its latest checkpoint). The
-dataset is a prepared TFDS dataset (`python -m hybrik_jax.prepare_data`).
+dataset is a prepared TFDS dataset (`python -m hybrik_jax.prepare_data`);
+by default the one, with the builder config, split and data settings, that the
+checkpoint was validated on in training (`resolve_dataset`).
 Prints a table and writes it as JSON beside the checkpoint
 (`<DIR>_eval_<dataset>_<split>.json`, or --output).
 

@@ -338,10 +338,12 @@ def open_data_source(name: str, split: str, data_dir: str | None = None):
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # Name the dataset and what to do.
+    config = name.split(':')[0].split('/')[1] if '/' in name else None
+    build = f'--dataset {base_name(name)}' + (f' --config {config}' if config else '')
     raise ValueError(
         f'could not open TFDS dataset {name!r} split {split!r} in data_dir '
         f'{data_dir!r}: {e}. Prepare it first (python -m hybrik_jax.prepare_data '
-        f'--dataset {base_name(name)}, array_record format) or fix config.data.'
+        f'{build}, array_record format) or fix config.data.'
     ) from e
 
 

@@ -119,6 +119,7 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
   table = evaluate.format_table(results)
   assert 'PCK@150mm' in table and 'RootNet' in table and 'sequence TS2' in table
   assert 'mean over sequences' in table
+  assert 'mpi_inf_3dhp (17 H36M joints, PA on the same joints, flip test on' in table
 
   # Default output path: beside the checkpoint directory.
   path = evaluate.default_output_path(tiny_checkpoint, 'synthetic_humans/tiny',

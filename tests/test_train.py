@@ -15,6 +15,7 @@ import pytest
 
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
+from hybrik_jax import protocols
 from hybrik_jax import train
 from hybrik_jax import train_lib
 from hybrik_jax.data import synthetic
@@ -145,6 +146,11 @@ def test_resume_equals_uninterrupted(examples, tmp_path):
     config.steps_per_epoch = 2
     config.evals.max_batches = 1
     full = _run(config, tmp_path / 'full', examples)
+    # The checkpoint records the config: evaluate defaults to its validation set.
+    loaded = checkpointing.load_for_inference(tmp_path / 'full')
+    assert loaded.step == 4
+    assert loaded.train_config.data.eval_dataset == config.data.eval_dataset
+    assert loaded.train_config.data.eval_split == config.data.eval_split
     first = _run(config, tmp_path / 'resumed', examples, stop_after_steps=2)
     assert first['step'] == 2 and 'eval' not in first
     resumed = _run(config, tmp_path / 'resumed', examples)
@@ -219,6 +225,7 @@ def test_missing_dataset_names_the_build_command(tmp_path):
 def test_summary_lists_the_three_numbers():
   summary = {
       'step': 10, 'workdir': '/w', 'checkpoint_dir': '/w/checkpoints',
+      'protocol': protocols.PROTOCOLS['h36m'].describe(),
       'baselines': {'untrained': {'mpjpe': 500.0, 'pa_mpjpe': 300.0},
                     'mean_pose': {'mpjpe': 200.0, 'pa_mpjpe': 150.0}},
       'eval': {'mpjpe': 100.0, 'pa_mpjpe': 80.0}}
@@ -227,6 +234,7 @@ def test_summary_lists_the_three_numbers():
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
   assert '50.0% below' in text and '/w/checkpoints' in text
+  assert 'Validation protocol: h36m_p2 (14 H36M joints' in text
 
 
 def test_build_missing_builds_every_missing_dataset(monkeypatch):
