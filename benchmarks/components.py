@@ -47,8 +47,8 @@ import numpy as np
 from benchmarks import efficiency
 from benchmarks import model_numbers
 from hybrik_jax import losses
-from hybrik_jax import smpl as smpl_lib
 from hybrik_jax import train_lib
+from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import deconv_head
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.models import resnet
@@ -215,7 +215,7 @@ def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 5,
                      f'choose from {COMPONENTS}')
   log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
   if smpl_model is None:
-    smpl_model = smpl_lib.synthetic_smpl_model()
+    smpl_model = synthetic_body.synthetic_smpl_model()
   size = int(config.model.input_size)
   rows = []
   for prog in component_programs(config, batch_size, smpl_model):

@@ -28,7 +28,7 @@ trainer does, is compiled once per head with
     both see the same machine load; synthetic batch on the device.
 
 The batch is synthetic (random but valid: ARCHITECTURE.md "Batches") and the
-body model is `smpl.synthetic_smpl_model()` (same array shapes as SMPL), so no
+body model is `synthetic_body.synthetic_smpl_model()` (same array shapes as SMPL), so no
 dataset or SMPL file is needed. --batch-size is per device (the paper: 64 on
 each of 4 GPUs); the global batch is batch size x local devices.
 
@@ -58,8 +58,8 @@ import ml_collections
 import numpy as np
 
 from benchmarks import model_numbers
-from hybrik_jax import smpl as smpl_lib
 from hybrik_jax import train_lib
+from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import hybrik as hybrik_model
 
 HEADS = ('transformer', 'deconv')
@@ -424,7 +424,7 @@ def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 10,
   """The whole benchmark; returns the JSON-able report."""
   mesh = train_lib.create_mesh()
   if smpl_model is None:
-    smpl_model = smpl_lib.synthetic_smpl_model()
+    smpl_model = synthetic_body.synthetic_smpl_model()
   log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
   programs = {}
   results = {}

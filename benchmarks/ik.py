@@ -26,6 +26,7 @@ from hybrik_jax import geometry
 from hybrik_jax import ik
 from hybrik_jax import kinematics
 from hybrik_jax import smpl
+from hybrik_jax.data import synthetic_body
 
 
 def _time(fn, args, repeats):
@@ -76,7 +77,7 @@ def main():
 
   print(f'device: {jax.devices()[0].device_kind} ({jax.default_backend()}), '
         f'jax {jax.__version__}')
-  model = smpl.synthetic_smpl_model()
+  model = synthetic_body.synthetic_smpl_model()
 
   def ik_grad(joints, rest, phis):
     return jax.grad(lambda *a: jnp.sum(ik.inverse_kinematics(*a)**2), (0, 1, 2))(

@@ -81,7 +81,8 @@ class JpegSource:
 def measure(data_config, sources, *, batch_size, input_size, workers, threads,
             num_batches, warmup) -> tuple[float, float]:
   """(images per wall-clock second, per CPU second of this process) after warmup."""
-  cfg = dict(data_config, read_threads=threads, worker_buffer_size=2)
+  cfg = input_pipeline.DataConfig.from_config(
+      dict(data_config, read_threads=threads, worker_buffer_size=2))
   it = input_pipeline.create_train_iterator(
       cfg, global_batch_size=batch_size, seed=0, input_size=input_size,
       data_sources=sources, worker_count=workers, shard_index=0, shard_count=1)

@@ -98,8 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     variables, model_config, steps = average_last_epochs(args.workdir,
                                                          args.last)
+    _, meta = epoch_checkpoint_steps(args.workdir)
     checkpointing.save_model(args.out, variables, model_config,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite,
+                             train_config=meta.get('config'))
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

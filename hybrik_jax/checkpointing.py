@@ -21,7 +21,8 @@ Two formats:
     data_iter  the input iterator's state (grain's handler: one JSON file per
                process), so a resumed run sees the same examples as an
                uninterrupted one
-    meta       JSON: model config, steps per epoch, format version
+    meta       JSON: model config, steps per epoch, the whole training config
+               (evaluate defaults to its validation set), format version
 
   Checkpoints are written every N steps and at the end of each epoch; the
   latest checkpoint (for resuming) and the last `keep_epochs` epoch-end
@@ -32,8 +33,10 @@ Two formats:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging as logging_lib
 import os
 import sys
 from typing import Any, Mapping, Sequence
@@ -49,6 +52,8 @@ from grain import checkpoint as grain_checkpoint
 PyTree = Any
 
 MODEL_CONFIG_FILE = 'model_config.json'
+# The training config of an exported model, when known (average_checkpoints).
+TRAIN_CONFIG_FILE = 'train_config.json'
 VARIABLES_DIR = 'variables'
 CHECKPOINTS_DIR = 'checkpoints'
 FORMAT_VERSION = 1
@@ -120,7 +125,8 @@ def save_model(directory: str | os.PathLike[str],
                variables: Mapping[str, PyTree],
                model_config: Mapping[str, Any] | ml_collections.ConfigDict,
                *,
-               overwrite: bool = False) -> epath.Path:
+               overwrite: bool = False,
+               train_config: Mapping[str, Any] | None = None) -> epath.Path:
   """Writes an exported model: variables + model config.
 
   Args:
@@ -130,6 +136,8 @@ def save_model(directory: str | os.PathLike[str],
       or missing; it is saved as {}). Other collections are refused.
     model_config: the model config (`config.model`), JSON-serialisable.
     overwrite: replace an existing model in `directory`.
+    train_config: the config that trained it (optional; `evaluate` then
+      defaults to its validation dataset, split and data settings).
 
   Returns:
     The directory as an `epath.Path`.
@@ -163,6 +171,9 @@ def save_model(directory: str | os.PathLike[str],
     checkpointer.wait_until_finished()
   if jax.process_index() == 0:
     (directory / MODEL_CONFIG_FILE).write_text(config_json)
+    if train_config is not None:
+      (directory / TRAIN_CONFIG_FILE).write_text(json.dumps(
+          config_to_dict(train_config), indent=2, sort_keys=True))
   logging.info('Saved model to %s', directory)
   return directory
 
@@ -238,6 +249,80 @@ def _metadata_tree(metadata: Any) -> PyTree:
 
 
 # ---------------------------------------------------------------------------
+# Inference: an exported model or a training workdir's latest checkpoint.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class InferenceModel:
+  """What `load_for_inference` read.
+
+  Attributes:
+    variables: {'params', 'batch_stats'} on the first local device.
+    model_config: the model's config.
+    description: what was read, for result tables ('exported model DIR',
+      'training workdir DIR, step N').
+    train_config: the training config that made it (its validation dataset,
+      split and data settings), or None when unknown (a converted model).
+    step: the training step, or None for an exported model.
+  """
+  variables: dict[str, PyTree]
+  model_config: ml_collections.ConfigDict
+  description: str
+  train_config: ml_collections.ConfigDict | None = None
+  step: int | None = None
+
+
+def load_for_inference(path: str | os.PathLike[str]) -> InferenceModel:
+  """Variables and configs of an exported model or a training workdir.
+
+  Raises:
+    FileNotFoundError: `path` is neither (or has no committed checkpoint),
+      saying what to do.
+    ValueError: a checkpoint whose metadata lacks the model config.
+  """
+  path = os.fspath(path)
+  if not os.path.isdir(path):
+    raise FileNotFoundError(
+        f'checkpoint {path!r} does not exist. Give an exported model directory '
+        '(train on synthetic_humans with `python -m hybrik_jax.train`, or convert '
+        'the published PyTorch weights with `python -m hybrik_jax.convert`) or a '
+        'training workdir.')
+  if is_exported_model(path):
+    variables, model_config = load_model(path)
+    train_file = epath.Path(path) / TRAIN_CONFIG_FILE
+    train_config = (dict_to_config(json.loads(train_file.read_text()))
+                    if train_file.exists() else None)
+    return InferenceModel(variables, model_config, f'exported model {path}',
+                          train_config)
+  if os.path.isdir(os.path.join(path, CHECKPOINTS_DIR)):
+    manager = create_checkpoint_manager(path, steps_per_epoch=1,
+                                        keep_epochs=None, async_save=False,
+                                        read_only=True)
+    try:
+      step = latest_step(manager)
+      if step is None:
+        raise FileNotFoundError(f'training workdir {path!r} has no committed '
+                                'checkpoint yet.')
+      meta = restore_meta(manager, step)
+      model_dict = meta.get('model') or meta.get('model_config')
+      if not model_dict:
+        raise ValueError(f'checkpoint {path!r} step {step}: its metadata has '
+                         f'no model config (keys {sorted(meta)}).')
+      variables = restore_variables(manager, step)
+    finally:
+      manager.close()
+    train_config = dict_to_config(meta['config']) if meta.get('config') else None
+    return InferenceModel(variables,
+                          complete_model_config(dict_to_config(model_dict), path),
+                          f'training workdir {path}, step {step}',
+                          train_config, step)
+  raise FileNotFoundError(
+      f'{path!r} is neither an exported model (no {MODEL_CONFIG_FILE} and '
+      f'{VARIABLES_DIR}/) nor a training workdir (no {CHECKPOINTS_DIR}/).')
+
+
+# ---------------------------------------------------------------------------
 # Training checkpoints.
 # ---------------------------------------------------------------------------
 
@@ -290,12 +375,49 @@ def create_checkpoint_manager(workdir: str | os.PathLike[str],
       create=not read_only,
       read_only=read_only,
       cleanup_tmp_directories=not read_only,
+      # A reader never saves (Orbax would warn while setting this itself).
+      save_interval_steps=0 if read_only else 1,
   )
-  return ocp.CheckpointManager(
-      checkpoint_dir(workdir),
-      options=options,
-      item_names=(_STATE, _DATA_ITER, _META),
-  )
+  with _without_log_message(_READ_ONLY_MESSAGE if read_only else None):
+    return ocp.CheckpointManager(
+        checkpoint_dir(workdir),
+        options=options,
+        item_names=(_STATE, _DATA_ITER, _META),
+    )
+
+
+# Orbax logs this WARNING whenever a CheckpointManager is opened with
+# read_only=True (checkpoint_manager.py), with no option to turn it off. Read-only
+# is what we ask for (evaluate, demo and average_checkpoints must never write
+# to or clean up a workdir a training job may be using), so on every such run
+# it would look like a fault; only this exact message is dropped, only while
+# the manager is created.
+_READ_ONLY_MESSAGE = 'Given directory is read only=%s'
+
+
+class _DropMessage(logging_lib.Filter):
+
+  def __init__(self, message: str):
+    super().__init__()
+    self._message = message
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    return record.msg != self._message
+
+
+@contextlib.contextmanager
+def _without_log_message(message: str | None):
+  """Drops absl/Python log records whose format string is `message`."""
+  if message is None:
+    yield
+    return
+  handler_filter = _DropMessage(message)
+  logger = logging.get_absl_logger()
+  logger.addFilter(handler_filter)
+  try:
+    yield
+  finally:
+    logger.removeFilter(handler_filter)
 
 
 def latest_step(manager: ocp.CheckpointManager) -> int | None:
@@ -421,7 +543,10 @@ def restore_variables(manager: ocp.CheckpointManager,
   if not state_dir.exists():
     raise FileNotFoundError(f'no train state at {state_dir}')
   with ocp.PyTreeCheckpointer() as checkpointer:
-    metadata = _metadata_tree(checkpointer.metadata(state_dir).item_metadata)
+    # The item's own metadata (the handler's): the checkpointer's metadata()
+    # also looks for a step metadata file inside the item directory, which
+    # a CheckpointManager writes one level up, and warns that it is missing.
+    metadata = _metadata_tree(ocp.PyTreeCheckpointHandler().metadata(state_dir))
     abstract = _local_abstract_tree(
         {k: metadata[k] for k in ('params', 'batch_stats') if k in metadata})
     restored = checkpointer.restore(

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hybrik_jax import checkpointing
 from hybrik_jax import geometry
 from hybrik_jax import input_pipeline
 from hybrik_jax import models
@@ -176,13 +177,11 @@ def make_predict_fn(model, smpl_model, *, model_config, flip_test: bool = True):
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
   def predict(variables, image, trans_inv, intrinsics, z_root):
-    apply = lambda x: model.apply(variables, x, train=False)
-    raw = models.flip_test(apply, image, model_config) if flip_test else apply(image)
-    raw = {k: (None if v is None else v.astype(jnp.float32)) for k, v in dict(raw).items()}
     joint_root = jnp.stack([jnp.zeros_like(z_root), jnp.zeros_like(z_root), z_root], -1)
-    out = models.decode(raw, smpl_model=smpl_model, trans_inv=trans_inv,
-                        intrinsics=intrinsics, joint_root=joint_root,
-                        model_config=model_config)
+    out = models.predict(model, variables, image, trans_inv=trans_inv,
+                         intrinsics=intrinsics, joint_root=joint_root,
+                         smpl_model=smpl_model, flip_test=flip_test,
+                         model_config=model_config)
     body = smpl_lib.skin(smpl_model, out.pred_shape, out.pred_rotmats)
     return {'uvd': out.pred_uvd, 'phi': out.pred_phi, 'betas': out.pred_shape,
             'rotmats': out.pred_rotmats, 'valid': out.valid,
@@ -353,7 +352,7 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   Raises:
     DemoError: no checkpoint (with how to get one), unreadable image, bad box.
   """
-  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
 
   if not checkpoint:
     raise DemoError(HOW_TO_GET_A_CHECKPOINT)
@@ -362,11 +361,12 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   image = read_image(image_path)
   box = parse_bbox(bbox, image.shape)
   try:
-    variables, model_config, _ = evaluate.load_checkpoint(checkpoint)
+    loaded = checkpointing.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise DemoError(f'{e}\n\n{HOW_TO_GET_A_CHECKPOINT}') from e
+  variables, model_config = loaded.variables, loaded.model_config
   if smpl_model is None:
-    smpl_model, body_desc = evaluate.load_body_model(smpl_path, None, h36m_regressor)
+    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
   else:
     body_desc = 'given body model'
   pred = predict_image(variables, model_config, smpl_model, image, box,

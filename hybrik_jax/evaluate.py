@@ -1,40 +1,19 @@
 r"""Benchmark evaluation with HybrIK's protocols.
 
-  python -m hybrik_jax.evaluate --checkpoint DIR --dataset pw3d \
+  python -m hybrik_jax.evaluate --checkpoint DIR [--dataset pw3d] \
       [--config configs/x.py] [--smpl SMPL_NEUTRAL.pkl] [--rootnet_json FILE]
 
 DIR is an exported model (`checkpointing.save_model`: a trained, averaged or
 converted PyTorch model) or a training workdir (its latest checkpoint). The
-dataset is a prepared TFDS dataset (`python -m hybrik_jax.prepare_data`).
+dataset is a prepared TFDS dataset (`python -m hybrik_jax.prepare_data`);
+by default the one, with the builder config, split and data settings, that the
+checkpoint was validated on in training (`resolve_dataset`).
 Prints a table and writes it as JSON beside the checkpoint
 (`<DIR>_eval_<dataset>_<split>.json`, or --output).
 
-The protocols, read from Jeff-sjtu/HybrIK's evaluation code
-(hybrik/datasets/{h36m_smpl,pw3d,hp3d}.py, scripts/validate_smpl.py):
-
-* Every 3D error is root-relative: prediction and ground truth are translated
-  so that their pelvis is at the origin. The predicted joints are the 17
-  Human3.6M joints regressed from the predicted mesh (`pred_xyz_17`).
-* h36m (protocol 2, test subjects S9 and S11; the builder's 'test' split):
-  14 of the 17 joints (`H36M_EVAL_14`: no pelvis, torso, nose); PA-MPJPE
-  aligns all 17 joints, then takes the 14 (`evaluate_xyz_17`).
-* pw3d: the same 14 joints, aligned after selecting them; also the 24 SMPL
-  joints of the skinned body (MPJPE-24, PA-MPJPE-24, `evaluate_xyz_24`) and
-  PVE, the mean vertex error of the meshes relative to their H36M pelvis
-  (the ground-truth mesh from its SMPL parameters with the same neutral body
-  model, as HybrIK's forward_gt_theta; no alignment).
-* mpi_inf_3dhp: all 17 joints for MPJPE and PA-MPJPE; 3D PCK at 150 mm and
-  AUC over 0..150 mm in 5 mm steps on the 14 joints of 3DHP's groups (head,
-  neck, shoulders, elbows, wrists, hips, knees, ankles: `HP3D_PCK_JOINTS`,
-  given in the H36M order of `joints17_cam`). HybrIK's evaluate_xyz_17 indexes
-  those groups in the 3DHP order after reordering the joints to H36M's, which
-  picks different joints; we use the groups' joints themselves.
-  Per-sequence (TS1..TS6) MPJPE, PCK and AUC are reported, and their means
-  over sequences (HybrIK's 'Avg' lines) beside the all-frame averages.
-* synthetic_humans: as pw3d (exact labels, the synthetic body model).
-
-Averages count every valid joint once (HybrIK: np.mean over samples x joints).
-Flip test is on by default (--noflip_test turns it off).
+The protocols (joints, alignment, flip test, root) are `hybrik_jax.protocols`,
+the same the trainer's validation uses: a checkpoint gets the same numbers
+from both. Flip test is on by default (--noflip_test turns it off).
 
 Root depth. The uvd -> camera-space lifting needs the absolute depth of the
 root. HybrIK's evaluation uses the ground-truth root; with --rootnet_json the
@@ -59,68 +38,14 @@ import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
 
 from hybrik_jax import checkpointing
-from hybrik_jax import geometry
 from hybrik_jax import metrics
 from hybrik_jax import models
-
-# 14 of the 17 H36M joints used on Human3.6M and 3DPW (HybrIK EVAL_JOINTS):
-# every joint but pelvis (0), torso (7) and nose (9).
-H36M_EVAL_14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
-ALL_17 = tuple(range(17))
-# 3DHP's PCK joint groups, as indices of the H36M-17 order: head (top) 10,
-# neck 8, shoulders 11 14, elbows 12 15, wrists 13 16, hips 1 4, knees 2 5,
-# ankles 3 6.
-HP3D_PCK_JOINTS = (10, 8, 11, 14, 12, 15, 13, 16, 1, 4, 2, 5, 3, 6)
-# Human3.6M protocol 2 test subjects.
-H36M_TEST_SUBJECTS = (9, 11)
-# Human3.6M actions 2..16 (file names `s_XX_act_YY_...`; HybrIK action_name).
-H36M_ACTIONS = ('Directions', 'Discussion', 'Eating', 'Greeting', 'Phoning',
-                'Posing', 'Purchases', 'Sitting', 'SittingDown', 'Smoking',
-                'Photo', 'Waiting', 'Walking', 'WalkDog', 'WalkTogether')
-
-
-@dataclasses.dataclass(frozen=True)
-class Protocol:
-  """What a benchmark measures (see the module docstring).
-
-  Attributes:
-    eval_joints: indices into the 17 H36M joints that the errors use.
-    align_all_17: Procrustes on all 17 joints before selecting (Human3.6M),
-      else on the selected joints only.
-    smpl_24: also MPJPE/PA-MPJPE on the 24 SMPL joints.
-    pve: also the per-vertex error.
-    pck: also 3D PCK / AUC on `pck_joints`.
-    pck_joints: indices into the 17 H36M joints.
-    group_pattern: regex on image_file whose first group names the
-      per-group breakdown (action, sequence), or None.
-    group_name: what a group is.
-  """
-  eval_joints: tuple[int, ...]
-  align_all_17: bool = False
-  smpl_24: bool = False
-  pve: bool = False
-  pck: bool = False
-  pck_joints: tuple[int, ...] = HP3D_PCK_JOINTS
-  group_pattern: str | None = None
-  group_name: str = ''
-
-
-PROTOCOLS = {
-    'h36m': Protocol(H36M_EVAL_14, align_all_17=True,
-                     group_pattern=r'_act_(\d+)_', group_name='action'),
-    'pw3d': Protocol(H36M_EVAL_14, smpl_24=True, pve=True,
-                     group_pattern=r'([^/\\]+)[/\\][^/\\]+$',
-                     group_name='sequence'),
-    'mpi_inf_3dhp': Protocol(ALL_17, pck=True, group_pattern=r'(TS\d+)',
-                             group_name='sequence'),
-    'synthetic_humans': Protocol(H36M_EVAL_14, smpl_24=True, pve=True),
-}
+from hybrik_jax import protocols
 
 # Fields of the preprocessed batch the evaluation step reads.
 _STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
@@ -129,82 +54,9 @@ _STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
               'target_smpl_weight', 'mask')
 
 
-def group_of(protocol: Protocol, image_file: str) -> str | None:
-  """The breakdown group of an example (H36M action, 3DPW/3DHP sequence)."""
-  if not protocol.group_pattern:
-    return None
-  match = re.search(protocol.group_pattern, image_file)
-  if match is None:
-    return None
-  group = match.group(1)
-  if protocol.group_name == 'action' and group.isdigit():
-    index = int(group) - 2
-    if 0 <= index < len(H36M_ACTIONS):
-      return H36M_ACTIONS[index]
-  return group
-
-
-def base_name(dataset: str) -> str:
-  """'synthetic_humans/tiny' -> 'synthetic_humans'; 'pw3d:1.0.0' -> 'pw3d'."""
-  return dataset.split('/')[0].split(':')[0]
-
-
-def protocol_for(dataset: str) -> Protocol:
-  name = base_name(dataset)
-  if name not in PROTOCOLS:
-    raise ValueError(f'unknown dataset {dataset!r}: evaluation protocols exist '
-                     f'for {sorted(PROTOCOLS)}')
-  return PROTOCOLS[name]
-
-
 # ----------------------------------------------------------------------------
 # Checkpoints and configs.
 # ----------------------------------------------------------------------------
-
-
-def load_checkpoint(path: str | os.PathLike[str]
-                    ) -> tuple[dict[str, Any], ml_collections.ConfigDict, str]:
-  """Variables and model config of an exported model or a training workdir.
-
-  Returns:
-    (variables, model_config, description) where description says what was
-    read (for the results table).
-
-  Raises:
-    FileNotFoundError: `path` is neither, with what to do.
-  """
-  path = os.fspath(path)
-  if not os.path.isdir(path):
-    raise FileNotFoundError(
-        f'checkpoint {path!r} does not exist. Give an exported model directory '
-        '(train on synthetic_humans with `python -m hybrik_jax.train`, or convert '
-        'the published PyTorch weights with `python -m hybrik_jax.convert`) or a '
-        'training workdir.')
-  if checkpointing.is_exported_model(path):
-    variables, model_config = checkpointing.load_model(path)
-    return variables, model_config, f'exported model {path}'
-  if os.path.isdir(os.path.join(path, checkpointing.CHECKPOINTS_DIR)):
-    manager = checkpointing.create_checkpoint_manager(
-        path, steps_per_epoch=1, keep_epochs=None, async_save=False,
-        read_only=True)
-    step = checkpointing.latest_step(manager)
-    if step is None:
-      raise FileNotFoundError(f'training workdir {path!r} has no committed '
-                              'checkpoint yet.')
-    meta = checkpointing.restore_meta(manager, step)
-    model_dict = meta.get('model') or meta.get('model_config')
-    if not model_dict:
-      raise ValueError(f'checkpoint {path!r} step {step}: its metadata has no '
-                       f'model config (keys {sorted(meta)}).')
-    variables = checkpointing.restore_variables(manager, step)
-    manager.close()
-    return (variables, checkpointing.complete_model_config(
-        checkpointing.dict_to_config(model_dict), path),
-            f'training workdir {path}, step {step}')
-  raise FileNotFoundError(
-      f'{path!r} is neither an exported model (no {checkpointing.MODEL_CONFIG_FILE}'
-      f' and {checkpointing.VARIABLES_DIR}/) nor a training workdir (no '
-      f'{checkpointing.CHECKPOINTS_DIR}/).')
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:
@@ -218,30 +70,38 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   return module.get_config(arg) if arg else module.get_config()
 
 
-def load_body_model(smpl_path: str | None, dataset: str | None,
-                    h36m_regressor: str | None = None):
-  """(SMPLModel, description): the given SMPL file, else the synthetic body.
+def resolve_dataset(dataset: str | None, split: str | None,
+                    train_config: ml_collections.ConfigDict | None
+                    ) -> tuple[str, str]:
+  """(dataset, split) to evaluate: what was asked, completed from the
+  checkpoint's training config.
 
-  The synthetic body model is only right for synthetic_humans (and for models
-  trained on it); the real benchmarks need the real neutral SMPL model, so for
-  them a missing file is an error (`dataset` None: the demo, which falls back).
+  No dataset: the one the checkpoint was validated on. A plain name of that
+  dataset ('synthetic_humans'): its builder config ('synthetic_humans/small').
+  No split: the validated split for that dataset, else 'validation' for
+  synthetic_humans and 'test' for the benchmarks.
 
   Raises:
-    ValueError: no SMPL file for a real benchmark, saying where to get one.
+    ValueError: no dataset given and the checkpoint does not record one.
   """
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  if smpl_path:
-    if not os.path.exists(smpl_path):
-      raise FileNotFoundError(f'SMPL model file {smpl_path!r} not found')
-    return (smpl.load_smpl(smpl_path, h36m_regressor or None),
-            f'SMPL {os.path.basename(smpl_path)}')
-  if dataset is None or base_name(dataset) == 'synthetic_humans':
-    return smpl.synthetic_smpl_model(), 'synthetic body model'
-  raise ValueError(
-      f'evaluating on {dataset!r} needs the real SMPL body model: download '
-      'basicModel_neutral_lbs_10_207_0_v1.0.0.pkl (smpl.is.tue.mpg.de) and '
-      "HybrIK's J_regressor_h36m.npy and pass --smpl PATH --h36m_regressor PATH "
-      '(or set config.smpl.model_path / h36m_regressor_path).')
+  data = train_config.get('data') if train_config is not None else None
+  trained_on = data.get('eval_dataset') if data is not None else None
+  if dataset is None:
+    if not trained_on:
+      raise ValueError('--dataset is needed: the checkpoint does not record the '
+                       'dataset it was validated on (h36m | pw3d | mpi_inf_3dhp '
+                       '| synthetic_humans[/config])')
+    dataset = trained_on
+  elif (trained_on and dataset == protocols.base_name(dataset) and
+        protocols.base_name(trained_on) == dataset):
+    dataset = trained_on
+  if split is None:
+    if trained_on and dataset == trained_on and data.get('eval_split'):
+      split = data.get('eval_split')
+    else:
+      split = ('validation' if protocols.base_name(dataset) == 'synthetic_humans'
+               else 'test')
+  return dataset, split
 
 
 # ----------------------------------------------------------------------------
@@ -356,83 +216,22 @@ def load_rootnet(json_path: str, annotations_path: str | None = None) -> RootTab
 # ----------------------------------------------------------------------------
 
 
-def make_eval_step(model, smpl_model, *, model_config, protocol: Protocol,
+def make_eval_step(model, smpl_model, *, model_config,
+                   protocol: protocols.Protocol,
                    flip_test: bool = True) -> Callable:
-  """A jitted (variables, batch) -> (sums, per_example).
+  """A jitted (variables, batch) -> protocols.batch_metrics (sums, per_example).
 
-  sums: {name: metrics.SumCount} (plus 'non_finite_outputs', the examples whose
-  network outputs were not finite; they are scored with decode's zeros);
-  per_example: {'mpjpe'[, 'pck', 'auc']: (total (B,), count (B,))} over each
-  example's valid eval joints (for the per-action / per-sequence tables).
+  The prediction is `models.predict_batch`; non-finite network outputs count
+  (decode scores them as zeros) and are counted in 'non_finite_outputs'.
   """
-  from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
   def step(variables, batch):
-    images = batch['image']
-    apply = lambda x: model.apply(variables, x, train=False)
-    raw = models.flip_test(apply, images, model_config) if flip_test else apply(images)
-    raw = {k: (None if v is None else v.astype(jnp.float32))
-           for k, v in dict(raw).items()}
-    out = models.decode(
-        raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
-        intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-        model_config=model_config)
-    # Padding rows do not count. Non-finite network outputs do count: decode
-    # zeroes them, so they score as (large) errors instead of vanishing.
-    sample = batch['mask'].astype(jnp.float32)
-    sums_invalid = metrics.SumCount.from_values(
-        (~out.valid).astype(jnp.float32), sample)
-
-    pred17 = metrics.root_align(out.pred_xyz_17)
-    gt17 = metrics.root_align(batch['joints17_cam'].astype(jnp.float32))
-    valid17 = batch['joints17_valid'].astype(jnp.float32)
-    mask17 = valid17 * valid17[:, :1] * sample[:, None]  # needs the pelvis
-    sel = jnp.asarray(protocol.eval_joints)
-    if protocol.align_all_17:
-      aligned = metrics.procrustes_align(pred17, gt17, mask17)[:, sel]
-    else:
-      aligned = metrics.procrustes_align(pred17[:, sel], gt17[:, sel],
-                                         mask17[:, sel])
-    err = metrics.joint_errors(pred17[:, sel], gt17[:, sel])
-    err_pa = metrics.joint_errors(aligned, gt17[:, sel])
-    m = mask17[:, sel]
-    sums = {'mpjpe': metrics.SumCount.from_values(err, m),
-            'pa_mpjpe': metrics.SumCount.from_values(err_pa, m)}
-    # Per-example (sum, count) pairs for the per-action / per-sequence tables.
-    per_example = {'mpjpe': (jnp.sum(err * m, -1), jnp.sum(m, -1))}
-    if protocol.pck:
-      err17 = metrics.joint_errors(pred17, gt17)
-      psel = jnp.asarray(protocol.pck_joints)
-      e, pm = err17[:, psel], mask17[:, psel]
-      t = jnp.asarray(metrics.AUC_THRESHOLDS_MM, e.dtype)
-      pck_values = 100.0 * (e < metrics.PCK_THRESHOLD_MM).astype(e.dtype)
-      auc_values = 100.0 * jnp.mean((e[..., None] < t).astype(e.dtype), -1)
-      sums['pck'] = metrics.SumCount.from_values(pck_values, pm)
-      sums['auc'] = metrics.SumCount.from_values(auc_values, pm)
-      per_example['pck'] = (jnp.sum(pck_values * pm, -1), jnp.sum(pm, -1))
-      per_example['auc'] = (jnp.sum(auc_values * pm, -1), jnp.sum(pm, -1))
-    if protocol.smpl_24:
-      pred24 = metrics.root_align(out.pred_xyz_24_struct)
-      gt24 = batch['target_xyz_24'].astype(jnp.float32)  # root-relative
-      m24 = batch['target_xyz_weight_24'][..., 0].astype(jnp.float32) * sample[:, None]
-      sums['mpjpe_24'] = metrics.SumCount.from_values(
-          metrics.joint_errors(pred24, gt24), m24)
-      sums['pa_mpjpe_24'] = metrics.SumCount.from_values(
-          metrics.joint_errors(metrics.procrustes_align(pred24, gt24, m24), gt24),
-          m24)
-    if protocol.pve:
-      rot = geometry.quaternion_to_matrix(batch['target_theta'].astype(jnp.float32))
-      gt_body = smpl_lib.forward(smpl_model, batch['target_beta'].astype(jnp.float32),
-                                 rot)
-      # Both meshes relative to their H36M pelvis (regressed from the mesh),
-      # as HybrIK's SMPL layer returns them (validate_smpl.py, test_vertice).
-      gt_verts = gt_body.vertices - gt_body.joints_h36m[:, :1]
-      pred_verts = out.pred_vertices - out.pred_xyz_17[:, :1]
-      vmask = batch['target_smpl_weight'].reshape(-1).astype(jnp.float32) * sample
-      sums['pve'] = metrics.SumCount.from_values(
-          metrics.joint_errors(pred_verts, gt_verts), vmask[:, None])
-    sums['non_finite_outputs'] = sums_invalid
-    return sums, per_example
+    out = models.predict_batch(model, variables, batch, smpl_model=smpl_model,
+                               flip_test=flip_test, model_config=model_config)
+    return protocols.batch_metrics(
+        protocol, batch, pred_xyz_17=out.pred_xyz_17,
+        pred_xyz_24=out.pred_xyz_24_struct, pred_vertices=out.pred_vertices,
+        valid=out.valid, smpl_model=smpl_model)
 
   return jax.jit(step)
 
@@ -503,15 +302,133 @@ def iterate_batches(source, *, batch_size: int, input_size: int,
 # Evaluation.
 # ----------------------------------------------------------------------------
 
-METRIC_LABELS = {
-    'mpjpe': ('MPJPE', 'mm'), 'pa_mpjpe': ('PA-MPJPE', 'mm'),
-    'mpjpe_24': ('MPJPE (24 SMPL joints)', 'mm'),
-    'pa_mpjpe_24': ('PA-MPJPE (24 SMPL joints)', 'mm'),
-    'pve': ('PVE', 'mm'), 'pck': ('PCK@150mm', '%'), 'auc': ('AUC', '%'),
-}
+@dataclasses.dataclass
+class EvalRun:
+  """What `run` accumulated over a split (before any averaging).
+
+  Attributes:
+    sums: summed protocols.batch_metrics sums.
+    groups: {group: {metric: [total, count]}} per action / sequence.
+    num_examples: real examples seen.
+    num_rootnet: examples whose root came from the RootNet table.
+    wrong_subjects: Human3.6M subjects outside protocol 2's test set.
+    seconds: wall time.
+  """
+  sums: dict[str, metrics.SumCount]
+  groups: dict[str, dict[str, list[float]]]
+  num_examples: int = 0
+  num_rootnet: int = 0
+  wrong_subjects: set[int] = dataclasses.field(default_factory=set)
+  seconds: float = 0.0
 
 
-def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
+def run(step: Callable, variables, batches: Iterable, *,
+        protocol: protocols.Protocol, roots: RootTable | None = None,
+        check_h36m_subjects: bool = False, progress=None) -> EvalRun:
+  """Runs `step` over (batch, image_files) pairs; sums the metrics.
+
+  Args:
+    step: make_eval_step's function.
+    variables: the model variables.
+    batches: iterate_batches' output.
+    protocol: for the per-group breakdown.
+    roots: RootNet roots replacing the batch's joint_root where found.
+    check_h36m_subjects: note subjects outside S9/S11 (file names s_XX_act).
+    progress: a tqdm bar to update, or None.
+  """
+  start = time.time()
+  result = EvalRun(sums=None, groups=collections.defaultdict(
+      lambda: collections.defaultdict(lambda: [0.0, 0.0])))
+  for batch, files in batches:
+    if roots is not None:
+      joint_root = batch['joint_root'].copy()
+      for i, f in enumerate(files):
+        root = roots.lookup(f)
+        if root is not None:
+          joint_root[i] = root
+          result.num_rootnet += 1
+      batch['joint_root'] = joint_root
+    if check_h36m_subjects:
+      for f in files:
+        match = re.search(r's_(\d+)_act', f)
+        if match and int(match.group(1)) not in protocols.H36M_TEST_SUBJECTS:
+          result.wrong_subjects.add(int(match.group(1)))
+    batch_sums, per_example = jax.device_get(step(variables, batch))
+    result.sums = metrics.merge_sums(result.sums, batch_sums)
+    for i, f in enumerate(files):
+      group = protocols.group_of(protocol, f)
+      if group is None:
+        continue
+      for name, (total, count) in per_example.items():
+        result.groups[group][name][0] += float(total[i])
+        result.groups[group][name][1] += float(count[i])
+    result.num_examples += len(files)
+    if progress is not None:
+      progress.update(len(files))
+  if result.sums is None:
+    raise ValueError('the evaluation dataset is empty')
+  result.seconds = time.time() - start
+  return result
+
+
+def summarise(result: EvalRun, *, protocol: protocols.Protocol,
+              flip_test: bool, roots: RootTable | None = None,
+              **info) -> dict[str, Any]:
+  """EvalRun -> the results dict (metrics mm / %, counts, per-group, root).
+
+  `info` (dataset, split, checkpoint, ...) is copied in first.
+  """
+  averages = protocols.averages(result.sums)
+  values = {k: averages[k] for k in protocols.METRIC_LABELS if k in averages}
+  counts = {k: int(round(float(result.sums[k].count))) for k in values}
+  n, n_rootnet = result.num_examples, result.num_rootnet
+  if roots is None:
+    root_source = protocol.root
+  elif n_rootnet == n:
+    root_source = f'RootNet ({roots.source})'
+  else:
+    root_source = (f'RootNet ({roots.source}) for {n_rootnet} of {n}, '
+                   'ground truth for the rest')
+  results = dict(info)
+  results.update({
+      'protocol': protocol.name,
+      'protocol_description': protocol.describe(flip_test),
+      'num_examples': n, 'flip_test': bool(flip_test),
+      'non_finite_outputs': int(round(averages['non_finite_outputs'])),
+      'root_depth': root_source, 'root_depth_rootnet_examples': n_rootnet,
+      'eval_joints': list(protocol.eval_joints),
+      'metrics': values, 'counts': counts,
+      'units': {k: protocols.METRIC_LABELS[k][1] for k in values},
+      'seconds': round(result.seconds, 2),
+  })
+  if protocol.pck:
+    results['pck_joints'] = list(protocol.pck_joints)
+  if result.groups:
+    per_group = {
+        g: {name: per[name][0] / per[name][1] for name in protocols.METRIC_LABELS
+            if name in per and per[name][1] > 0}
+        for g, per in sorted(result.groups.items())}
+    results[f'per_{protocol.group_name}'] = per_group
+    # HybrIK's 'Avg' lines: the mean over groups, each group weighing the same.
+    for name in ('mpjpe', 'pck', 'auc'):
+      vals = [v[name] for v in per_group.values() if name in v]
+      if vals and protocol.group_name == 'sequence' and protocol.pck:
+        results[f'{name}_mean_over_{protocol.group_name}s'] = float(np.mean(vals))
+  return results
+
+
+def write(results: Mapping[str, Any], output: str) -> str:
+  """Writes the results as JSON (directories made); returns the path."""
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  tmp = output + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(results, f, indent=2)
+  os.replace(tmp, output)
+  return output
+
+
+def evaluate(checkpoint: str, dataset: str | None = None, *,
+             split: str | None = None,
              config: ml_collections.ConfigDict | None = None,
              data_dir: str | None = None, data_source=None,
              smpl_path: str | None = None, h36m_regressor: str | None = None,
@@ -521,14 +438,16 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
              rootnet_annotations: str | None = None,
              num_examples: int | None = None, output: str | None = None,
              progress: bool = True) -> dict[str, Any]:
-  """Evaluates a checkpoint on a benchmark; returns and writes the results.
+  """Evaluates a checkpoint on a benchmark: load, `run`, `summarise`, `write`.
 
   Args:
     checkpoint: exported model directory or training workdir.
-    dataset: 'h36m' | 'pw3d' | 'mpi_inf_3dhp' | 'synthetic_humans[/config]'.
-    split: TFDS split.
-    config: the experiment config (optional): config.data.data_dir,
-      scale_mult, read_threads and config.smpl are read if present.
+    dataset: 'h36m' | 'pw3d' | 'mpi_inf_3dhp' | 'synthetic_humans[/config]';
+      default and builder config: see `resolve_dataset`.
+    split: TFDS split (default: see `resolve_dataset`).
+    config: the experiment config: config.data.data_dir, scale_mult,
+      read_threads and config.smpl are read if present. Default: the config
+      that trained the checkpoint, when recorded.
     data_dir: TFDS data_dir (overrides the config's).
     data_source: a random-access source of examples (tests) instead of TFDS.
     smpl_path: SMPL .pkl; default config.smpl.model_path, else the synthetic
@@ -547,124 +466,64 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
     MPJPE, counts, root source, checkpoint, protocol details.
   """
   from hybrik_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
 
-  protocol = protocol_for(dataset)
-  data_config = (config.get('data') if config is not None else None) or {}
-  get = lambda c, k, d=None: (c.get(k, d) if hasattr(c, 'get') else d)
-  data_dir = data_dir or get(data_config, 'data_dir')
-  variables, model_config, ckpt_desc = load_checkpoint(checkpoint)
+  loaded = checkpointing.load_for_inference(checkpoint)
+  variables, model_config = loaded.variables, loaded.model_config
+  if config is None:
+    config = loaded.train_config
+  dataset, split = resolve_dataset(dataset, split, loaded.train_config)
+  protocol = protocols.protocol_for(dataset)
+  # The config is read here, once.
+  data = input_pipeline.DataConfig.from_config(
+      config.get('data') if config is not None else None)
+  data_dir = data_dir or data.data_dir
   if smpl_model is not None:
     body_desc = 'given body model'
   else:
-    smpl_config = get(config, 'smpl', {}) if config is not None else {}
-    smpl_path = smpl_path or get(smpl_config, 'model_path')
-    h36m_regressor = h36m_regressor or get(smpl_config, 'h36m_regressor_path')
-    smpl_model, body_desc = load_body_model(smpl_path, dataset, h36m_regressor)
+    smpl_config = (config.get('smpl') if config is not None else None) or {}
+    smpl_path = smpl_path or smpl_config.get('model_path')
+    h36m_regressor = h36m_regressor or smpl_config.get('h36m_regressor_path')
+    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor,
+                                                    dataset=dataset)
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}')
   roots = load_rootnet(rootnet_json, rootnet_annotations) if rootnet_json else None
 
-  model = models.create_model(model_config)
-  input_size = int(model_config.input_size)
-  step = make_eval_step(model, smpl_model, model_config=model_config,
-                        protocol=protocol, flip_test=flip_test)
-
+  step = make_eval_step(models.create_model(model_config), smpl_model,
+                        model_config=model_config, protocol=protocol,
+                        flip_test=flip_test)
   if data_source is None:
     data_source = input_pipeline.open_data_source(dataset, split, data_dir)
   total = len(data_source) if num_examples is None else min(num_examples, len(data_source))
   batches = iterate_batches(
-      data_source, batch_size=batch_size, input_size=input_size,
-      scale_mult=input_pipeline.scale_mult_for(data_config, dataset),
+      data_source, batch_size=batch_size,
+      input_size=int(model_config.input_size),
+      scale_mult=data.scale_mult_for(dataset),
       dataset_id=input_pipeline.dataset_id(dataset), num_examples=num_examples,
-      read_threads=int(get(data_config, 'read_threads', 4)))
-
-  sums = None
-  groups = collections.defaultdict(lambda: collections.defaultdict(lambda: [0.0, 0.0]))
-  n_rootnet = n_examples = 0
-  wrong_subjects = set()
-  start = time.time()
-  bar = tqdm.tqdm(total=total, desc=f'eval {dataset}/{split}', unit='img',
-                  disable=not progress, dynamic_ncols=True)
-  for batch, files in batches:
-    real = len(files)
-    if roots is not None:
-      joint_root = batch['joint_root'].copy()
-      for i, f in enumerate(files):
-        root = roots.lookup(f)
-        if root is not None:
-          joint_root[i] = root
-          n_rootnet += 1
-      batch['joint_root'] = joint_root
-    if base_name(dataset) == 'h36m':
-      for f in files:
-        match = re.search(r's_(\d+)_act', f)
-        if match and int(match.group(1)) not in H36M_TEST_SUBJECTS:
-          wrong_subjects.add(int(match.group(1)))
-    batch_sums, per_example = jax.device_get(step(variables, batch))
-    sums = metrics.merge_sums(sums, batch_sums)
-    if protocol.group_pattern:
-      for i, f in enumerate(files):
-        group = group_of(protocol, f)
-        if group is None:
-          continue
-        for name, (total, count) in per_example.items():
-          groups[group][name][0] += float(total[i])
-          groups[group][name][1] += float(count[i])
-    n_examples += real
-    bar.update(real)
-  bar.close()
-  if wrong_subjects:
-    print(f'WARNING: {dataset}/{split} holds subjects {sorted(wrong_subjects)}; '
-          f'protocol 2 tests on S9 and S11 only.', file=sys.stderr)
-
-  non_finite = int(round(float(sums.pop('non_finite_outputs').total)))
-  averages = metrics.compute_averages(sums)
-  values = {k: averages[k] for k in METRIC_LABELS if k in averages}
-  counts = {k: int(round(float(sums[k].count))) for k in values}
-  if roots is None:
-    root_source = 'ground truth'
-  elif n_rootnet == n_examples:
-    root_source = f'RootNet ({roots.source})'
-  else:
-    root_source = (f'RootNet ({roots.source}) for {n_rootnet} of {n_examples}, '
-                   'ground truth for the rest')
-  results = {
-      'dataset': dataset, 'split': split, 'checkpoint': os.path.abspath(checkpoint),
-      'checkpoint_kind': ckpt_desc, 'body_model': body_desc,
-      'num_examples': n_examples, 'flip_test': bool(flip_test),
-      'non_finite_outputs': non_finite,
-      'root_depth': root_source, 'root_depth_rootnet_examples': n_rootnet,
-      'eval_joints': list(protocol.eval_joints),
-      'metrics': values, 'counts': counts,
-      'units': {k: METRIC_LABELS[k][1] for k in values},
-      'seconds': round(time.time() - start, 2),
-  }
-  if protocol.pck:
-    results['pck_joints'] = list(protocol.pck_joints)
-  if groups:
-    per_group = {
-        g: {name: per[name][0] / per[name][1] for name in METRIC_LABELS
-            if name in per and per[name][1] > 0}
-        for g, per in sorted(groups.items())}
-    results[f'per_{protocol.group_name}'] = per_group
-    # HybrIK's 'Avg' lines: the mean over groups, each group weighing the same.
-    for name in ('mpjpe', 'pck', 'auc'):
-      vals = [v[name] for v in per_group.values() if name in v]
-      if vals and protocol.group_name == 'sequence' and protocol.pck:
-        results[f'{name}_mean_over_{protocol.group_name}s'] = float(np.mean(vals))
-  if output is None:
-    output = default_output_path(checkpoint, dataset, split)
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  with open(output, 'w') as f:
-    json.dump(results, f, indent=2)
-  results['output'] = output
+      read_threads=data.read_threads)
+  with tqdm.tqdm(total=total, desc=f'eval {dataset}/{split}', unit='img',
+                 disable=not progress, dynamic_ncols=True) as bar:
+    result = run(step, variables, batches, protocol=protocol, roots=roots,
+                 check_h36m_subjects=protocols.base_name(dataset) == 'h36m',
+                 progress=bar)
+  if result.wrong_subjects:
+    print(f'WARNING: {dataset}/{split} holds subjects '
+          f'{sorted(result.wrong_subjects)}; protocol 2 tests on S9 and S11 '
+          'only.', file=sys.stderr)
+  results = summarise(
+      result, protocol=protocol, flip_test=flip_test, roots=roots,
+      dataset=dataset, split=split, checkpoint=os.path.abspath(checkpoint),
+      checkpoint_kind=loaded.description, body_model=body_desc)
+  results['output'] = write(
+      results, output or default_output_path(checkpoint, dataset, split))
   return results
 
 
 def default_output_path(checkpoint: str, dataset: str, split: str) -> str:
   """<checkpoint>_eval_<dataset>_<split>.json beside the checkpoint directory."""
   ckpt = os.path.abspath(checkpoint).rstrip(os.sep)
-  name = base_name(dataset) + ('_' + dataset.split('/')[1] if '/' in dataset else '')
+  name = protocols.base_name(dataset) + ('_' + dataset.split('/')[1] if '/' in dataset else '')
   return f'{ckpt}_eval_{name}_{split}.json'
 
 
@@ -672,6 +531,8 @@ def format_table(results: Mapping[str, Any]) -> str:
   """The console table of `evaluate`'s results."""
   rows = [('dataset', f"{results['dataset']} ({results['split']}, "
                       f"{results['num_examples']} examples)"),
+          ('protocol', results.get('protocol_description',
+                                   results.get('protocol', '?'))),
           ('checkpoint', results['checkpoint_kind']),
           ('body model', results['body_model']),
           ('flip test', 'on' if results['flip_test'] else 'off'),
@@ -680,17 +541,17 @@ def format_table(results: Mapping[str, Any]) -> str:
     rows.append(('non-finite outputs', f"{results['non_finite_outputs']} examples "
                  '(scored as zeros)'))
   for key, value in results['metrics'].items():
-    label, unit = METRIC_LABELS[key]
+    label, unit = protocols.METRIC_LABELS[key]
     rows.append((label, f'{value:8.2f} {unit}'))
   for key, value in results.items():
     if key.endswith('_mean_over_sequences'):
-      label, unit = METRIC_LABELS[key.split('_mean_over_')[0]]
+      label, unit = protocols.METRIC_LABELS[key.split('_mean_over_')[0]]
       rows.append((f'{label}, mean over sequences', f'{value:8.2f} {unit}'))
   for key, per in results.items():
     if key.startswith('per_'):
       what = key[len('per_'):]
       for g, v in per.items():
-        text = ', '.join(f'{METRIC_LABELS[k][0]} {x:.2f} {METRIC_LABELS[k][1]}'
+        text = ', '.join(f'{protocols.METRIC_LABELS[k][0]} {x:.2f} {protocols.METRIC_LABELS[k][1]}'
                          for k, x in v.items())
         rows.append((f'  {what} {g}', text))
   width = max(len(r[0]) for r in rows)
@@ -705,12 +566,15 @@ def main(argv: Sequence[str] | None = None) -> int:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--checkpoint', required=True,
                       help='exported model directory or training workdir')
-  parser.add_argument('--dataset', required=True,
-                      help="h36m | pw3d | mpi_inf_3dhp | synthetic_humans[/tiny|small]")
+  parser.add_argument('--dataset', default=None,
+                      help='h36m | pw3d | mpi_inf_3dhp | synthetic_humans[/tiny|small] '
+                      '(default: the dataset the checkpoint was validated on)')
   parser.add_argument('--config', default=None,
-                      help='experiment config file (configs/x.py[:arg]) for data_dir etc.')
+                      help='experiment config file (configs/x.py[:arg]) for data_dir '
+                      'etc. (default: the config that trained the checkpoint)')
   parser.add_argument('--split', default=None,
-                      help="TFDS split (default 'test'; 'validation' for synthetic_humans)")
+                      help="TFDS split (default: the checkpoint's validation split "
+                      "for its dataset, else 'test'; 'validation' for synthetic_humans)")
   parser.add_argument('--data_dir', default=None, help='TFDS data_dir')
   parser.add_argument('--smpl', default=None, help='SMPL neutral .pkl')
   parser.add_argument('--h36m_regressor', default=None,
@@ -726,12 +590,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help='only the first N examples')
   parser.add_argument('--output', default=None, help='results JSON path')
   args = parser.parse_args(argv)
-  split = args.split or ('validation' if base_name(args.dataset) == 'synthetic_humans'
-                         else 'test')
   try:
     config = load_config_file(args.config) if args.config else None
     results = evaluate(
-        args.checkpoint, args.dataset, split=split, config=config,
+        args.checkpoint, args.dataset, split=args.split, config=config,
         data_dir=args.data_dir, smpl_path=args.smpl,
         h36m_regressor=args.h36m_regressor, batch_size=args.batch_size,
         flip_test=args.flip_test, rootnet_json=args.rootnet_json,

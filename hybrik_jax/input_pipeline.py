@@ -23,17 +23,10 @@ The mixture is grain's deterministic interleave in the weights' proportions
 probabilities). HybrIK's half-body transform and DPG box jitter are off in its
 configs (PROB_HALF_BODY -1, DPG False) and not implemented here.
 
-config.data fields read here (defaults in brackets):
-  data_dir [None]                  TFDS data_dir
-  train_datasets                   ((tfds name, weight), ...), e.g. HYBRIK_MIX
-  train_split ['train']
-  eval_dataset ['h36m'], eval_split ['test']
-  scale_factor [0.3], rot_factor [30], rot_prob [0.6], flip_prob [0.5],
-  color_factor [0.2], occlusion [True]      (augment.AugmentConfig)
-  scale_mult [1.25]; scale_mult_per_dataset [{'h36m': 1.0}]  box margin
-  worker_count [0]                 grain worker processes (0: in this process)
-  worker_buffer_size [2]           batches buffered per worker
-  read_threads [4]                 threads preprocessing elements per process
+The loaders take a typed `DataConfig`, built once from the trainer's
+`config.data` by `DataConfig.from_config` (the only place that reads it; see
+`DataConfig` for the fields and their defaults, `augment.AugmentConfig` for
+the augmentation's).
 """
 
 from collections.abc import Mapping
@@ -72,18 +65,6 @@ BATCH_KEYS = (
     'bbox', 'dataset_id', 'mask')
 
 
-def _cfg(config, name: str, default):
-  """config.name, or default when absent (ConfigDict, dict or None)."""
-  if config is None:
-    return default
-  if isinstance(config, Mapping):
-    return config.get(name, default)
-  try:
-    return config.get(name, default)
-  except AttributeError:
-    return getattr(config, name, default)
-
-
 def _pair(size) -> tuple[int, int]:
   """int or (h, w) -> (h, w)."""
   if isinstance(size, (int, np.integer)):
@@ -109,23 +90,98 @@ def dataset_id(name: str) -> int:
   return DATASET_IDS.get(base_name(resolve_name(name)), UNKNOWN_DATASET_ID)
 
 
-def augment_config(data_config) -> augment.AugmentConfig:
-  """The AugmentConfig given by config.data (HybrIK's values by default)."""
-  d = augment.AugmentConfig()
-  return augment.AugmentConfig(
-      scale_factor=float(_cfg(data_config, 'scale_factor', d.scale_factor)),
-      rot_factor=float(_cfg(data_config, 'rot_factor', d.rot_factor)),
-      rot_prob=float(_cfg(data_config, 'rot_prob', d.rot_prob)),
-      flip_prob=float(_cfg(data_config, 'flip_prob', d.flip_prob)),
-      color_factor=float(_cfg(data_config, 'color_factor', d.color_factor)),
-      occlusion=bool(_cfg(data_config, 'occlusion', d.occlusion)))
+def parse_mix(mix) -> tuple[tuple[str, float], ...]:
+  """config.data.train_datasets -> ((tfds name, weight > 0), ...).
+
+  Accepts ((name, weight), ...), a {name: weight} mapping, bare names
+  (weight 1) and a single name.
+
+  Raises:
+    ValueError: empty, or a weight that is not > 0.
+  """
+  if isinstance(mix, str):
+    mix = ((mix, 1.0),)
+  if not mix:
+    raise ValueError('config.data.train_datasets must list (tfds name, weight) pairs, '
+                     'e.g. input_pipeline.HYBRIK_MIX')
+  if isinstance(mix, Mapping):
+    mix = list(mix.items())
+  out = []
+  for item in mix:
+    if isinstance(item, str):
+      item = (item, 1.0)
+    name, weight = item
+    if not float(weight) > 0:
+      raise ValueError(f'config.data.train_datasets: weight of {name!r} must be > 0, '
+                       f'got {weight}')
+    out.append((str(name), float(weight)))
+  return tuple(out)
 
 
-def scale_mult_for(data_config, name: str) -> float:
-  """Box margin of a dataset: scale_mult_per_dataset[name] else scale_mult."""
-  per = _cfg(data_config, 'scale_mult_per_dataset', DEFAULT_SCALE_MULT_PER_DATASET)
-  per = dict(per) if per is not None else {}
-  return float(per.get(base_name(name), _cfg(data_config, 'scale_mult', DEFAULT_SCALE_MULT)))
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """What the loaders need, typed; `from_config(config.data)` builds it.
+
+  Attributes:
+    train_datasets: ((tfds name, weight), ...) (`parse_mix`); empty means
+      no training mix (evaluation only).
+    data_dir: TFDS data_dir (None: TFDS's default).
+    train_split, eval_dataset, eval_split: TFDS names.
+    augmentation: the training augmentation (its defaults are HybrIK's).
+    scale_mult: box margin (HybrIK: 1.25) ...
+    scale_mult_per_dataset: ... except these datasets ((name, margin), ...).
+    worker_count: grain worker processes (0: in this process).
+    worker_buffer_size: batches buffered per worker.
+    read_threads: threads preprocessing elements per process.
+  """
+  train_datasets: tuple[tuple[str, float], ...] = ()
+  data_dir: str | None = None
+  train_split: str = 'train'
+  eval_dataset: str = 'h36m'
+  eval_split: str = 'test'
+  augmentation: augment.AugmentConfig = augment.AugmentConfig()
+  scale_mult: float = DEFAULT_SCALE_MULT
+  scale_mult_per_dataset: tuple[tuple[str, float], ...] = tuple(
+      DEFAULT_SCALE_MULT_PER_DATASET.items())
+  worker_count: int = 0
+  worker_buffer_size: int = 2
+  read_threads: int = 4
+
+  # config.data fields that are the trainer's, not the loaders'.
+  _TRAINER_FIELDS = ('build_if_missing',)
+
+  @classmethod
+  def from_config(cls, data) -> 'DataConfig':
+    """From a config.data section (ConfigDict or dict; absent fields keep
+    their defaults).
+
+    Raises:
+      ValueError: an unknown field, or a bad training mix.
+    """
+    data = dict(data.items()) if data is not None else {}
+    aug_fields = {f.name for f in dataclasses.fields(augment.AugmentConfig)}
+    own = {f.name for f in dataclasses.fields(cls)} - {'augmentation'}
+    unknown = set(data) - aug_fields - own - set(cls._TRAINER_FIELDS)
+    if unknown:
+      raise ValueError(f'unknown config.data fields {sorted(unknown)}')
+    aug = augment.AugmentConfig(**{
+        k: type(getattr(augment.AugmentConfig, k))(data[k])
+        for k in aug_fields if k in data})
+    kw = {k: data[k] for k in own if k in data}
+    if 'train_datasets' in kw:
+      kw['train_datasets'] = parse_mix(kw['train_datasets']) if kw['train_datasets'] else ()
+    if 'scale_mult_per_dataset' in kw:
+      kw['scale_mult_per_dataset'] = tuple(
+          (str(k), float(v)) for k, v in dict(kw['scale_mult_per_dataset'] or {}).items())
+    for k, typ in (('scale_mult', float), ('worker_count', int),
+                   ('worker_buffer_size', int), ('read_threads', int)):
+      if k in kw:
+        kw[k] = typ(kw[k])
+    return cls(augmentation=aug, **kw)
+
+  def scale_mult_for(self, name: str) -> float:
+    """Box margin of a dataset: scale_mult_per_dataset[name] else scale_mult."""
+    return float(dict(self.scale_mult_per_dataset).get(base_name(name), self.scale_mult))
 
 
 # ----------------------------------------------------------------------------
@@ -292,10 +348,12 @@ def open_data_source(name: str, split: str, data_dir: str | None = None):
   try:
     return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # Name the dataset and what to do.
+    config = name.split(':')[0].split('/')[1] if '/' in name else None
+    build = f'--dataset {base_name(name)}' + (f' --config {config}' if config else '')
     raise ValueError(
         f'could not open TFDS dataset {name!r} split {split!r} in data_dir '
         f'{data_dir!r}: {e}. Prepare it first (python -m hybrik_jax.prepare_data '
-        f'--dataset {base_name(name)}, array_record format) or fix config.data.'
+        f'{build}, array_record format) or fix config.data.'
     ) from e
 
 
@@ -340,26 +398,7 @@ def _seeds(seed: int, *keys: int) -> int:
 _MIN_SHUFFLE_SIZE = 1024
 
 
-def _train_mix(data_config) -> list[tuple[str, float]]:
-  mix = _cfg(data_config, 'train_datasets', None)
-  if not mix:
-    raise ValueError('config.data.train_datasets must list (tfds name, weight) pairs, '
-                     'e.g. input_pipeline.HYBRIK_MIX')
-  if isinstance(mix, Mapping):
-    mix = list(mix.items())
-  out = []
-  for item in mix:
-    if isinstance(item, str):
-      item = (item, 1.0)
-    name, weight = item
-    if not weight > 0:
-      raise ValueError(f'config.data.train_datasets: weight of {name!r} must be > 0, '
-                       f'got {weight}')
-    out.append((str(name), float(weight)))
-  return out
-
-
-def create_train_dataset(data_config, *, global_batch_size: int, seed: int, input_size,
+def create_train_dataset(data_config: DataConfig, *, global_batch_size: int, seed: int, input_size,
                          data_sources: Mapping[str, Any] | None = None,
                          shard_index: int | None = None,
                          shard_count: int | None = None) -> grain.MapDataset:
@@ -369,7 +408,7 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, inpu
   reads them in order with threads and worker processes.
 
   Args:
-    data_config: config.data (fields in the module docstring).
+    data_config: the DataConfig (`DataConfig.from_config(config.data)`).
     global_batch_size: batch over all hosts; each host yields
       global_batch_size // shard_count examples per batch.
     seed: fixes the shuffles, the mixture order and every augmentation.
@@ -387,15 +426,16 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, inpu
     raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
                      f'number of hosts {shard_count}')
   batch_size = global_batch_size // shard_count
-  aug_cfg = augment_config(data_config)
-  split = _cfg(data_config, 'train_split', 'train')
-  data_dir = _cfg(data_config, 'data_dir', None)
+  _check_data_config(data_config)
+  if not data_config.train_datasets:
+    raise ValueError('config.data.train_datasets must list (tfds name, weight) pairs, '
+                     'e.g. input_pipeline.HYBRIK_MIX')
   data_sources = data_sources or {}
   components, weights = [], []
-  for i, (name, weight) in enumerate(_train_mix(data_config)):
+  for i, (name, weight) in enumerate(data_config.train_datasets):
     source = data_sources.get(name)
     if source is None:
-      source = open_data_source(name, split, data_dir)
+      source = open_data_source(name, data_config.train_split, data_config.data_dir)
     if len(source) < shard_count:
       raise ValueError(f'dataset {name!r} has {len(source)} examples, fewer than the '
                        f'{shard_count} hosts')
@@ -407,7 +447,8 @@ def create_train_dataset(data_config, *, global_batch_size: int, seed: int, inpu
     ds = ds.shuffle(seed=_seeds(seed, 0, i)).repeat()
     ds = ds.random_map(
         functools.partial(preprocess_train, input_size=_pair(input_size),
-                          augment_config=aug_cfg, scale_mult=scale_mult_for(data_config, name),
+                          augment_config=data_config.augmentation,
+                          scale_mult=data_config.scale_mult_for(name),
                           dataset_id=dataset_id(name)),
         seed=_seeds(seed, 1, i, shard_index))
     components.append(ds)
@@ -474,16 +515,23 @@ class BatchIterator:
       self._iterator = None
 
 
-def _batch_iterator(batches: grain.MapDataset, data_config,
+def _check_data_config(data_config) -> None:
+  if not isinstance(data_config, DataConfig):
+    raise TypeError('the input pipeline takes a DataConfig: build it once with '
+                    f'input_pipeline.DataConfig.from_config(config.data), got '
+                    f'{type(data_config).__name__}')
+
+
+def _batch_iterator(batches: grain.MapDataset, data_config: DataConfig,
                     worker_count: int | None) -> BatchIterator:
   if worker_count is None:
-    worker_count = int(_cfg(data_config, 'worker_count', 0))
-  return BatchIterator(batches, read_threads=int(_cfg(data_config, 'read_threads', 4)),
+    worker_count = data_config.worker_count
+  return BatchIterator(batches, read_threads=data_config.read_threads,
                        worker_count=worker_count,
-                       worker_buffer_size=int(_cfg(data_config, 'worker_buffer_size', 2)))
+                       worker_buffer_size=data_config.worker_buffer_size)
 
 
-def create_train_iterator(data_config, *, global_batch_size: int, seed: int, input_size,
+def create_train_iterator(data_config: DataConfig, *, global_batch_size: int, seed: int, input_size,
                           worker_count: int | None = None, **kwargs) -> BatchIterator:
   """An infinite iterator over training batches (arguments: create_train_dataset).
 
@@ -532,7 +580,7 @@ def eval_num_batches(num_examples: int, global_batch_size: int, shard_count: int
   return math.ceil(per_host / (global_batch_size // shard_count))
 
 
-def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
+def create_eval_iterator(data_config: DataConfig, *, global_batch_size: int, input_size,
                          dataset: str | None = None, split: str | None = None,
                          data_source: Any = None, worker_count: int | None = None,
                          shard_index: int | None = None,
@@ -545,8 +593,8 @@ def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
   shapes hold and metrics are sum(metric * mask) / sum(mask).
 
   Args:
-    data_config: config.data; dataset and split default to its eval_dataset
-      ('h36m') and eval_split ('test').
+    data_config: the DataConfig; dataset and split default to its
+      eval_dataset and eval_split.
     global_batch_size: batch over all hosts.
     input_size: int or (in_h, in_w).
     dataset, split: the TFDS dataset name and split.
@@ -559,17 +607,18 @@ def create_eval_iterator(data_config, *, global_batch_size: int, input_size,
     raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
                      f'number of hosts {shard_count}')
   batch_size = global_batch_size // shard_count
-  name = dataset or _cfg(data_config, 'eval_dataset', 'h36m')
-  split = split or _cfg(data_config, 'eval_split', 'test')
+  _check_data_config(data_config)
+  name = dataset or data_config.eval_dataset
+  split = split or data_config.eval_split
   if data_source is None:
-    data_source = open_data_source(name, split, _cfg(data_config, 'data_dir', None))
+    data_source = open_data_source(name, split, data_config.data_dir)
   num = len(data_source)
   if num == 0:
     raise ValueError(f'evaluation dataset {name!r} split {split!r} is empty')
   length = eval_num_batches(num, global_batch_size, shard_count) * batch_size
   ds = grain.MapDataset.source(_PaddedShard(data_source, shard_index, shard_count, length))
   ds = ds.map(functools.partial(_eval_element, input_size=_pair(input_size),
-                                scale_mult=scale_mult_for(data_config, name),
+                                scale_mult=data_config.scale_mult_for(name),
                                 dataset_id=dataset_id(name)))
   # Batch before the workers so every batch is whole (each worker reads batches).
   return _batch_iterator(ds.batch(batch_size, drop_remainder=False), data_config,

@@ -20,10 +20,11 @@ hybrik/datasets/{h36m_smpl,pw3d,hp3d}.py and hybrik/utils/pose_utils.py):
 Joint masks (B, J) in {0, 1} (or bool) drop joints from every metric; a sample
 without valid joints contributes nothing.
 
-To average over many batches or devices, use the (sum, count) forms:
-`metric_sums` returns a dict of `SumCount`, which add up with `merge`
-(or `jax.tree.map(jnp.add, a, b)`, or a `psum`), and `compute` divides once at
-the end, so a final short batch or padded samples weigh exactly right.
+To average over many batches or devices, use the (sum, count) form
+`SumCount` (`protocols.batch_metrics` returns a dict of them), which adds up
+with `merge` / `merge_sums` (or `jax.tree.map(jnp.add, a, b)`, or a `psum`);
+`compute` divides once at the end, so a final short batch or padded samples
+weigh exactly right.
 """
 
 from typing import Mapping, Sequence
@@ -320,66 +321,9 @@ class SumCount:
     return _safe_divide(self.total, self.count)
 
 
-def metric_sums(pred_joints: jnp.ndarray, target_joints: jnp.ndarray,
-                mask: jnp.ndarray | None = None, *,
-                pred_vertices: jnp.ndarray | None = None,
-                target_vertices: jnp.ndarray | None = None,
-                vertex_mask: jnp.ndarray | None = None,
-                pck_joints: Sequence[int] | None = None,
-                pck_threshold_mm: float = PCK_THRESHOLD_MM,
-                auc_thresholds_mm: Sequence[float] = AUC_THRESHOLDS_MM,
-                ) -> dict[str, SumCount]:
-  """The metrics of one batch as (sum, count) pairs, every valid joint once.
-
-  Args:
-    pred_joints: (B, J, 3) metres, already root-aligned as the protocol says.
-    target_joints: (B, J, 3) metres, likewise.
-    mask: optional (B, J) joint validity.
-    pred_vertices: optional (B, V, 3) metres; with `target_vertices` adds 'pve'.
-    target_vertices: optional (B, V, 3) metres.
-    vertex_mask: optional (B,) sample validity for PVE.
-    pck_joints: joint indices that PCK and AUC use (all if None).
-    pck_threshold_mm: PCK threshold, mm.
-    auc_thresholds_mm: AUC thresholds, mm.
-
-  Returns:
-    {'mpjpe', 'pa_mpjpe', 'pck', 'auc'[, 'pve']} -> SumCount; `compute()` gives
-    mm for the errors and percent for PCK/AUC.
-  """
-  _check_points(pred_joints, target_joints, 'pred_joints')
-  pred_joints = jnp.asarray(pred_joints)
-  b, j, _ = pred_joints.shape
-  m = _joint_mask(mask, b, j, pred_joints.dtype)
-  err = joint_errors(pred_joints, target_joints)
-  err_pa = joint_errors(procrustes_align(pred_joints, target_joints, m),
-                        target_joints)
-  sel = jnp.arange(j) if pck_joints is None else jnp.asarray(pck_joints)
-  err_sel, m_sel = err[:, sel], m[:, sel]
-  t = jnp.asarray(auc_thresholds_mm, err.dtype)
-  out = {
-      'mpjpe': SumCount.from_values(err, m),
-      'pa_mpjpe': SumCount.from_values(err_pa, m),
-      'pck': SumCount.from_values(
-          100.0 * (err_sel < pck_threshold_mm).astype(err.dtype), m_sel),
-      'auc': SumCount.from_values(
-          100.0 * jnp.mean((err_sel[..., None] < t).astype(err.dtype), -1),
-          m_sel),
-  }
-  if (pred_vertices is None) != (target_vertices is None):
-    raise ValueError('metric_sums: give both pred_vertices and target_vertices '
-                     'for PVE, or neither')
-  if pred_vertices is not None:
-    check_shape('pred_vertices', pred_vertices, (b, None, 3))
-    check_shape('target_vertices', target_vertices, tuple(np.shape(pred_vertices)))
-    v_err = joint_errors(pred_vertices, target_vertices)
-    vm = None if vertex_mask is None else jnp.asarray(vertex_mask)[:, None]
-    out['pve'] = SumCount.from_values(v_err, vm)
-  return out
-
-
 def merge_sums(a: Mapping[str, SumCount] | None,
                b: Mapping[str, SumCount]) -> dict[str, SumCount]:
-  """Adds two metric_sums dicts key by key (`a` may be None to start)."""
+  """Adds two {name: SumCount} dicts key by key (`a` may be None to start)."""
   if a is None:
     return dict(b)
   if set(a) != set(b):

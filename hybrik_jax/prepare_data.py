@@ -93,13 +93,54 @@ def _check_manual_dir(builder, name: str, manual_dir: str | None) -> None:
         f'reads its files from there (see tfds_builders/{name}/README.md).')
 
 
+def describe(builder) -> str:
+  """'synthetic_humans/small 1.0.0 (4,000 train + 500 validation examples,
+  128 px renders) in DIR': what a build makes, and how big when known."""
+  cfg = builder.builder_config
+  name = builder.name + (f'/{cfg.name}' if cfg is not None else '')
+  sizes = [f'{getattr(cfg, "num_" + split):,} {split}'
+           for split in ('train', 'validation', 'test')
+           if cfg is not None and hasattr(cfg, 'num_' + split)]
+  what = ''
+  if sizes:
+    what = ' (' + ' + '.join(sizes) + ' examples'
+    if hasattr(cfg, 'image_size'):
+      what += f', {cfg.image_size} px renders'
+    what += ')'
+  return f'{name} {builder.version}{what} in {builder.data_dir}'
+
+
+def is_built(name: str, data_dir: str | None = None) -> bool:
+  """Whether tfds_builders' `name` ('base[/config]') is prepared in data_dir.
+
+  Read from the folder layout: asking TFDS to open a dataset that is not
+  there logs a 'Variant folder ... has no dataset_info.json' warning, which
+  would look like a fault on every first run.
+  """
+  base, _, config = name.partition('/')
+  builder = _make_builder(base, config.partition(':')[0] or None, data_dir,
+                          DEFAULT_FILE_FORMAT, None)
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  return (epath.Path(builder.data_dir) / 'dataset_info.json').exists()
+
+
 def build(name: str, *, data_dir: str | None = None, manual_dir: str | None = None,
           config: str | None = None, file_format: str = DEFAULT_FILE_FORMAT,
           num_workers: int | None = None, overwrite: bool = False):
-  """Builds one dataset; returns its tfds builder (info, splits, data_dir)."""
+  """Builds one dataset; returns its tfds builder (info, splits, data_dir).
+
+  Says what it builds and how big (`describe`) before TFDS's progress bars.
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = _make_builder(name, config, data_dir, file_format, num_workers)
   _check_manual_dir(builder, name, manual_dir)
+  print(f'Building {describe(builder)}', flush=True)
+  # TFDS prints 'Downloading and preparing dataset Unknown size (download:
+  # Unknown size, generated: Unknown size, ...)' before every build
+  # (DatasetBuilder._log_download_bytes, no option turns it off). Our datasets
+  # are generated or read from a manual_dir, so those sizes are always
+  # unknown; the line above says what is built instead.
+  builder._log_download_bytes = lambda: None  # pylint: disable=protected-access
   download_config = tfds.download.DownloadConfig(
       manual_dir=manual_dir,
       download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS

@@ -18,6 +18,7 @@ The loop, by section: config check, logging, mesh, body model, input, model
 and optimizer, checkpoint load, compiled steps, evals, training loop, summary.
 """
 
+import functools
 import os
 import time
 from typing import Any, Mapping, Sequence
@@ -35,6 +36,7 @@ import tqdm
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
 from hybrik_jax import metric_writer
+from hybrik_jax import protocols
 from hybrik_jax import train_config
 from hybrik_jax import train_lib
 from hybrik_jax.models import hybrik as hybrik_model
@@ -50,19 +52,11 @@ check_config = train_config.check_config
 # ---------------------------------------------------------------------------
 
 
-def _load_smpl_model(smpl_config):
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  if smpl_config.model_path:
-    return smpl.load_smpl(smpl_config.model_path,
-                          smpl_config.h36m_regressor_path or None)
-  return smpl.synthetic_smpl_model()
-
-
-def _dataset_missing_message(config, error: Exception) -> str:
+def _dataset_missing_message(data: input_pipeline.DataConfig,
+                             error: Exception) -> str:
   """The error plus the commands that build the configured datasets."""
-  names = [n for n, _ in _train_mix(config)] + [config.data.eval_dataset]
-  data_dir = (f' --data_dir {config.data.data_dir}' if config.data.data_dir
-              else '')
+  names = [n for n, _ in data.train_datasets] + [data.eval_dataset]
+  data_dir = f' --data_dir {data.data_dir}' if data.data_dir else ''
   build = []
   for name in dict.fromkeys(names):
     base = input_pipeline.base_name(name)
@@ -76,21 +70,14 @@ def _dataset_missing_message(config, error: Exception) -> str:
           '\n  '.join(dict.fromkeys(build)))
 
 
-def _train_mix(config) -> list[tuple[str, float]]:
-  mix = config.data.train_datasets
-  if isinstance(mix, str):
-    mix = ((mix, 1.0),)
-  return [(m, 1.0) if isinstance(m, str) else (m[0], float(m[1])) for m in mix]
-
-
 # Datasets that need no download: built on first use if
 # config.data.build_if_missing.
 _BUILDABLE = ('synthetic_humans',)
 
 
-def _build_missing(config, names: Sequence[str]) -> None:
+def _build_missing(data: input_pipeline.DataConfig,
+                   names: Sequence[str]) -> None:
   """Builds the missing no-download datasets among `names` (process 0)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
   for name in dict.fromkeys(names):
     base = input_pipeline.base_name(name)
@@ -98,35 +85,31 @@ def _build_missing(config, names: Sequence[str]) -> None:
       continue
     builder_config = name.split('/')[1] if '/' in name else None
     if jax.process_index() == 0:
-      try:
-        input_pipeline.open_data_source(name, config.data.train_split,
-                                        config.data.data_dir)
+      if prepare_data.is_built(name, data.data_dir):
         continue
-      except ValueError:
-        pass
       logging.info('Building %s (config.data.build_if_missing)', name)
       print(f'{name} is not built yet: building it (once).', flush=True)
-      prepare_data.build(base, data_dir=config.data.data_dir,
+      prepare_data.build(base, data_dir=data.data_dir,
                          config=builder_config)
-    del tfds
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices('hybrik_jax dataset build')
 
 
-def _open_sources(config, data_sources):
+def _open_sources(data: input_pipeline.DataConfig, data_sources, *,
+                  build_if_missing: bool):
   """{name: random-access source} of the training mix (sizes for epochs)."""
   data_sources = dict(data_sources or {})
-  names = [n for n, _ in _train_mix(config) if n not in data_sources]
-  if config.data.build_if_missing:
-    _build_missing(config, names + [config.data.eval_dataset])
+  names = [n for n, _ in data.train_datasets if n not in data_sources]
+  if build_if_missing:
+    _build_missing(data, names + [data.eval_dataset])
   out = {}
-  for name, _ in _train_mix(config):
+  for name, _ in data.train_datasets:
     if name in data_sources:
       out[name] = data_sources[name]
     else:
-      out[name] = input_pipeline.open_data_source(
-          name, config.data.train_split, config.data.data_dir)
+      out[name] = input_pipeline.open_data_source(name, data.train_split,
+                                                  data.data_dir)
   return out
 
 
@@ -179,39 +162,51 @@ class _Averager:
 # ---------------------------------------------------------------------------
 
 
-def evaluate(eval_fn, variables, config, *, mesh, input_size, data_source=None,
-             dataset=None, split=None) -> dict[str, float]:
-  """Mean MPJPE / PA-MPJPE (mm) of `eval_fn(variables, batch)` over a split."""
+def evaluate(eval_fn, variables, data: input_pipeline.DataConfig, *,
+             batch_size: int, max_batches: int = -1, mesh, input_size,
+             data_source=None, dataset=None, split=None) -> dict[str, float]:
+  """The eval dataset's protocol metrics of `eval_fn(variables, batch)`.
+
+  Args:
+    eval_fn: train_lib.jit_eval_step's function (or one of its signature).
+    variables: the model variables.
+    data: the DataConfig (eval dataset and split unless given).
+    batch_size: global eval batch (config.evals.batch_size).
+    max_batches: stop after this many batches (-1: the whole split).
+    mesh, input_size: the trainer's mesh and the model's input size.
+    data_source, dataset, split: see input_pipeline.create_eval_iterator.
+
+  Returns:
+    `protocols.averages`: {metric: mm or %, 'num_examples',
+    'non_finite_outputs'}.
+  """
   it = input_pipeline.create_eval_iterator(
-      config.data, global_batch_size=config.evals.batch_size,
-      input_size=input_size, dataset=dataset, split=split,
-      data_source=data_source)
+      data, global_batch_size=batch_size, input_size=input_size,
+      dataset=dataset, split=split, data_source=data_source)
   totals = None
   for i, batch in enumerate(it):
-    if 0 <= config.evals.max_batches <= i:
+    if 0 <= max_batches <= i:
       break
     sums = eval_fn(variables, train_lib.global_batch(batch, mesh))
-    sums = {k: host_value(v) for k, v in sums.items()}
+    sums = jax.tree.map(host_value, sums)
     totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
-  count = max(float(totals['count']), 1.0)
-  return {'mpjpe': float(totals['mpjpe']) / count,
-          'pa_mpjpe': float(totals['pa_mpjpe']) / count,
-          'num_examples': float(totals['count'])}
+  return protocols.averages(totals)
 
 
-def mean_training_pose(config, *, input_size, data_source=None) -> np.ndarray:
+def mean_training_pose(data: input_pipeline.DataConfig, *, batch_size: int,
+                       num_batches: int, input_size,
+                       data_source=None) -> np.ndarray:
   """(17, 3) metres: mean pelvis-relative H36M-17 pose of training examples.
 
   Read without augmentation from the first dataset of the training mix.
   """
-  name = _train_mix(config)[0][0]
+  name = data.train_datasets[0][0]
   it = input_pipeline.create_eval_iterator(
-      config.data, global_batch_size=config.evals.batch_size,
-      input_size=input_size, dataset=name, split=config.data.train_split,
-      data_source=data_source)
+      data, global_batch_size=batch_size, input_size=input_size, dataset=name,
+      split=data.train_split, data_source=data_source)
   total, count = np.zeros((17, 3)), np.zeros((17, 1))
   for i, batch in enumerate(it):
-    if i >= config.evals.mean_pose_batches:
+    if i >= num_batches:
       break
     joints = np.asarray(batch['joints17_cam'], np.float64)
     joints = joints - joints[:, :1]
@@ -275,23 +270,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      f'{jax.device_count()}')
 
   # --- Body model -----------------------------------------------------------
-  smpl_model = _load_smpl_model(config.smpl)
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  smpl_model, _ = smpl_io.load_body_model(config.smpl.model_path,
+                                          config.smpl.h36m_regressor_path)
 
   # --- Input ----------------------------------------------------------------
   input_size = int(config.model.input_size)
+  # config.data is read here, once; the input pipeline gets the typed result.
+  data = input_pipeline.DataConfig.from_config(config.data)
   try:
-    sources = _open_sources(config, data_sources)
+    sources = _open_sources(data, data_sources,
+                            build_if_missing=config.data.build_if_missing)
     if eval_data_source is None:
       eval_data_source = input_pipeline.open_data_source(
-          config.data.eval_dataset, config.data.eval_split,
-          config.data.data_dir)
+          data.eval_dataset, data.eval_split, data.data_dir)
   except ValueError as e:
-    raise FileNotFoundError(_dataset_missing_message(config, e)) from e
+    raise FileNotFoundError(_dataset_missing_message(data, e)) from e
   epoch_steps = steps_per_epoch(config, [len(s) for s in sources.values()])
   num_steps = (int(config.num_train_steps) if config.num_train_steps > 0 else
                int(config.num_epochs) * epoch_steps)
   train_iter = input_pipeline.create_train_iterator(
-      config.data, global_batch_size=config.batch_size, seed=config.seed,
+      data, global_batch_size=config.batch_size, seed=config.seed,
       input_size=input_size, data_sources=sources)
   _say(f'{epoch_steps} steps per epoch, {num_steps} steps in total, global '
        f'batch {config.batch_size} on {jax.device_count()} device(s) of '
@@ -301,8 +300,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   manager = checkpointing.create_checkpoint_manager(
       workdir, steps_per_epoch=epoch_steps, keep_epochs=config.keep_epochs,
       async_save=config.async_checkpoints)
+  # The whole config too: `evaluate` defaults to its validation dataset,
+  # split and data settings.
   meta = {'model': checkpointing.config_to_dict(config.model),
-          'steps_per_epoch': epoch_steps, 'batch_size': config.batch_size}
+          'steps_per_epoch': epoch_steps, 'batch_size': config.batch_size,
+          'config': checkpointing.config_to_dict(config)}
   latest = checkpointing.latest_step(manager)
   if latest is not None:
     _check_compatible(checkpointing.restore_meta(manager, latest), meta,
@@ -328,26 +330,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_step = train_lib.jit_train_step(
       mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
       loss_weights=loss_weights, model_config=config.model)
+  protocol = protocols.protocol_for(data.eval_dataset)
   eval_fn = train_lib.jit_eval_step(
-      mesh, smpl_model=smpl_model, model=model, model_config=config.model)
+      mesh, smpl_model=smpl_model, model=model, model_config=config.model,
+      protocol=protocol)
 
   def run_eval(variables, fn=eval_fn):
-    return evaluate(fn, variables, config, mesh=mesh, input_size=input_size,
-                    data_source=eval_data_source)
+    return evaluate(fn, variables, data, batch_size=config.evals.batch_size,
+                    max_batches=config.evals.max_batches, mesh=mesh,
+                    input_size=input_size, data_source=eval_data_source)
 
   summary = {'workdir': os.fspath(workdir),
-             'checkpoint_dir': os.fspath(manager.directory)}
+             'checkpoint_dir': os.fspath(manager.directory),
+             'protocol': protocol.describe()}
   if start_step == 0 and is_main:
     writer.write_hparams(_flat_hparams(config))
 
   # --- Baselines (before training) ------------------------------------------
   if config.evals.baselines:
-    baselines = _baselines(config, state, run_eval, mesh=mesh,
-                           input_size=input_size, sources=sources)
+    baselines = _baselines(config, data, state, run_eval, mesh=mesh,
+                           input_size=input_size, sources=sources,
+                           protocol=protocol)
     summary['baselines'] = baselines
-    writer.write_scalars(start_step, {f'baseline/{k}/{m}': v
-                                      for k, d in baselines.items()
-                                      for m, v in d.items()})
+    writer.write_scalars(start_step, {
+        f'baseline/{k}/{protocols.tag(protocol, m)}': v
+        for k, d in baselines.items() for m, v in d.items()})
 
   # --- Training loop --------------------------------------------------------
   eval_every = (epoch_steps if config.evals.every_steps < 0 else
@@ -390,10 +397,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                                        data_iterator=train_iter, meta=meta)
       if (eval_every > 0 and step % eval_every == 0) or is_last:
         eval_metrics = run_eval(state.variables)
-        writer.write_scalars(step, {f'eval/{k}': v
+        writer.write_scalars(step, {f'val/{protocols.tag(protocol, k)}': v
                                     for k, v in eval_metrics.items()})
         if is_main:
-          progress.write(f'step {step}: validation MPJPE '
+          progress.write(f'step {step}: validation {protocol.name} MPJPE '
                          f'{eval_metrics["mpjpe"]:.1f} mm, PA-MPJPE '
                          f'{eval_metrics["pa_mpjpe"]:.1f} mm')
   progress.close()
@@ -410,14 +417,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return summary
 
 
-def _baselines(config, state, run_eval, *, mesh, input_size, sources):
+def _baselines(config, data, state, run_eval, *, mesh, input_size, sources,
+               protocol):
   """Validation errors of the untrained model and of the mean training pose."""
   untrained = run_eval(state.variables)
-  name = _train_mix(config)[0][0]
-  mean_pose = mean_training_pose(config, input_size=input_size,
-                                 data_source=sources[name])
+  name = data.train_datasets[0][0]
+  mean_pose = mean_training_pose(
+      data, batch_size=config.evals.batch_size,
+      num_batches=config.evals.mean_pose_batches, input_size=input_size,
+      data_source=sources[name])
   repl = train_lib.replicated_sharding(mesh)
-  constant_fn = jax.jit(train_lib.constant_eval_step,
+  constant_fn = jax.jit(functools.partial(train_lib.constant_eval_step,
+                                          protocol=protocol),
                         in_shardings=(repl, train_lib.batch_sharding(mesh)),
                         out_shardings=repl)
   mean_pose = train_lib.replicate(mean_pose, mesh)
@@ -436,6 +447,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
   if 'eval' in summary:
     rows.append(('trained model', summary['eval']))
   if rows:
+    if summary.get('protocol'):
+      lines.append(f'Validation protocol: {summary["protocol"]}')
     lines.append(f'{"validation":32s} {"MPJPE mm":>10s} {"PA-MPJPE mm":>12s}')
     for label, m in rows:
       lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}')

@@ -5,9 +5,12 @@ refuses any field that is not here (`check_config`). Kept apart from
 `train.py` so that configs import it without defining absl flags.
 """
 
+import dataclasses
+
 import ml_collections
 
 from hybrik_jax import input_pipeline
+from hybrik_jax.data import augment
 from hybrik_jax.models import config as model_config_lib
 
 
@@ -28,27 +31,27 @@ def base_config() -> ml_collections.ConfigDict:
   # for a single dataset) // batch_size.
   c.steps_per_epoch = -1
 
+  defaults = input_pipeline.DataConfig()
   c.data = ml_collections.ConfigDict()
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
   c.data.train_datasets = input_pipeline.HYBRIK_MIX  # ((tfds name, weight), ...)
-  c.data.train_split = 'train'
-  c.data.eval_dataset = 'h36m'
-  c.data.eval_split = 'test'
-  # HybrIK's augmentation (input_pipeline / data.augment).
-  c.data.scale_factor = 0.3
-  c.data.rot_factor = 30.0
-  c.data.rot_prob = 0.6
-  c.data.flip_prob = 0.5
-  c.data.color_factor = 0.2
-  c.data.occlusion = True
-  c.data.scale_mult = input_pipeline.DEFAULT_SCALE_MULT
-  c.data.scale_mult_per_dataset = dict(
-      input_pipeline.DEFAULT_SCALE_MULT_PER_DATASET)
+  c.data.train_split = defaults.train_split
+  c.data.eval_dataset = defaults.eval_dataset
+  c.data.eval_split = defaults.eval_split
+  # HybrIK's augmentation: the defaults of data.augment.AugmentConfig (the
+  # one place they are written): scale_factor, rot_factor, rot_prob,
+  # flip_prob, color_factor, occlusion.
+  for field in dataclasses.fields(augment.AugmentConfig):
+    setattr(c.data, field.name, getattr(defaults.augmentation, field.name))
+  # Box margin, worker processes / buffers per host, preprocessing threads
+  # (input_pipeline.DataConfig).
+  c.data.scale_mult = defaults.scale_mult
+  c.data.scale_mult_per_dataset = dict(defaults.scale_mult_per_dataset)
+  c.data.worker_count = defaults.worker_count
+  c.data.worker_buffer_size = defaults.worker_buffer_size
+  c.data.read_threads = defaults.read_threads
   # Build missing no-download datasets (synthetic_humans) on first use.
   c.data.build_if_missing = False
-  c.data.worker_count = 0  # grain worker processes per host
-  c.data.worker_buffer_size = 2
-  c.data.read_threads = 4
 
   # Loss weights (losses.hybrik_loss). phi_norm is 0 as in the released
   # criteria (HybrIK and HybrIK-Transformer read PHI_REG_WEIGHT but never use it).

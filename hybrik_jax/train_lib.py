@@ -25,7 +25,9 @@ import optax
 from hybrik_jax import losses
 from hybrik_jax import metrics as metrics_lib
 from hybrik_jax.models import config as model_config_lib
+from hybrik_jax import protocols
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.models import inference
 
 PyTree = Any
 DATA_AXIS = 'data'
@@ -237,49 +239,32 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   return new_state, metrics
 
 
-def predict_joints17(variables: Mapping[str, PyTree], batch, *, model,
-                     smpl_model, model_config) -> jnp.ndarray:
-  """(B, 17, 3) metres, H36M joints of the skinned body, pelvis at origin."""
-  raw = _f32(dict(model.apply(variables, batch['image'], train=False)))
-  decoded = hybrik_model.decode(
-      raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
-      intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-      model_config=model_config)
-  return metrics_lib.root_align(decoded.pred_xyz_17)
+def eval_step(variables, batch, *, model, smpl_model, model_config,
+              protocol: protocols.Protocol) -> dict[str, metrics_lib.SumCount]:
+  """`protocols.batch_metrics` sums of the model on one (global) eval batch.
 
-
-def joint_error_sums(pred17: jnp.ndarray, batch) -> dict[str, jnp.ndarray]:
-  """Sums over the batch of per-example MPJPE / PA-MPJPE (mm) and the count.
-
-  Pelvis-aligned H36M-17 joints; examples with no valid joint (padding) do
-  not count. Sums (not means) so hosts, devices and batches add up exactly.
+  The prediction is `models.predict` with the protocol's flip test, exactly
+  as `python -m hybrik_jax.evaluate` makes it.
   """
-  target = metrics_lib.root_align(batch['joints17_cam'].astype(jnp.float32))
-  mask = batch['joints17_valid'].astype(jnp.float32)
-  example_valid = (jnp.sum(mask, axis=-1) > 0).astype(jnp.float32)
-  if 'mask' in batch:
-    example_valid = example_valid * batch['mask'].astype(jnp.float32)
-  mpjpe = metrics_lib.mpjpe(pred17, target, mask)
-  pa_mpjpe = metrics_lib.pa_mpjpe(pred17, target, mask)
-  return {'mpjpe': jnp.sum(mpjpe * example_valid),
-          'pa_mpjpe': jnp.sum(pa_mpjpe * example_valid),
-          'count': jnp.sum(example_valid)}
+  out = inference.predict_batch(model, variables, batch,
+                                  smpl_model=smpl_model,
+                                  flip_test=protocol.flip_test,
+                                  model_config=model_config)
+  sums, _ = protocols.batch_metrics(
+      protocol, batch, pred_xyz_17=out.pred_xyz_17,
+      pred_xyz_24=out.pred_xyz_24_struct, pred_vertices=out.pred_vertices,
+      valid=out.valid, smpl_model=smpl_model)
+  return sums
 
 
-def eval_step(variables, batch, *, model, smpl_model, model_config
-              ) -> dict[str, jnp.ndarray]:
-  """Error sums of the model on one (global) eval batch."""
-  pred17 = predict_joints17(variables, batch, model=model,
-                            smpl_model=smpl_model, model_config=model_config)
-  return joint_error_sums(pred17, batch)
-
-
-def constant_eval_step(mean_joints17: jnp.ndarray, batch
-                       ) -> dict[str, jnp.ndarray]:
-  """Error sums of predicting `mean_joints17` (17, 3) for every example."""
+def constant_eval_step(mean_joints17: jnp.ndarray, batch, *,
+                       protocol: protocols.Protocol
+                       ) -> dict[str, metrics_lib.SumCount]:
+  """Joint metric sums of predicting `mean_joints17` (17, 3) for every example."""
   b = batch['joints17_cam'].shape[0]
   pred17 = jnp.broadcast_to(mean_joints17, (b, 17, 3)).astype(jnp.float32)
-  return joint_error_sums(pred17, batch)
+  sums, _ = protocols.batch_metrics(protocol, batch, pred_xyz_17=pred17)
+  return sums
 
 
 # ---------------------------------------------------------------------------

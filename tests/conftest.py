@@ -12,3 +12,43 @@ import os
 if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_backend_optimization_level=0').strip()
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def tiny_variables(model, input_size: int, seed: int = 0):
+  """Random variables of the right structure without compiling model.init.
+
+  (jax.eval_shape only traces: seconds instead of a minute on a busy CPU.)
+  """
+  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
+  shapes = jax.eval_shape(lambda: model.init(
+      rngs, jnp.zeros((1, input_size, input_size, 3)), train=False))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, s):
+    name = str(getattr(path[-1], 'key', path[-1]))
+    if name in ('var', 'scale'):
+      return np.ones(s.shape, s.dtype)
+    if name in ('mean', 'bias'):
+      return np.zeros(s.shape, s.dtype)
+    fan_in = max(1, int(np.prod(s.shape[:-1])))
+    return (rng.normal(size=s.shape) / np.sqrt(fan_in)).astype(s.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory) -> str:
+  """An exported tiny model (models.get_tiny_model_config(input_size=64)) with
+  random weights: `checkpointing.save_model` layout, shared by the suite."""
+  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import models  # pylint: disable=g-import-not-at-top
+  cfg = models.get_tiny_model_config(input_size=64)
+  variables = tiny_variables(models.create_model(cfg), cfg.input_size)
+  path = str(tmp_path_factory.mktemp('ckpt') / 'tiny_model')
+  checkpointing.save_model(path, variables, cfg)
+  return path

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks import components
 from benchmarks import efficiency
-from hybrik_jax import smpl as smpl_lib
+from hybrik_jax.data import synthetic_body
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_CONFIG = os.path.join(REPO, 'configs', 'test.py')
@@ -26,7 +26,7 @@ TEST_CONFIG = os.path.join(REPO, 'configs', 'test.py')
 
 @pytest.fixture(scope='module')
 def smpl_model():
-  return smpl_lib.synthetic_smpl_model()
+  return synthetic_body.synthetic_smpl_model()
 
 
 def _tiny_config():

@@ -1,15 +1,12 @@
 """Tests for hybrik_jax.demo: geometry on an oracle, the CLI end to end, errors."""
 
-import os
 
 import cv2
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from hybrik_jax import checkpointing
 from hybrik_jax import constants
 from hybrik_jax import demo
 from hybrik_jax import input_pipeline
@@ -18,25 +15,6 @@ from hybrik_jax import models
 from hybrik_jax.data import augment
 from hybrik_jax.data import render
 from hybrik_jax.data import synthetic
-
-
-def tiny_variables(model, input_size, seed=0):
-  """Random variables of the right structure without compiling model.init."""
-  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
-  shapes = jax.eval_shape(lambda: model.init(
-      rngs, jnp.zeros((1, input_size, input_size, 3)), train=False))
-  rng = np.random.default_rng(seed)
-
-  def fill(path, s):
-    name = str(getattr(path[-1], 'key', path[-1]))
-    if name in ('var', 'scale'):
-      return np.ones(s.shape, s.dtype)
-    if name in ('mean', 'bias'):
-      return np.zeros(s.shape, s.dtype)
-    fan_in = max(1, int(np.prod(s.shape[:-1])))
-    return (rng.normal(size=s.shape) / np.sqrt(fan_in)).astype(s.dtype)
-
-  return jax.tree_util.tree_map_with_path(fill, dict(shapes))
 
 
 @pytest.fixture(scope='module')
@@ -102,11 +80,8 @@ def test_oracle_prediction_lands_on_the_person(generator, scene_example):
   assert float(pa[0]) < 40.0, pa
 
 
-def test_run_writes_png_and_npz(tmp_path, generator, scene_example):
-  cfg = models.get_tiny_model_config()
-  variables = tiny_variables(models.create_model(cfg), cfg.input_size)
-  ckpt = str(tmp_path / 'model')
-  checkpointing.save_model(ckpt, variables, cfg)
+def test_run_writes_png_and_npz(tmp_path, tiny_checkpoint, scene_example):
+  ckpt = tiny_checkpoint
   image = scene_example[0]['image']
   image_path = str(tmp_path / 'person.jpg')
   cv2.imwrite(image_path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

@@ -4,7 +4,6 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -13,6 +12,8 @@ from hybrik_jax import constants
 from hybrik_jax import evaluate
 from hybrik_jax import input_pipeline
 from hybrik_jax import models
+from hybrik_jax import protocols
+from hybrik_jax import smpl_io
 from hybrik_jax.data import synthetic
 
 
@@ -30,38 +31,6 @@ def examples(generator):
     ex['image_file'] = f'TS{1 + i % 2}/imageSequence/img_{i:06d}.jpg'
     out.append(ex)
   return out
-
-
-def tiny_variables(model, input_size, seed=0):
-  """Random variables of the right structure without compiling model.init.
-
-  (jax.eval_shape only traces: seconds instead of a minute on a busy CPU.)
-  """
-  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
-  shapes = jax.eval_shape(lambda: model.init(
-      rngs, jnp.zeros((1, input_size, input_size, 3)), train=False))
-  rng = np.random.default_rng(seed)
-
-  def fill(path, s):
-    name = str(getattr(path[-1], 'key', path[-1]))
-    if name in ('var', 'scale'):
-      return np.ones(s.shape, s.dtype)
-    if name in ('mean', 'bias'):
-      return np.zeros(s.shape, s.dtype)
-    fan_in = max(1, int(np.prod(s.shape[:-1])))
-    return (rng.normal(size=s.shape) / np.sqrt(fan_in)).astype(s.dtype)
-
-  return jax.tree_util.tree_map_with_path(fill, dict(shapes))
-
-
-@pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory):
-  cfg = models.get_tiny_model_config()
-  model = models.create_model(cfg)
-  variables = tiny_variables(model, cfg.input_size)
-  path = str(tmp_path_factory.mktemp('ckpt') / 'tiny_model')
-  checkpointing.save_model(path, variables, cfg)
-  return path
 
 
 class _OracleModel:
@@ -86,8 +55,8 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
          'pred_phi': stacked['target_twist'],
          'pred_shape': stacked['target_beta'],
          'pred_leaf': stacked['target_theta'][:, list(constants.LEAF_PARENT_JOINTS)]}
-  everything = evaluate.Protocol(evaluate.H36M_EVAL_14, smpl_24=True, pve=True,
-                                 pck=True)
+  everything = protocols.Protocol('everything', protocols.H36M_EVAL_14,
+                                  smpl_24=True, pve=True, pck=True)
   step = evaluate.make_eval_step(_OracleModel(), generator.model,
                                  model_config=models.get_tiny_model_config(input_size=size),
                                  protocol=everything, flip_test=False)
@@ -102,7 +71,7 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
   assert float(sums['mpjpe'].count) == 3 * 14
   assert float(sums['mpjpe_24'].count) == 3 * 24
   assert float(sums['pve'].count) == 3 * constants.NUM_VERTICES
-  assert float(sums['pck'].count) == 3 * len(evaluate.HP3D_PCK_JOINTS)
+  assert float(sums['pck'].count) == 3 * len(protocols.HP3D_PCK_JOINTS)
   np.testing.assert_array_equal(per_example['mpjpe'][1], [14, 14, 14, 0])
   assert float(sums['non_finite_outputs'].total) == 0.0
   assert np.all(per_example['mpjpe'][0][:3] / 14 < 1.0)
@@ -150,6 +119,7 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
   table = evaluate.format_table(results)
   assert 'PCK@150mm' in table and 'RootNet' in table and 'sequence TS2' in table
   assert 'mean over sequences' in table
+  assert 'mpi_inf_3dhp (17 H36M joints, PA on the same joints, flip test on' in table
 
   # Default output path: beside the checkpoint directory.
   path = evaluate.default_output_path(tiny_checkpoint, 'synthetic_humans/tiny',
@@ -169,10 +139,39 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
       meta={'model': checkpointing.config_to_dict(cfg), 'steps_per_epoch': 5})
   checkpointing.wait(manager)
   manager.close()
-  loaded, model_config, desc = evaluate.load_checkpoint(str(tmp_path))
-  assert 'step 7' in desc
-  assert model_config.backbone == cfg.backbone
-  np.testing.assert_array_equal(loaded['params']['w'], variables['params']['w'])
+  loaded = checkpointing.load_for_inference(str(tmp_path))
+  assert 'step 7' in loaded.description and loaded.step == 7
+  assert loaded.model_config.backbone == cfg.backbone
+  assert loaded.train_config is None  # not recorded in this checkpoint
+  np.testing.assert_array_equal(loaded.variables['params']['w'],
+                                variables['params']['w'])
+
+
+def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):
+  """A model knows what it was validated on: evaluate needs no --dataset, and
+  the plain dataset name means the builder config it trained on."""
+  train_config = checkpointing.dict_to_config({'data': {
+      'eval_dataset': 'synthetic_humans/small', 'eval_split': 'validation',
+      'data_dir': '/data'}})
+  assert evaluate.resolve_dataset(None, None, train_config) == (
+      'synthetic_humans/small', 'validation')
+  assert evaluate.resolve_dataset('synthetic_humans', None, train_config) == (
+      'synthetic_humans/small', 'validation')
+  assert evaluate.resolve_dataset('synthetic_humans/tiny', None, train_config) == (
+      'synthetic_humans/tiny', 'validation')
+  assert evaluate.resolve_dataset('pw3d', None, train_config) == ('pw3d', 'test')
+  assert evaluate.resolve_dataset('synthetic_humans', 'train', None) == (
+      'synthetic_humans', 'train')
+  with pytest.raises(ValueError, match='--dataset is needed'):
+    evaluate.resolve_dataset(None, None, None)
+  # Recorded with an exported model (average_checkpoints does this).
+  variables, model_config = checkpointing.load_model(tiny_checkpoint)
+  path = tmp_path / 'exported'
+  checkpointing.save_model(path, variables, model_config,
+                           train_config=train_config)
+  loaded = checkpointing.load_for_inference(path)
+  assert loaded.train_config.data.eval_dataset == 'synthetic_humans/small'
+  assert loaded.description == f'exported model {path}'
 
 
 def test_rootnet_json_formats_and_errors(tmp_path):
@@ -207,13 +206,13 @@ def test_rootnet_json_formats_and_errors(tmp_path):
 
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    evaluate.load_checkpoint(str(tmp_path / 'nope'))
+    checkpointing.load_for_inference(str(tmp_path / 'nope'))
   with pytest.raises(FileNotFoundError, match='neither an exported model'):
-    evaluate.load_checkpoint(str(tmp_path))
+    checkpointing.load_for_inference(str(tmp_path))
   with pytest.raises(ValueError, match='unknown dataset'):
-    evaluate.protocol_for('imagenet')
+    protocols.protocol_for('imagenet')
   with pytest.raises(ValueError, match='real SMPL body model'):
-    evaluate.load_body_model(None, 'pw3d')
+    smpl_io.load_body_model(None, dataset='pw3d')
   # The CLI prints the error and exits with status 2.
   rc = evaluate.main(['--checkpoint', str(tmp_path / 'nope'), '--dataset', 'pw3d'])
   assert rc == 2
@@ -221,20 +220,20 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
 
 
 def test_protocol_facts():
-  assert len(evaluate.H36M_EVAL_14) == 14
-  names = [constants.H36M_JOINT_NAMES[i] for i in evaluate.H36M_EVAL_14]
+  assert len(protocols.H36M_EVAL_14) == 14
+  names = [constants.H36M_JOINT_NAMES[i] for i in protocols.H36M_EVAL_14]
   assert not {'pelvis', 'torso', 'nose'} & set(names)
-  pck = {constants.H36M_JOINT_NAMES[i] for i in evaluate.HP3D_PCK_JOINTS}
+  pck = {constants.H36M_JOINT_NAMES[i] for i in protocols.HP3D_PCK_JOINTS}
   assert pck == {'head', 'neck', 'left_shoulder', 'right_shoulder', 'left_elbow',
                  'right_elbow', 'left_wrist', 'right_wrist', 'left_hip',
                  'right_hip', 'left_knee', 'right_knee', 'left_ankle',
                  'right_ankle'}
-  assert evaluate.PROTOCOLS['h36m'].align_all_17
-  assert not evaluate.PROTOCOLS['pw3d'].align_all_17 and evaluate.PROTOCOLS['pw3d'].pve
+  assert protocols.PROTOCOLS['h36m'].align_all_17
+  assert not protocols.PROTOCOLS['pw3d'].align_all_17 and protocols.PROTOCOLS['pw3d'].pve
   config = evaluate.load_config_file(os.path.join(
       os.path.dirname(os.path.dirname(__file__)), 'configs', 'test.py'))
   assert config.data.eval_split == 'validation'
   with pytest.raises(FileNotFoundError, match='config file'):
     evaluate.load_config_file('configs/missing.py')
-  assert evaluate.group_of(evaluate.PROTOCOLS['h36m'],
+  assert protocols.group_of(protocols.PROTOCOLS['h36m'],
                            's_09_act_16_subact_01_ca_01/x.jpg') == 'WalkTogether'

@@ -11,12 +11,13 @@ import pytest
 from hybrik_jax import constants
 from hybrik_jax import models
 from hybrik_jax import smpl
+from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import hybrik
 
 
 @pytest.fixture(scope='module')
 def body_model():
-  return smpl.synthetic_smpl_model()
+  return synthetic_body.synthetic_smpl_model()
 
 
 def _camera(batch, seed=0):

@@ -14,6 +14,7 @@ from hybrik_jax import geometry
 from hybrik_jax import ik
 from hybrik_jax import kinematics
 from hybrik_jax import smpl
+from hybrik_jax.data import synthetic_body
 
 LEAF_PARENTS = list(constants.LEAF_PARENT_JOINTS)
 NON_LEAF_PARENTS = [j for j in range(24) if j not in constants.LEAF_PARENT_JOINTS]
@@ -21,7 +22,7 @@ NON_LEAF_PARENTS = [j for j in range(24) if j not in constants.LEAF_PARENT_JOINT
 
 @pytest.fixture(scope='module')
 def model():
-  return smpl.synthetic_smpl_model()
+  return synthetic_body.synthetic_smpl_model()
 
 
 def _random_rest(rng, batch):

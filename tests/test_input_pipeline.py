@@ -234,11 +234,13 @@ def test_preprocess_image_matches_eval_preprocessing():
   np.testing.assert_allclose(augment.apply_affine(trans_inv, [[32.0, 32.0]]), centre, atol=1e-3)
 
 
+_RAW_CONFIG = {'train_datasets': (('h36m', 0.4), ('coco_keypoints', 0.5), ('mpi_inf_3dhp', 0.1)),
+               'read_threads': 2}
+
+
 def _config(**kw):
-  cfg = {'train_datasets': (('h36m', 0.4), ('coco_keypoints', 0.5), ('mpi_inf_3dhp', 0.1)),
-         'read_threads': 2}
-  cfg.update(kw)
-  return cfg
+  """A DataConfig from config.data-style fields (the trainer's edge)."""
+  return input_pipeline.DataConfig.from_config(dict(_RAW_CONFIG, **kw))
 
 
 def _sources(n=(7, 5, 3)):
@@ -320,8 +322,8 @@ def test_hosts_read_disjoint_shards():
   seen = []
   for host in range(2):
     it = input_pipeline.create_train_iterator(
-        {'train_datasets': (('h36m', 1.0),), 'occlusion': False, 'flip_prob': 0.0,
-         'rot_prob': 0.0, 'scale_factor': 0.0, 'color_factor': 0.0},
+        _config(train_datasets=(('h36m', 1.0),), occlusion=False, flip_prob=0.0,
+                rot_prob=0.0, scale_factor=0.0, color_factor=0.0),
         global_batch_size=8, seed=0, input_size=INPUT_SIZE, data_sources=sources,
         shard_index=host, shard_count=2)
     roots = set()
@@ -349,7 +351,7 @@ def test_eval_iterator_pads_and_masks():
   source = ListSource(make_example(i) for i in range(7))
   assert input_pipeline.eval_num_batches(7, 4, 1) == 2
   batches = list(input_pipeline.create_eval_iterator(
-      {}, global_batch_size=4, input_size=INPUT_SIZE, dataset='pw3d', split='test',
+      input_pipeline.DataConfig(), global_batch_size=4, input_size=INPUT_SIZE, dataset='pw3d', split='test',
       data_source=source, shard_index=0, shard_count=1))
   assert len(batches) == 2
   mask = np.concatenate([b['mask'] for b in batches])
@@ -362,7 +364,7 @@ def test_eval_iterator_pads_and_masks():
   roots = []
   for host in range(2):
     bs = list(input_pipeline.create_eval_iterator(
-        {}, global_batch_size=4, input_size=INPUT_SIZE, dataset='pw3d', split='test',
+        input_pipeline.DataConfig(), global_batch_size=4, input_size=INPUT_SIZE, dataset='pw3d', split='test',
         data_source=source, shard_index=host, shard_count=2))
     assert len(bs) == input_pipeline.eval_num_batches(7, 4, 2) == 2
     for b in bs:
@@ -372,7 +374,7 @@ def test_eval_iterator_pads_and_masks():
 
 def test_config_errors_are_clear():
   with pytest.raises(ValueError, match='train_datasets'):
-    input_pipeline.create_train_iterator({}, global_batch_size=4, seed=0,
+    input_pipeline.create_train_iterator(input_pipeline.DataConfig(), global_batch_size=4, seed=0,
                                          input_size=INPUT_SIZE, shard_index=0, shard_count=1)
   with pytest.raises(ValueError, match='divisible'):
     input_pipeline.create_train_dataset(
@@ -423,14 +425,24 @@ def test_depth_is_relative_to_the_labelled_pelvis_else_the_root():
 
 def test_reads_a_locked_config_dict():
   import ml_collections  # pylint: disable=g-import-not-at-top
-  cfg = ml_collections.ConfigDict(_config(scale_mult_per_dataset={'h36m': 1.0, 'coco_keypoints': 1.5},
+  cfg = ml_collections.ConfigDict(dict(_RAW_CONFIG, scale_mult_per_dataset={'h36m': 1.0, 'coco_keypoints': 1.5},
                                           occlusion=False, rot_prob=0.0))
   cfg.lock()
-  assert input_pipeline.scale_mult_for(cfg, 'coco_keypoints') == 1.5
-  assert input_pipeline.scale_mult_for(cfg, 'mpi_inf_3dhp') == 1.25
-  assert input_pipeline.augment_config(cfg).rot_prob == 0.0
+  data = input_pipeline.DataConfig.from_config(cfg)
+  assert data.scale_mult_for('coco_keypoints') == 1.5
+  assert data.scale_mult_for('mpi_inf_3dhp') == 1.25
+  assert data.augmentation.rot_prob == 0.0 and not data.augmentation.occlusion
+  # Defaults live in augment.AugmentConfig; the trainer's base config has them.
+  from hybrik_jax import train_config  # pylint: disable=g-import-not-at-top
+  assert (input_pipeline.DataConfig.from_config(train_config.base_config().data)
+          .augmentation == augment.AugmentConfig())
+  with pytest.raises(ValueError, match='unknown config.data fields'):
+    input_pipeline.DataConfig.from_config({'rot_probability': 0.5})
+  with pytest.raises(TypeError, match='DataConfig.from_config'):
+    input_pipeline.create_train_iterator(cfg, global_batch_size=4, seed=0,
+                                         input_size=INPUT_SIZE)
   batch = next(input_pipeline.create_train_iterator(
-      cfg, global_batch_size=4, seed=0, input_size=INPUT_SIZE, data_sources=_sources(),
+      data, global_batch_size=4, seed=0, input_size=INPUT_SIZE, data_sources=_sources(),
       shard_index=0, shard_count=1))
   assert batch['image'].shape == (4,) + INPUT_SIZE + (3,)
 
@@ -491,7 +503,7 @@ def test_reads_a_prepared_array_record_dataset(tmp_path):
   assert source[0]['image'].shape == (CROP, CROP, 3)
   np.testing.assert_allclose(source[1]['joints29_img'], make_example(401)['joints29_img'])
   it = input_pipeline.create_train_iterator(
-      {'train_datasets': (('input_pipeline_test_data', 1.0),), 'data_dir': str(tmp_path)},
+      _config(train_datasets=(('input_pipeline_test_data', 1.0),), data_dir=str(tmp_path)),
       global_batch_size=2, seed=0, input_size=INPUT_SIZE, shard_index=0, shard_count=1)
   batch = next(it)
   assert batch['image'].shape == (2,) + INPUT_SIZE + (3,)

@@ -11,15 +11,10 @@ import base64
 import os
 import tempfile
 
-import jax
-import jax.numpy as jnp
 import nbformat
 from nbclient import NotebookClient
-import numpy as np
 import pytest
 
-from hybrik_jax import checkpointing
-from hybrik_jax import models
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLAB = os.path.join(REPO, 'colab')
@@ -111,29 +106,9 @@ def test_train_synthetic_notebook(tmp_path, cache_dir):
   assert os.path.isdir(tmp_path / 'checkpoints')
 
 
-def _tiny_checkpoint(path: str) -> str:
-  cfg = models.get_tiny_model_config()
-  model = models.create_model(cfg)
-  rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
-  shapes = jax.eval_shape(lambda: model.init(
-      rngs, jnp.zeros((1, cfg.input_size, cfg.input_size, 3)), train=False))
-  rng = np.random.default_rng(0)
-
-  def fill(p, s):
-    name = str(getattr(p[-1], 'key', p[-1]))
-    if name in ('var', 'scale'):
-      return np.ones(s.shape, s.dtype)
-    if name in ('mean', 'bias'):
-      return np.zeros(s.shape, s.dtype)
-    return (rng.normal(size=s.shape) / np.sqrt(max(1, np.prod(s.shape[:-1])))).astype(s.dtype)
-
-  checkpointing.save_model(path, jax.tree_util.tree_map_with_path(fill, dict(shapes)), cfg)
-  return path
-
-
-def test_demo_notebook(tmp_path, cache_dir):
+def test_demo_notebook(tmp_path, cache_dir, tiny_checkpoint):
   """With a given checkpoint (the training path is train_synthetic's, tested above)."""
-  ckpt = _tiny_checkpoint(str(tmp_path / 'model'))
+  ckpt = tiny_checkpoint
   nb = _run('demo', tmp_path, cache_dir, {'HYBRIK_NOTEBOOK_CHECKPOINT': ckpt})
   text = _text(nb)
   assert f'using the checkpoint {ckpt}' in text

@@ -219,7 +219,9 @@ def test_h36m_invalid_joints_and_twists_have_zero_validity(h36m_damaged):
   np.testing.assert_array_equal(twist_row['smpl_twist'][[3, 7]], 0.0)
   np.testing.assert_allclose(np.linalg.norm(twist_row['smpl_twist'][twist_row['twist_valid'] > 0], axis=1), 1.0, atol=1e-3)
   # the test file has 24 SMPL joints and no twists: leaves and twists invalid
-  for ex in _examples(builder, 'test'):
+  test = _examples(builder, 'test')
+  assert len(test) == 2
+  for ex in test:
     assert ex['joints29_valid'][:24].all() and not ex['joints29_valid'][24:].any()
     assert not ex['twist_valid'].any() and ex['smpl_valid'] == 1
 
@@ -243,12 +245,15 @@ def test_3dhp_nan_joint_is_masked_and_test_joints_fill_their_slots(hp3d_damaged)
   slot = m.TEST_JOINTS_IN_28[2]
   assert m.JOINT_NAMES[slot] == 'right_shoulder'
   assert masked[0]['native_joints_valid'][slot] == 0
+  assert len(test) == builder.info.splits['test'].num_examples > 1
   for ex in test:
     others = np.setdiff1d(np.arange(28), m.TEST_JOINTS_IN_28)
     assert not ex['native_joints_valid'][others].any()
     # joints17: the test joints in H36M-17 order; pelvis first and at the root
     np.testing.assert_allclose(ex['joints17_cam'][0], ex['joint_root'], atol=1e-6)
-  for ex in _examples(builder, 'train'):
+  train = _examples(builder, 'train')
+  assert len(train) == 2
+  for ex in train:
     assert ex['native_joints_valid'].sum() == 28 and not ex['joints17_valid'].any()
     assert ex['joints29_valid'].sum() == 12
 
@@ -326,7 +331,9 @@ def test_h36m_projection_crop_and_units_match_the_source(h36m_damaged):
 def test_pw3d_and_3dhp_projection_and_crops(pw3d_damaged, hp3d_damaged):
   for builder, manual in (pw3d_damaged, hp3d_damaged):
     for split in builder.info.splits:
-      for ex in _examples(builder, split):
+      examples = _examples(builder, split)
+      assert examples, (builder.name, split)  # an empty split checks nothing
+      for ex in examples:
         _check_projection(ex)
         _check_crop_pixels(ex, manual / ex['image_file'].decode())
         assert 3.0 < ex['joint_root'][2] < 6.0  # metres, not millimetres
@@ -350,7 +357,9 @@ def test_coco_keypoints_shift_with_the_crop(coco_damaged):
   builder, manual = coco_damaged
   anns = json.loads((manual / 'coco/annotations/person_keypoints_train2017.json'
                      ).read_text())['annotations']
+  count = 0
   for ex in tfds.as_numpy(builder.as_dataset(split='train')):
+    count += 1
     ok = ex['native_joints_valid'] > 0
     frame_px = ex['native_joints_img'][ok] + ex['crop_offset']
     matches = [a for a in anns
@@ -362,6 +371,7 @@ def test_coco_keypoints_shift_with_the_crop(coco_damaged):
       if native >= 0:
         np.testing.assert_array_equal(ex['joints29_img'][smpl], ex['native_joints_img'][native])
     _check_crop_pixels(ex, manual / ex['image_file'].decode())
+  assert count == builder.info.splits['train'].num_examples > 0
 
 
 def test_crop_in_frame_clips_and_keeps_offsets():

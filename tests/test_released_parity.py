@@ -26,6 +26,7 @@ from hybrik_jax import losses
 from hybrik_jax import metrics
 from hybrik_jax import smpl
 from hybrik_jax.data import augment
+from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 
@@ -118,7 +119,7 @@ def project_outputs(released_model, flip: bool) -> dict:
   _, variables, model_config, images, kwargs = released_model
   model = hybrik_model.create_model(model_config)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
-  body = smpl.synthetic_smpl_model(0)
+  body = synthetic_body.synthetic_smpl_model(0)
   raw = hybrik_model.flip_test(apply, images, model_config) if flip else apply(images)
   kwargs = {k: v for k, v in kwargs.items() if k not in ('depth_factor', 'input_size')}
   out = hybrik_model.decode(raw, smpl_model=body, model_config=model_config, **kwargs)
@@ -194,7 +195,7 @@ def test_released_ik_on_released_network_outputs(flip):
   """The released network's own outputs through the project's released-convention IK."""
   fx = load_fixture('released_model.npz')
   p = 'flip' if flip else 'noflip'
-  out = smpl.hybrik(smpl.synthetic_smpl_model(0), jnp.asarray(fx[f'{p}/shape']),
+  out = smpl.hybrik(synthetic_body.synthetic_smpl_model(0), jnp.asarray(fx[f'{p}/shape']),
                     jnp.asarray(fx[f'{p}/xyz_24']), jnp.asarray(fx[f'{p}/phi']),
                     leaf_thetas=jnp.asarray(fx[f'{p}/leaf']), convention='released')
   _check_rotations(np.asarray(out.rot_mats), fx[f'{p}/rotmats'])
@@ -384,7 +385,7 @@ def _protocol_metrics(fx, dataset, monkeypatch):
       target_xyz_weight_24=jnp.ones((n, 24, 3)),
       target_theta=jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0]), (n, 24, 1)),
       target_beta=jnp.zeros((n, 10)), target_smpl_weight=jnp.zeros((n, 1)), mask=jnp.ones((n,)))
-  step = evaluate.make_eval_step(_StoredPredictions(), smpl.synthetic_smpl_model(0),
+  step = evaluate.make_eval_step(_StoredPredictions(), synthetic_body.synthetic_smpl_model(0),
                                  model_config={'input_size': 8},  # decode is bypassed
                                  protocol=evaluate.protocol_for(dataset), flip_test=False)
   sums, _ = step({'p17': jnp.asarray(fx['pred17']), 'p24': jnp.asarray(fx['pred24'])}, batch)

@@ -13,6 +13,7 @@ from hybrik_jax import geometry
 from hybrik_jax import ik
 from hybrik_jax import kinematics
 from hybrik_jax import smpl
+from hybrik_jax.data import synthetic_body
 
 
 # Jitted once per module: eager op-by-op dispatch of FK/IK is slow on small CPUs.
@@ -25,7 +26,7 @@ _twists = jax.jit(ik.twist_angles)
 
 @pytest.fixture(scope='module')
 def model():
-  return smpl.synthetic_smpl_model()
+  return synthetic_body.synthetic_smpl_model()
 
 
 def _posed_skeleton(model, betas, pose):
@@ -47,14 +48,14 @@ def _random_inputs(batch, seed=0, scale=0.4):
 
 def test_synthetic_build_time_and_determinism():
   start = time.perf_counter()
-  fresh = smpl.build_synthetic_smpl_model(0)
+  fresh = synthetic_body.build_synthetic_smpl_model(0)
   elapsed = time.perf_counter() - start
   print(f'synthetic_smpl_model built in {elapsed:.2f} s (target < 2 s)')
-  cached = smpl.synthetic_smpl_model(0)
-  assert smpl.synthetic_smpl_model() is cached
-  assert smpl.synthetic_smpl_model(seed=0) is cached
+  cached = synthetic_body.synthetic_smpl_model(0)
+  assert synthetic_body.synthetic_smpl_model() is cached
+  assert synthetic_body.synthetic_smpl_model(seed=0) is cached
   chex.assert_trees_all_equal(fresh, cached)
-  other = smpl.synthetic_smpl_model(1)
+  other = synthetic_body.synthetic_smpl_model(1)
   assert not np.allclose(other.v_template, cached.v_template)
   assert not np.allclose(other.posedirs, cached.posedirs)
 
@@ -136,7 +137,7 @@ def test_synthetic_weights_and_regressors(model):
     np.testing.assert_allclose(reg.sum(1), 1.0, atol=1e-5)
   v = np.asarray(model.v_template, np.float64)
   joints = np.asarray(model.J_regressor, np.float64) @ v
-  np.testing.assert_allclose(joints, smpl.synthetic_joints29()[:24], atol=1e-5)
+  np.testing.assert_allclose(joints, synthetic_body.synthetic_joints29()[:24], atol=1e-5)
   h36m = np.asarray(model.J_regressor_h36m, np.float64) @ v
   names = constants.H36M_JOINT_NAMES
   # H36M joints sit where their names say.
@@ -165,7 +166,7 @@ def test_synthetic_leaf_vertices_at_extremities(model):
   assert np.argmax(v[:, 1]) == head   # highest point
   assert np.argmax(v[:, 0]) == lmid   # left (+x) finger tip outermost
   assert np.argmin(v[:, 0]) == rmid
-  joints29 = smpl.synthetic_joints29()
+  joints29 = synthetic_body.synthetic_joints29()
   np.testing.assert_allclose(v[list(model.leaf_vertex_ids)], joints29[24:], atol=1e-6)
   for toe, leaf, foot, ankle in ((ltoe, 27, 10, 7), (rtoe, 28, 11, 8)):
     side = np.sign(v[toe, 0])
@@ -319,7 +320,7 @@ def test_rest_joints29(model):
   np.testing.assert_allclose(r[:, 24:], v_shaped[:, np.asarray(model.leaf_vertex_ids)],
                              atol=1e-6)
   np.testing.assert_allclose(smpl.rest_joints29(model, jnp.zeros((1, 10)))[0],
-                             smpl.synthetic_joints29(), atol=1e-5)
+                             synthetic_body.synthetic_joints29(), atol=1e-5)
 
 
 # ---------------------------------------------------------------- hybrik

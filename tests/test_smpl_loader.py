@@ -21,11 +21,13 @@ import scipy.sparse
 
 from hybrik_jax import constants
 from hybrik_jax import smpl
+from hybrik_jax import smpl_io
+from hybrik_jax.data import synthetic_body
 
 
 @pytest.fixture(scope='module')
 def model():
-  return smpl.synthetic_smpl_model()
+  return synthetic_body.synthetic_smpl_model()
 
 
 @contextlib.contextmanager
@@ -132,7 +134,7 @@ def test_official_pkl_with_chumpy_objects(model, tmp_path):
       pickle.loads(path.read_bytes(), encoding='latin1')
     with warnings.catch_warnings():
       warnings.simplefilter('ignore')
-      loaded = smpl.load_smpl(path, h36m_regressor=np.asarray(model.J_regressor_h36m))
+      loaded = smpl_io.load_smpl(path, h36m_regressor=np.asarray(model.J_regressor_h36m))
     _assert_same_model(loaded, model, atol=1e-7)
     np.testing.assert_allclose(loaded.J_regressor_h36m, model.J_regressor_h36m,
                                atol=1e-7)
@@ -149,7 +151,7 @@ def test_smpl_neutral_like_pkl_300_betas(model, tmp_path):
     _pickle_old_style(data, path, protocol=2)
   h36m_path = tmp_path / 'J_regressor_h36m.npy'
   np.save(h36m_path, np.asarray(model.J_regressor_h36m, np.float64))
-  loaded = smpl.load_smpl(path, h36m_regressor=h36m_path, dtype=jnp.float32)
+  loaded = smpl_io.load_smpl(path, h36m_regressor=h36m_path, dtype=jnp.float32)
   _assert_same_model(loaded, model, atol=1e-7)
   np.testing.assert_allclose(loaded.J_regressor_h36m, model.J_regressor_h36m,
                              atol=1e-7)
@@ -162,12 +164,12 @@ def test_npz_conversion(model, tmp_path):
   del data['J_regressor_prior'], data['bs_type'], data['bs_style']
   np.savez(path, **data)
   with pytest.warns(UserWarning, match='J_regressor_h36m'):
-    smpl._warned_h36m = False  # pylint: disable=protected-access
-    loaded = smpl.load_smpl(path)
+    smpl_io._warned_h36m = False  # pylint: disable=protected-access
+    loaded = smpl_io.load_smpl(path)
   _assert_same_model(loaded, model, atol=1e-7)
   # Without a regressor: the documented approximation, with convex rows.
   approx = np.asarray(loaded.J_regressor_h36m, np.float64)
-  np.testing.assert_allclose(approx, smpl.approximate_h36m_regressor(
+  np.testing.assert_allclose(approx, smpl_io.approximate_h36m_regressor(
       np.asarray(model.J_regressor)), atol=1e-6)
   np.testing.assert_allclose(approx.sum(1), 1.0, atol=1e-5)
   assert approx.min() >= 0
@@ -178,12 +180,12 @@ def test_npz_conversion(model, tmp_path):
   # The warning comes once.
   with warnings.catch_warnings():
     warnings.simplefilter('error')
-    smpl.load_smpl(path)
+    smpl_io.load_smpl(path)
 
 
 def test_save_smpl_pkl_roundtrip(model, tmp_path):
   path = tmp_path / 'synthetic.pkl'
-  smpl.save_smpl_pkl(model, path)
+  smpl_io.save_smpl_pkl(model, path)
   with open(path, 'rb') as f:
     data = pickle.load(f, encoding='latin1')  # plain objects: no chumpy needed
   assert scipy.sparse.issparse(data['J_regressor'])
@@ -191,7 +193,7 @@ def test_save_smpl_pkl_roundtrip(model, tmp_path):
   assert data['kintree_table'].shape == (2, 24)
   assert data['f'].dtype == np.uint32
   assert data['bs_type'] == 'lrotmin' and data['bs_style'] == 'lbs'
-  loaded = smpl.load_smpl(path)
+  loaded = smpl_io.load_smpl(path)
   _assert_same_model(loaded, model)
   np.testing.assert_array_equal(loaded.J_regressor_h36m, model.J_regressor_h36m)
 
@@ -200,11 +202,11 @@ def test_save_smpl_pkl_roundtrip(model, tmp_path):
 
 
 def _expect_error(path, *fragments, **kwargs):
-  with pytest.raises(smpl.SMPLFileError) as info:
-    smpl.load_smpl(path, **kwargs)
+  with pytest.raises(smpl_io.SMPLFileError) as info:
+    smpl_io.load_smpl(path, **kwargs)
   message = str(info.value)
   assert str(path) in message
-  assert smpl.SMPL_SITE in message and 'smpl.is.tue.mpg.de' in message
+  assert smpl_io.SMPL_SITE in message and 'smpl.is.tue.mpg.de' in message
   for fragment in fragments:
     assert fragment in message, message
   assert isinstance(info.value, ValueError)
@@ -217,7 +219,7 @@ def test_missing_file(tmp_path):
 
 def test_truncated_and_garbage_files(model, tmp_path):
   good = tmp_path / 'good.pkl'
-  smpl.save_smpl_pkl(model, good)
+  smpl_io.save_smpl_pkl(model, good)
   raw = good.read_bytes()
   truncated = tmp_path / 'truncated.pkl'
   truncated.write_bytes(raw[:len(raw) // 2])
@@ -272,11 +274,11 @@ def test_missing_keys_and_wrong_shapes(model, tmp_path):
   _expect_error(path, 'kintree_table', 'parents')
   write(weights=np.full((6890, 24), np.nan))
   _expect_error(path, 'non-finite')
-  smpl.save_smpl_pkl(model, path)
-  with pytest.raises(smpl.SMPLFileError, match='J_regressor_h36m.npy'):
-    smpl.load_smpl(path, h36m_regressor=tmp_path / 'J_regressor_h36m.npy')
-  with pytest.raises(smpl.SMPLFileError, match=r'\(17, 6890\)'):
-    smpl.load_smpl(path, h36m_regressor=np.zeros((24, 6890)))
+  smpl_io.save_smpl_pkl(model, path)
+  with pytest.raises(smpl_io.SMPLFileError, match='J_regressor_h36m.npy'):
+    smpl_io.load_smpl(path, h36m_regressor=tmp_path / 'J_regressor_h36m.npy')
+  with pytest.raises(smpl_io.SMPLFileError, match=r'\(17, 6890\)'):
+    smpl_io.load_smpl(path, h36m_regressor=np.zeros((24, 6890)))
 
 
 # ---------------------------------------------------------------- smplx parity
@@ -287,7 +289,7 @@ def test_parity_with_smplx(model, tmp_path):
   import torch  # pylint: disable=g-import-not-at-top
   import smplx  # pylint: disable=g-import-not-at-top
   path = tmp_path / 'SMPL_NEUTRAL.pkl'
-  smpl.save_smpl_pkl(model, path)
+  smpl_io.save_smpl_pkl(model, path)
   batch = 3
   rng = np.random.default_rng(0)
   betas = rng.normal(size=(batch, 10))
@@ -301,7 +303,7 @@ def test_parity_with_smplx(model, tmp_path):
   ref_vertices = ref.vertices.numpy()
   ref_joints = ref.joints[:, :24].numpy()
   with jax.enable_x64(True):
-    m64 = smpl.load_smpl(path, dtype=jnp.float64)
+    m64 = smpl_io.load_smpl(path, dtype=jnp.float64)
     out = jax.jit(smpl.forward)(m64, jnp.asarray(betas), jnp.asarray(pose),
                                 jnp.asarray(transl))
     assert out.vertices.dtype == jnp.float64

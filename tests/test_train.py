@@ -4,7 +4,6 @@ Tiny model (configs/test.py), 64 px images, batch 4, in-memory synthetic
 examples through the real input pipeline.
 """
 
-import functools
 import os
 import sys
 
@@ -17,10 +16,11 @@ import pytest
 from hybrik_jax import checkpointing
 from hybrik_jax import input_pipeline
 from hybrik_jax import models
-from hybrik_jax import smpl
+from hybrik_jax import protocols
 from hybrik_jax import train
 from hybrik_jax import train_lib
 from hybrik_jax.data import synthetic
+from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import hybrik as hybrik_model
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
@@ -45,12 +45,12 @@ def setup(examples):
   state = train_lib.create_train_state(model, tx, jax.random.key(0),
                                        config.model.input_size)
   it = input_pipeline.create_train_iterator(
-      config.data, global_batch_size=config.batch_size, seed=0,
+      input_pipeline.DataConfig.from_config(config.data), global_batch_size=config.batch_size, seed=0,
       input_size=config.model.input_size,
       data_sources={DATASET: examples[0]})
   batch = next(it)
   mesh = train_lib.create_mesh()
-  smpl_model = smpl.synthetic_smpl_model()
+  smpl_model = synthetic_body.synthetic_smpl_model()
   # One compiled step shared by the tests below.
   step = train_lib.jit_train_step(
       mesh, smpl_model=smpl_model, model=model, tx=tx, lr_fn=lr_fn,
@@ -147,6 +147,11 @@ def test_resume_equals_uninterrupted(examples, tmp_path):
     config.steps_per_epoch = 2
     config.evals.max_batches = 1
     full = _run(config, tmp_path / 'full', examples)
+    # The checkpoint records the config: evaluate defaults to its validation set.
+    loaded = checkpointing.load_for_inference(tmp_path / 'full')
+    assert loaded.step == 4
+    assert loaded.train_config.data.eval_dataset == config.data.eval_dataset
+    assert loaded.train_config.data.eval_split == config.data.eval_split
     first = _run(config, tmp_path / 'resumed', examples, stop_after_steps=2)
     assert first['step'] == 2 and 'eval' not in first
     resumed = _run(config, tmp_path / 'resumed', examples)
@@ -221,6 +226,7 @@ def test_missing_dataset_names_the_build_command(tmp_path):
 def test_summary_lists_the_three_numbers():
   summary = {
       'step': 10, 'workdir': '/w', 'checkpoint_dir': '/w/checkpoints',
+      'protocol': protocols.PROTOCOLS['h36m'].describe(),
       'baselines': {'untrained': {'mpjpe': 500.0, 'pa_mpjpe': 300.0},
                     'mean_pose': {'mpjpe': 200.0, 'pa_mpjpe': 150.0}},
       'eval': {'mpjpe': 100.0, 'pa_mpjpe': 80.0}}
@@ -229,6 +235,7 @@ def test_summary_lists_the_three_numbers():
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
   assert '50.0% below' in text and '/w/checkpoints' in text
+  assert 'Validation protocol: h36m_p2 (14 H36M joints' in text
 
 
 @pytest.mark.parametrize('convention', ['corrected', 'released'])
@@ -278,3 +285,24 @@ def test_train_step_lowers_loss_with_either_ik_convention(setup, convention):
     assert ik_change > 1e-3
   else:
     assert ik_change == 0.0
+
+
+def test_build_missing_builds_every_missing_dataset(monkeypatch):
+  """Two unbuilt datasets: both are built (the second used to hit an
+  UnboundLocalError), each once."""
+  from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  opened, built = [], []
+
+  def missing(name, data_dir):
+    opened.append(name)
+    return False
+
+  monkeypatch.setattr(prepare_data, 'is_built', missing)
+  monkeypatch.setattr(prepare_data, 'build',
+                      lambda base, data_dir, config: built.append((base, config)))
+  train._build_missing(input_pipeline.DataConfig.from_config(config.data), [
+      'synthetic_humans/tiny', 'h36m', 'synthetic_humans/small',
+      'synthetic_humans/tiny'])
+  assert opened == ['synthetic_humans/tiny', 'synthetic_humans/small']
+  assert built == [('synthetic_humans', 'tiny'), ('synthetic_humans', 'small')]

@@ -13,7 +13,8 @@ import textwrap
 _SCRIPT = textwrap.dedent('''
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from hybrik_jax import smpl, train_lib
+    from hybrik_jax import train_lib
+    from hybrik_jax.data import synthetic_body
     from hybrik_jax.models import config as model_config_lib
     from hybrik_jax.models import hybrik as hybrik_model
     sys.path.insert(0, sys.argv[1])
@@ -28,7 +29,7 @@ _SCRIPT = textwrap.dedent('''
     config.optim.eps = 1e-5
     model = hybrik_model.create_model(config.model)
     tx, lr_fn = train_lib.create_optimizer(config.optim)
-    smpl_model = smpl.synthetic_smpl_model()
+    smpl_model = synthetic_body.synthetic_smpl_model()
     state0 = train_lib.create_train_state(model, tx, jax.random.key(0), 64)
 
     B = 8

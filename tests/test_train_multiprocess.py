@@ -24,7 +24,8 @@ _WORKER = textwrap.dedent('''
                                  num_processes=num_processes,
                                  process_id=process_id)
     import jax.numpy as jnp, numpy as np
-    from hybrik_jax import smpl, train_lib
+    from hybrik_jax import train_lib
+    from hybrik_jax.data import synthetic_body
     from hybrik_jax.models import hybrik as hybrik_model
     sys.path.insert(0, repo)
     from configs import test as test_config
@@ -42,7 +43,7 @@ _WORKER = textwrap.dedent('''
     mesh = train_lib.create_mesh()
     state = train_lib.replicate(state, mesh)
     step = train_lib.jit_train_step(
-        mesh, smpl_model=smpl.synthetic_smpl_model(), model=model, tx=tx,
+        mesh, smpl_model=synthetic_body.synthetic_smpl_model(), model=model, tx=tx,
         lr_fn=lr_fn, loss_weights=dict(config.loss), model_config=config.model)
 
     def global_batch_numpy(seed, B=4):

@@ -1,7 +1,7 @@
 """synthetic_humans: random SMPL bodies rendered with exact labels.
 
 Each example is a posed, shaped body of the synthetic SMPL model
-(`hybrik_jax.smpl.synthetic_smpl_model()`, or any SMPLModel) seen by a random
+(`hybrik_jax.data.synthetic_body.synthetic_smpl_model()`, or any SMPLModel) seen by a random
 pinhole camera over a random background, rendered with `data.render` (one
 colour per body part, Lambert + ambient). The labels are the common fields of
 `data.features` and are exact: the 29 joints are the posed HybrIK skeleton
@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 from scipy.spatial import transform
+import tqdm
 
 from hybrik_jax.data import features
 from hybrik_jax.data import render
@@ -238,8 +239,8 @@ def place_camera(verts_rel: np.ndarray, scene: Scene, size: int):
 
 @functools.lru_cache(maxsize=None)
 def _default_model():
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  return smpl.synthetic_smpl_model()
+  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  return synthetic_body.synthetic_smpl_model()
 
 
 @functools.lru_cache(maxsize=None)
@@ -391,20 +392,29 @@ def default_num_workers(num_examples: int) -> int:
 
 def generate_parallel(indices: Iterable[int], config: SyntheticConfig,
                       split: str = 'train', num_workers: int = 1,
-                      chunk: int = 64) -> Iterator[tuple[int, dict[str, Any]]]:
+                      chunk: int = 64, progress: bool = True
+                      ) -> Iterator[tuple[int, dict[str, Any]]]:
   """Like SyntheticGenerator.generate(encode=True), over `num_workers` processes.
 
   Yields (index, example) in index order; the result does not depend on
-  num_workers (each example depends only on its index).
+  num_workers (each example depends only on its index). `progress` shows a
+  bar with the total (TFDS's own bar does not know it).
   """
   indices = list(indices)
-  if num_workers <= 1:
-    yield from SyntheticGenerator(config).generate(indices, split, encode=True)
-    return
-  chunks = [(indices[i:i + chunk], split) for i in range(0, len(indices), chunk)]
-  ctx = multiprocessing.get_context('spawn')
-  with concurrent.futures.ProcessPoolExecutor(
-      num_workers, mp_context=ctx, initializer=_worker_init,
-      initargs=(config,)) as pool:
-    for result in pool.map(_worker_run, chunks):
-      yield from result
+  bar = tqdm.tqdm(total=len(indices), desc=f'rendering {split}', unit='img',
+                  disable=not progress, leave=False, dynamic_ncols=True)
+  with bar:
+    if num_workers <= 1:
+      for item in SyntheticGenerator(config).generate(indices, split, encode=True):
+        bar.update(1)
+        yield item
+      return
+    chunks = [(indices[i:i + chunk], split) for i in range(0, len(indices), chunk)]
+    ctx = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(
+        num_workers, mp_context=ctx, initializer=_worker_init,
+        initargs=(config,)) as pool:
+      for result in pool.map(_worker_run, chunks):
+        for item in result:
+          bar.update(1)
+          yield item

@@ -11,3 +11,5 @@ from hybrik_jax.models.hybrik import HybrIKNet
 from hybrik_jax.models.hybrik import ModelOutput
 from hybrik_jax.models.hybrik import uvd_to_xyz
 from hybrik_jax.models.hybrik import xyz_to_uvd
+from hybrik_jax.models.inference import predict
+from hybrik_jax.models.inference import predict_batch

@@ -1,0 +1,67 @@
+"""The one prediction path: network -> [flip test] -> float32 -> decode.
+
+The trainer's validation (`train_lib.eval_step`), `evaluate` and `demo` all
+call `predict`, so a checkpoint gives the same body wherever it is run.
+"""
+
+from typing import Any, Mapping
+
+import jax.numpy as jnp
+
+from hybrik_jax.models import hybrik
+
+PyTree = Any
+
+
+def _f32(raw: Mapping[str, Any]) -> dict[str, Any]:
+  """Floating head outputs as float32 (bfloat16 / float16 models)."""
+  return {k: (None if v is None else
+              v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating)
+              else v)
+          for k, v in dict(raw).items()}
+
+
+def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
+            trans_inv: jnp.ndarray, intrinsics: jnp.ndarray,
+            joint_root: jnp.ndarray, smpl_model, flip_test: bool,
+            model_config: Mapping[str, Any]) -> hybrik.ModelOutput:
+  """Images -> decoded body (eval mode, no rng); jit-able.
+
+  Args:
+    model: a HybrIKNet (anything with `apply(variables, images, train=False)`
+      returning the raw head dict).
+    variables: its {'params', 'batch_stats'}.
+    images: (B, S, S, 3) ImageNet-normalised, S = model_config.input_size.
+    trans_inv: (B, 2, 3) input px -> stored-image px.
+    intrinsics: (B, 3, 3) K of the stored image.
+    joint_root: (B, 3) metres, camera frame (its z lifts uvd to metres).
+    smpl_model: a hybrik_jax.smpl.SMPLModel.
+    flip_test: average with the mirrored images (HybrIK's --flip-test).
+    model_config: the model's config (models.config fields): `input_size`,
+      the IK convention, the leaf flip pairs and the depth unit of the
+      network's d (`depth_factor`, metres) that decoding and the flip test
+      depend on; a batch's own depth_factor is never used for decoding.
+
+  Returns:
+    hybrik.ModelOutput (metres, camera axes, root-relative; float32).
+  """
+  apply = lambda x: model.apply(variables, x, train=False)
+  raw = (hybrik.flip_test(apply, images, model_config) if flip_test
+         else apply(images))
+  return hybrik.decode(
+      _f32(raw), smpl_model=smpl_model, trans_inv=trans_inv,
+      intrinsics=intrinsics, joint_root=joint_root, model_config=model_config)
+
+
+def predict_batch(model, variables: Mapping[str, PyTree],
+                  batch: Mapping[str, jnp.ndarray], *, smpl_model,
+                  flip_test: bool, model_config: Mapping[str, Any]
+                  ) -> hybrik.ModelOutput:
+  """`predict` on an input_pipeline batch (image, trans_inv, intrinsics,
+  joint_root)."""
+  return predict(
+      model, variables, batch['image'], trans_inv=batch['trans_inv'],
+      intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
+      smpl_model=smpl_model,
+      flip_test=flip_test, model_config=model_config)
+

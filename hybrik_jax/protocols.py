@@ -1,0 +1,256 @@
+"""Each benchmark's evaluation protocol, defined once.
+
+The trainer's validation (`train_lib.eval_step`) and `python -m
+hybrik_jax.evaluate` both score a batch with `batch_metrics(protocol, ...)`,
+so the same checkpoint on the same images gives the same numbers in both, and
+both name the protocol they used (`Protocol.name`, e.g. TensorBoard's
+`val/h36m_p2/mpjpe_mm`).
+
+The protocols, read from Jeff-sjtu/HybrIK's evaluation code
+(hybrik/datasets/{h36m_smpl,pw3d,hp3d}.py, scripts/validate_smpl.py):
+
+* Every 3D error is root-relative: prediction and ground truth are translated
+  so that their pelvis is at the origin. The predicted joints are the 17
+  Human3.6M joints regressed from the predicted mesh (`pred_xyz_17`).
+* h36m_p2 (protocol 2, test subjects S9 and S11; the builder's 'test' split):
+  14 of the 17 joints (`H36M_EVAL_14`: no pelvis, torso, nose); PA-MPJPE
+  aligns all 17 joints, then takes the 14 (`evaluate_xyz_17`).
+* pw3d: the same 14 joints, aligned after selecting them; also the 24 SMPL
+  joints of the skinned body (MPJPE-24, PA-MPJPE-24, `evaluate_xyz_24`) and
+  PVE, the mean vertex error of the meshes relative to their H36M pelvis
+  (the ground-truth mesh from its SMPL parameters with the same neutral body
+  model, as HybrIK's forward_gt_theta; no alignment).
+* mpi_inf_3dhp: all 17 joints for MPJPE and PA-MPJPE; 3D PCK at 150 mm and
+  AUC over 0..150 mm in 5 mm steps on the 14 joints of 3DHP's groups (head,
+  neck, shoulders, elbows, wrists, hips, knees, ankles: `HP3D_PCK_JOINTS`,
+  given in the H36M order of `joints17_cam`). HybrIK's evaluate_xyz_17 indexes
+  those groups in the 3DHP order after reordering the joints to H36M's, which
+  picks different joints; we use the groups' joints themselves.
+* synthetic_humans: as pw3d (exact labels, the synthetic body model).
+
+Averages count every valid joint once (HybrIK: np.mean over samples x
+joints). Every protocol uses the flip test and the ground-truth root depth
+(`evaluate --rootnet_json` replaces the latter where it has a root).
+"""
+
+import dataclasses
+import re
+from typing import Any, Mapping
+
+import jax.numpy as jnp
+
+from hybrik_jax import geometry
+from hybrik_jax import metrics
+
+# 14 of the 17 H36M joints used on Human3.6M and 3DPW (HybrIK EVAL_JOINTS):
+# every joint but pelvis (0), torso (7) and nose (9).
+H36M_EVAL_14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
+ALL_17 = tuple(range(17))
+# 3DHP's PCK joint groups, as indices of the H36M-17 order: head (top) 10,
+# neck 8, shoulders 11 14, elbows 12 15, wrists 13 16, hips 1 4, knees 2 5,
+# ankles 3 6.
+HP3D_PCK_JOINTS = (10, 8, 11, 14, 12, 15, 13, 16, 1, 4, 2, 5, 3, 6)
+# Human3.6M protocol 2 test subjects.
+H36M_TEST_SUBJECTS = (9, 11)
+# Human3.6M actions 2..16 (file names `s_XX_act_YY_...`; HybrIK action_name).
+H36M_ACTIONS = ('Directions', 'Discussion', 'Eating', 'Greeting', 'Phoning',
+                'Posing', 'Purchases', 'Sitting', 'SittingDown', 'Smoking',
+                'Photo', 'Waiting', 'Walking', 'WalkDog', 'WalkTogether')
+
+# Metric key -> (printed label, unit, tag suffix).
+METRIC_LABELS = {
+    'mpjpe': ('MPJPE', 'mm'), 'pa_mpjpe': ('PA-MPJPE', 'mm'),
+    'mpjpe_24': ('MPJPE (24 SMPL joints)', 'mm'),
+    'pa_mpjpe_24': ('PA-MPJPE (24 SMPL joints)', 'mm'),
+    'pve': ('PVE', 'mm'), 'pck': ('PCK@150mm', '%'), 'auc': ('AUC', '%'),
+}
+_TAG_UNITS = {'mm': 'mm', '%': 'pct'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """What a benchmark measures (see the module docstring).
+
+  Attributes:
+    name: names the protocol in tables and TensorBoard tags ('h36m_p2').
+    eval_joints: indices into the 17 H36M joints that the errors use.
+    align_all_17: Procrustes on all 17 joints before selecting (Human3.6M),
+      else on the selected joints only.
+    smpl_24: also MPJPE/PA-MPJPE on the 24 SMPL joints.
+    pve: also the per-vertex error.
+    pck: also 3D PCK / AUC on `pck_joints`.
+    pck_joints: indices into the 17 H36M joints.
+    flip_test: average with the mirrored input.
+    root: where the absolute root depth comes from.
+    group_pattern: regex on image_file whose first group names the
+      per-group breakdown (action, sequence), or None.
+    group_name: what a group is.
+  """
+  name: str
+  eval_joints: tuple[int, ...]
+  align_all_17: bool = False
+  smpl_24: bool = False
+  pve: bool = False
+  pck: bool = False
+  pck_joints: tuple[int, ...] = HP3D_PCK_JOINTS
+  flip_test: bool = True
+  root: str = 'ground truth'
+  group_pattern: str | None = None
+  group_name: str = ''
+
+  def describe(self, flip_test: bool | None = None) -> str:
+    """One line for tables: name, joints, alignment, flip test, root."""
+    flip = self.flip_test if flip_test is None else flip_test
+    joints = ('14 H36M joints' if self.eval_joints == H36M_EVAL_14 else
+              f'{len(self.eval_joints)} H36M joints')
+    align = 'PA on 17' if self.align_all_17 else 'PA on the same joints'
+    return (f'{self.name} ({joints}, {align}, flip test '
+            f'{"on" if flip else "off"}, {self.root} root)')
+
+
+PROTOCOLS = {
+    'h36m': Protocol('h36m_p2', H36M_EVAL_14, align_all_17=True,
+                     group_pattern=r'_act_(\d+)_', group_name='action'),
+    'pw3d': Protocol('pw3d', H36M_EVAL_14, smpl_24=True, pve=True,
+                     group_pattern=r'([^/\\]+)[/\\][^/\\]+$',
+                     group_name='sequence'),
+    'mpi_inf_3dhp': Protocol('mpi_inf_3dhp', ALL_17, pck=True,
+                             group_pattern=r'(TS\d+)', group_name='sequence'),
+    'synthetic_humans': Protocol('synthetic_humans', H36M_EVAL_14,
+                                 smpl_24=True, pve=True),
+}
+
+
+def base_name(dataset: str) -> str:
+  """'synthetic_humans/tiny' -> 'synthetic_humans'; 'pw3d:1.0.0' -> 'pw3d'."""
+  return dataset.split('/')[0].split(':')[0]
+
+
+def protocol_for(dataset: str) -> Protocol:
+  """The protocol of a TFDS dataset name; ValueError naming the known ones."""
+  name = base_name(dataset)
+  if name not in PROTOCOLS:
+    raise ValueError(f'unknown dataset {dataset!r}: evaluation protocols exist '
+                     f'for {sorted(PROTOCOLS)}')
+  return PROTOCOLS[name]
+
+
+def group_of(protocol: Protocol, image_file: str) -> str | None:
+  """The breakdown group of an example (H36M action, 3DPW/3DHP sequence)."""
+  if not protocol.group_pattern:
+    return None
+  match = re.search(protocol.group_pattern, image_file)
+  if match is None:
+    return None
+  group = match.group(1)
+  if protocol.group_name == 'action' and group.isdigit():
+    index = int(group) - 2
+    if 0 <= index < len(H36M_ACTIONS):
+      return H36M_ACTIONS[index]
+  return group
+
+
+def tag(protocol: Protocol, metric: str) -> str:
+  """TensorBoard-style name of a metric: 'h36m_p2/mpjpe_mm'."""
+  if metric in METRIC_LABELS:
+    return f'{protocol.name}/{metric}_{_TAG_UNITS[METRIC_LABELS[metric][1]]}'
+  return f'{protocol.name}/{metric}'
+
+
+def _sums(per_sample: jnp.ndarray, count: jnp.ndarray):
+  """(B,) per-sample means and (B,) counts -> (SumCount, (total (B,), count (B,)))."""
+  total = per_sample * count
+  return metrics.SumCount(jnp.sum(total), jnp.sum(count)), (total, count)
+
+
+def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
+                  pred_xyz_17: jnp.ndarray,
+                  pred_xyz_24: jnp.ndarray | None = None,
+                  pred_vertices: jnp.ndarray | None = None,
+                  valid: jnp.ndarray | None = None,
+                  smpl_model=None) -> tuple[dict[str, Any], dict[str, Any]]:
+  """The protocol's metrics of one batch, with the metrics.py functions.
+
+  Args:
+    protocol: what to measure.
+    batch: an input_pipeline batch (joints17_cam, joints17_valid, mask; for
+      smpl_24 / pve also target_xyz_24, target_xyz_weight_24, target_theta,
+      target_beta, target_smpl_weight).
+    pred_xyz_17: (B, 17, 3) metres, H36M joints of the predicted mesh.
+    pred_xyz_24: (B, 24, 3) metres, SMPL joints of the skinned body; the
+      24-joint metrics only if given.
+    pred_vertices: (B, 6890, 3) metres; PVE only if given (needs smpl_model).
+    valid: (B,) bool, False where the network's outputs were not finite
+      (decode scored them as zeros: they count, as large errors).
+    smpl_model: the body model that makes the ground-truth mesh for PVE.
+
+  Returns:
+    (sums, per_example): sums {metric: metrics.SumCount} over the batch's
+    real examples (mask 1) and valid joints, plus 'non_finite_outputs'
+    (total: examples with non-finite outputs, count: real examples);
+    per_example {'mpjpe'[, 'pck', 'auc']: (total (B,), count (B,))} for the
+    per-action / per-sequence tables.
+  """
+  sample = batch['mask'].astype(jnp.float32)
+  if valid is None:
+    valid = jnp.ones(sample.shape, bool)
+  sums = {'non_finite_outputs': metrics.SumCount(
+      jnp.sum((~valid).astype(jnp.float32) * sample), jnp.sum(sample))}
+  per_example = {}
+
+  pred17 = metrics.root_align(pred_xyz_17.astype(jnp.float32))
+  gt17 = metrics.root_align(batch['joints17_cam'].astype(jnp.float32))
+  valid17 = batch['joints17_valid'].astype(jnp.float32)
+  mask17 = valid17 * valid17[:, :1] * sample[:, None]  # needs the pelvis
+  sel = jnp.asarray(protocol.eval_joints)
+  m = mask17[:, sel]
+  n = jnp.sum(m, -1)
+  sums['mpjpe'], per_example['mpjpe'] = _sums(
+      metrics.mpjpe(pred17[:, sel], gt17[:, sel], m), n)
+  if protocol.align_all_17:
+    aligned = metrics.procrustes_align(pred17, gt17, mask17)[:, sel]
+    pa = metrics.mpjpe(aligned, gt17[:, sel], m)
+  else:
+    pa = metrics.pa_mpjpe(pred17[:, sel], gt17[:, sel], m)
+  sums['pa_mpjpe'], _ = _sums(pa, n)
+  if protocol.pck:
+    psel = jnp.asarray(protocol.pck_joints)
+    pm = mask17[:, psel]
+    pn = jnp.sum(pm, -1)
+    sums['pck'], per_example['pck'] = _sums(
+        metrics.pck(pred17[:, psel], gt17[:, psel], pm), pn)
+    sums['auc'], per_example['auc'] = _sums(
+        metrics.auc(pred17[:, psel], gt17[:, psel], pm), pn)
+  if protocol.smpl_24 and pred_xyz_24 is not None:
+    pred24 = metrics.root_align(pred_xyz_24.astype(jnp.float32))
+    gt24 = batch['target_xyz_24'].astype(jnp.float32)  # root-relative
+    m24 = (batch['target_xyz_weight_24'][..., 0].astype(jnp.float32) *
+           sample[:, None])
+    n24 = jnp.sum(m24, -1)
+    sums['mpjpe_24'], _ = _sums(metrics.mpjpe(pred24, gt24, m24), n24)
+    sums['pa_mpjpe_24'], _ = _sums(metrics.pa_mpjpe(pred24, gt24, m24), n24)
+  if protocol.pve and pred_vertices is not None:
+    from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
+    rot = geometry.quaternion_to_matrix(batch['target_theta'].astype(jnp.float32))
+    gt_body = smpl_lib.forward(
+        smpl_model, batch['target_beta'].astype(jnp.float32), rot)
+    # Both meshes relative to their H36M pelvis (regressed from the mesh),
+    # as HybrIK's SMPL layer returns them (validate_smpl.py, test_vertice).
+    gt_verts = gt_body.vertices - gt_body.joints_h36m[:, :1]
+    pred_verts = pred_vertices - pred_xyz_17[:, :1]
+    vmask = batch['target_smpl_weight'].reshape(-1).astype(jnp.float32) * sample
+    sums['pve'], _ = _sums(metrics.pve(pred_verts, gt_verts, vmask),
+                           vmask * pred_verts.shape[1])
+  return sums, per_example
+
+
+def averages(sums: Mapping[str, metrics.SumCount]) -> dict[str, float]:
+  """Summed batch_metrics -> {metric: mean (mm / %)} plus 'num_examples' and
+  'non_finite_outputs' (counts)."""
+  sums = dict(sums)
+  non_finite = sums.pop('non_finite_outputs')
+  out = {k: v for k, v in metrics.compute_averages(sums).items()
+         if k in METRIC_LABELS}
+  out['num_examples'] = float(non_finite.count)
+  out['non_finite_outputs'] = float(non_finite.total)
+  return out
