@@ -398,18 +398,17 @@ def make_eval_step(model, smpl_model, *, input_size: int, protocol: Protocol,
     sums = {'mpjpe': metrics.SumCount.from_values(err, m),
             'pa_mpjpe': metrics.SumCount.from_values(err_pa, m)}
     # Per-example (sum, count) pairs for the per-action / per-sequence tables.
-    per_example = {'mpjpe': (jnp.sum(err * m, -1), jnp.sum(m, -1))}
+    per_example = {'mpjpe': metrics.finite_sum_count(err, m)}
     if protocol.pck:
       err17 = metrics.joint_errors(pred17, gt17)
       psel = jnp.asarray(protocol.pck_joints)
       e, pm = err17[:, psel], mask17[:, psel]
-      t = jnp.asarray(metrics.AUC_THRESHOLDS_MM, e.dtype)
-      pck_values = 100.0 * (e < metrics.PCK_THRESHOLD_MM).astype(e.dtype)
-      auc_values = 100.0 * jnp.mean((e[..., None] < t).astype(e.dtype), -1)
+      pck_values = metrics.pck_values(e)
+      auc_values = metrics.auc_values(e)
       sums['pck'] = metrics.SumCount.from_values(pck_values, pm)
       sums['auc'] = metrics.SumCount.from_values(auc_values, pm)
-      per_example['pck'] = (jnp.sum(pck_values * pm, -1), jnp.sum(pm, -1))
-      per_example['auc'] = (jnp.sum(auc_values * pm, -1), jnp.sum(pm, -1))
+      per_example['pck'] = metrics.finite_sum_count(pck_values, pm)
+      per_example['auc'] = metrics.finite_sum_count(auc_values, pm)
     if protocol.smpl_24:
       pred24 = metrics.root_align(out.pred_xyz_24_struct)
       gt24 = batch['target_xyz_24'].astype(jnp.float32)  # root-relative
@@ -620,6 +619,7 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
   averages = metrics.compute_averages(sums)
   values = {k: averages[k] for k in METRIC_LABELS if k in averages}
   counts = {k: int(round(float(sums[k].count))) for k in values}
+  left_out = metrics.non_finite_counts({k: sums[k] for k in values})
   if roots is None:
     root_source = 'ground truth'
   elif n_rootnet == n_examples:
@@ -635,6 +635,11 @@ def evaluate(checkpoint: str, dataset: str, *, split: str = 'test',
       'root_depth': root_source, 'root_depth_rootnet_examples': n_rootnet,
       'eval_joints': list(protocol.eval_joints),
       'metrics': values, 'counts': counts,
+      # Items (joints / vertices) each average left out: non-finite
+      # prediction (a failure) or non-finite ground truth (metrics.py).
+      'non_finite_pred': {k: v['non_finite_pred'] for k, v in left_out.items()},
+      'non_finite_target': {k: v['non_finite_target']
+                            for k, v in left_out.items()},
       'units': {k: METRIC_LABELS[k][1] for k in values},
       'seconds': round(time.time() - start, 2),
   }
@@ -680,7 +685,11 @@ def format_table(results: Mapping[str, Any]) -> str:
                  '(scored as zeros)'))
   for key, value in results['metrics'].items():
     label, unit = METRIC_LABELS[key]
-    rows.append((label, f'{value:8.2f} {unit}'))
+    bad_pred = results.get('non_finite_pred', {}).get(key, 0)
+    bad_target = results.get('non_finite_target', {}).get(key, 0)
+    rows.append((label, f'{value:8.2f} {unit}  ({results["counts"][key]} '
+                 f'averaged; left out: {bad_pred} non-finite predictions, '
+                 f'{bad_target} non-finite ground truths)'))
   for key, value in results.items():
     if key.endswith('_mean_over_sequences'):
       label, unit = METRIC_LABELS[key.split('_mean_over_')[0]]

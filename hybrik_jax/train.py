@@ -181,7 +181,12 @@ class _Averager:
 
 def evaluate(eval_fn, variables, config, *, mesh, input_size, data_source=None,
              dataset=None, split=None) -> dict[str, float]:
-  """Mean MPJPE / PA-MPJPE (mm) of `eval_fn(variables, batch)` over a split."""
+  """Mean MPJPE / PA-MPJPE (mm) of `eval_fn(variables, batch)` over a split.
+
+  Also the number of examples averaged and of those left out because the
+  prediction ('non_finite_pred') or the ground truth ('non_finite_target')
+  was not finite: a NaN is never scored as a good result.
+  """
   it = input_pipeline.create_eval_iterator(
       config.data, global_batch_size=config.evals.batch_size,
       input_size=input_size, dataset=dataset, split=split,
@@ -196,7 +201,20 @@ def evaluate(eval_fn, variables, config, *, mesh, input_size, data_source=None,
   count = max(float(totals['count']), 1.0)
   return {'mpjpe': float(totals['mpjpe']) / count,
           'pa_mpjpe': float(totals['pa_mpjpe']) / count,
-          'num_examples': float(totals['count'])}
+          'num_examples': float(totals['count']),
+          'non_finite_pred': float(totals['non_finite_pred']),
+          'non_finite_target': float(totals['non_finite_target'])}
+
+
+def _left_out(m: Mapping[str, float]) -> str:
+  """', N non-finite prediction(s) ...' for an eval result, or ''."""
+  parts = []
+  if m.get('non_finite_pred'):
+    parts.append(f'{int(m["non_finite_pred"])} example(s) with a non-finite '
+                 'prediction (failures)')
+  if m.get('non_finite_target'):
+    parts.append(f'{int(m["non_finite_target"])} with non-finite ground truth')
+  return f' [left out: {"; ".join(parts)}]' if parts else ''
 
 
 def mean_training_pose(config, *, input_size, data_source=None) -> np.ndarray:
@@ -395,7 +413,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if is_main:
           progress.write(f'step {step}: validation MPJPE '
                          f'{eval_metrics["mpjpe"]:.1f} mm, PA-MPJPE '
-                         f'{eval_metrics["pa_mpjpe"]:.1f} mm')
+                         f'{eval_metrics["pa_mpjpe"]:.1f} mm over '
+                         f'{int(eval_metrics["num_examples"])} examples'
+                         f'{_left_out(eval_metrics)}')
   progress.close()
   checkpointing.wait(manager)
   manager.close()
@@ -438,7 +458,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
   if rows:
     lines.append(f'{"validation":32s} {"MPJPE mm":>10s} {"PA-MPJPE mm":>12s}')
     for label, m in rows:
-      lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}')
+      lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}'
+                   f'{_left_out(m)}')
   if 'baselines' in summary and 'eval' in summary:
     const = summary['baselines']['mean_pose']['mpjpe']
     gain = 100.0 * (1.0 - summary['eval']['mpjpe'] / max(const, 1e-9))

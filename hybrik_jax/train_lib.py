@@ -239,21 +239,31 @@ def predict_joints17(variables: Mapping[str, PyTree], batch, *, model,
 
 
 def joint_error_sums(pred17: jnp.ndarray, batch) -> dict[str, jnp.ndarray]:
-  """Sums over the batch of per-example MPJPE / PA-MPJPE (mm) and the count.
+  """Sums over the batch of per-example MPJPE / PA-MPJPE (mm) and the counts.
 
   Pelvis-aligned H36M-17 joints; examples with no valid joint (padding) do
-  not count. Sums (not means) so hosts, devices and batches add up exactly.
+  not count. An example whose prediction is not finite is a failure: left out
+  of the sums and counted in 'non_finite_pred'; one whose ground truth is not
+  finite at a valid joint is left out and counted in 'non_finite_target'
+  (metrics' convention). Sums (not means) so hosts, devices and batches add
+  up exactly.
   """
   target = metrics_lib.root_align(batch['joints17_cam'].astype(jnp.float32))
   mask = batch['joints17_valid'].astype(jnp.float32)
   example_valid = (jnp.sum(mask, axis=-1) > 0).astype(jnp.float32)
   if 'mask' in batch:
     example_valid = example_valid * batch['mask'].astype(jnp.float32)
+  target_ok = jnp.all(jnp.isfinite(target) | (mask[..., None] == 0),
+                      axis=(1, 2)).astype(jnp.float32)
   mpjpe = metrics_lib.mpjpe(pred17, target, mask)
   pa_mpjpe = metrics_lib.pa_mpjpe(pred17, target, mask)
-  return {'mpjpe': jnp.sum(mpjpe * example_valid),
-          'pa_mpjpe': jnp.sum(pa_mpjpe * example_valid),
-          'count': jnp.sum(example_valid)}
+  pred_ok = (jnp.isfinite(mpjpe) & jnp.isfinite(pa_mpjpe)).astype(jnp.float32)
+  good = example_valid * target_ok * pred_ok
+  return {'mpjpe': jnp.sum(jnp.where(good > 0, mpjpe, 0.0)),
+          'pa_mpjpe': jnp.sum(jnp.where(good > 0, pa_mpjpe, 0.0)),
+          'count': jnp.sum(good),
+          'non_finite_pred': jnp.sum(example_valid * target_ok * (1 - pred_ok)),
+          'non_finite_target': jnp.sum(example_valid * (1 - target_ok))}
 
 
 def eval_step(variables, batch, *, model, smpl_model, input_size: int

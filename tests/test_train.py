@@ -227,3 +227,24 @@ def test_summary_lists_the_three_numbers():
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
   assert '50.0% below' in text and '/w/checkpoints' in text
+
+
+def test_validation_never_scores_nan_as_good():
+  target = np.random.default_rng(0).normal(size=(4, 17, 3)).astype(np.float32)
+  pred = target - target[:, :1] + 0.01  # pelvis-relative, as predict_joints17
+  pred[0] = np.nan  # a failed prediction
+  target[1, 3] = np.nan  # bad ground truth
+  batch = {'joints17_cam': jnp.asarray(target),
+           'joints17_valid': jnp.ones((4, 17)), 'mask': jnp.ones(4)}
+  sums = jax.device_get(train_lib.joint_error_sums(jnp.asarray(pred), batch))
+  assert float(sums['count']) == 2
+  assert float(sums['non_finite_pred']) == 1
+  assert float(sums['non_finite_target']) == 1
+  np.testing.assert_allclose(float(sums['mpjpe']) / 2, 10 * np.sqrt(3),
+                             rtol=1e-4)
+  text = train.format_summary({
+      'step': 1, 'workdir': '/w', 'checkpoint_dir': '/w/c',
+      'eval': {'mpjpe': 17.3, 'pa_mpjpe': 1.0, 'non_finite_pred': 1.0,
+               'non_finite_target': 1.0}})
+  assert '1 example(s) with a non-finite prediction' in text
+  assert '1 with non-finite ground truth' in text
