@@ -182,6 +182,7 @@ def load_checkpoint(path: str | os.PathLike[str]
         'training workdir.')
   if checkpointing.is_exported_model(path):
     variables, model_config = checkpointing.load_model(path)
+    checkpointing.check_variables_match(variables, model_config, path)
     return variables, model_config, f'exported model {path}'
   if os.path.isdir(os.path.join(path, checkpointing.CHECKPOINTS_DIR)):
     manager = checkpointing.create_checkpoint_manager(
@@ -198,6 +199,8 @@ def load_checkpoint(path: str | os.PathLike[str]
                        f'model config (keys {sorted(meta)}).')
     variables = checkpointing.restore_variables(manager, step)
     manager.close()
+    checkpointing.check_variables_match(
+        variables, model_dict, f'{path} step {step}')
     return (variables, checkpointing.dict_to_config(model_dict),
             f'training workdir {path}, step {step}')
   raise FileNotFoundError(
