@@ -66,8 +66,11 @@ def run(main: Callable[..., int | None], *args, **kwargs) -> NoReturn:
 def check_writable_dir(path: str | os.PathLike[str], what: str) -> None:
   """Raises UserError unless `path` is (or can be made as) a writable folder.
 
-  Creates nothing: checks the nearest existing ancestor.
+  Creates nothing: checks the nearest existing ancestor. Remote paths
+  (gs://..., any 'scheme://') are not checked here.
   """
+  if '://' in os.fspath(path):
+    return
   path = os.path.abspath(os.fspath(path))
   if os.path.exists(path):
     if not os.path.isdir(path):

@@ -309,6 +309,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   # --- Input (before anything is written) -----------------------------------
   if (config.data.data_dir and not data_sources and
+      '://' not in config.data.data_dir and
       not os.path.isdir(config.data.data_dir)):
     raise DatasetMissingError(
         f'config.data.data_dir {config.data.data_dir} does not exist. ' +

@@ -15,6 +15,9 @@ body was written, so not a reused pid) is honoured (refused); one naming a
 process that is gone from this host is stale and taken over with a warning. A body naming another host cannot be checked: when the OS lock was
 granted we take it over with a warning that names the previous holder.
 
+Remote workdirs (gs://, s3://: object stores without flock) are not locked;
+`lock_workdir` logs a warning instead.
+
 Several processes (jax.distributed): the workdir is shared by all processes
 of one run, so only process 0 takes the lock; its verdict is broadcast, so
 every process of a refused run stops with the same one-line error (a second
@@ -157,8 +160,13 @@ def lock_workdir(workdir: str | os.PathLike[str]) -> WorkdirLock | None:
   """Process 0 locks `workdir`; every process raises if that failed.
 
   Returns the held lock on process 0 (release it at the end), None elsewhere.
+  A remote workdir (gs://..., no flock) is not locked: a warning says so.
   """
   import jax  # pylint: disable=g-import-not-at-top
+  if '://' in os.fspath(workdir):
+    logging.warning('%s is not a local path: it is not locked against a '
+                    'second trainer (object stores have no flock).', workdir)
+    return None
   lock, error = None, ''
   if jax.process_index() == 0:
     try:
