@@ -83,6 +83,12 @@ class WorkdirLock:
     self.path = os.path.join(os.fspath(workdir), LOCK_FILE)
     self._fd: int | None = None
 
+  def _busy(self, holder: dict[str, Any]) -> WorkdirBusyError:
+    return WorkdirBusyError(
+        f'{os.path.dirname(self.path)} is in use by another trainer '
+        f'({_describe(holder)}; lock file {self.path}). Wait for it to '
+        'finish, stop it, or use another --workdir.')
+
   def _read_body(self) -> dict[str, Any] | None:
     try:
       os.lseek(self._fd, 0, os.SEEK_SET)
@@ -100,10 +106,7 @@ class WorkdirLock:
     except BlockingIOError:
       holder = self._read_body() or {}
       self._close()
-      raise WorkdirBusyError(
-          f'{os.path.dirname(self.path)} is in use by another trainer '
-          f'({_describe(holder)}; lock file {self.path}). Wait for it to '
-          'finish, stop it, or use another --workdir.') from None
+      raise self._busy(holder) from None
     except OSError as e:
       if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
         self._close()
@@ -117,15 +120,12 @@ class WorkdirLock:
       same_host = holder.get('host') == me
       if same_host and _holder_alive(holder):
         self._close()
-        raise WorkdirBusyError(
-            f'{os.path.dirname(self.path)} is in use by another trainer '
-            f'({_describe(holder)}; lock file {self.path}). Wait for it to '
-            'finish, stop it, or use another --workdir.')
+        raise self._busy(holder)
       why = ('its process is gone' if same_host else
              'it is on another host and the lock was free')
       message = (f'Taking over the stale lock of {_describe(holder)} on '
                  f'{os.path.dirname(self.path)} ({why}).')
-      logging.warning(message)
+      logging.info(message)
       print(f'WARNING: {message}', file=sys.stderr, flush=True)
     body = {'host': me, 'pid': os.getpid(), 'start_time': time.time(),
             'argv': sys.argv}
