@@ -706,7 +706,7 @@ def _maybe_load_init(state: train_lib.TrainState, config
     if not path:
       continue
     if not checkpointing.is_exported_model(path):
-      raise FileNotFoundError(
+      raise cli.UserError(
           f'config.init.{what}_checkpoint: {path} is not an exported model. '
           'Make it with `python -m hybrik_jax.convert --torch-checkpoint '
           f'X.pth --out {path}' + (' --arch backbone`' if what == 'backbone'
