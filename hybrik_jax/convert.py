@@ -503,11 +503,12 @@ def main(argv=None) -> None:
 
   from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
 
-  if os.path.exists(args.out) and not args.overwrite:
-    raise cli.UserError(f'--out {args.out} already exists: choose a new '
-                        'directory, or pass --overwrite to replace it.')
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     raise cli.UserError(f'--out {args.out} is a file: choose a directory.')
+  if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
+    raise cli.UserError(f'--out {args.out} already exists and is not empty: '
+                        'choose a new directory, or pass --overwrite to '
+                        'replace it.')
   cli.check_writable_dir(args.out, '--out')
 
   overrides = {}

@@ -445,6 +445,7 @@ def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
   torch.save(dict(sd, **{'decphi.bias': torch.full_like(sd['decphi.bias'],
                                                         float('nan'))}), nan)
   (tmp_path / 'existing').mkdir()
+  (tmp_path / 'existing' / 'model_config.json').write_text('{}')
   cases = [
       (tmp_path / 'missing.pth', 'out1', 'does not exist'),
       (empty, 'out2', 'is empty'),
@@ -452,7 +453,7 @@ def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
       (text, 'out4', 'not a PyTorch checkpoint'),
       (unsafe, 'out5', 'refused.*would run code: Unsupported global.*print'),
       (nan, 'out6', '1 tensor.* NaN or inf .*decphi.bias.*--allow-non-finite'),
-      (good, 'existing', 'already exists.*--overwrite'),
+      (good, 'existing', 'already exists and is not empty.*--overwrite'),
   ]
   for path, out, expected in cases:
     with pytest.raises(cli.UserError, match=expected) as info:
