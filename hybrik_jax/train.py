@@ -755,6 +755,10 @@ def main(argv: Sequence[str]) -> None:
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except cli.UserError as e:
     cli.fail(e)
+  except KeyboardInterrupt:  # before the training loop's handlers are set
+    print('Interrupted before training started; nothing was saved.',
+          file=sys.stderr, flush=True)
+    sys.exit(cli.EXIT_INTERRUPTED)
 
 
 def _parse_flags(argv: Sequence[str]) -> Sequence[str]:
