@@ -110,4 +110,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)  # UserError -> one line, status 2; Ctrl-C -> one line, 130

@@ -10,6 +10,8 @@ Two formats:
 
     DIR/model_config.json   the model config (`config.model`) as JSON
     DIR/variables/          Orbax StandardSave of {'params', 'batch_stats'}
+    DIR/checksums.json      CRC-32 of params and batch_stats (`tree_checksum`;
+                            checked on load when present)
 
   `save_model(DIR, variables, model_config)` / `load_model(DIR)`.
 
@@ -39,6 +41,7 @@ import json
 import logging as logging_lib
 import os
 import sys
+import zlib
 from typing import Any, Mapping, Sequence
 
 from absl import logging
@@ -49,11 +52,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 from grain import checkpoint as grain_checkpoint
 
+from hybrik_jax import cli
+
 PyTree = Any
 
 MODEL_CONFIG_FILE = 'model_config.json'
 # The training config of an exported model, when known (average_checkpoints).
 TRAIN_CONFIG_FILE = 'train_config.json'
+CHECKSUMS_FILE = 'checksums.json'  # CRC-32 of params / batch_stats (optional)
+_CHECKSUMMED = ('params', 'batch_stats')
 VARIABLES_DIR = 'variables'
 CHECKPOINTS_DIR = 'checkpoints'
 FORMAT_VERSION = 1
@@ -61,6 +68,72 @@ FORMAT_VERSION = 1
 _STATE = 'state'
 _DATA_ITER = 'data_iter'
 _META = 'meta'
+# Unreadable training checkpoints are moved here (never deleted).
+CORRUPT_DIR = 'checkpoints_corrupt'
+
+
+def _silence_closed_event_loop_noise() -> None:
+  """Drops the 'Event loop is closed' reports of an aborted Orbax restore.
+
+  When TensorStore fails mid-restore, its pending callbacks fire after Orbax
+  has closed its asyncio loop, and each prints a traceback through
+  `sys.unraisablehook` (the "147 tracebacks" of a corrupt checkpoint). Other
+  unraisable exceptions still reach the previous hook.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, '_hybrik_jax_filter', False):
+    return
+
+  def hook(unraisable):
+    exc = unraisable.exc_value
+    if isinstance(exc, RuntimeError) and str(exc) == 'Event loop is closed':
+      return
+    previous(unraisable)
+
+  hook._hybrik_jax_filter = True  # pylint: disable=protected-access
+  sys.unraisablehook = hook
+
+
+class CorruptCheckpointError(cli.UserError, ValueError):
+  """A checkpoint file cannot be read (truncated, bit-flipped, empty).
+
+  Attributes:
+    path: the file or directory that could not be read.
+  """
+
+  def __init__(self, path, cause: BaseException | str):
+    _silence_closed_event_loop_noise()
+    self.path = os.fspath(path)
+    detail = cli.one_line(cause)
+    if len(detail) > 300:
+      detail = detail[:300] + '...'
+    super().__init__(
+        f'{self.path} is corrupt or truncated and cannot be read ({detail}). '
+        'Use another checkpoint, or re-create this one.')
+
+
+def _read_json(path: epath.Path) -> Any:
+  """json.loads of a file; CorruptCheckpointError naming it if it is not JSON."""
+  text = path.read_text()
+  try:
+    return json.loads(text)
+  except ValueError as e:
+    raise CorruptCheckpointError(
+        path, f'empty file' if not text.strip() else f'not valid JSON: {e}'
+    ) from None
+
+
+def _corrupt_item(directory: epath.Path) -> epath.Path:
+  """The Orbax item directory's file most likely at fault, for messages."""
+  for name in ('_METADATA', 'manifest.ocdbt', '_CHECKPOINT_METADATA'):
+    candidate = directory / name
+    if candidate.exists():
+      try:
+        if name != 'manifest.ocdbt':
+          json.loads(candidate.read_text())
+      except (ValueError, UnicodeDecodeError):
+        return candidate
+  return directory
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +243,8 @@ def save_model(directory: str | os.PathLike[str],
     checkpointer.save(variables_dir, tree)
     checkpointer.wait_until_finished()
   if jax.process_index() == 0:
+    (directory / CHECKSUMS_FILE).write_text(json.dumps(
+        {k: tree_checksum(tree[k]) for k in _CHECKSUMMED}))
     (directory / MODEL_CONFIG_FILE).write_text(config_json)
     if train_config is not None:
       (directory / TRAIN_CONFIG_FILE).write_text(json.dumps(
@@ -188,7 +263,10 @@ def load_model_config(directory: str | os.PathLike[str]
         f'{MODEL_CONFIG_FILE} and {VARIABLES_DIR}/; make one with '
         '`python -m hybrik_jax.convert` or `python -m '
         'hybrik_jax.average_checkpoints`).')
-  return dict_to_config(json.loads(path.read_text()))
+  config = _read_json(path)
+  if not isinstance(config, Mapping):
+    raise CorruptCheckpointError(path, 'not a JSON object')
+  return dict_to_config(config)
 
 
 def complete_model_config(model_config: ml_collections.ConfigDict,
@@ -232,14 +310,132 @@ def load_model(directory: str | os.PathLike[str]
   if not variables_dir.exists():
     raise FileNotFoundError(f'{variables_dir} not found: incomplete exported '
                             'model.')
-  checkpointer = ocp.StandardCheckpointer()
-  metadata = checkpointer.metadata(variables_dir).item_metadata
-  abstract = _local_abstract_tree(_metadata_tree(metadata))
-  variables = checkpointer.restore(variables_dir, abstract)
-  checkpointer.close()
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      metadata = checkpointer.metadata(variables_dir).item_metadata
+      abstract = _local_abstract_tree(_metadata_tree(metadata))
+      variables = checkpointer.restore(variables_dir, abstract)
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax / TensorStore raise many types for unreadable bytes.
+    raise CorruptCheckpointError(_corrupt_item(variables_dir), e) from None
+  checksums = directory / CHECKSUMS_FILE
+  if checksums.exists():
+    _verify_checksums(variables, _read_json(checksums), _CHECKSUMMED,
+                      variables_dir)
   variables = dict(variables)
   variables.setdefault('batch_stats', {})
   return variables, model_config
+
+
+def check_finite(tree: PyTree, path) -> None:
+  """CorruptCheckpointError naming `path` if a float array is not finite."""
+  for key, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    x = _host_array(leaf)
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+      raise CorruptCheckpointError(
+          path, f'{jax.tree_util.keystr(key)} holds non-finite values')
+
+
+def _host_array(leaf) -> np.ndarray:
+  if isinstance(leaf, jax.Array):
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf.addressable_data(0))  # this host's replicated copy
+  return np.asarray(leaf)
+
+
+def tree_checksum(tree: PyTree) -> int:
+  """CRC-32 of a pytree's array bytes, leaf by leaf in tree order.
+
+  Saved in a checkpoint's meta and compared after restoring: Orbax stores no
+  checksum, so a flipped bit in the array data would otherwise load silently.
+  """
+  crc = 0
+  for leaf in jax.tree.leaves(tree):
+    x = np.ascontiguousarray(_host_array(leaf))
+    crc = zlib.crc32(str((x.dtype.str, x.shape)).encode(), crc)
+    crc = zlib.crc32(x.view(np.uint8).reshape(-1) if x.size else b'', crc)
+  return crc
+
+
+def _part(tree: PyTree, name: str) -> PyTree:
+  return tree[name] if isinstance(tree, Mapping) else getattr(tree, name)
+
+
+
+
+
+def _state_checksums(state: PyTree) -> dict[str, int]:
+  """{'state': crc of everything, 'params': ..., 'batch_stats': ...}."""
+  sums = {'state': tree_checksum(state)}
+  for name in _CHECKSUMMED:
+    try:
+      sums[name] = tree_checksum(_part(state, name))
+    except (KeyError, AttributeError, TypeError):
+      pass
+  return sums
+
+
+def _verify_checksums(tree: PyTree, saved: Mapping[str, int] | None,
+                      names: Sequence[str], path) -> None:
+  """CorruptCheckpointError if a restored part's checksum differs."""
+  for name in names:
+    if not saved or name not in saved:
+      continue  # older checkpoints carry no checksums
+    part = tree if name == 'state' else _part(tree, name)
+    if tree_checksum(part) != saved[name]:
+      raise CorruptCheckpointError(
+          path, f'the {name} arrays do not match the checksum saved with them '
+          '(flipped or overwritten bytes)')
+
+
+class ConfigMismatchError(cli.UserError, ValueError):
+  """A model config does not describe the weights stored with it."""
+
+
+def check_variables_match(variables: Mapping[str, PyTree],
+                          model_config: Mapping[str, Any],
+                          where: str | os.PathLike[str]) -> None:
+  """ConfigMismatchError unless `variables` fit the model of `model_config`.
+
+  Compares names and shapes with the model's own (abstract) initialisation,
+  so a mismatch is one line naming `where` instead of a Flax
+  ScopeParamShapeError at the first forward pass.
+  """
+  from hybrik_jax.models import hybrik as hybrik_model  # pylint: disable=g-import-not-at-top
+  if not isinstance(model_config, ml_collections.ConfigDict):
+    model_config = dict_to_config(model_config)
+  try:
+    model = hybrik_model.create_model(model_config)
+    size = int(model_config['input_size'])
+    images = jax.ShapeDtypeStruct((1, size, size, 3), np.float32)
+    expected = jax.eval_shape(
+        lambda x: model.init({'params': jax.random.key(0),
+                              'dropout': jax.random.key(1),
+                              'patches': jax.random.key(2)}, x, train=False),
+        images)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConfigMismatchError(
+        f'{where}: its {MODEL_CONFIG_FILE} does not describe a model '
+        f'({cli.one_line(e)[:200]}).') from None
+  shapes = lambda tree: {
+      jax.tree_util.keystr(k): tuple(np.shape(v))
+      for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  problems = []
+  for collection in ('params', 'batch_stats'):
+    want = shapes(expected.get(collection, {}))
+    have = shapes(variables.get(collection, {}) or {})
+    for key in sorted(set(want) | set(have)):
+      if want.get(key) != have.get(key):
+        problems.append(f'{collection}{key}: weights '
+                        f'{have.get(key, "missing")}, config '
+                        f'{want.get(key, "missing")}')
+  if problems:
+    more = f' (and {len(problems) - 3} more)' if len(problems) > 3 else ''
+    raise ConfigMismatchError(
+        f'{where}: {MODEL_CONFIG_FILE} does not match the weights: '
+        f'{"; ".join(problems[:3])}{more}. Use the {MODEL_CONFIG_FILE} that '
+        'was saved with these weights.')
 
 
 def _metadata_tree(metadata: Any) -> PyTree:
@@ -290,8 +486,9 @@ def load_for_inference(path: str | os.PathLike[str]) -> InferenceModel:
         'training workdir.')
   if is_exported_model(path):
     variables, model_config = load_model(path)
+    check_variables_match(variables, model_config, path)
     train_file = epath.Path(path) / TRAIN_CONFIG_FILE
-    train_config = (dict_to_config(json.loads(train_file.read_text()))
+    train_config = (dict_to_config(_read_json(train_file))
                     if train_file.exists() else None)
     return InferenceModel(variables, model_config, f'exported model {path}',
                           train_config)
@@ -312,9 +509,10 @@ def load_for_inference(path: str | os.PathLike[str]) -> InferenceModel:
       variables = restore_variables(manager, step)
     finally:
       manager.close()
+    model_config = complete_model_config(dict_to_config(model_dict), path)
+    check_variables_match(variables, model_config, f'{path} step {step}')
     train_config = dict_to_config(meta['config']) if meta.get('config') else None
-    return InferenceModel(variables,
-                          complete_model_config(dict_to_config(model_dict), path),
+    return InferenceModel(variables, model_config,
                           f'training workdir {path}, step {step}',
                           train_config, step)
   raise FileNotFoundError(
@@ -485,7 +683,8 @@ def save_train_state(manager: ocp.CheckpointManager,
   items = {
       _STATE: ocp.args.StandardSave(state),
       _META: ocp.args.JsonSave(
-          {'format_version': FORMAT_VERSION, **config_to_dict(meta or {})}),
+          {'format_version': FORMAT_VERSION, **config_to_dict(meta or {}),
+           'checksums': _state_checksums(state)}),
   }
   if data_iterator is not None:
     items[_DATA_ITER] = grain_checkpoint.CheckpointSave(
@@ -497,9 +696,20 @@ def restore_meta(manager: ocp.CheckpointManager,
                  step: int | None = None) -> dict[str, Any]:
   """The JSON metadata saved with a checkpoint (default: the latest)."""
   step = manager.latest_step() if step is None else step
-  restored = manager.restore(
-      step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
+  meta_dir = epath.Path(manager.directory) / str(step) / _META
+  try:
+    restored = manager.restore(
+        step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
+  except Exception as e:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(_meta_file(meta_dir), e) from None
+  if not isinstance(restored[_META], Mapping):
+    raise CorruptCheckpointError(_meta_file(meta_dir), 'not a JSON object')
   return dict(restored[_META])
+
+
+def _meta_file(meta_dir: epath.Path) -> epath.Path:
+  """The JSON file of a checkpoint's meta item (Orbax names it 'metadata')."""
+  return meta_dir / 'metadata' if (meta_dir / 'metadata').exists() else meta_dir
 
 
 def restore_train_state(manager: ocp.CheckpointManager,
@@ -525,11 +735,21 @@ def restore_train_state(manager: ocp.CheckpointManager,
     raise FileNotFoundError(f'no checkpoint in {manager.directory}')
   abstract_state = jax.tree.map(ocp.utils.to_shape_dtype_struct,
                                 abstract_state)
-  items = {_STATE: ocp.args.StandardRestore(abstract_state)}
+  items = {_STATE: ocp.args.StandardRestore(abstract_state),
+           _META: ocp.args.JsonRestore()}
   if data_iterator is not None:
     items[_DATA_ITER] = grain_checkpoint.CheckpointRestore(
         _IteratorStateSetter(data_iterator))
-  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
+  except Exception as e:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(
+        _corrupt_item(epath.Path(manager.directory) / str(step) / _STATE),
+        e) from None
+  step_dir = epath.Path(manager.directory) / str(step)
+  _verify_checksums(restored[_STATE], (restored[_META] or {}).get('checksums'),
+                    ('state',), step_dir / _STATE)
+  check_finite(restored[_STATE], step_dir)
   return restored[_STATE]
 
 
@@ -542,22 +762,53 @@ def restore_variables(manager: ocp.CheckpointManager,
   state_dir = epath.Path(manager.directory) / str(step) / _STATE
   if not state_dir.exists():
     raise FileNotFoundError(f'no train state at {state_dir}')
-  with ocp.PyTreeCheckpointer() as checkpointer:
-    # The item's own metadata (the handler's): the checkpointer's metadata()
-    # also looks for a step metadata file inside the item directory, which
-    # a CheckpointManager writes one level up, and warns that it is missing.
-    metadata = _metadata_tree(ocp.PyTreeCheckpointHandler().metadata(state_dir))
-    abstract = _local_abstract_tree(
-        {k: metadata[k] for k in ('params', 'batch_stats') if k in metadata})
-    restored = checkpointer.restore(
-        state_dir, args=ocp.args.PyTreeRestore(
-            item=abstract,
-            restore_args=jax.tree.map(
-                lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), abstract),
-            partial_restore=True))
+  try:
+    with ocp.PyTreeCheckpointer() as checkpointer:
+      # The item's own metadata (the handler's): the checkpointer's metadata()
+      # also looks for a step metadata file inside the item directory, which
+      # a CheckpointManager writes one level up, and warns that it is missing.
+      metadata = _metadata_tree(
+          ocp.PyTreeCheckpointHandler().metadata(state_dir))
+      abstract = _local_abstract_tree(
+          {k: metadata[k] for k in ('params', 'batch_stats') if k in metadata})
+      restored = checkpointer.restore(
+          state_dir, args=ocp.args.PyTreeRestore(
+              item=abstract,
+              restore_args=jax.tree.map(
+                  lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), abstract),
+              partial_restore=True))
+  except Exception as e:  # pylint: disable=broad-except
+    raise CorruptCheckpointError(_corrupt_item(state_dir), e) from None
+  try:
+    saved = json.loads(
+        (state_dir.parent / _META / 'metadata').read_text()).get('checksums')
+  except (OSError, ValueError, AttributeError):
+    saved = None
+  _verify_checksums(restored, saved, _CHECKSUMMED, state_dir)
   restored = dict(restored)
   restored.setdefault('batch_stats', {})
   return restored
+
+
+def set_aside(manager: ocp.CheckpointManager, step: int) -> epath.Path:
+  """Moves checkpoint `step` to WORKDIR/checkpoints_corrupt/ (never deletes).
+
+  Process 0 renames; the others wait for it. Returns the new path.
+  """
+  source = epath.Path(manager.directory) / str(step)
+  target_dir = epath.Path(manager.directory).parent / CORRUPT_DIR
+  target = target_dir / str(step)
+  n = 1
+  while target.exists():
+    target, n = target_dir / f'{step}.{n}', n + 1
+  if jax.process_index() == 0:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    os.rename(source, target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(f'hybrik_jax set aside {step}')
+  manager.reload()
+  return target
 
 
 def wait(manager: ocp.CheckpointManager) -> None:

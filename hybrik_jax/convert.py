@@ -29,8 +29,11 @@ torch is imported only to read .pth files; the written model loads without it.
 """
 
 import argparse
+import os
+import pickle
 import re
 import sys
+import zipfile
 from typing import Any, Mapping, Optional
 
 import jax
@@ -39,6 +42,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from hybrik_jax import cli
 from hybrik_jax import constants
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hybrik
@@ -53,8 +57,9 @@ SKIPPED_BACKBONE_KEYS = ('fc.weight', 'fc.bias')
 Path = tuple[str, ...]
 
 
-class ConversionError(ValueError):
-  """A checkpoint does not match the architecture it is converted to."""
+class ConversionError(cli.UserError, ValueError):
+  """A checkpoint does not match the architecture it is converted to, or
+  cannot be read."""
 
 
 def _format_keys(keys, limit: int = 40) -> str:
@@ -78,13 +83,49 @@ def load_torch_state_dict(path: str) -> dict[str, np.ndarray]:
   except ImportError as e:
     raise ImportError('Reading PyTorch checkpoints needs torch (pip install torch); '
                       'the converted model loads without it.') from e
-  obj = torch.load(path, map_location='cpu', weights_only=True)
+  if not os.path.isfile(path):
+    raise ConversionError(f'{path} does not exist (or is not a file): give the '
+                          '.pth checkpoint to convert.')
+  if os.path.getsize(path) == 0:
+    raise ConversionError(f'{path} is empty: download it again.')
+  with open(path, 'rb') as f:
+    head = f.read(2)
+  if not head.startswith((b'PK', b'\x80')):  # zip (torch >= 1.6) or pickle
+    raise ConversionError(f'{path} is not a PyTorch checkpoint (neither a zip '
+                          'archive nor a pickle): give the .pth file.')
+  try:
+    obj = torch.load(path, map_location='cpu', weights_only=True)
+  except pickle.UnpicklingError as e:
+    # weights_only=True refuses pickles that would import or call code.
+    unsupported = re.search(r'Unsupported global: GLOBAL [\w.]+', str(e))
+    raise ConversionError(
+        f'{path} was refused: it is not a plain tensor checkpoint (loading it '
+        'would run code' + (f': {unsupported.group(0)}' if unsupported else '')
+        + '). Only state-dict .pth files can be converted; re-save the '
+        'state_dict of a trusted model.') from None
+  except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    raise ConversionError(
+        f'{path} is not a readable PyTorch checkpoint (truncated, corrupt or '
+        f'another format: {cli.one_line(e)[:200]}). Download it again.'
+    ) from None
   for wrapper in ('state_dict', 'model'):
     if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
       obj = obj[wrapper]
   if not isinstance(obj, Mapping):
     raise ConversionError(f'{path}: expected a state dict, got {type(obj).__name__}')
   return state_dict_to_numpy(obj)
+
+
+def check_finite_weights(state_dict: Mapping[str, np.ndarray], path: str) -> None:
+  """ConversionError listing the float tensors with NaN or inf values."""
+  bad = [k for k, v in state_dict.items()
+         if np.issubdtype(np.asarray(v).dtype, np.floating) and
+         not np.all(np.isfinite(v))]
+  if bad:
+    raise ConversionError(
+        f'{path}: {len(bad)} tensor(s) hold NaN or inf values '
+        f'({_format_keys(bad, 5)}); the converted model would predict '
+        'nothing. Pass --allow-non-finite to convert it anyway.')
 
 
 def state_dict_to_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -466,9 +507,19 @@ def main(argv=None) -> None:
   parser.add_argument('--input-size', type=int, default=None,
                       help='input side, px (deconv/backbone; paper: 256)')
   parser.add_argument('--overwrite', action='store_true')
+  parser.add_argument('--allow-non-finite', action='store_true',
+                      help='convert even if some weights are NaN or inf')
   args = parser.parse_args(argv)
 
   from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    raise cli.UserError(f'--out {args.out} is a file: choose a directory.')
+  if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
+    raise cli.UserError(f'--out {args.out} already exists and is not empty: '
+                        'choose a new directory, or pass --overwrite to '
+                        'replace it.')
+  cli.check_writable_dir(args.out, '--out')
 
   overrides = {}
   if args.num_heads is not None:
@@ -476,15 +527,17 @@ def main(argv=None) -> None:
   if args.input_size is not None:
     overrides['input_size'] = args.input_size
   state_dict = load_torch_state_dict(args.torch_checkpoint)
+  if not args.allow_non_finite:
+    check_finite_weights(state_dict, args.torch_checkpoint)
   try:
     variables, model_config = convert_state_dict(state_dict, args.arch, progress=True,
                                                  **overrides)
   except ConversionError as e:
-    sys.exit(f'{args.torch_checkpoint}: {e}')
+    raise ConversionError(f'{args.torch_checkpoint}: {e}') from None
   out = checkpointing.save_model(args.out, variables, model_config, overwrite=args.overwrite)
   n = sum(np.size(v) for v in jax.tree.leaves(variables['params']))
   print(f'Wrote {out} ({model_config.backbone} + {model_config.head}, {n:,} parameters).')
 
 
 if __name__ == '__main__':
-  main()
+  cli.run(main)

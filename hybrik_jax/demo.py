@@ -84,6 +84,10 @@ class DemoError(ValueError):
 # ----------------------------------------------------------------------------
 
 
+# The smallest image side the demo accepts, px.
+MIN_IMAGE_SIDE = 8
+
+
 def read_image(path: str) -> np.ndarray:
   """(H, W, 3) uint8 RGB; DemoError if missing or unreadable."""
   if not os.path.isfile(path):
@@ -92,6 +96,10 @@ def read_image(path: str) -> np.ndarray:
   if image is None or image.size == 0:
     raise DemoError(f'image {path!r} could not be read as an image '
                     '(expected a JPEG/PNG/BMP file)')
+  h, w = image.shape[:2]
+  if min(h, w) < MIN_IMAGE_SIDE:
+    raise DemoError(f'image {path!r} is {w}x{h} px: too small to hold a '
+                    f'person (at least {MIN_IMAGE_SIDE} px on each side).')
   return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -404,6 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (DemoError, FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  if not bool(pred['valid']) or not np.all(np.isfinite(pred['vertices'])):
+    print(f"error: the prediction is invalid (the network's outputs are not "
+          f"finite: a broken or non-finite checkpoint?); {pred['png']} shows "
+          'no body.', file=sys.stderr)
+    return 3
   print(f"body model: {pred['body_model']}; camera: assumed focal "
         f"{float(pred['focal']):.0f} px (HybrIK's 1000 px per 256 px crop), "
         f"principal point at the image centre; root depth "
@@ -413,4 +426,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)  # UserError -> one line, status 2; Ctrl-C -> one line, 130

@@ -381,6 +381,7 @@ def summarise(result: EvalRun, *, protocol: protocols.Protocol,
   averages = protocols.averages(result.sums)
   values = {k: averages[k] for k in protocols.METRIC_LABELS if k in averages}
   counts = {k: int(round(float(result.sums[k].count))) for k in values}
+  left_out = metrics.non_finite_counts({k: result.sums[k] for k in values})
   n, n_rootnet = result.num_examples, result.num_rootnet
   if roots is None:
     root_source = protocol.root
@@ -398,6 +399,11 @@ def summarise(result: EvalRun, *, protocol: protocols.Protocol,
       'root_depth': root_source, 'root_depth_rootnet_examples': n_rootnet,
       'eval_joints': list(protocol.eval_joints),
       'metrics': values, 'counts': counts,
+      # Items (joints / vertices) each average left out: non-finite
+      # prediction (a failure) or non-finite ground truth (metrics.py).
+      'non_finite_pred': {k: v['non_finite_pred'] for k, v in left_out.items()},
+      'non_finite_target': {k: v['non_finite_target']
+                            for k, v in left_out.items()},
       'units': {k: protocols.METRIC_LABELS[k][1] for k in values},
       'seconds': round(result.seconds, 2),
   })
@@ -542,7 +548,11 @@ def format_table(results: Mapping[str, Any]) -> str:
                  '(scored as zeros)'))
   for key, value in results['metrics'].items():
     label, unit = protocols.METRIC_LABELS[key]
-    rows.append((label, f'{value:8.2f} {unit}'))
+    bad_pred = results.get('non_finite_pred', {}).get(key, 0)
+    bad_target = results.get('non_finite_target', {}).get(key, 0)
+    rows.append((label, f'{value:8.2f} {unit}  ({results["counts"][key]} '
+                 f'averaged; left out: {bad_pred} non-finite predictions, '
+                 f'{bad_target} non-finite ground truths)'))
   for key, value in results.items():
     if key.endswith('_mean_over_sequences'):
       label, unit = protocols.METRIC_LABELS[key.split('_mean_over_')[0]]
@@ -608,4 +618,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)  # UserError -> one line, status 2; Ctrl-C -> one line, 130

@@ -20,6 +20,22 @@ hybrik/datasets/{h36m_smpl,pw3d,hp3d}.py and hybrik/utils/pose_utils.py):
 Joint masks (B, J) in {0, 1} (or bool) drop joints from every metric; a sample
 without valid joints contributes nothing.
 
+Non-finite inputs are never scored as good (a NaN must not look like 0 mm):
+
+- A joint whose **prediction** is not finite (NaN or inf) while its target is
+  finite is a *failed prediction*: `joint_errors` gives it +inf.
+- A joint whose **target** is not finite is *bad ground truth*: `joint_errors`
+  gives it NaN, and it is treated as an invalid joint (no alignment weight).
+- The per-sample functions (`mpjpe`, `pa_mpjpe`, `pve`) return +inf for a
+  sample with a failed prediction and ignore bad-ground-truth joints; PCK and
+  AUC count a failed joint as a miss and ignore bad ground truth.
+- The (sum, count) forms exclude both from the mean and **count** them:
+  `SumCount.non_finite_pred` and `SumCount.non_finite_target` (entries of
+  `values` that are +inf, resp. NaN, where the mask is 1). Every report
+  (trainer logs, `evaluate`'s table and JSON) prints those counts.
+  `pck_values` / `auc_values` carry a joint's non-finite error through, so
+  `SumCount.from_values(pck_values(err), mask)` counts the same joints.
+
 To average over many batches or devices, use the (sum, count) form
 `SumCount` (`protocols.batch_metrics` returns a dict of them), which adds up
 with `merge` / `merge_sums` (or `jax.tree.map(jnp.add, a, b)`, or a `psum`);
@@ -115,6 +131,13 @@ def procrustes_align(pred: jnp.ndarray, target: jnp.ndarray,
   target = jnp.asarray(target).astype(pred.dtype)
   b, j, _ = pred.shape
   w = _joint_mask(mask, b, j, pred.dtype)[..., None]  # (B, J, 1)
+  # Bad ground truth is an invalid joint; a masked-out joint's values (maybe
+  # NaN) must not leak into the sums. A valid non-finite prediction does
+  # leak: the whole sample then aligns to NaN (a failed prediction).
+  w = w * _finite_points(target)[..., None].astype(pred.dtype)
+  target = jnp.where(w > 0, target, 0)
+  pred_all = pred
+  pred = jnp.where(w > 0, pred, 0)
   w_sum = jnp.sum(w, axis=1, keepdims=True)  # (B, 1, 1)
   mu_pred = _safe_divide(jnp.sum(w * pred, axis=1, keepdims=True), w_sum)
   mu_target = _safe_divide(jnp.sum(w * target, axis=1, keepdims=True), w_sum)
@@ -132,7 +155,8 @@ def procrustes_align(pred: jnp.ndarray, target: jnp.ndarray,
   z = jnp.ones((b, 3), pred.dtype).at[:, 2].set(sign)
   r = jax.lax.stop_gradient(v @ (z[:, :, None] * ut))  # (B, 3, 3)
   scale = _safe_divide(jnp.einsum('bij,bji->b', r, k), var_pred)  # trace(R K)
-  aligned = scale[:, None, None] * jnp.einsum('bik,bjk->bji', r, pred - mu_pred)
+  aligned = scale[:, None, None] * jnp.einsum('bik,bjk->bji', r,
+                                              pred_all - mu_pred)
   return aligned + mu_target
 
 
@@ -149,15 +173,71 @@ def joint_errors(pred: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
     target: (B, J, 3) metres.
 
   Returns:
-    (B, J) millimetres.
+    (B, J) millimetres; +inf where the prediction is not finite (a failed
+    prediction), NaN where the target is not finite (bad ground truth).
   """
   _check_points(pred, target)
   pred = jnp.asarray(pred)
-  return _safe_norm(pred - jnp.asarray(target).astype(pred.dtype)) * MM_PER_METRE
+  target = jnp.asarray(target).astype(pred.dtype)
+  pred_ok, target_ok = _finite_points(pred), _finite_points(target)
+  diff = jnp.where((pred_ok & target_ok)[..., None], pred - target, 0)
+  err = _safe_norm(diff) * MM_PER_METRE
+  err = jnp.where(pred_ok, err, jnp.inf)
+  return jnp.where(target_ok, err, jnp.nan)
 
 
 def _masked_mean(values: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-  return _safe_divide(jnp.sum(values * mask, axis=-1), jnp.sum(mask, axis=-1))
+  """Mean over the last axis of the finite, valid entries; +inf if any valid
+  entry is +inf (a failed prediction); NaN entries (bad targets) are skipped."""
+  valid = mask > 0
+  failed = jnp.any(valid & jnp.isposinf(values), axis=-1)
+  ok = jnp.where(valid & jnp.isfinite(values), mask, 0)
+  mean = _safe_divide(jnp.sum(jnp.where(ok > 0, values, 0) * ok, axis=-1),
+                      jnp.sum(ok, axis=-1))
+  return jnp.where(failed, jnp.inf, mean)
+
+
+def _finite_points(points: jnp.ndarray) -> jnp.ndarray:
+  """(B, J, 3) -> (B, J) bool: all three coordinates finite."""
+  return jnp.all(jnp.isfinite(points), axis=-1)
+
+
+def non_finite_marks(errors: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
+  """`values` where `errors` is finite, else the error's +inf / NaN marker."""
+  return jnp.where(jnp.isfinite(errors), values, errors)
+
+
+def pck_values(errors_mm: jnp.ndarray,
+               threshold_mm: float = PCK_THRESHOLD_MM) -> jnp.ndarray:
+  """Per-joint PCK hits, 100 or 0 percent; non-finite errors carried through.
+
+  Args:
+    errors_mm: (B, J) from `joint_errors` (+inf failed, NaN bad target).
+    threshold_mm: mm.
+
+  Returns:
+    (B, J) percent, +inf / NaN where `errors_mm` is.
+  """
+  hit = 100.0 * (errors_mm < threshold_mm).astype(errors_mm.dtype)
+  return non_finite_marks(errors_mm, hit)
+
+
+def auc_values(errors_mm: jnp.ndarray,
+               thresholds_mm: Sequence[float] = AUC_THRESHOLDS_MM
+               ) -> jnp.ndarray:
+  """Per-joint PCK averaged over `thresholds_mm`, percent; non-finite carried.
+
+  Args:
+    errors_mm: (B, J) from `joint_errors`.
+    thresholds_mm: mm.
+
+  Returns:
+    (B, J) percent, +inf / NaN where `errors_mm` is.
+  """
+  t = jnp.asarray(thresholds_mm, errors_mm.dtype)
+  below = 100.0 * jnp.mean((errors_mm[..., None] < t).astype(errors_mm.dtype),
+                           axis=-1)
+  return non_finite_marks(errors_mm, below)
 
 
 def mpjpe(pred: jnp.ndarray, target: jnp.ndarray,
@@ -173,7 +253,9 @@ def mpjpe(pred: jnp.ndarray, target: jnp.ndarray,
     mask: optional (B, J) joint validity.
 
   Returns:
-    (B,) millimetres (0 for a sample without valid joints).
+    (B,) millimetres (0 for a sample without valid joints, +inf for a sample
+    whose prediction is not finite at a valid joint; joints with a non-finite
+    target are left out).
   """
   err = joint_errors(pred, target)
   return _masked_mean(err, _joint_mask(mask, *err.shape, err.dtype))
@@ -189,7 +271,7 @@ def pa_mpjpe(pred: jnp.ndarray, target: jnp.ndarray,
     mask: optional (B, J); only valid joints drive the alignment and count.
 
   Returns:
-    (B,) millimetres.
+    (B,) millimetres (+inf for a non-finite prediction, as `mpjpe`).
   """
   return mpjpe(procrustes_align(pred, target, mask), target, mask)
 
@@ -231,7 +313,8 @@ def pck_from_errors(errors_mm: jnp.ndarray, mask: jnp.ndarray | None = None,
   """
   check_shape('errors_mm', errors_mm, (None, None))
   m = _joint_mask(mask, *errors_mm.shape, errors_mm.dtype)
-  hit = (errors_mm < threshold_mm).astype(errors_mm.dtype)
+  m = jnp.where(jnp.isnan(errors_mm), 0, m)  # bad ground truth: left out
+  hit = (errors_mm < threshold_mm).astype(errors_mm.dtype)  # failed: a miss
   return 100.0 * _masked_mean(hit, m)
 
 
@@ -250,6 +333,7 @@ def auc_from_errors(errors_mm: jnp.ndarray, mask: jnp.ndarray | None = None,
   """
   check_shape('errors_mm', errors_mm, (None, None))
   m = _joint_mask(mask, *errors_mm.shape, errors_mm.dtype)
+  m = jnp.where(jnp.isnan(errors_mm), 0, m)  # bad ground truth: left out
   t = jnp.asarray(thresholds_mm, errors_mm.dtype)
   below = (errors_mm[..., None] < t).astype(errors_mm.dtype)  # (B, J, T)
   return 100.0 * _masked_mean(jnp.mean(below, axis=-1), m)
@@ -296,29 +380,61 @@ def auc(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray | None = None,
 class SumCount:
   """A running sum and its count; the average is total / count.
 
+  Non-finite values are never summed: they are counted instead (see the
+  module docstring), so a NaN cannot pull an average towards 0.
+
   Attributes:
-    total: () the sum of the per-item values (mm or percent).
+    total: () the sum of the finite per-item values (mm or percent).
     count: () how many items (valid joints, vertices) were summed.
+    non_finite_pred: () valid items left out because the prediction was not
+      finite (value +inf: failed predictions).
+    non_finite_target: () valid items left out because the ground truth was
+      not finite (value NaN, or -inf).
   """
   total: jnp.ndarray
   count: jnp.ndarray
+  non_finite_pred: jnp.ndarray = 0.0
+  non_finite_target: jnp.ndarray = 0.0
 
   @classmethod
   def from_values(cls, values: jnp.ndarray,
                   mask: jnp.ndarray | None = None) -> 'SumCount':
-    """Sums `values` (any shape) over the entries where `mask` is 1."""
+    """Sums the finite `values` (any shape) where `mask` is 1, counts the rest.
+
+    +inf entries count as `non_finite_pred`, NaN / -inf as `non_finite_target`
+    (the markers `joint_errors`, `pck_values` and `auc_values` produce).
+    """
     values = jnp.asarray(values)
     if mask is None:
-      return cls(jnp.sum(values), jnp.asarray(values.size, values.dtype))
-    m = jnp.broadcast_to(jnp.asarray(mask).astype(values.dtype), values.shape)
-    return cls(jnp.sum(values * m), jnp.sum(m))
+      m = jnp.ones(values.shape, values.dtype)
+    else:
+      m = jnp.broadcast_to(jnp.asarray(mask).astype(values.dtype), values.shape)
+    finite = jnp.isfinite(values)
+    ok = jnp.where(finite, m, 0)
+    return cls(jnp.sum(jnp.where(finite, values, 0) * ok), jnp.sum(ok),
+               jnp.sum(jnp.where(jnp.isposinf(values), m, 0)),
+               jnp.sum(jnp.where(finite | jnp.isposinf(values), 0, m)))
 
   def merge(self, other: 'SumCount') -> 'SumCount':
-    return SumCount(self.total + other.total, self.count + other.count)
+    return SumCount(self.total + other.total, self.count + other.count,
+                    self.non_finite_pred + other.non_finite_pred,
+                    self.non_finite_target + other.non_finite_target)
 
   def compute(self) -> jnp.ndarray:
     """The average, 0 if nothing was counted."""
     return _safe_divide(self.total, self.count)
+
+
+def finite_sum_count(values: jnp.ndarray, mask: jnp.ndarray, axis: int = -1
+                     ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(sum, count) along `axis` of the finite `values` where `mask` is 1.
+
+  The per-example form of `SumCount.from_values` (per-action tables).
+  """
+  values = jnp.asarray(values)
+  ok = jnp.where(jnp.isfinite(values), jnp.asarray(mask).astype(values.dtype), 0)
+  return (jnp.sum(jnp.where(ok > 0, values, 0) * ok, axis=axis),
+          jnp.sum(ok, axis=axis))
 
 
 def merge_sums(a: Mapping[str, SumCount] | None,
@@ -334,3 +450,11 @@ def merge_sums(a: Mapping[str, SumCount] | None,
 def compute_averages(sums: Mapping[str, SumCount]) -> dict[str, float]:
   """{'mpjpe': SumCount, ...} -> {'mpjpe': float mm, ...} as Python floats."""
   return {k: float(v.compute()) for k, v in sums.items()}
+
+
+def non_finite_counts(sums: Mapping[str, SumCount]) -> dict[str, dict[str, int]]:
+  """{'mpjpe': SumCount, ...} -> {'mpjpe': {'non_finite_pred': n,
+  'non_finite_target': m}, ...}: the items each average left out."""
+  return {k: {'non_finite_pred': int(round(float(v.non_finite_pred))),
+              'non_finite_target': int(round(float(v.non_finite_target)))}
+          for k, v in sums.items()}

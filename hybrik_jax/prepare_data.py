@@ -19,6 +19,7 @@ Flags also accept underscores (--data_dir, --manual_dir, ...) and --dataset.
 """
 
 import argparse
+import os
 import sys
 import time
 from typing import Sequence
@@ -79,7 +80,10 @@ def _make_builder(name: str, config: str | None, data_dir: str | None,
 
 
 def _check_manual_dir(builder, name: str, manual_dir: str | None) -> None:
-  """A clear error if a manual-download dataset has no manual_dir."""
+  """A clear error if a manual-download dataset has no (or an empty) manual_dir.
+
+  `builder` may be the Builder class: nothing is created by the check.
+  """
   if not getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None):
     return
   from etils import epath  # pylint: disable=g-import-not-at-top
@@ -91,6 +95,37 @@ def _check_manual_dir(builder, name: str, manual_dir: str | None) -> None:
     raise FileNotFoundError(
         f'--manual-dir {manual_dir} does not exist or is not a folder; {name} '
         f'reads its files from there (see tfds_builders/{name}/README.md).')
+  if not any(epath.Path(manual_dir).iterdir()):
+    raise FileNotFoundError(
+        f'--manual-dir {manual_dir} is empty; put the downloaded {name} files '
+        f'there first (see tfds_builders/{name}/README.md).')
+
+
+def _new_dirs(path: str) -> list[str]:
+  """`path` and its ancestors that do not exist yet (deepest first)."""
+  out = []
+  path = os.path.abspath(path)
+  while path and not os.path.exists(path):
+    out.append(path)
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  return out
+
+
+def _remove_empty_dirs(top: str, created: Sequence[str]) -> None:
+  """Removes the empty folders under `top` (and `top`), then `created`."""
+  for root, _, _ in os.walk(top, topdown=False):
+    try:
+      os.rmdir(root)  # fails (and is kept) unless empty
+    except OSError:
+      pass
+  for path in created:  # deepest first
+    try:
+      os.rmdir(path)
+    except OSError:
+      pass
 
 
 def describe(builder) -> str:
@@ -132,8 +167,17 @@ def build(name: str, *, data_dir: str | None = None, manual_dir: str | None = No
   Says what it builds and how big (`describe`) before TFDS's progress bars.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tfds_builders  # pylint: disable=g-import-not-at-top
+  builder_cls = getattr(tfds_builders.import_builder_module(name), 'Builder',
+                        None)
+  if builder_cls is not None:  # check before the builder creates folders
+    _check_manual_dir(builder_cls, name, manual_dir)
+  root = os.path.expanduser(data_dir or tfds.core.constants.DATA_DIR)
+  created = _new_dirs(root)
+  # Folders TFDS makes for this build; removed again if it fails while empty.
+  fresh = [p for p in (os.path.join(root, name), os.path.join(root, 'downloads'))
+           if not os.path.exists(p)]
   builder = _make_builder(name, config, data_dir, file_format, num_workers)
-  _check_manual_dir(builder, name, manual_dir)
   print(f'Building {describe(builder)}', flush=True)
   # TFDS prints 'Downloading and preparing dataset Unknown size (download:
   # Unknown size, generated: Unknown size, ...)' before every build
@@ -147,7 +191,20 @@ def build(name: str, *, data_dir: str | None = None, manual_dir: str | None = No
                      if overwrite else
                      tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS),
   )
-  builder.download_and_prepare(download_config=download_config)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except (AssertionError, FileNotFoundError, KeyError, OSError,
+          ValueError) as e:
+    for path in fresh:
+      _remove_empty_dirs(path, [])
+    if created:
+      _remove_empty_dirs(root, created)
+    if manual_dir is None:
+      raise
+    raise FileNotFoundError(
+        f'{name} could not be built from --manual-dir {manual_dir} '
+        f'({type(e).__name__}: {" ".join(str(e).split())[:200]}); check that '
+        f'it holds the files tfds_builders/{name}/README.md lists.') from None
   return builder
 
 
@@ -187,4 +244,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.run(main)  # UserError -> one line, status 2; Ctrl-C -> one line, 130

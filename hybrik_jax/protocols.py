@@ -157,10 +157,15 @@ def tag(protocol: Protocol, metric: str) -> str:
   return f'{protocol.name}/{metric}'
 
 
-def _sums(per_sample: jnp.ndarray, count: jnp.ndarray):
-  """(B,) per-sample means and (B,) counts -> (SumCount, (total (B,), count (B,)))."""
-  total = per_sample * count
-  return metrics.SumCount(jnp.sum(total), jnp.sum(count)), (total, count)
+def _sums(errors: jnp.ndarray, mask: jnp.ndarray):
+  """(B, N) per-item values and (B, N) mask -> (SumCount, per-example (total (B,),
+  count (B,))).
+
+  Non-finite items (metrics.joint_errors marks failed predictions +inf and bad
+  ground truth NaN) are left out of both forms and counted in the SumCount.
+  """
+  return (metrics.SumCount.from_values(errors, mask),
+          metrics.finite_sum_count(errors, mask))
 
 
 def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
@@ -204,31 +209,27 @@ def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
   mask17 = valid17 * valid17[:, :1] * sample[:, None]  # needs the pelvis
   sel = jnp.asarray(protocol.eval_joints)
   m = mask17[:, sel]
-  n = jnp.sum(m, -1)
   sums['mpjpe'], per_example['mpjpe'] = _sums(
-      metrics.mpjpe(pred17[:, sel], gt17[:, sel], m), n)
+      metrics.joint_errors(pred17[:, sel], gt17[:, sel]), m)
   if protocol.align_all_17:
     aligned = metrics.procrustes_align(pred17, gt17, mask17)[:, sel]
-    pa = metrics.mpjpe(aligned, gt17[:, sel], m)
   else:
-    pa = metrics.pa_mpjpe(pred17[:, sel], gt17[:, sel], m)
-  sums['pa_mpjpe'], _ = _sums(pa, n)
+    aligned = metrics.procrustes_align(pred17[:, sel], gt17[:, sel], m)
+  sums['pa_mpjpe'], _ = _sums(metrics.joint_errors(aligned, gt17[:, sel]), m)
   if protocol.pck:
     psel = jnp.asarray(protocol.pck_joints)
+    err = metrics.joint_errors(pred17[:, psel], gt17[:, psel])
     pm = mask17[:, psel]
-    pn = jnp.sum(pm, -1)
-    sums['pck'], per_example['pck'] = _sums(
-        metrics.pck(pred17[:, psel], gt17[:, psel], pm), pn)
-    sums['auc'], per_example['auc'] = _sums(
-        metrics.auc(pred17[:, psel], gt17[:, psel], pm), pn)
+    sums['pck'], per_example['pck'] = _sums(metrics.pck_values(err), pm)
+    sums['auc'], per_example['auc'] = _sums(metrics.auc_values(err), pm)
   if protocol.smpl_24 and pred_xyz_24 is not None:
     pred24 = metrics.root_align(pred_xyz_24.astype(jnp.float32))
     gt24 = batch['target_xyz_24'].astype(jnp.float32)  # root-relative
     m24 = (batch['target_xyz_weight_24'][..., 0].astype(jnp.float32) *
            sample[:, None])
-    n24 = jnp.sum(m24, -1)
-    sums['mpjpe_24'], _ = _sums(metrics.mpjpe(pred24, gt24, m24), n24)
-    sums['pa_mpjpe_24'], _ = _sums(metrics.pa_mpjpe(pred24, gt24, m24), n24)
+    sums['mpjpe_24'], _ = _sums(metrics.joint_errors(pred24, gt24), m24)
+    sums['pa_mpjpe_24'], _ = _sums(metrics.joint_errors(
+        metrics.procrustes_align(pred24, gt24, m24), gt24), m24)
   if protocol.pve and pred_vertices is not None:
     from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
     rot = geometry.quaternion_to_matrix(batch['target_theta'].astype(jnp.float32))
@@ -239,18 +240,24 @@ def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
     gt_verts = gt_body.vertices - gt_body.joints_h36m[:, :1]
     pred_verts = pred_vertices - pred_xyz_17[:, :1]
     vmask = batch['target_smpl_weight'].reshape(-1).astype(jnp.float32) * sample
-    sums['pve'], _ = _sums(metrics.pve(pred_verts, gt_verts, vmask),
-                           vmask * pred_verts.shape[1])
+    sums['pve'], _ = _sums(metrics.joint_errors(pred_verts, gt_verts),
+                           jnp.broadcast_to(vmask[:, None], pred_verts.shape[:2]))
   return sums, per_example
 
 
 def averages(sums: Mapping[str, metrics.SumCount]) -> dict[str, float]:
-  """Summed batch_metrics -> {metric: mean (mm / %)} plus 'num_examples' and
-  'non_finite_outputs' (counts)."""
+  """Summed batch_metrics -> {metric: mean (mm / %)} plus 'num_examples',
+  'non_finite_outputs' (examples) and 'non_finite_pred' / 'non_finite_target'
+  (joints the MPJPE left out) counts."""
   sums = dict(sums)
   non_finite = sums.pop('non_finite_outputs')
   out = {k: v for k, v in metrics.compute_averages(sums).items()
          if k in METRIC_LABELS}
   out['num_examples'] = float(non_finite.count)
   out['non_finite_outputs'] = float(non_finite.total)
+  # Joints the MPJPE left out: non-finite predictions (failures) and
+  # non-finite ground truth (metrics.SumCount); never scored as 0 mm.
+  if 'mpjpe' in sums:
+    out['non_finite_pred'] = float(sums['mpjpe'].non_finite_pred)
+    out['non_finite_target'] = float(sums['mpjpe'].non_finite_target)
   return out

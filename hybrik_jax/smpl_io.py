@@ -170,6 +170,8 @@ def _read_smpl_dict(path) -> dict[str, Any]:
     raise _file_error(path, f'cannot convert its values to arrays ({e})') from e
 
 
+# How far a vertex's skinning weights may sum from 1 (float32 files: ~1e-7).
+_SKINNING_SUM_TOLERANCE = 1e-3
 _REQUIRED_KEYS = ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights',
                   'kintree_table', 'f')
 
@@ -277,6 +279,12 @@ def load_smpl(path, h36m_regressor=None, dtype=jnp.float32) -> SMPLModel:
   for key in ('v_template', 'shapedirs', 'posedirs', 'J_regressor', 'weights'):
     if not np.all(np.isfinite(arrays[key].astype(np.float64))):
       raise _file_error(path, f'{key!r} has non-finite values')
+  row_sums = arrays['weights'].astype(np.float64).sum(axis=1)
+  off = np.flatnonzero(np.abs(row_sums - 1.0) > _SKINNING_SUM_TOLERANCE)
+  if off.size:
+    raise _file_error(
+        path, f"'weights' (skinning) of {off.size} vertices do not sum to 1 "
+              f'(vertex {off[0]}: {row_sums[off[0]]:.4g}); the mesh would collapse')
   faces = arrays['f'].astype(np.int64)
   if faces.min() < 0 or faces.max() >= nv:
     raise _file_error(path, f"'f' has vertex indices outside [0, {nv})")

@@ -20,6 +20,9 @@ and optimizer, checkpoint load, compiled steps, evals, training loop, summary.
 
 import functools
 import os
+import signal
+import sys
+import threading
 import time
 from typing import Any, Mapping, Sequence
 
@@ -34,11 +37,13 @@ import numpy as np
 import tqdm
 
 from hybrik_jax import checkpointing
+from hybrik_jax import cli
 from hybrik_jax import input_pipeline
 from hybrik_jax import metric_writer
 from hybrik_jax import protocols
 from hybrik_jax import train_config
 from hybrik_jax import train_lib
+from hybrik_jax import workdir_lock
 from hybrik_jax.models import hybrik as hybrik_model
 
 
@@ -52,9 +57,14 @@ check_config = train_config.check_config
 # ---------------------------------------------------------------------------
 
 
+class DatasetMissingError(cli.UserError, FileNotFoundError):
+  """A configured dataset is not prepared in the data_dir."""
+
+
 def _dataset_missing_message(data: input_pipeline.DataConfig,
-                             error: Exception) -> str:
-  """The error plus the commands that build the configured datasets."""
+                             error: Exception | None) -> str:
+  """One line: which data_dir lacks the data, and the commands that build it."""
+  del error  # TFDS's own message misleads ("already prepared ... TFRECORD").
   names = [n for n, _ in data.train_datasets] + [data.eval_dataset]
   data_dir = f' --data_dir {data.data_dir}' if data.data_dir else ''
   build = []
@@ -66,9 +76,14 @@ def _dataset_missing_message(data: input_pipeline.DataConfig,
               f'tfds_builders/{base}/README.md>')
     build.append(f'python -m hybrik_jax.prepare_data --dataset {base}'
                  f'{builder_config}{data_dir}{manual}')
-  return (f'{error}\nA dataset is missing. Build it first:\n  ' +
-          '\n  '.join(dict.fromkeys(build)))
+  where = data.data_dir or 'the default TFDS data_dir'
+  return (f'dataset(s) {", ".join(dict.fromkeys(names))} not prepared in '
+          f'{where} (config.data.data_dir). Build first: ' +
+          '; '.join(dict.fromkeys(build)))
 
+
+# Exit status of a run stopped for too many skipped steps.
+_EXIT_DIVERGED = 3
 
 # Datasets that need no download: built on first use if
 # config.data.build_if_missing.
@@ -193,6 +208,17 @@ def evaluate(eval_fn, variables, data: input_pipeline.DataConfig, *,
   return protocols.averages(totals)
 
 
+def _left_out(m: Mapping[str, float]) -> str:
+  """', N non-finite prediction(s) ...' for an eval result, or ''."""
+  parts = []
+  if m.get('non_finite_pred'):
+    parts.append(f'{int(m["non_finite_pred"])} joint(s) with a non-finite '
+                 'prediction (failures)')
+  if m.get('non_finite_target'):
+    parts.append(f'{int(m["non_finite_target"])} with non-finite ground truth')
+  return f' [left out: {"; ".join(parts)}]' if parts else ''
+
+
 def mean_training_pose(data: input_pipeline.DataConfig, *, batch_size: int,
                        num_batches: int, input_size,
                        data_source=None) -> np.ndarray:
@@ -238,7 +264,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   Args:
     config: a config from configs/ (fields: `base_config`).
-    workdir: checkpoints and TensorBoard event files go here.
+    workdir: checkpoints and TensorBoard event files go here. One trainer at
+      a time: it is locked (`workdir_lock`) for the whole run.
     data_sources: optional {tfds name: random-access source} used instead of
       the prepared TFDS datasets (tests, in-memory data).
     eval_data_source: optional random-access source for the validation split.
@@ -248,26 +275,170 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Returns:
     A summary: {'step', 'workdir', 'checkpoint_dir', 'eval': {...},
     'baselines': {...} (if config.evals.baselines), 'num_skipped'}.
-  """
-  check_config(config)
-  workdir = epath.Path(workdir).absolute()
-  workdir.mkdir(parents=True, exist_ok=True)
-  is_main = jax.process_index() == 0
 
-  # --- Logging --------------------------------------------------------------
-  writer = metric_writer.MetricWriter(os.fspath(workdir), just_logging=not is_main)
+  Raises:
+    cli.UserError (one line): a bad config, workdir or dataset, a busy
+      workdir, an incompatible checkpoint; nothing is written then.
+    Stopped (a cli.UserError): SIGTERM / SIGINT, or too many skipped steps;
+      a checkpoint of the last step was saved first.
+  """
+  try:
+    check_config(config)
+  except ValueError as e:
+    raise cli.UserError(str(e)) from None
+  workdir = epath.Path(workdir).absolute()
+  cli.check_writable_dir(workdir, 'workdir')
+  for name, value in (('config.batch_size', config.batch_size),
+                      ('config.evals.batch_size', config.evals.batch_size)):
+    if value % jax.device_count():
+      raise cli.UserError(
+          f'{name}={value} must be divisible by the number of devices '
+          f'({jax.device_count()}): use a multiple of {jax.device_count()}.')
+
+  # --- Input (before anything is written) -----------------------------------
+  # config.data is read here, once; the input pipeline gets the typed result.
+  data = input_pipeline.DataConfig.from_config(config.data)
+  if (data.data_dir and not data_sources and not config.data.build_if_missing
+      and '://' not in data.data_dir and not os.path.isdir(data.data_dir)):
+    raise DatasetMissingError(
+        f'config.data.data_dir {data.data_dir} does not exist. ' +
+        _dataset_missing_message(data, None))
+  try:
+    sources = _open_sources(data, data_sources,
+                            build_if_missing=config.data.build_if_missing)
+    if eval_data_source is None:
+      eval_data_source = input_pipeline.open_data_source(
+          data.eval_dataset, data.eval_split, data.data_dir)
+  except ValueError as e:
+    raise DatasetMissingError(_dataset_missing_message(data, e)) from None
+
+  workdir.mkdir(parents=True, exist_ok=True)
+  lock = workdir_lock.lock_workdir(workdir)
+  try:
+    return _train_and_evaluate(config, data, workdir, sources,
+                               eval_data_source, stop_after_steps)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+class Stopped(cli.UserError):
+  """The run stopped early after saving (signal, too many skipped steps)."""
+  prefix = ''
+
+
+class _StopSignals:
+  """SIGTERM / SIGINT -> stop at the end of the current step.
+
+  The first signal sets a flag (the loop then saves and raises `Stopped`); a
+  second SIGINT (Ctrl-C) exits at once (status 130, no checkpoint). With
+  several processes the flag is OR-ed over all of them (an all-gather every
+  `sync_every` steps) so they all stop, and save, at the same step; the
+  signal may reach only one host.
+  """
+
+  def __init__(self, sync_every: int = 1):
+    self.signum: int | None = None
+    self._sync_every = max(1, int(sync_every))
+    self._old = {}
+
+  def __enter__(self) -> '_StopSignals':
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+    self._old = {}
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    if self.signum is not None:
+      if signum == signal.SIGINT:
+        print('Second Ctrl-C: aborting now, without saving.', file=sys.stderr,
+              flush=True)
+        os._exit(cli.EXIT_INTERRUPTED)  # pylint: disable=protected-access
+      return
+    self.signum = signum
+    print(f'{signal.Signals(signum).name} received: finishing this step and '
+          'saving a checkpoint (Ctrl-C again aborts at once).',
+          file=sys.stderr, flush=True)
+
+  def should_stop(self, step: int) -> bool:
+    """Whether every process agrees to stop after `step`."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    if step % self._sync_every:
+      return False
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    flags_ = multihost_utils.process_allgather(
+        np.int32(self.signum or 0))
+    signums = [int(f) for f in np.ravel(flags_) if f]
+    if signums and self.signum is None:
+      self.signum = signums[0]
+    return bool(signums)
+
+
+def _restore_latest_readable(manager, state, meta, train_iter):
+  """(state, step) of the newest readable checkpoint, or (state, None).
+
+  Unreadable checkpoints (truncated, bit-flipped, non-finite) are named,
+  moved to WORKDIR/checkpoints_corrupt/ (never deleted) and skipped, with a
+  warning. A checkpoint of another model is refused (IncompatibleCheckpoint).
+  """
+  while True:
+    latest = checkpointing.latest_step(manager)
+    if latest is None:
+      return state, None
+    error, restored = None, None
+    try:
+      _check_compatible(checkpointing.restore_meta(manager, latest), meta,
+                        manager.directory)
+      restored = checkpointing.restore_train_state(
+          manager, state, latest, data_iterator=train_iter)
+    except checkpointing.CorruptCheckpointError as e:
+      error = e
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      any_bad = np.any(multihost_utils.process_allgather(np.int32(bool(error))))
+      if any_bad and error is None:
+        error = 'unreadable on another process'
+    if error is None:
+      return restored, latest
+    moved = checkpointing.set_aside(manager, latest)
+    message = (f'WARNING: checkpoint step {latest} is unreadable: '
+               f'{cli.one_line(error)} Moved it to {moved}; resuming from the '
+               'newest readable checkpoint.')
+    logging.warning(message)
+    if jax.process_index() == 0:
+      print(message, file=sys.stderr, flush=True)
+
+
+def _train_and_evaluate(config, data: input_pipeline.DataConfig,
+                        workdir: epath.Path, sources, eval_data_source,
+                        stop_after_steps) -> dict[str, Any]:
+  """`train_and_evaluate` once the inputs are checked and the workdir locked.
+
+  SIGTERM / SIGINT from here on stop the run after the current (or first)
+  step, with a checkpoint.
+  """
+  with _StopSignals(config.preemption_sync_every_steps) as signals:
+    return _train_loop(config, data, workdir, sources, eval_data_source,
+                       stop_after_steps, signals)
+
+
+def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
+                eval_data_source, stop_after_steps,
+                signals: '_StopSignals') -> dict[str, Any]:
+  """The body of `_train_and_evaluate` (see its docstring)."""
+  is_main = jax.process_index() == 0
   logging.info('Workdir %s; %d process(es), %d device(s) (%s)', workdir,
                jax.process_count(), jax.device_count(), jax.default_backend())
 
   # --- Mesh -----------------------------------------------------------------
   mesh = train_lib.create_mesh()
-  if config.batch_size % jax.device_count():
-    raise ValueError(f'config.batch_size {config.batch_size} must be divisible '
-                     f'by the number of devices {jax.device_count()}')
-  if config.evals.batch_size % jax.device_count():
-    raise ValueError(f'config.evals.batch_size {config.evals.batch_size} must '
-                     f'be divisible by the number of devices '
-                     f'{jax.device_count()}')
 
   # --- Body model -----------------------------------------------------------
   from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
@@ -276,16 +447,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   # --- Input ----------------------------------------------------------------
   input_size = int(config.model.input_size)
-  # config.data is read here, once; the input pipeline gets the typed result.
-  data = input_pipeline.DataConfig.from_config(config.data)
-  try:
-    sources = _open_sources(data, data_sources,
-                            build_if_missing=config.data.build_if_missing)
-    if eval_data_source is None:
-      eval_data_source = input_pipeline.open_data_source(
-          data.eval_dataset, data.eval_split, data.data_dir)
-  except ValueError as e:
-    raise FileNotFoundError(_dataset_missing_message(data, e)) from e
   epoch_steps = steps_per_epoch(config, [len(s) for s in sources.values()])
   num_steps = (int(config.num_train_steps) if config.num_train_steps > 0 else
                int(config.num_epochs) * epoch_steps)
@@ -296,7 +457,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
        f'batch {config.batch_size} on {jax.device_count()} device(s) of '
        f'{jax.process_count()} process(es)')
 
-  # --- Checkpoint check (before anything is written) ------------------------
+  # --- Model and optimizer --------------------------------------------------
+  model = hybrik_model.create_model(config.model)
+  tx, lr_fn = train_lib.create_optimizer(config.optim)
+  rng = jax.random.key(config.seed)
+  state = train_lib.create_train_state(model, tx, rng, input_size)
+  state = _maybe_load_init(state, config)
+
+  # --- Checkpoint load (refuses another model before anything is written) ---
   manager = checkpointing.create_checkpoint_manager(
       workdir, steps_per_epoch=epoch_steps, keep_epochs=config.keep_epochs,
       async_save=config.async_checkpoints)
@@ -305,25 +473,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   meta = {'model': checkpointing.config_to_dict(config.model),
           'steps_per_epoch': epoch_steps, 'batch_size': config.batch_size,
           'config': checkpointing.config_to_dict(config)}
-  latest = checkpointing.latest_step(manager)
+  state, latest = _restore_latest_readable(manager, state, meta, train_iter)
   if latest is not None:
-    _check_compatible(checkpointing.restore_meta(manager, latest), meta,
-                      manager.directory)
-
-  # --- Model and optimizer --------------------------------------------------
-  model = hybrik_model.create_model(config.model)
-  tx, lr_fn = train_lib.create_optimizer(config.optim)
-  rng = jax.random.key(config.seed)
-  state = train_lib.create_train_state(model, tx, rng, input_size)
-  state = _maybe_load_init(state, config)
-
-  # --- Checkpoint load ------------------------------------------------------
-  if latest is not None:
-    state = checkpointing.restore_train_state(manager, state, latest,
-                                              data_iterator=train_iter)
     _say(f'Resumed from {manager.directory}/{latest}')
   state = train_lib.replicate(state, mesh)
   start_step = int(host_value(state.step))
+
+  # --- Logging --------------------------------------------------------------
+  writer = metric_writer.MetricWriter(os.fspath(workdir),
+                                      just_logging=not is_main)
 
   # --- Compiled steps -------------------------------------------------------
   loss_weights = {k: float(v) for k, v in config.loss.items()}
@@ -368,6 +526,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   last_log_time, last_log_step = time.perf_counter(), start_step
   step = start_step
   eval_metrics = None
+  stop_message = None
+  saved_step = latest
+
+  def save():
+    nonlocal saved_step
+    if saved_step != step:
+      checkpointing.save_train_state(manager, step, state,
+                                     data_iterator=train_iter, meta=meta)
+      saved_step = step
+
   with writer:
     while step < end_step:
       batch = train_lib.global_batch(next(train_iter), mesh)
@@ -390,11 +558,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if scalars['skipped'] > 0:
           logging.warning('step %d: %d non-finite step(s) skipped so far', step,
                           int(scalars['num_skipped']))
+        fraction = scalars['num_skipped'] / step
+        if (step >= min(config.skipped_check_after_steps, end_step) and
+            fraction > config.max_skipped_fraction):
+          stop_message = (
+              f'{int(scalars["num_skipped"])} of {step} steps were skipped '
+              '(non-finite loss or gradient), more than '
+              f'config.max_skipped_fraction={config.max_skipped_fraction}: '
+              f'stopped at step {step} after saving a checkpoint in '
+              f'{manager.directory}. Lower config.optim.peak_lr (or add '
+              'config.optim.grad_clip_norm) or check the data.')
       epoch_end = step % epoch_steps == 0
       if (step % config.checkpoint_every_steps == 0 or epoch_end or is_last or
           step == end_step):
-        checkpointing.save_train_state(manager, step, state,
-                                       data_iterator=train_iter, meta=meta)
+        save()
+      if stop_message is None and signals.should_stop(step):
+        stop_message = (
+            f'Stopped by {signal.Signals(signals.signum).name} at step {step} '
+            f'of {num_steps}; checkpoint saved in {manager.directory}/{step}. '
+            'Run the same command again to resume.')
+      if stop_message is not None:
+        save()
+        break
       if (eval_every > 0 and step % eval_every == 0) or is_last:
         eval_metrics = run_eval(state.variables)
         writer.write_scalars(step, {f'val/{protocols.tag(protocol, k)}': v
@@ -402,10 +587,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         if is_main:
           progress.write(f'step {step}: validation {protocol.name} MPJPE '
                          f'{eval_metrics["mpjpe"]:.1f} mm, PA-MPJPE '
-                         f'{eval_metrics["pa_mpjpe"]:.1f} mm')
-  progress.close()
-  checkpointing.wait(manager)
-  manager.close()
+                         f'{eval_metrics["pa_mpjpe"]:.1f} mm over '
+                         f'{int(eval_metrics["num_examples"])} examples'
+                         f'{_left_out(eval_metrics)}')
+    progress.close()
+    checkpointing.wait(manager)
+    manager.close()
+  if stop_message is not None:
+    if signals.signum is not None:
+      raise Stopped(stop_message, exit_code=128 + signals.signum)
+    error = Stopped(stop_message, exit_code=_EXIT_DIVERGED)
+    error.prefix = 'error: '
+    raise error
 
   # --- Summary --------------------------------------------------------------
   summary.update(step=step, num_skipped=int(host_value(state.num_skipped)),
@@ -451,7 +644,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
       lines.append(f'Validation protocol: {summary["protocol"]}')
     lines.append(f'{"validation":32s} {"MPJPE mm":>10s} {"PA-MPJPE mm":>12s}')
     for label, m in rows:
-      lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}')
+      lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}'
+                   f'{_left_out(m)}')
   if 'baselines' in summary and 'eval' in summary:
     const = summary['baselines']['mean_pose']['mpjpe']
     gain = 100.0 * (1.0 - summary['eval']['mpjpe'] / max(const, 1e-9))
@@ -483,6 +677,10 @@ def _flat_hparams(config) -> dict[str, Any]:
   return flat
 
 
+class IncompatibleCheckpointError(cli.UserError, ValueError):
+  """The workdir holds a checkpoint of another model or epoch length."""
+
+
 def _check_compatible(saved_meta: Mapping[str, Any], meta: Mapping[str, Any],
                       directory) -> None:
   """Refuses to resume from a checkpoint of another model or epoch length."""
@@ -494,12 +692,12 @@ def _check_compatible(saved_meta: Mapping[str, Any], meta: Mapping[str, Any],
     details = ', '.join(
         f'{k}: saved {(saved_model or {}).get(k)!r} vs config '
         f'{meta["model"].get(k)!r}' for k in diffs)
-    raise ValueError(
+    raise IncompatibleCheckpointError(
         f'{directory} holds a checkpoint of another model ({details}). '
         'Refusing to resume or overwrite it: use a new --workdir, or the '
         'config that trained it.')
   if saved_meta.get('steps_per_epoch') != meta['steps_per_epoch']:
-    raise ValueError(
+    raise IncompatibleCheckpointError(
         f'{directory} was trained with {saved_meta.get("steps_per_epoch")} '
         f'steps per epoch, this config gives {meta["steps_per_epoch"]} (batch '
         'size or dataset changed). Refusing to resume: use a new --workdir.')
@@ -515,7 +713,7 @@ def _maybe_load_init(state: train_lib.TrainState, config
     if not path:
       continue
     if not checkpointing.is_exported_model(path):
-      raise FileNotFoundError(
+      raise cli.UserError(
           f'config.init.{what}_checkpoint: {path} is not an exported model. '
           'Make it with `python -m hybrik_jax.convert --torch-checkpoint '
           f'X.pth --out {path}' + (' --arch backbone`' if what == 'backbone'
@@ -560,9 +758,32 @@ def main(argv: Sequence[str]) -> None:
                                process_id=_PROCESS_ID.value)
   logging.info('JAX process %d of %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except cli.UserError as e:
+    cli.fail(e)
+  except KeyboardInterrupt:  # before the training loop's handlers are set
+    print('Interrupted before training started; nothing was saved.',
+          file=sys.stderr, flush=True)
+    sys.exit(cli.EXIT_INTERRUPTED)
+
+
+def _parse_flags(argv: Sequence[str]) -> Sequence[str]:
+  """absl's flag parsing, with a bad --config.x override as one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    cli.fail(cli.UserError(f'{e}. See the fields in '
+                           'hybrik_jax/train_config.py and configs/.'))
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these for an unknown or mistyped --config.x=...
+    overrides = ' '.join(a for a in argv if a.startswith('--config.'))
+    cli.fail(cli.UserError(
+        f'bad config override in {overrides or "the flags"} '
+        f'({type(e).__name__}: {e}): not a field of the config, or a value '
+        'of the wrong type. See hybrik_jax/train_config.py and configs/.'))
 
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

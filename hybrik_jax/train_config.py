@@ -92,6 +92,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 1000
   c.keep_epochs = 10  # epoch-end checkpoints kept (for average_checkpoints)
   c.async_checkpoints = True
+  # Preemption (SIGTERM, Ctrl-C): with several processes the stop flag is
+  # agreed on (an all-gather) every this many steps; the run stops at the
+  # first such step after a signal, saves and exits.
+  c.preemption_sync_every_steps = 1
+  # Stop (after saving) when more than this fraction of the steps so far was
+  # skipped (non-finite loss or gradient), checked from step
+  # skipped_check_after_steps on; 1.0 disables the check.
+  c.max_skipped_fraction = 0.25
+  c.skipped_check_after_steps = 20
   c.progress_bar = True
   return c
 

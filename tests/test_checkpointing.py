@@ -187,3 +187,92 @@ def test_killed_mid_save_leaves_a_readable_checkpoint(tmp_path):
   checkpointing.save_train_state(manager, 3, {'x': jnp.full((4,), 3.0)})
   checkpointing.wait(manager)
   assert checkpointing.latest_step(manager) == 3
+
+
+def _flip_a_byte(directory):
+  """Flips one bit in the middle of the largest array data file (d/)."""
+  files = [os.path.join(directory, 'd', f)
+           for f in os.listdir(os.path.join(directory, 'd'))]
+  path = max(files, key=os.path.getsize)
+  with open(path, 'r+b') as f:
+    f.seek(os.path.getsize(path) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0x01]))
+
+
+def test_corrupt_files_are_named(tmp_path):
+  good = _variables(1.0)
+  # Exported models: a flipped bit, a truncated _METADATA, an empty or
+  # truncated model_config.json, arrays that differ from their checksum.
+  checkpointing.save_model(tmp_path / 'flip', good, MODEL_CONFIG)
+  _flip_a_byte(tmp_path / 'flip' / 'variables')
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'flip/variables is corrupt'):
+    checkpointing.load_model(tmp_path / 'flip')
+  checkpointing.save_model(tmp_path / 'sums', good, MODEL_CONFIG)
+  (tmp_path / 'sums' / 'checksums.json').write_text(
+      json.dumps({'params': 1, 'batch_stats': 2}))
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'sums/variables .*params arrays do not match'):
+    checkpointing.load_model(tmp_path / 'sums')
+  checkpointing.save_model(tmp_path / 'meta', good, MODEL_CONFIG)
+  metadata = tmp_path / 'meta' / 'variables' / '_METADATA'
+  metadata.write_text(metadata.read_text()[:40])
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'variables/_METADATA is corrupt'):
+    checkpointing.load_model(tmp_path / 'meta')
+  for text, why in (('', 'empty file'), ('{"backbone": "res', 'not valid JSON')):
+    checkpointing.save_model(tmp_path / 'cfg', good, MODEL_CONFIG, overwrite=True)
+    (tmp_path / 'cfg' / 'model_config.json').write_text(text)
+    with pytest.raises(checkpointing.CorruptCheckpointError,
+                       match=f'cfg/model_config.json is corrupt.*{why}'):
+      checkpointing.load_model(tmp_path / 'cfg')
+  # Training checkpoints: the corrupt step is named and can be set aside.
+  manager = checkpointing.create_checkpoint_manager(
+      tmp_path / 'work', steps_per_epoch=1, async_save=False)
+  for step in (1, 2):
+    checkpointing.save_train_state(manager, step, dict(good, step=step),
+                                   meta={'steps_per_epoch': 1})
+  meta_file = tmp_path / 'work' / 'checkpoints' / '2' / 'meta' / 'metadata'
+  meta = json.loads(meta_file.read_text())
+  meta['checksums']['params'] += 1
+  meta['checksums']['state'] += 1
+  meta_file.write_text(json.dumps(meta))
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'checkpoints/2/state .*checksum'):
+    checkpointing.restore_variables(manager, 2)
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'checkpoints/2/state .*checksum'):
+    checkpointing.restore_train_state(manager, dict(good, step=0), 2)
+  _flip_a_byte(tmp_path / 'work' / 'checkpoints' / '2' / 'state')
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'checkpoints/2/state is corrupt'):
+    checkpointing.restore_train_state(manager, dict(good, step=0), 2)
+  (tmp_path / 'work' / 'checkpoints' / '2' / 'meta' / 'metadata').write_text('{')
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'checkpoints/2/meta/metadata is corrupt'):
+    checkpointing.restore_meta(manager, 2)
+  moved = checkpointing.set_aside(manager, 2)
+  assert moved == tmp_path / 'work' / 'checkpoints_corrupt' / '2'
+  assert (moved / 'state').is_dir()  # kept, not deleted
+  assert checkpointing.latest_step(manager) == 1
+  restored = checkpointing.restore_train_state(manager, dict(good, step=0))
+  assert int(restored['step']) == 1
+  manager.close()
+
+
+def test_model_config_that_does_not_match_the_weights():
+  from hybrik_jax import models  # pylint: disable=g-import-not-at-top
+  config = models.get_tiny_model_config()
+  model = models.create_model(config)
+  variables = jax.eval_shape(
+      lambda: model.init({'params': jax.random.key(0),
+                          'dropout': jax.random.key(1),
+                          'patches': jax.random.key(2)},
+                         jnp.zeros((1, 64, 64, 3)), train=False))
+  checkpointing.check_variables_match(variables, config, 'ckpt')
+  other = models.get_tiny_model_config(d_model=2 * config.d_model)
+  with pytest.raises(checkpointing.ConfigMismatchError,
+                     match='ckpt: model_config.json does not match the weights'):
+    checkpointing.check_variables_match(variables, other, 'ckpt')

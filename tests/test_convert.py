@@ -421,3 +421,53 @@ def test_bad_checkpoints_fail_with_the_offending_keys():
     convert.convert_state_dict({'foo.weight': torch.zeros(2)})
   with pytest.raises(convert.ConversionError, match='Unknown backbone layout'):
     convert.convert_state_dict(TorchResNet((1, 2, 1, 1), TorchBasicBlock, 8).state_dict())
+
+
+class _RunsCode:
+  """A pickle payload that would call a function when loaded."""
+
+  def __reduce__(self):
+    return (print, ('this ran while loading',))
+
+
+def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
+  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  sd = TorchHybrikTransformer('resnet_tiny', blocks=1, layers=2, width=8, d=8,
+                              heads=2, feat=2).state_dict()
+  good = tmp_path / 'good.pth'
+  torch.save(sd, good)
+  truncated = tmp_path / 'truncated.pth'
+  truncated.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+  empty = tmp_path / 'empty.pth'
+  empty.write_bytes(b'')
+  text = tmp_path / 'notes.pth'
+  text.write_text('not a checkpoint')
+  unsafe = tmp_path / 'unsafe.pth'
+  torch.save({'w': torch.zeros(2), 'payload': _RunsCode()}, unsafe)
+  nan = tmp_path / 'nan.pth'
+  torch.save(dict(sd, **{'decphi.bias': torch.full_like(sd['decphi.bias'],
+                                                        float('nan'))}), nan)
+  (tmp_path / 'existing').mkdir()
+  (tmp_path / 'existing' / 'model_config.json').write_text('{}')
+  cases = [
+      (tmp_path / 'missing.pth', 'out1', 'does not exist'),
+      (empty, 'out2', 'is empty'),
+      (truncated, 'out3', 'not a readable PyTorch checkpoint'),
+      (text, 'out4', 'not a PyTorch checkpoint'),
+      (unsafe, 'out5', 'refused.*would run code: Unsupported global.*print'),
+      (nan, 'out6', '1 tensor.* NaN or inf .*decphi.bias.*--allow-non-finite'),
+      (good, 'existing', 'already exists and is not empty.*--overwrite'),
+  ]
+  for path, out, expected in cases:
+    with pytest.raises(cli.UserError, match=expected) as info:
+      convert.main(['--torch-checkpoint', str(path), '--out',
+                    str(tmp_path / out), '--num-heads', '2',
+                    '--input-size', '64'])
+    assert str(path) in str(info.value) or out == 'existing'
+    if out != 'existing':
+      assert not (tmp_path / out).exists()  # nothing written
+  # The explicit flag converts the non-finite checkpoint anyway.
+  convert.main(['--torch-checkpoint', str(nan), '--out', str(tmp_path / 'o7'),
+                '--num-heads', '2', '--allow-non-finite'])
+  assert (tmp_path / 'o7' / 'model_config.json').exists()

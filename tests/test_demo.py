@@ -1,12 +1,16 @@
 """Tests for hybrik_jax.demo: geometry on an oracle, the CLI end to end, errors."""
 
 
+import os
+
 import cv2
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
+from hybrik_jax import checkpointing
 from hybrik_jax import constants
 from hybrik_jax import demo
 from hybrik_jax import input_pipeline
@@ -15,6 +19,8 @@ from hybrik_jax import models
 from hybrik_jax.data import augment
 from hybrik_jax.data import render
 from hybrik_jax.data import synthetic
+
+from conftest import tiny_variables  # pylint: disable=g-bad-import-order
 
 
 @pytest.fixture(scope='module')
@@ -150,3 +156,54 @@ def test_estimate_translation_recovers_a_known_shift():
   np.testing.assert_allclose(demo.estimate_translation(joints, uv, K), t, atol=1e-6)
   # Degenerate: all joints at one point cannot fix the depth.
   assert demo.estimate_translation(np.zeros((24, 3)), uv, K) is None
+
+
+def test_bad_checkpoints_and_images_are_one_line(tmp_path, capsys):
+  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  cfg = models.get_tiny_model_config()
+  variables = tiny_variables(models.create_model(cfg), cfg.input_size)
+  image_path = str(tmp_path / 'img.png')
+  cv2.imwrite(image_path, np.full((64, 64, 3), 128, np.uint8))
+  tiny_image = str(tmp_path / 'tiny.png')
+  cv2.imwrite(tiny_image, np.full((1, 1, 3), 128, np.uint8))
+
+  def demo_error(image, ckpt):
+    rc = demo.main(['--image', image, '--checkpoint', ckpt, '--out',
+                    str(tmp_path / 'o.png')])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith('error:')
+    return err
+
+  good = str(tmp_path / 'good')
+  checkpointing.save_model(good, variables, cfg)
+  assert 'is 1x1 px: too small' in demo_error(tiny_image, good)
+  # An empty model_config.json: both CLIs name the file.
+  empty = str(tmp_path / 'empty')
+  checkpointing.save_model(empty, variables, cfg)
+  with open(os.path.join(empty, 'model_config.json'), 'w'):
+    pass
+  assert f'{empty}/model_config.json is corrupt' in demo_error(image_path, empty)
+  rc = evaluate.main(['--checkpoint', empty, '--dataset', 'synthetic_humans'])
+  err = capsys.readouterr().err.strip()
+  assert rc == 2 and f'{empty}/model_config.json is corrupt' in err
+  assert len(err.splitlines()) == 1
+  # A model_config.json of another model than the weights.
+  other = str(tmp_path / 'other')
+  checkpointing.save_model(other, variables,
+                           models.get_tiny_model_config(d_model=2 * cfg.d_model))
+  assert 'model_config.json does not match the weights' in demo_error(
+      image_path, other)
+
+
+def test_invalid_prediction_is_reported(tmp_path, capsys):
+  cfg = models.get_tiny_model_config()
+  variables = tiny_variables(models.create_model(cfg), cfg.input_size)
+  variables = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), variables)
+  ckpt = str(tmp_path / 'nan_model')  # e.g. convert --allow-non-finite
+  checkpointing.save_model(ckpt, variables, cfg)
+  image_path = str(tmp_path / 'img.png')
+  cv2.imwrite(image_path, np.full((64, 64, 3), 128, np.uint8))
+  rc = demo.main(['--image', image_path, '--checkpoint', ckpt, '--out',
+                  str(tmp_path / 'o.png'), '--noflip_test'])
+  err = capsys.readouterr().err.strip()
+  assert rc == 3 and 'the prediction is invalid' in err

@@ -16,6 +16,8 @@ from hybrik_jax import protocols
 from hybrik_jax import smpl_io
 from hybrik_jax.data import synthetic
 
+from conftest import tiny_variables  # pylint: disable=g-bad-import-order
+
 
 @pytest.fixture(scope='module')
 def generator():
@@ -130,8 +132,9 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
 
 def test_load_checkpoint_from_training_workdir(tmp_path):
   cfg = models.get_tiny_model_config()
-  variables = {'params': {'w': np.ones((2, 3), np.float32)},
-               'batch_stats': {'m': np.zeros((3,), np.float32)}}
+  # Weights that fit the config (load_checkpoint checks them against it).
+  variables = jax.device_get(tiny_variables(models.create_model(cfg),
+                                            cfg.input_size))
   manager = checkpointing.create_checkpoint_manager(
       tmp_path, steps_per_epoch=5, async_save=False)
   checkpointing.save_train_state(
@@ -143,8 +146,18 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
   assert 'step 7' in loaded.description and loaded.step == 7
   assert loaded.model_config.backbone == cfg.backbone
   assert loaded.train_config is None  # not recorded in this checkpoint
-  np.testing.assert_array_equal(loaded.variables['params']['w'],
-                                variables['params']['w'])
+  np.testing.assert_array_equal(
+      loaded.variables['params']['backbone']['conv1']['kernel'],
+      variables['params']['backbone']['conv1']['kernel'])
+  # Weights of another model than the saved config: one line naming the step.
+  manager = checkpointing.create_checkpoint_manager(
+      tmp_path / 'other', steps_per_epoch=5, async_save=False)
+  checkpointing.save_train_state(
+      manager, 3, {'params': {'w': np.ones((2, 3), np.float32)}, 'step': 3},
+      meta={'model': checkpointing.config_to_dict(cfg), 'steps_per_epoch': 5})
+  manager.close()
+  with pytest.raises(checkpointing.ConfigMismatchError, match='step 3: model'):
+    checkpointing.load_for_inference(str(tmp_path / 'other'))
 
 
 def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):

@@ -188,3 +188,40 @@ def test_shape_errors():
     metrics.mpjpe(np.zeros((2, 17, 3)), np.zeros((2, 16, 3)))
   with pytest.raises(ValueError, match='mask'):
     metrics.mpjpe(np.zeros((2, 17, 3)), np.zeros((2, 17, 3)), np.ones((2, 16)))
+
+
+def test_non_finite_is_never_scored_as_good():
+  target = _random_points(21, b=3, j=5)
+  pred = target + 0.01
+  pred[0, 2] = np.nan  # a failed prediction
+  pred[1, 0] = np.inf  # another
+  bad_target = target.copy()
+  bad_target[2, 1] = np.nan  # bad ground truth on one joint
+  for fn in (metrics.mpjpe, metrics.pa_mpjpe):
+    per_sample = np.asarray(fn(pred, bad_target))
+    assert np.isposinf(per_sample[0]) and np.isposinf(per_sample[1]), fn
+    assert np.isfinite(per_sample[2]) and per_sample[2] > 0, fn
+  err = np.asarray(metrics.joint_errors(pred, bad_target))
+  assert np.isposinf(err[0, 2]) and np.isnan(err[2, 1])
+  sums = metrics.metric_sums(pred, bad_target)
+  counts = metrics.non_finite_counts(sums)
+  averages = metrics.compute_averages(sums)
+  # MPJPE: 3 x 5 joints; 2 failed, 1 bad target, the other 12 averaged.
+  assert counts['mpjpe'] == {'non_finite_pred': 2, 'non_finite_target': 1}
+  assert int(sums['mpjpe'].count) == 12
+  np.testing.assert_allclose(averages['mpjpe'], 1000 * 0.01 * np.sqrt(3),
+                             rtol=1e-4)
+  # PA-MPJPE fails the whole sample of a bad prediction (2 x 5 joints).
+  assert counts['pa_mpjpe']['non_finite_pred'] == 10
+  assert counts['pck'] == counts['mpjpe'] and averages['pck'] == 100.0
+  assert all(np.isfinite(v) for v in averages.values())
+  # The counts add up across batches (merge and tree-sums alike).
+  merged = metrics.merge_sums(sums, sums)
+  assert metrics.non_finite_counts(merged)['mpjpe']['non_finite_pred'] == 4
+  # A masked-out NaN is not counted at all.
+  mask = np.ones((3, 5))
+  mask[0, 2] = mask[1, 0] = mask[2, 1] = 0
+  clean = metrics.non_finite_counts(metrics.metric_sums(pred, bad_target, mask))
+  assert clean['mpjpe'] == {'non_finite_pred': 0, 'non_finite_target': 0}
+  # PCK of a failed joint is a miss, not a hit.
+  assert float(metrics.pck(pred[:1], target[:1])[0]) == 80.0

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from hybrik_jax import convert
-from hybrik_jax import evaluate
 from hybrik_jax import geometry
 from hybrik_jax import input_pipeline
 from hybrik_jax import losses
 from hybrik_jax import metrics
+from hybrik_jax import protocols
 from hybrik_jax import smpl
 from hybrik_jax.data import augment
 from hybrik_jax.data import synthetic_body
@@ -351,44 +351,18 @@ def test_augmented_targets_match_released(case):
 # Evaluation protocols.
 # ----------------------------------------------------------------------------
 
-class _StoredPredictions:
-  """A "network" whose outputs are the stored predictions (decode is bypassed)."""
-
-  def apply(self, variables, images, train=False):
-    del images, train
-    return dict(variables)
-
-
-def _protocol_metrics(fx, dataset, monkeypatch):
-  from hybrik_jax import models as models_pkg  # pylint: disable=g-import-not-at-top
-
-  def stored_decode(raw, **kwargs):
-    del kwargs
-    b = raw['p17'].shape[0]
-    return hybrik_model.ModelOutput(
-        pred_uvd=jnp.zeros((b, 24, 3)), pred_phi=jnp.zeros((b, 23, 2)),
-        pred_shape=jnp.zeros((b, 10)), pred_leaf=None, pred_xyz_24=raw['p24'],
-        pred_xyz_24_struct=raw['p24'], pred_xyz_17=raw['p17'],
-        pred_vertices=jnp.zeros((b, 6890, 3)), pred_rotmats=jnp.tile(jnp.eye(3), (b, 24, 1, 1)),
-        valid=jnp.ones((b,), bool))
-
-  monkeypatch.setattr(models_pkg, 'decode', stored_decode)
+def _protocol_metrics(fx, dataset):
+  """The project's protocol metrics of the stored predictions (mm, %)."""
   n = fx['pred17'].shape[0]
   root = jnp.asarray(expect_shape(fx, 'root', (n, 3)))
   batch = dict(
-      image=jnp.zeros((n, 8, 8, 3)), trans_inv=jnp.zeros((n, 2, 3)),
-      intrinsics=jnp.tile(jnp.eye(3), (n, 1, 1)), joint_root=root,
-      depth_factor=jnp.full((n, 1), 2.0),
       joints17_cam=jnp.asarray(expect_shape(fx, 'gt17_rel', (n, 17, 3))) + root[:, None],
       joints17_valid=jnp.ones((n, 17)),
       target_xyz_24=jnp.asarray(expect_shape(fx, 'gt24_rel', (n, 24, 3))),
-      target_xyz_weight_24=jnp.ones((n, 24, 3)),
-      target_theta=jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0]), (n, 24, 1)),
-      target_beta=jnp.zeros((n, 10)), target_smpl_weight=jnp.zeros((n, 1)), mask=jnp.ones((n,)))
-  step = evaluate.make_eval_step(_StoredPredictions(), synthetic_body.synthetic_smpl_model(0),
-                                 model_config={'input_size': 8},  # decode is bypassed
-                                 protocol=evaluate.protocol_for(dataset), flip_test=False)
-  sums, _ = step({'p17': jnp.asarray(fx['pred17']), 'p24': jnp.asarray(fx['pred24'])}, batch)
+      target_xyz_weight_24=jnp.ones((n, 24, 3)), mask=jnp.ones((n,)))
+  sums, _ = protocols.batch_metrics(
+      protocols.protocol_for(dataset), batch, pred_xyz_17=jnp.asarray(fx['pred17']),
+      pred_xyz_24=jnp.asarray(fx['pred24']))
   sums.pop('non_finite_outputs')
   return metrics.compute_averages(sums)
 
@@ -399,15 +373,15 @@ def _protocol_metrics(fx, dataset, monkeypatch):
               ('pa_mpjpe_24', 'PA-MPJPE-24'))),
     ('mpi_inf_3dhp', (('mpjpe', 'MPJPE'), ('pa_mpjpe', 'PA-MPJPE'))),
 ])
-def test_protocol_errors_match_released(dataset, pairs, monkeypatch):
+def test_protocol_errors_match_released(dataset, pairs):
   fx = load_fixture('released_metrics.npz', ('pred17', 'pred24', f'released/{dataset}/MPJPE'))
-  got = _protocol_metrics(fx, dataset, monkeypatch)
+  got = _protocol_metrics(fx, dataset)
   for ours, theirs in pairs:
     np.testing.assert_allclose(got[ours], float(fx[f'released/{dataset}/{theirs}']), rtol=1e-5,
                                err_msg=f'{dataset} {ours}')
 
 
-def test_3dhp_pck_auc_released_joint_set(monkeypatch):
+def test_3dhp_pck_auc_released_joint_set():
   """A documented divergence (evaluate.py docstring), measured here.
 
   The released evaluate_xyz_17 indexes 3DHP's joint groups in the H36M-ordered
@@ -424,7 +398,7 @@ def test_3dhp_pck_auc_released_joint_set(monkeypatch):
   auc = float(jnp.mean(metrics.auc_from_errors(released_set)))
   np.testing.assert_allclose(pck, float(fx['released/mpi_inf_3dhp/PCK']), rtol=1e-5)
   np.testing.assert_allclose(auc, float(fx['released/mpi_inf_3dhp/AUC']), rtol=1e-5)
-  got = _protocol_metrics(fx, 'mpi_inf_3dhp', monkeypatch)
-  ours = errors_mm[:, jnp.asarray(evaluate.HP3D_PCK_JOINTS)]
+  got = _protocol_metrics(fx, 'mpi_inf_3dhp')
+  ours = errors_mm[:, jnp.asarray(protocols.HP3D_PCK_JOINTS)]
   np.testing.assert_allclose(got['pck'], float(jnp.mean(metrics.pck_from_errors(ours))), rtol=1e-5)
   assert n > 0 and abs(got['pck'] - pck) > 1.0, 'the stored case no longer shows the divergence'

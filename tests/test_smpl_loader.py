@@ -274,6 +274,8 @@ def test_missing_keys_and_wrong_shapes(model, tmp_path):
   _expect_error(path, 'kintree_table', 'parents')
   write(weights=np.full((6890, 24), np.nan))
   _expect_error(path, 'non-finite')
+  write(weights=np.zeros((6890, 24)))  # would collapse the mesh to a point
+  _expect_error(path, 'skinning', 'do not sum to 1')
   smpl_io.save_smpl_pkl(model, path)
   with pytest.raises(smpl_io.SMPLFileError, match='J_regressor_h36m.npy'):
     smpl_io.load_smpl(path, h36m_regressor=tmp_path / 'J_regressor_h36m.npy')

@@ -306,3 +306,88 @@ def test_build_missing_builds_every_missing_dataset(monkeypatch):
       'synthetic_humans/tiny'])
   assert opened == ['synthetic_humans/tiny', 'synthetic_humans/small']
   assert built == [('synthetic_humans', 'tiny'), ('synthetic_humans', 'small')]
+
+
+def test_validation_never_scores_nan_as_good():
+  """A NaN prediction is a failure and NaN ground truth bad data: both are left
+  out of the validation averages and counted, never scored as 0 mm."""
+  target = np.random.default_rng(0).normal(size=(4, 17, 3)).astype(np.float32)
+  pred = target - target[:, :1]
+  pred[:, 1:] += 0.01  # 10 sqrt(3) mm at every joint but the pelvis
+  pred[0] = np.nan  # a failed prediction: its 17 joints
+  target[1, 3] = np.nan  # bad ground truth: one joint
+  batch = {'joints17_cam': jnp.asarray(target),
+           'joints17_valid': jnp.ones((4, 17)), 'mask': jnp.ones(4)}
+  every_joint = protocols.Protocol('all_17', protocols.ALL_17)
+  sums, _ = jax.device_get(protocols.batch_metrics(
+      every_joint, batch, pred_xyz_17=jnp.asarray(pred)))
+  averages = protocols.averages(sums)
+  assert averages['non_finite_pred'] == 17
+  assert averages['non_finite_target'] == 1
+  assert float(sums['mpjpe'].count) == 17 + 17 + 16
+  np.testing.assert_allclose(averages['mpjpe'], 47 / 50 * 10 * np.sqrt(3),
+                             rtol=1e-4)
+  text = train.format_summary({
+      'step': 1, 'workdir': '/w', 'checkpoint_dir': '/w/c',
+      'eval': {'mpjpe': 17.3, 'pa_mpjpe': 1.0, 'non_finite_pred': 1.0,
+               'non_finite_target': 1.0}})
+  assert '1 joint(s) with a non-finite prediction' in text
+  assert '1 with non-finite ground truth' in text
+
+
+def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
+  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('x')
+  cases = {
+      'is a file': (a_file, {}),
+      'cannot be created': (a_file / 'sub', {}),
+      'does not exist': (tmp_path / 'w1',
+                         {'data_dir': str(tmp_path / 'no_data')}),
+  }
+  for expected, (workdir, data) in cases.items():
+    config.data.data_dir = data.get('data_dir', '')
+    with pytest.raises(cli.UserError, match=expected) as info:
+      train.train_and_evaluate(config, workdir)
+    assert '\n' not in str(info.value)
+  assert sorted(os.listdir(tmp_path)) == ['a_file']  # nothing written
+  config.data.data_dir = ''
+  config.batch_size = 4
+  monkeypatch.setattr(train.jax, 'device_count', lambda: 3)
+  with pytest.raises(cli.UserError, match='batch_size=4 must be divisible.*3'):
+    train.train_and_evaluate(config, tmp_path / 'w2')
+  assert not (tmp_path / 'w2').exists()
+
+
+def test_too_many_skipped_steps_stop_after_saving(examples, tmp_path):
+  config = test_config.get_config()
+  config.optim.peak_lr = 1e6  # the first step blows the weights up
+  config.num_train_steps = 6
+  config.steps_per_epoch = 6
+  config.checkpoint_every_steps = 100
+  config.max_skipped_fraction = 0.3
+  config.skipped_check_after_steps = 3
+  with pytest.raises(train.Stopped, match='config.max_skipped_fraction') as info:
+    _run(config, tmp_path, examples)
+  assert info.value.exit_code == 3
+  step = int(str(info.value).split('stopped at step ')[1].split()[0])
+  assert 3 <= step < 6
+  manager = checkpointing.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=6, read_only=True)
+  assert checkpointing.all_steps(manager) == [step]
+
+
+def test_unknown_config_override_is_one_line(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  repo = os.path.join(os.path.dirname(__file__), '..')
+  result = subprocess.run(
+      [sys.executable, '-m', 'hybrik_jax.train', '--config',
+       os.path.join(repo, 'configs', 'test.py'), f'--workdir={tmp_path / "w"}',
+       '--config.foo=1'], capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, PYTHONPATH=repo))
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: bad config override in --config.foo=1')
+  assert not (tmp_path / 'w').exists()

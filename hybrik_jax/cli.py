@@ -1,0 +1,88 @@
+"""One way for every command-line tool to fail: one line, nonzero exit.
+
+A `UserError` is a problem with the user's input (a flag, a missing or
+corrupt file, a busy workdir). The `run` wrapper around each CLI's `main`
+prints it as ONE line on stderr (`error: ...`) and exits with status 2, never
+with a traceback; Ctrl-C exits with status 130 and one line. Other exceptions
+(bugs) keep their traceback.
+
+    def main(argv) -> int: ...
+    if __name__ == '__main__':
+      cli.run(main)
+
+Also the checks several CLIs share (writable output directories, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable, NoReturn
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+  """A problem with the user's input; its message is the one line shown.
+
+  Attributes:
+    exit_code: the process exit status `run` uses (default 2).
+    prefix: printed before the message ('error: '; '' for a planned stop).
+  """
+  prefix = 'error: '
+
+  def __init__(self, message: str, exit_code: int = EXIT_USER_ERROR):
+    super().__init__(message)
+    self.exit_code = exit_code
+
+
+def one_line(message: Any) -> str:
+  """`message` with its lines joined (a user error is one line)."""
+  return ' '.join(str(message).split())
+
+
+def fail(error: UserError) -> NoReturn:
+  """Prints `error` as one line on stderr and exits with its status."""
+  print(f'{error.prefix}{one_line(error)}', file=sys.stderr, flush=True)
+  sys.exit(error.exit_code)
+
+
+def run(main: Callable[..., int | None], *args, **kwargs) -> NoReturn:
+  """Calls `main(*args, **kwargs)` and exits with its status.
+
+  UserError -> one line, its exit code; KeyboardInterrupt -> one line, 130.
+  """
+  try:
+    status = main(*args, **kwargs)
+  except UserError as e:
+    fail(e)
+  except KeyboardInterrupt:
+    print('interrupted', file=sys.stderr, flush=True)
+    sys.exit(EXIT_INTERRUPTED)
+  sys.exit(status or 0)
+
+
+def check_writable_dir(path: str | os.PathLike[str], what: str) -> None:
+  """Raises UserError unless `path` is (or can be made as) a writable folder.
+
+  Creates nothing: checks the nearest existing ancestor. Remote paths
+  (gs://..., any 'scheme://') are not checked here.
+  """
+  if '://' in os.fspath(path):
+    return
+  path = os.path.abspath(os.fspath(path))
+  if os.path.exists(path):
+    if not os.path.isdir(path):
+      raise UserError(f'{what} {path} is a file, not a folder: choose a folder.')
+    if not os.access(path, os.W_OK | os.X_OK):
+      raise UserError(f'{what} {path} is not writable: choose a folder you '
+                      'can write to.')
+    return
+  parent = os.path.dirname(path)
+  while parent and not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if parent and (not os.path.isdir(parent) or
+                 not os.access(parent, os.W_OK | os.X_OK)):
+    raise UserError(f'{what} {path} cannot be created ({parent} is not a '
+                    'writable folder): choose another path.')
