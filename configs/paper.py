@@ -34,8 +34,13 @@ def get_config() -> ml_collections.ConfigDict:
   """
   config = train_config.base_config()
   # The released model's SMPL layer: its train-mode IK in the train step (the
-  # theta loss), eval mode at evaluation; depth unit 2.0 m (README "Fidelity").
+  # theta loss, with the released quaternion sign), eval mode at evaluation;
+  # depth unit 2.0 m (README "Fidelity").
   config.model.ik_convention = 'released'
+  # The released HybrikTransformerSMPL24 always has the 5 leaf-rotation tokens
+  # (53 target tokens, not the paper's 48): under 'released' IK, joints 10, 11,
+  # 15 and 22 take their rotations from them (identity without them).
+  config.model.predict_leaf = True
   config.data.worker_count = 8
   config.smpl.model_path = 'model_files/basicModel_neutral_lbs_10_207_0_v1.0.0.pkl'
   config.smpl.h36m_regressor_path = 'model_files/J_regressor_h36m.npy'

@@ -160,9 +160,10 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
   """Network -> (theta: decode for the rotations) -> hybrik_loss.
 
   model_config: the model's config: its IK fields (models.config.ik_settings)
-  drive decode (with `train`: the released convention's train-mode IK), and the
-  target depths, normalised by each example's depth_factor, are put in the
-  model's depth unit (its depth_factor) first.
+  drive decode (with `train`: the released convention's train-mode IK) and,
+  for 'released', the theta loss's quaternion sign; the target depths,
+  normalised by each example's depth_factor, are put in the model's depth
+  unit (its depth_factor) first.
 
   Returns:
     (total loss, (components dict, new batch_stats)).
@@ -186,11 +187,16 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
         intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
         model_config=model_config, train=train)
     outputs['pred_rotmats'] = decoded.pred_rotmats
-  model_depth = model_config_lib.ik_settings(model_config).depth_factor
+  settings = model_config_lib.ik_settings(model_config)
   uvd29 = jnp.asarray(batch['target_uvd_29'], jnp.float32)
-  depth_scale = jnp.asarray(batch['depth_factor'], jnp.float32)[:, :, None] / model_depth
+  depth_scale = (jnp.asarray(batch['depth_factor'], jnp.float32)[:, :, None] /
+                 settings.depth_factor)
   batch = dict(batch, target_uvd_29=uvd29.at[..., 2:].multiply(depth_scale))
-  total, comps = losses.hybrik_loss(outputs, batch, loss_weights)
+  # The released criterion compares the targets (w >= 0) with quaternions of
+  # the released rotmat_to_quat's sign (losses module docstring).
+  sign = 'released' if settings.convention == 'released' else 'w_positive'
+  total, comps = losses.hybrik_loss(outputs, batch, loss_weights,
+                                    quaternion_sign=sign)
   return total, (comps, new_batch_stats)
 
 

@@ -156,6 +156,16 @@ def test_target_templates_follow_the_released_code():
   np.testing.assert_array_equal(t48[24:47, 0], np.arange(1, 24) + 200)
 
 
+def test_target_templates_with_numpy_embeddings_under_jit():
+  """convert.convert_state_dict returns numpy arrays; a jitted apply closes over
+  them, so the templates must index them with static (numpy) indices."""
+  joint = np.arange(29.0, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)
+  types = np.ones((10, 4), np.float32)
+  t = jax.jit(lambda: transformer.target_templates(
+      joint, types, predict_leaf=True, twist_joint_offset=0))()
+  np.testing.assert_array_equal(np.asarray(t)[47:52, 0], np.arange(24, 29) + 1)
+
+
 def test_soft_argmax_of_a_peaked_heatmap():
   logits = jnp.full((1, 24, 8, 16, 16), -1e4)
   logits = logits.at[0, 5, 3, 10, 4].set(0.0)  # joint 5 at d=3, y=10, x=4

@@ -287,6 +287,39 @@ def test_train_step_lowers_loss_with_either_ik_convention(setup, convention):
     assert ik_change == 0.0
 
 
+@pytest.mark.parametrize('convention,sign', [('corrected', 'w_positive'),
+                                            ('released', 'released')])
+def test_theta_loss_quaternion_sign_follows_the_ik_convention(
+    setup, monkeypatch, convention, sign):
+  """'released' trains with the released criterion's quaternion sign."""
+  seen = []
+  real = train_lib.losses.hybrik_loss
+
+  def recording(*args, **kwargs):
+    seen.append(kwargs.get('quaternion_sign'))
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(train_lib.losses, 'hybrik_loss', recording)
+  config = setup['config']
+  model_config = models.get_tiny_model_config(
+      input_size=config.model.input_size, predict_leaf=True, num_blocks=1,
+      ik_convention=convention)
+  model = hybrik_model.create_model(model_config)
+  batch = setup['batch']
+
+  def loss():  # traced only (jax.eval_shape): no compile
+    variables = model.init(
+        {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))},
+        jnp.asarray(batch['image']), train=False)
+    return train_lib.forward_and_loss(
+        variables['params'], variables['batch_stats'], batch, jax.random.key(1),
+        model=model, smpl_model=setup['smpl_model'],
+        loss_weights=dict(config.loss, theta=1.0), model_config=model_config)
+
+  jax.eval_shape(loss)
+  assert seen == [sign]
+
+
 def test_build_missing_builds_every_missing_dataset(monkeypatch):
   """Two unbuilt datasets: both are built (the second used to hit an
   UnboundLocalError), each once."""

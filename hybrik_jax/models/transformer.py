@@ -19,6 +19,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hybrik_jax import constants
 
@@ -193,7 +194,7 @@ def target_templates(joint_embeddings: jnp.ndarray, type_embeddings: jnp.ndarray
            joint_embeddings[twist_joint_offset:twist_joint_offset + constants.NUM_TWISTS]
            + type_embeddings[TYPE_PHI]]
   if predict_leaf:
-    parts.append(joint_embeddings[jnp.array(LEAF_EMBEDDING_ROWS)] + type_embeddings[TYPE_LEAF])
+    parts.append(joint_embeddings[np.asarray(LEAF_EMBEDDING_ROWS)] + type_embeddings[TYPE_LEAF])
   parts.append(type_embeddings[TYPE_SHAPE][None])
   return jnp.concatenate(parts, axis=0)
 
