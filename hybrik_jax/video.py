@@ -387,7 +387,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
   return float(inter / union) if union > 0 else 0.0
 
 
+# Track colours: the image demo's blue-grey first, then well-separated hues.
+TRACK_PALETTE = np.array([
+    (0.70, 0.78, 0.92), (0.95, 0.62, 0.25), (0.45, 0.80, 0.45), (0.90, 0.45, 0.65),
+    (0.95, 0.88, 0.35), (0.55, 0.45, 0.85), (0.35, 0.80, 0.82), (0.75, 0.55, 0.40),
+], np.float32)
+
+
 def track_colors(num_tracks: int) -> np.ndarray:
   """(P, 3) float RGB in [0, 1], one distinct colour per track."""
-  palette = render.part_palette(max(num_tracks, 1) * 3)
-  return palette[::3][:num_tracks]
+  extra = render.part_palette(max(num_tracks - len(TRACK_PALETTE), 0))
+  return np.concatenate([TRACK_PALETTE, extra.reshape(-1, 3)])[:num_tracks]

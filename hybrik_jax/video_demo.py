@@ -282,30 +282,21 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   if smooth:
     smoothing.OneEuroFilter(smooth_min_cutoff, smooth_beta)  # validates
   info = video.probe_video(video_path)
-  w, h = info.width, info.height
-  tracking = False
-  if detections:
-    dets = video.load_detections(detections, info, tracks)
-  else:
-    first = (video.parse_bbox_arg(bbox, w, h) if bbox else video.whole_frame_box(w, h))
-    boxes = np.full((info.num_frames, 1, 4), np.nan, np.float32)
-    boxes[0, 0] = first
-    if bbox:
-      tracking = True
-    else:
-      boxes[:] = first
-    dets = video.Detections(track_ids=np.array([0]), boxes=boxes)
+  dets, tracking = people_boxes(info, detections, bbox, tracks)
   num_tracks = len(dets.track_ids)
-  results = export.empty_results(info.num_frames, dets.track_ids, info.fps, (h, w))
+  results = export.empty_results(info.num_frames, dets.track_ids, info.fps,
+                                 (info.height, info.width))
   results.update(body_model=np.array(body_model), flip_test=np.bool_(flip_test),
                  smoothing=np.array(f'one_euro min_cutoff={smooth_min_cutoff} '
                                     f'beta={smooth_beta}' if smooth else 'none'))
-  input_size = int(model_config.input_size)
-  # Tracking: one frame (its tracked people) per call; else batch_size frames.
+  # Tracking: one frame (its tracked people) per network call, as each box
+  # depends on the previous frame's prediction; else batch_size people.
   batch = num_tracks if tracking else batch_size
-  chunk = 1 if tracking else max(1, batch_size // num_tracks)
   if predict_fn is None:
     predict_fn = make_predict_fn(model_config, smpl_model, flip_test)
+  predict = functools.partial(
+      predict_people, predict_fn, variables, input_size=int(model_config.input_size),
+      batch_size=batch, focal=focal)
   smoother = _Smoother(num_tracks, smooth_min_cutoff, smooth_beta) if smooth else None
   colors = video.track_colors(num_tracks)
   faces = np.asarray(smpl_model.faces)
@@ -313,48 +304,31 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   outputs = [out_path, results_path] + ([json_path] if json_path else [])
   start = time.perf_counter()
   with video.atomic_output(outputs) as tmp:
-    with video.VideoWriter(tmp[0], w, h, info.fps) as writer, tqdm.tqdm(
-        total=info.num_frames, unit='frame', disable=not progress,
-        desc='video') as bar:
-      frames_iter = video.read_frames(info)
-      vertices = {}  # (frame, track) -> (V, 3) camera frame, until drawn
+    with video.VideoWriter(tmp[0], info.width, info.height, info.fps) as writer, tqdm.tqdm(
+        total=info.num_frames, unit='frame', disable=not progress, desc='video') as bar:
       done = 0
-      while done < info.num_frames:
-        frames = []
-        for _ in range(min(chunk, info.num_frames - done)):
-          frame = next(frames_iter, None)
-          if frame is None:
-            break
-          frames.append(frame)
-        if not frames:  # fewer frames decoded than counted
-          break
-        ids = range(done, done + len(frames))
-        items = [(k, p) for k, f in enumerate(ids) for p in range(num_tracks)
-                 if np.all(np.isfinite(dets.boxes[f, p]))]
-        for g in range(0, len(items), batch):
-          group = items[g:g + batch]
-          pred = predict_people(predict_fn, variables, [frames[k] for k, _ in group],
-                                np.stack([dets.boxes[done + k, p] for k, p in group]),
-                                input_size=input_size, batch_size=batch, focal=focal)
-          vertices.update(_store(results, smoother, smpl_model,
-                                 [(done + k, p) for k, p in group], pred, dets.boxes,
+      for first, frames in _chunks(info, 1 if tracking else max(1, batch // num_tracks)):
+        # Predict every person with a box in these frames, batch by batch.
+        keys = [(first + k, p) for k in range(len(frames)) for p in range(num_tracks)
+                if np.all(np.isfinite(dets.boxes[first + k, p]))]
+        vertices = {}  # (frame, track) -> (V, 3) camera frame
+        for g in range(0, len(keys), batch):
+          group = keys[g:g + batch]
+          pred = predict([frames[f - first] for f, _ in group],
+                         np.stack([dets.boxes[f, p] for f, p in group]))
+          vertices.update(_store(results, smoother, smpl_model, group, pred, dets.boxes,
                                  batch, info.fps))
-        for k, f in enumerate(ids):
-          people = []
-          for p in range(num_tracks):
-            person = {'track': p, 'bbox': dets.boxes[f, p],
-                      'valid': bool(results['valid'][f, p])}
-            if person['valid']:
-              person['vertices'] = vertices.pop((f, p))
-              person['intrinsics'] = _intrinsics(results, f, p)
-            people.append(person)
-            if tracking and f + 1 < info.num_frames:
-              nxt = (video.box_from_joints(results['joints2d_29'][f, p], w, h)
-                     if person['valid'] else None)
-              dets.boxes[f + 1, p] = dets.boxes[f, p] if nxt is None else nxt
-          writer.write(draw_frame(frames[k], people, faces, colors))
-        done += len(frames)
+        for k, frame in enumerate(frames):
+          f = first + k
+          if tracking and f + 1 < info.num_frames:
+            dets.boxes[f + 1] = _next_boxes(results, dets.boxes[f], f, info)
+          people = [{'track': p, 'bbox': dets.boxes[f, p],
+                     'valid': bool(results['valid'][f, p]),
+                     'vertices': vertices.get((f, p)),
+                     'intrinsics': _intrinsics(results, f, p)} for p in range(num_tracks)]
+          writer.write(draw_frame(frame, people, faces, colors))
         bar.update(len(frames))
+        done = first + len(frames)
     if done != info.num_frames:
       raise video.VideoError(f'video {video_path!r}: decoded {done} of '
                              f'{info.num_frames} frames (a damaged file?)')
@@ -365,6 +339,46 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   results.update(out=out_path, results=results_path, json=json_path, seconds=seconds,
                  frames_per_second=info.num_frames / seconds)
   return results
+
+
+def people_boxes(info: video.VideoInfo, detections: str | None, bbox: str | None,
+                 tracks: Sequence[int] | None) -> tuple[video.Detections, bool]:
+  """The boxes known before the run, and whether later frames are tracked.
+
+  A detections file: its boxes. --bbox: that box in frame 0, the rest NaN (to
+  be tracked). Neither: the whole frame everywhere.
+  """
+  if detections:
+    return video.load_detections(detections, info, tracks), False
+  boxes = np.full((info.num_frames, 1, 4), np.nan, np.float32)
+  if bbox:
+    boxes[0, 0] = video.parse_bbox_arg(bbox, info.width, info.height)
+  else:
+    boxes[:] = video.whole_frame_box(info.width, info.height)
+  return video.Detections(track_ids=np.array([0]), boxes=boxes), bool(bbox)
+
+
+def _chunks(info: video.VideoInfo, size: int):
+  """Yields (index of the first frame, list of up to `size` frames)."""
+  frames, start = [], 0
+  for frame in video.read_frames(info):
+    frames.append(frame)
+    if len(frames) == size:
+      yield start, frames
+      start, frames = start + size, []
+  if frames:
+    yield start, frames
+
+
+def _next_boxes(results, boxes: np.ndarray, f: int, info: video.VideoInfo) -> np.ndarray:
+  """(P, 4) boxes for frame f + 1: each valid person's projected joints, else kept."""
+  out = boxes.copy()
+  for p in range(len(boxes)):
+    if results['valid'][f, p]:
+      box = video.box_from_joints(results['joints2d_29'][f, p], info.width, info.height)
+      if box is not None:
+        out[p] = box
+  return out
 
 
 def _intrinsics(results, f: int, p: int) -> np.ndarray:

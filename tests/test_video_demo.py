@@ -61,10 +61,16 @@ class _OracleModel:
     return variables['params']
 
 
-def _oracle_predict_fn(generator, truth, nan_frame=None):
+@pytest.fixture(scope='module')
+def oracle_decode(generator):
+  """The image demo's jitted decoding behind a model that returns its params
+  (one jit for the module: the IK compiles once per batch size)."""
+  return demo.make_predict_fn(_OracleModel(), generator.model, input_size=INPUT_SIZE,
+                              flip_test=False)
+
+
+def _oracle_predict_fn(inner, truth, nan_frame=None, fail_frame=None):
   """A predict_fn stand-in: the true pose of the frame the crop comes from."""
-  inner = demo.make_predict_fn(_OracleModel(), generator.model, input_size=INPUT_SIZE,
-                               flip_test=False)
   quats = np.asarray(geometry.matrix_to_quaternion(jnp.asarray(truth['rot_mats'])))
   calls = []
 
@@ -77,6 +83,8 @@ def _oracle_predict_fn(generator, truth, nan_frame=None):
     raw = {'pred_uvd': [], 'pred_phi': [], 'pred_shape': [], 'pred_leaf': []}
     for i, f in enumerate(frames):
       assert 0 <= f < T and abs(corner[i] - _grey(f)) < 4, corner[i]
+      if f == fail_frame:
+        raise RuntimeError(f'oracle stops at frame {f}')
       uv = augment.apply_affine(augment.invert_affine(trans_inv[i]),
                                 truth['joints29_img'][f, :24]) / INPUT_SIZE - 0.5
       d = (truth['joints29_cam'][f, :24, 2] - truth['joints29_cam'][f, 0, 2]) / 2.2
@@ -94,9 +102,10 @@ def _oracle_predict_fn(generator, truth, nan_frame=None):
   return predict_fn
 
 
-def _run(clip, generator, tmp_path, **kwargs):
+def _run(clip, generator, oracle_decode, tmp_path, **kwargs):
   path, _, truth = clip
-  fn = _oracle_predict_fn(generator, truth, kwargs.pop('nan_frame', None))
+  fn = _oracle_predict_fn(oracle_decode, truth, kwargs.pop('nan_frame', None),
+                          kwargs.pop('fail_frame', None))
   kwargs.setdefault('focal', float(truth['K'][0, 0]))
   res = video_demo.run_video(
       path, str(tmp_path / 'out.mp4'), variables={},
@@ -119,10 +128,10 @@ def test_clip_round_trips_through_the_video_files(clip):
   assert np.abs(decoded.astype(int) - frames).mean() < 3.0  # H.264 at crf 18
 
 
-def test_tracking_with_an_oracle(clip, generator, tmp_path):
+def test_tracking_with_an_oracle(clip, generator, oracle_decode, tmp_path):
   """--bbox on frame 0, then tracked: box on the person, joints = the truth."""
   path, _, truth = clip
-  res, fn = _run(clip, generator, tmp_path, bbox=_xywh(truth['bbox'][0]),
+  res, fn = _run(clip, generator, oracle_decode, tmp_path, bbox=_xywh(truth['bbox'][0]),
                  json_path=str(tmp_path / 'out.json'), nan_frame=NAN_FRAME)
   # One person per frame, each frame's crop from its own frame, in order.
   np.testing.assert_array_equal(np.concatenate(fn.calls), np.repeat(np.arange(T), 2))
@@ -176,7 +185,7 @@ def test_tracking_with_an_oracle(clip, generator, tmp_path):
   assert not [p for p in os.listdir(tmp_path) if 'partial' in p]
 
 
-def test_detections_file_with_two_tracks(clip, generator, tmp_path):
+def test_detections_file_with_two_tracks(clip, generator, oracle_decode, tmp_path):
   """A CSV with two tracks (one box missing in a frame): one result per track."""
   _, _, truth = clip
   lines = ['frame,x,y,w,h,track_id']
@@ -186,18 +195,25 @@ def test_detections_file_with_two_tracks(clip, generator, tmp_path):
       lines.append(f'{t},{_xywh(truth["bbox"][t] + [-6, -6, 6, 6])},2')
   dets = tmp_path / 'dets.csv'
   dets.write_text('\n'.join(lines) + '\n')
-  res, _ = _run(clip, generator, tmp_path, detections=str(dets), batch_size=4)
+  # Batch size 1 shares the tracking test's compilation; batches of several
+  # people are the tiny-model test's.
+  res, _ = _run(clip, generator, oracle_decode, tmp_path, detections=str(dets), batch_size=1)
   np.testing.assert_array_equal(res['track_id'], [2, 7])
   assert res['valid'].shape == (T, 2)
   assert res['has_box'][:, 1].all() and not res['has_box'][4, 0]
   assert res['valid'].sum() == 2 * T - 1
+  np.testing.assert_allclose(res['bbox'][:, 1], truth['bbox'], atol=0.11)  # CSV: 0.1 px
   err = np.linalg.norm(res['joints3d_29'][:, 1] - truth['joints29_cam'], axis=-1)
   assert err.max() < 0.07
-  # --tracks keeps one; a track the file lacks is an error.
-  res, _ = _run(clip, generator, tmp_path, detections=str(dets), tracks=[7])
-  np.testing.assert_array_equal(res['track_id'], [7])
   with pytest.raises(video.VideoError, match='track 5'):
-    _run(clip, generator, tmp_path, detections=str(dets), tracks=[5])
+    _run(clip, generator, oracle_decode, tmp_path, detections=str(dets), tracks=[5])
+  # A failure in the middle of a run leaves neither output nor a partial file.
+  fail = tmp_path / 'fail'
+  fail.mkdir()
+  with pytest.raises(RuntimeError, match='frame 3'):
+    _run(clip, generator, oracle_decode, fail, detections=str(dets), batch_size=1,
+         fail_frame=3)
+  assert not os.listdir(fail)
 
 
 def test_detections_formats_and_errors(tmp_path):
@@ -223,6 +239,16 @@ def test_detections_formats_and_errors(tmp_path):
   with pytest.raises(video.VideoError, match='not valid JSON'):
     video.load_detections(str(path), info)
   csv = tmp_path / 'd.txt'
+  csv.write_text('# frame,x,y,w,h,track\n0,1,2,30,40,4\n0,5,5,20,20,9\n2,1,2,30,40,4\n')
+  dets = video.load_detections(str(csv), info)
+  np.testing.assert_array_equal(dets.track_ids, [4, 9])
+  assert dets.has_box.tolist() == [[True, True], [False, False], [True, False],
+                                   [False, False], [False, False]]
+  dets = video.load_detections(str(csv), info, tracks=[9])
+  np.testing.assert_array_equal(dets.track_ids, [9])
+  np.testing.assert_allclose(dets.boxes[0, 0], [5, 5, 25, 25])
+  with pytest.raises(video.VideoError, match='track 3.*has tracks \\[4, 9\\]'):
+    video.load_detections(str(csv), info, tracks=[3])
   csv.write_text('0,1,2,3\n')
   with pytest.raises(video.VideoError, match='line 1: expected frame,x,y,w,h'):
     video.load_detections(str(csv), info)
