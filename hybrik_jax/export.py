@@ -54,6 +54,14 @@ def empty_results(num_frames: int, track_ids, fps: float, image_size) -> dict[st
   return out
 
 
+def truncate(results: dict[str, Any], num_frames: int) -> dict[str, Any]:
+  """The first num_frames frames of the results."""
+  out = dict(results)
+  for name in list(FIELDS) + ['frame_index', 'time']:
+    out[name] = results[name][:num_frames]
+  return out
+
+
 def check_results(results: dict[str, Any]) -> None:
   """ValueError unless every field is there with its shape."""
   t, p = results['valid'].shape

@@ -26,6 +26,8 @@ succeeded, so an error never leaves a partial file):
 """
 
 import functools
+import itertools
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -233,6 +235,27 @@ class _Smoother:
             self.transl[track](transl, t).astype(np.float32))
 
 
+def check_arguments(out_path: str, *, detections=None, bbox=None, tracks=None,
+                    batch_size: int = DEFAULT_BATCH_SIZE, focal=None, smooth=False,
+                    smooth_min_cutoff: float = 1.0, smooth_beta: float = 0.0,
+                    **unused) -> None:
+  """VideoError for a bad combination or value of run_video's arguments."""
+  del unused
+  if not out_path.lower().endswith('.mp4'):
+    raise video.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
+  if detections and bbox:
+    raise video.VideoError('give either --detections or --bbox, not both')
+  if tracks is not None and not detections:
+    raise video.VideoError('--tracks selects tracks of a --detections file; none given')
+  if batch_size < 1:
+    raise video.VideoError(f'--batch_size must be positive, got {batch_size}')
+  if focal is not None and not (np.isfinite(focal) and focal > 0):
+    raise video.VideoError(f'--focal must be a positive number of pixels, got {focal}')
+  if smooth and not (smooth_min_cutoff > 0 and smooth_beta >= 0):
+    raise video.VideoError(f'--smooth_min_cutoff must be > 0 Hz and --smooth_beta >= 0, '
+                           f'got {smooth_min_cutoff} and {smooth_beta}')
+
+
 def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_model,
               detections: str | None = None, bbox: str | None = None,
               tracks: Sequence[int] | None = None, results_path: str | None = None,
@@ -269,18 +292,9 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   Raises:
     video.VideoError: bad video, detections, box; ValueError: bad arguments.
   """
-  if not out_path.lower().endswith('.mp4'):
-    raise video.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
-  if detections and bbox:
-    raise video.VideoError('give either --detections or --bbox, not both')
-  if tracks is not None and not detections:
-    raise video.VideoError('--tracks selects tracks of a --detections file; none given')
-  if batch_size < 1:
-    raise video.VideoError(f'--batch_size must be positive, got {batch_size}')
-  if focal is not None and not (np.isfinite(focal) and focal > 0):
-    raise video.VideoError(f'--focal must be a positive number of pixels, got {focal}')
-  if smooth:
-    smoothing.OneEuroFilter(smooth_min_cutoff, smooth_beta)  # validates
+  check_arguments(out_path, detections=detections, bbox=bbox, tracks=tracks,
+                  batch_size=batch_size, focal=focal, smooth=smooth,
+                  smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta)
   info = video.probe_video(video_path)
   dets, tracking = people_boxes(info, detections, bbox, tracks)
   num_tracks = len(dets.track_ids)
@@ -329,9 +343,12 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
           writer.write(draw_frame(frame, people, faces, colors))
         bar.update(len(frames))
         done = first + len(frames)
-    if done != info.num_frames:
-      raise video.VideoError(f'video {video_path!r}: decoded {done} of '
-                             f'{info.num_frames} frames (a damaged file?)')
+    if done == 0:
+      raise video.VideoError(f'video {video_path!r}: no frame could be decoded')
+    if done < info.num_frames:  # the container's count was more than decodes
+      print(f'warning: video {video_path!r}: decoded {done} of the {info.num_frames} '
+            'frames its container lists; the results have those', file=sys.stderr)
+      results = export.truncate(results, done)
     export.save_npz(tmp[1], results)
     if json_path:
       export.save_json(tmp[2], results)
@@ -361,7 +378,7 @@ def people_boxes(info: video.VideoInfo, detections: str | None, bbox: str | None
 def _chunks(info: video.VideoInfo, size: int):
   """Yields (index of the first frame, list of up to `size` frames)."""
   frames, start = [], 0
-  for frame in video.read_frames(info):
+  for frame in itertools.islice(video.read_frames(info), info.num_frames):
     frames.append(frame)
     if len(frames) == size:
       yield start, frames
@@ -429,9 +446,10 @@ def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, 
                         **kwargs) -> dict[str, Any]:
   """`run_video` with the model and body model loaded as the image demo does."""
   from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
+  video.probe_video(video_path)       # the model loads
   if not checkpoint:
     raise demo.DemoError(demo.HOW_TO_GET_A_CHECKPOINT)
-  video.probe_video(video_path)  # a bad video fails before the model loads
   try:
     variables, model_config, _ = evaluate.load_checkpoint(checkpoint)
   except FileNotFoundError as e:

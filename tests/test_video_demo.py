@@ -216,6 +216,37 @@ def test_detections_file_with_two_tracks(clip, generator, oracle_decode, tmp_pat
   assert not os.listdir(fail)
 
 
+def test_smoothing_in_the_pipeline(clip, generator, oracle_decode, tmp_path):
+  """--smooth: frame 0 as measured, later frames lag the walking person a
+  little; joints stay those of the smoothed pose; invalid frames skipped."""
+  _, _, truth = clip
+  dets = tmp_path / 'dets.csv'
+  dets.write_text(''.join(f'{t},{_xywh(truth["bbox"][t])}\n' for t in range(T)))
+  raw, _ = _run(clip, generator, oracle_decode, tmp_path, detections=str(dets),
+                batch_size=1, nan_frame=NAN_FRAME)
+  res, _ = _run(clip, generator, oracle_decode, tmp_path, detections=str(dets),
+                batch_size=1, nan_frame=NAN_FRAME, smooth=True, smooth_min_cutoff=0.3)
+  assert str(res['smoothing']) == 'one_euro min_cutoff=0.3 beta=0.0'
+  np.testing.assert_array_equal(res['valid'], raw['valid'])
+  np.testing.assert_allclose(res['rotmats'][0], raw['rotmats'][0], atol=1e-6)
+  moved = np.linalg.norm(res['transl'] - raw['transl'], axis=-1)[:, 0]
+  ok = res['valid'][:, 0]
+  travelled = np.linalg.norm(raw['transl'][:, 0] - raw['transl'][0, 0], axis=-1)
+  # Behind the measurement, but between where the person started and is.
+  assert moved[ok][1:].min() > 1e-3, moved
+  assert np.all(moved[ok][1:] < travelled[ok][1:]), (moved, travelled)
+  # The joints are the smoothed body's: 2D equals the projection of 3D.
+  proj = np.einsum('tij,tkj->tki', np.asarray([[[f, 0, c[0]], [0, f, c[1]], [0, 0, 1]]
+                                                for f, c in zip(res['focal'][ok, 0],
+                                                                res['principal_point'][ok, 0])]),
+                   res['joints3d_29'][ok, 0])
+  np.testing.assert_allclose(proj[..., :2] / proj[..., 2:], res['joints2d_29'][ok, 0], atol=1e-3)
+  geo = np.linalg.norm(transform.Rotation.from_matrix(
+      np.einsum('tjba,tjbc->tjac', res['rotmats'][ok, 0], raw['rotmats'][ok, 0]).reshape(-1, 3, 3)
+  ).as_rotvec(), axis=-1)
+  assert 0 < np.degrees(geo).max() < 45
+
+
 def test_detections_formats_and_errors(tmp_path):
   info = video.VideoInfo(path='v.mp4', num_frames=5, fps=25.0, width=100, height=80)
   coco = [{'image_id': 0, 'bbox': [10, 10, 30, 40], 'score': 0.5, 'category_id': 1},
@@ -280,9 +311,11 @@ def test_bad_videos_are_one_line_errors(tmp_path, capsys, clip, tiny_checkpoint)
       (['--video', clip[0], '--detections', str(dets)], f'frame {T + 3}'),
       (['--video', clip[0], '--bbox', '500,500,10,10'], 'outside the 192x160 frame'),
       (['--video', clip[0], '--tracks', '1'], '--tracks selects'),
+      (['--video', clip[0], '--smooth', '--smooth_min_cutoff', '0'], '--smooth_min_cutoff'),
+      (['--video', clip[0], '--out', str(tmp_path / 'o.png')], 'an .mp4 path'),
   ]
   for args, message in cases:
-    rc = demo.main(args + ['--checkpoint', ckpt, '--out', str(out)])
+    rc = demo.main(args + ['--checkpoint', ckpt] + ([] if '--out' in args else ['--out', str(out)]))
     err = capsys.readouterr().err
     assert rc == 2, args
     assert message in err and len(err.strip().splitlines()) == 1, err
