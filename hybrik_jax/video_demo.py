@@ -134,7 +134,8 @@ def predict_people(predict_fn: Callable, variables, frames: Sequence[np.ndarray]
 
 @functools.lru_cache(maxsize=None)
 def _body_fn():
-  """jit of (model, betas (B,10), rotmats (B,24,3,3)) -> vertices, joints29 (model frame)."""
+  """jit of (model, betas (B,10), rotmats (B,24,3,3)) -> vertices (B,V,3), joints29
+  (B,29,3) (model frame), axis-angle pose (B,24,3)."""
   from hybrik_jax import kinematics  # pylint: disable=g-import-not-at-top
   from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
 
@@ -142,27 +143,23 @@ def _body_fn():
   def fn(model, betas, rotmats):
     body = smpl.skin(model, betas, rotmats)
     joints29, _ = kinematics.forward_kinematics(rotmats, smpl.rest_joints29(model, betas))
-    return body.vertices, joints29
+    return body.vertices, joints29, geometry.matrix_to_axis_angle(rotmats)
   return fn
 
 
 def pose_bodies(smpl_model, betas: np.ndarray, rotmats: np.ndarray,
-                batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """(N, 10), (N, 24, 3, 3) -> vertices (N, V, 3), joints29 (N, 29, 3), model frame.
-
-  Padded to a multiple of batch_size (one compilation).
-  """
+                batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(N, 10), (N, 24, 3, 3) -> vertices (N, V, 3), joints29 (N, 29, 3) (model
+  frame), pose (N, 24, 3) axis-angle; in padded batches (one compilation)."""
   n = len(betas)
-  out_v, out_j = [], []
+  outs = []
   for start in range(0, n, batch_size):
     b = np.zeros((batch_size, 10), np.float32)
     r = np.tile(np.eye(3, dtype=np.float32), (batch_size, 24, 1, 1))
     m = min(batch_size, n - start)
     b[:m], r[:m] = betas[start:start + m], rotmats[start:start + m]
-    v, j = jax.device_get(_body_fn()(smpl_model, b, r))
-    out_v.append(np.asarray(v)[:m])
-    out_j.append(np.asarray(j)[:m])
-  return np.concatenate(out_v), np.concatenate(out_j)
+    outs.append([np.asarray(x)[:m] for x in jax.device_get(_body_fn()(smpl_model, b, r))])
+  return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
 # ----------------------------------------------------------------------------
@@ -414,8 +411,7 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
   for i, (f, p) in enumerate(keys):
     if smoother is not None and pred['valid'][i]:
       betas[i], rotmats[i], transl[i] = smoother(p, f / fps, betas[i], rotmats[i], transl[i])
-  vertices, joints29 = pose_bodies(smpl_model, betas, rotmats, batch_size)
-  pose = np.asarray(geometry.matrix_to_axis_angle(rotmats))
+  vertices, joints29, pose = pose_bodies(smpl_model, betas, rotmats, batch_size)
   cache = {}
   for i, (f, p) in enumerate(keys):
     results['has_box'][f, p] = True
