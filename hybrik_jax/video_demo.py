@@ -351,7 +351,7 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
       export.save_json(tmp[2], results)
   seconds = time.perf_counter() - start
   results.update(out=out_path, results=results_path, json=json_path, seconds=seconds,
-                 frames_per_second=info.num_frames / seconds)
+                 frames_per_second=done / seconds)
   return results
 
 
