@@ -1,7 +1,9 @@
-r"""Run a model on one image and draw the predicted body.
+r"""Run a model on one image (or a video) and draw the predicted body.
 
   python -m hybrik_jax.demo --image PATH --checkpoint DIR --out out.png \
       [--bbox x,y,w,h] [--smpl SMPL_NEUTRAL.pkl] [--noflip_test]
+  python -m hybrik_jax.demo --video in.mp4 --checkpoint DIR --out out.mp4 \
+      [--detections FILE | --bbox x,y,w,h] [--json] [--smooth]   (video_demo.py)
 
 Crops the person (the given box, else the whole image) as HybrIK's test
 transform does (box x 1.25, `input_pipeline.preprocess_image`), runs the model
@@ -394,19 +396,41 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog='python -m hybrik_jax.demo', description=__doc__.split('\n\n')[0],
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--image', required=True, help='input image (JPEG/PNG)')
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument('--image', help='input image (JPEG/PNG)')
+  source.add_argument('--video', help='input video (mp4, mov, avi, ...): see video_demo.py')
   parser.add_argument('--checkpoint', default=None,
                       help='exported model directory or training workdir')
-  parser.add_argument('--out', default='demo_out.png', help='output PNG (.npz beside it)')
+  parser.add_argument('--out', default=None,
+                      help='output PNG (.npz beside it); with --video an .mp4 '
+                      '(default demo_out.png / demo_out.mp4)')
   parser.add_argument('--bbox', default=None,
-                      help='person box x,y,w,h in pixels (default: the whole image)')
+                      help='person box x,y,w,h in pixels (default: the whole image); '
+                      'with --video the box in the first frame, then tracked')
   parser.add_argument('--smpl', default=None, help='SMPL neutral .pkl (default: synthetic body)')
   parser.add_argument('--h36m_regressor', default=None, help='J_regressor_h36m.npy')
   parser.add_argument('--flip_test', dest='flip_test', action='store_true', default=True)
   parser.add_argument('--noflip_test', dest='flip_test', action='store_false')
+  video_args = parser.add_argument_group('video (--video)')
+  video_args.add_argument('--detections', default=None,
+                          help='person boxes: COCO results JSON, or frame,x,y,w,h[,track_id] lines')
+  video_args.add_argument('--tracks', default=None, help='keep these track ids, e.g. 1,3')
+  video_args.add_argument('--results', default=None, help='results .npz (default: beside --out)')
+  video_args.add_argument('--json', action='store_true', help='also write the results as JSON')
+  video_args.add_argument('--batch_size', type=int, default=8, help='people per network call')
+  video_args.add_argument('--focal', type=float, default=None,
+                          help='focal length, px (default: 1000 px per 256 px of crop, as HybrIK)')
+  video_args.add_argument('--smooth', action='store_true',
+                          help='One Euro filter on rotations, shape and translation')
+  video_args.add_argument('--smooth_min_cutoff', type=float, default=1.0,
+                          help='One Euro cutoff at rest, Hz (lower: smoother)')
+  video_args.add_argument('--smooth_beta', type=float, default=0.0,
+                          help='One Euro speed coefficient (higher: less lag in fast motion)')
   args = parser.parse_args(argv)
+  if args.video:
+    return _main_video(args)
   try:
-    pred = run(args.image, args.checkpoint, args.out, bbox=args.bbox,
+    pred = run(args.image, args.checkpoint, args.out or 'demo_out.png', bbox=args.bbox,
                smpl_path=args.smpl, h36m_regressor=args.h36m_regressor,
                flip_test=args.flip_test)
   except (DemoError, FileNotFoundError, ValueError) as e:
@@ -422,6 +446,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"principal point at the image centre; root depth "
         f"{float(pred['joints'][0, 2]):.2f} m ({pred['depth_source']}).")
   print(f"wrote {pred['png']} and {pred['npz']}")
+  return 0
+
+
+def _main_video(args) -> int:
+  """--video: dispatches to video_demo.run_from_checkpoint."""
+  from hybrik_jax import video_demo  # pylint: disable=g-import-not-at-top
+  out = args.out or 'demo_out.mp4'
+  try:
+    res = video_demo.run_from_checkpoint(
+        args.video, args.checkpoint, out, smpl_path=args.smpl,
+        h36m_regressor=args.h36m_regressor, detections=args.detections, bbox=args.bbox,
+        tracks=video_demo.parse_tracks(args.tracks), results_path=args.results,
+        json_path=os.path.splitext(args.results or out)[0] + '.json' if args.json else None,
+        flip_test=args.flip_test, batch_size=args.batch_size, focal=args.focal,
+        smooth=args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
+        smooth_beta=args.smooth_beta)
+  except (DemoError, FileNotFoundError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  valid = res['valid']
+  print(f"{valid.shape[0]} frames x {valid.shape[1]} track(s): {int(valid.sum())} valid "
+        f"predictions; {res['seconds']:.1f} s ({res['frames_per_second']:.2f} frames/s)")
+  print(f"wrote {res['out']} and {res['results']}" + (f" and {res['json']}" if res['json'] else ''))
   return 0
 
 

@@ -116,3 +116,8 @@ def test_demo_notebook(tmp_path, cache_dir, tiny_checkpoint):
   assert 'focal (assumed)' in text
   assert len(_pngs(nb)) == 1
   assert os.path.isfile(tmp_path / 'demo.png') and os.path.isfile(tmp_path / 'demo.npz')
+  # The video cell: a rendered 4-frame clip, tracked, every frame kept.
+  assert 'video: 4 frames, 4 valid predictions' in text
+  assert 'joints3d_29        (4, 1, 29, 3)' in text
+  for name in ('demo_video.mp4', 'demo_video.npz', 'demo_video.json'):
+    assert os.path.isfile(tmp_path / name), name

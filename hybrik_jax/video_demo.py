@@ -1,0 +1,465 @@
+r"""Video in, overlay video and per-frame SMPL results out.
+
+  python -m hybrik_jax.demo --video in.mp4 --checkpoint DIR --out out.mp4 \
+      [--detections dets.json | --bbox x,y,w,h] [--tracks 1,2] [--json] \
+      [--smooth [--smooth_min_cutoff HZ] [--smooth_beta B]] [--focal PX]
+
+Where the people are, in this order: a detections file (COCO results JSON or
+`frame,x,y,w,h[,track_id]` lines, see video.load_detections), one result per
+track; else a first-frame --bbox, then each frame's box is the box of the
+previous frame's projected joints (video.box_from_joints; the previous box is
+kept when a prediction is invalid); else the whole frame.
+
+Each person is cropped and predicted as the image demo does (demo.py: HybrIK's
+x1.25 crop, flip test, focal 1000 px per 256 px crop unless --focal, the body's
+translation fitted to the predicted 2D joints). Frames go through the network
+in batches of a fixed size (the last one padded: one compilation); with
+tracking the box of a frame depends on the previous prediction, so frames go
+one at a time.
+
+Writes (each under a temporary name first, renamed when the whole run
+succeeded, so an error never leaves a partial file):
+  out.mp4   the meshes over the frames (one colour per track; a person whose
+            prediction is invalid is drawn as a box without a mesh), H.264 at
+            the input's size and frame rate;
+  out.npz   the results (export.FIELDS), and with --json out.json as well.
+"""
+
+import functools
+import itertools
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import cv2
+import jax
+import numpy as np
+import tqdm
+
+from hybrik_jax import demo
+from hybrik_jax import export
+from hybrik_jax import geometry
+from hybrik_jax import input_pipeline
+from hybrik_jax import smoothing
+from hybrik_jax import video
+from hybrik_jax.data import features
+from hybrik_jax.data import render
+
+DEFAULT_BATCH_SIZE = 8
+INVALID_COLOR = (255, 60, 60)
+
+
+# ----------------------------------------------------------------------------
+# Prediction: the one place that calls the image demo's predictor.
+# ----------------------------------------------------------------------------
+
+
+def make_predict_fn(model_config, smpl_model, flip_test: bool = True) -> Callable:
+  """The jitted network + decoding of the image demo (batch-size agnostic)."""
+  from hybrik_jax import models  # pylint: disable=g-import-not-at-top
+  return demo.make_predict_fn(models.create_model(model_config), smpl_model,
+                              input_size=int(model_config.input_size),
+                              flip_test=flip_test)
+
+
+def predict_people(predict_fn: Callable, variables, frames: Sequence[np.ndarray],
+                   boxes: np.ndarray, *, input_size: int, batch_size: int,
+                   focal: float | None = None) -> dict[str, np.ndarray]:
+  """Runs the model on N people (a frame and a box each), in one padded batch.
+
+  As demo.predict_image, batched: the crop, the assumed camera, and the
+  translation fitted to the predicted 2D joints in two rounds (the uvd lifting
+  depends on the root depth). This is the only function that calls the image
+  demo's prediction.
+
+  Args:
+    predict_fn: `make_predict_fn`'s result (or a stand-in with its signature).
+    variables: the model's variables.
+    frames: N (H, W, 3) uint8 RGB frames (the same frame repeated for several
+      people in it).
+    boxes: (N, 4) xyxy px.
+    input_size: network input side, px.
+    batch_size: the compiled batch size (N <= batch_size; padded up to it).
+    focal: focal length in px, or None for HybrIK's 1000 px per 256 px crop.
+
+  Returns:
+    dict of (N, ...) numpy arrays: valid, betas (10), rotmats (24, 3, 3),
+    transl (3) (camera frame = model frame + transl), intrinsics (3, 3),
+    joints2d_net (24, 2) px, depth_fitted.
+  """
+  n = len(boxes)
+  if not 0 < n <= batch_size:
+    raise ValueError(f'predict_people takes 1..{batch_size} people, got {n}')
+  crops = np.zeros((batch_size, input_size, input_size, 3), np.float32)
+  trans_inv = np.zeros((batch_size, 2, 3), np.float32)
+  intrinsics = np.zeros((batch_size, 3, 3), np.float32)
+  z_guess = np.zeros(batch_size, np.float32)
+  for i in range(batch_size):
+    src = min(i, n - 1)  # padding repeats the last person
+    box = np.asarray(boxes[src], np.float32)
+    crops[i], trans_inv[i] = input_pipeline.preprocess_image(frames[src], box, input_size)
+    side = demo.crop_side(box)
+    intrinsics[i] = demo.virtual_intrinsics(frames[src].shape, side)
+    if focal is not None:
+      intrinsics[i, 0, 0] = intrinsics[i, 1, 1] = focal
+    z_guess[i] = intrinsics[i, 0, 0] * features.DEFAULT_DEPTH_FACTOR / side
+  z_root = z_guess.copy()
+  transl = np.zeros((batch_size, 3), np.float64)
+  fitted = np.zeros(batch_size, bool)
+  for _ in range(2):
+    pred = jax.device_get(predict_fn(variables, crops, trans_inv, intrinsics, z_root))
+    pred = {k: np.asarray(v) for k, v in pred.items()}
+    joints_2d = np.stack([demo.uvd_to_image(pred['uvd'][i], trans_inv[i], input_size)
+                          for i in range(batch_size)])
+    for i in range(n):
+      joints = pred['joints'][i]
+      t = demo.estimate_translation(joints, joints_2d[i], intrinsics[i])
+      fitted[i] = t is not None and (z_guess[i] / demo.MAX_DEPTH_RATIO
+                                     < joints[0, 2] + t[2]
+                                     < z_guess[i] * demo.MAX_DEPTH_RATIO)
+      if not fitted[i]:  # the root on the ray through the box centre
+        box = boxes[i]
+        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 1.0])
+        root = np.linalg.solve(intrinsics[i].astype(np.float64), centre) * z_guess[i]
+        t = root - joints[0]
+      transl[i] = t
+      z_root[i] = joints[0, 2] + t[2]
+  return {'valid': pred['valid'][:n].astype(bool),
+          'betas': np.array(pred['betas'][:n], np.float32),
+          'rotmats': np.array(pred['rotmats'][:n], np.float32),
+          'transl': transl[:n].astype(np.float32),
+          'intrinsics': intrinsics[:n], 'joints2d_net': joints_2d[:n].astype(np.float32),
+          'depth_fitted': fitted[:n]}
+
+
+@functools.lru_cache(maxsize=None)
+def _body_fn():
+  """jit of (model, betas (B,10), rotmats (B,24,3,3)) -> vertices (B,V,3), joints29
+  (B,29,3) (model frame), axis-angle pose (B,24,3)."""
+  from hybrik_jax import kinematics  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def fn(model, betas, rotmats):
+    body = smpl.skin(model, betas, rotmats)
+    joints29, _ = kinematics.forward_kinematics(rotmats, smpl.rest_joints29(model, betas))
+    return body.vertices, joints29, geometry.matrix_to_axis_angle(rotmats)
+  return fn
+
+
+def pose_bodies(smpl_model, betas: np.ndarray, rotmats: np.ndarray,
+                batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(N, 10), (N, 24, 3, 3) -> vertices (N, V, 3), joints29 (N, 29, 3) (model
+  frame), pose (N, 24, 3) axis-angle; in padded batches (one compilation)."""
+  n = len(betas)
+  outs = []
+  for start in range(0, n, batch_size):
+    b = np.zeros((batch_size, 10), np.float32)
+    r = np.tile(np.eye(3, dtype=np.float32), (batch_size, 24, 1, 1))
+    m = min(batch_size, n - start)
+    b[:m], r[:m] = betas[start:start + m], rotmats[start:start + m]
+    outs.append([np.asarray(x)[:m] for x in jax.device_get(_body_fn()(smpl_model, b, r))])
+  return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+
+# ----------------------------------------------------------------------------
+# Drawing.
+# ----------------------------------------------------------------------------
+
+
+def draw_frame(frame: np.ndarray, people: Sequence[dict[str, Any]], faces: np.ndarray,
+               colors: np.ndarray) -> np.ndarray:
+  """The meshes over the frame, nearest in front; boxes in the track colours.
+
+  Args:
+    frame: (H, W, 3) uint8 RGB.
+    people: dicts with 'track' (colour index), 'bbox' (4,) or NaN, 'valid', and
+      when valid 'vertices' (V, 3) camera frame, metres, and 'intrinsics'.
+    faces: (F, 3).
+    colors: (P, 3) float RGB per track.
+  """
+  h, w = frame.shape[:2]
+  depth = np.full((h, w), np.inf, np.float32)
+  shaded = frame.astype(np.float32)
+  covered = np.zeros((h, w), bool)
+  for person in people:
+    if not person['valid']:
+      continue
+    rgb, d, face_id = render.render_mesh(person['vertices'], faces, person['intrinsics'],
+                                         (h, w), colors=colors[person['track']],
+                                         background=frame)
+    nearer = (face_id >= 0) & (d < depth)
+    shaded[nearer] = rgb[nearer]
+    depth[nearer] = d[nearer]
+    covered |= nearer
+  out = np.where(covered[..., None],
+                 demo.OVERLAY_ALPHA * shaded + (1 - demo.OVERLAY_ALPHA) * frame,
+                 frame).astype(np.uint8)
+  thickness = max(1, int(round(min(h, w) / 300)))
+  for person in people:
+    box = np.asarray(person['bbox'])
+    if not np.all(np.isfinite(box)):
+      continue
+    color = tuple(int(c) for c in np.rint(np.asarray(colors[person['track']]) * 255))
+    if not person['valid']:
+      color = INVALID_COLOR
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness)
+    if not person['valid']:
+      cv2.putText(out, 'no valid prediction', (x0 + 2, max(y0 - 4, 10)),
+                  cv2.FONT_HERSHEY_SIMPLEX, max(0.3, min(h, w) / 800), color,
+                  thickness, cv2.LINE_AA)
+  return out
+
+
+# ----------------------------------------------------------------------------
+# The run.
+# ----------------------------------------------------------------------------
+
+
+class _Smoother:
+  """One Euro filters per track on rotations, shape and translation."""
+
+  def __init__(self, num_tracks: int, min_cutoff: float, beta: float):
+    make = lambda cls: [cls(min_cutoff, beta) for _ in range(num_tracks)]
+    self.rot = make(smoothing.RotationOneEuro)
+    self.betas = make(smoothing.OneEuroFilter)
+    self.transl = make(smoothing.OneEuroFilter)
+
+  def __call__(self, track: int, t: float, betas, rotmats, transl):
+    return (self.betas[track](betas, t).astype(np.float32),
+            self.rot[track](rotmats, t).astype(np.float32),
+            self.transl[track](transl, t).astype(np.float32))
+
+
+def check_arguments(out_path: str, *, detections=None, bbox=None, tracks=None,
+                    batch_size: int = DEFAULT_BATCH_SIZE, focal=None, smooth=False,
+                    smooth_min_cutoff: float = 1.0, smooth_beta: float = 0.0,
+                    **unused) -> None:
+  """VideoError for a bad combination or value of run_video's arguments."""
+  del unused
+  if not out_path.lower().endswith('.mp4'):
+    raise video.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
+  if detections and bbox:
+    raise video.VideoError('give either --detections or --bbox, not both')
+  if tracks is not None and not detections:
+    raise video.VideoError('--tracks selects tracks of a --detections file; none given')
+  if batch_size < 1:
+    raise video.VideoError(f'--batch_size must be positive, got {batch_size}')
+  if focal is not None and not (np.isfinite(focal) and focal > 0):
+    raise video.VideoError(f'--focal must be a positive number of pixels, got {focal}')
+  if smooth and not (smooth_min_cutoff > 0 and smooth_beta >= 0):
+    raise video.VideoError(f'--smooth_min_cutoff must be > 0 Hz and --smooth_beta >= 0, '
+                           f'got {smooth_min_cutoff} and {smooth_beta}')
+
+
+def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_model,
+              detections: str | None = None, bbox: str | None = None,
+              tracks: Sequence[int] | None = None, results_path: str | None = None,
+              json_path: str | None = None, flip_test: bool = True,
+              batch_size: int = DEFAULT_BATCH_SIZE, focal: float | None = None,
+              smooth: bool = False, smooth_min_cutoff: float = 1.0,
+              smooth_beta: float = 0.0, body_model: str = '',
+              predict_fn: Callable | None = None, progress: bool = True) -> dict[str, Any]:
+  """Reads the video, predicts every frame's people, writes the video and results.
+
+  Args:
+    video_path: input video.
+    out_path: output .mp4.
+    variables, model_config, smpl_model: the model and the body model.
+    detections: a detections file (video.load_detections), or None.
+    bbox: 'x,y,w,h' of the person in frame 0, then tracked (without detections).
+    tracks: with detections, keep only these track ids.
+    results_path: the .npz (default: out_path with .npz).
+    json_path: also write the results as JSON here.
+    flip_test: average with the mirrored crop.
+    batch_size: people per network call (compiled once).
+    focal: assumed focal length (px) for every frame; None: HybrIK's 1000 px
+      per 256 px crop (changes with the box).
+    smooth, smooth_min_cutoff, smooth_beta: One Euro filter on rotations, shape
+      and translation (the joints follow from them), off by default.
+    body_model: description stored in the results.
+    predict_fn: a `make_predict_fn` result to reuse (tests pass a stand-in).
+    progress: show a tqdm bar.
+
+  Returns:
+    the results dict (export.FIELDS and meta), plus 'out', 'results', 'json',
+    'seconds' (wall time), 'frames_per_second'.
+
+  Raises:
+    video.VideoError: bad video, detections, box; ValueError: bad arguments.
+  """
+  check_arguments(out_path, detections=detections, bbox=bbox, tracks=tracks,
+                  batch_size=batch_size, focal=focal, smooth=smooth,
+                  smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta)
+  info = video.probe_video(video_path)
+  dets, tracking = people_boxes(info, detections, bbox, tracks)
+  num_tracks = len(dets.track_ids)
+  results = export.empty_results(info.num_frames, dets.track_ids, info.fps,
+                                 (info.height, info.width))
+  results.update(body_model=np.array(body_model), flip_test=np.bool_(flip_test),
+                 smoothing=np.array(f'one_euro min_cutoff={smooth_min_cutoff} '
+                                    f'beta={smooth_beta}' if smooth else 'none'))
+  # Tracking: one frame (its tracked people) per network call, as each box
+  # depends on the previous frame's prediction; else batch_size people.
+  batch = num_tracks if tracking else batch_size
+  if predict_fn is None:
+    predict_fn = make_predict_fn(model_config, smpl_model, flip_test)
+  predict = functools.partial(
+      predict_people, predict_fn, variables, input_size=int(model_config.input_size),
+      batch_size=batch, focal=focal)
+  smoother = _Smoother(num_tracks, smooth_min_cutoff, smooth_beta) if smooth else None
+  colors = video.track_colors(num_tracks)
+  faces = np.asarray(smpl_model.faces)
+  results_path = results_path or out_path[:-4] + '.npz'
+  outputs = [out_path, results_path] + ([json_path] if json_path else [])
+  start = time.perf_counter()
+  with video.atomic_output(outputs) as tmp:
+    with video.VideoWriter(tmp[0], info.width, info.height, info.fps) as writer, tqdm.tqdm(
+        total=info.num_frames, unit='frame', disable=not progress, desc='video') as bar:
+      done = 0
+      for first, frames in _chunks(info, 1 if tracking else max(1, batch // num_tracks)):
+        # Predict every person with a box in these frames, batch by batch.
+        keys = [(first + k, p) for k in range(len(frames)) for p in range(num_tracks)
+                if np.all(np.isfinite(dets.boxes[first + k, p]))]
+        vertices = {}  # (frame, track) -> (V, 3) camera frame
+        for g in range(0, len(keys), batch):
+          group = keys[g:g + batch]
+          pred = predict([frames[f - first] for f, _ in group],
+                         np.stack([dets.boxes[f, p] for f, p in group]))
+          vertices.update(_store(results, smoother, smpl_model, group, pred, dets.boxes,
+                                 batch, info.fps))
+        for k, frame in enumerate(frames):
+          f = first + k
+          if tracking and f + 1 < info.num_frames:
+            dets.boxes[f + 1] = _next_boxes(results, dets.boxes[f], f, info)
+          people = [{'track': p, 'bbox': dets.boxes[f, p],
+                     'valid': bool(results['valid'][f, p]),
+                     'vertices': vertices.get((f, p)),
+                     'intrinsics': _intrinsics(results, f, p)} for p in range(num_tracks)]
+          writer.write(draw_frame(frame, people, faces, colors))
+        bar.update(len(frames))
+        done = first + len(frames)
+    if done == 0:
+      raise video.VideoError(f'video {video_path!r}: no frame could be decoded')
+    if done < info.num_frames:  # the container's count was more than decodes
+      print(f'warning: video {video_path!r}: decoded {done} of the {info.num_frames} '
+            'frames its container lists; the results have those', file=sys.stderr)
+      results = export.truncate(results, done)
+    export.save_npz(tmp[1], results)
+    if json_path:
+      export.save_json(tmp[2], results)
+  seconds = time.perf_counter() - start
+  results.update(out=out_path, results=results_path, json=json_path, seconds=seconds,
+                 frames_per_second=done / seconds)
+  return results
+
+
+def people_boxes(info: video.VideoInfo, detections: str | None, bbox: str | None,
+                 tracks: Sequence[int] | None) -> tuple[video.Detections, bool]:
+  """The boxes known before the run, and whether later frames are tracked.
+
+  A detections file: its boxes. --bbox: that box in frame 0, the rest NaN (to
+  be tracked). Neither: the whole frame everywhere.
+  """
+  if detections:
+    return video.load_detections(detections, info, tracks), False
+  boxes = np.full((info.num_frames, 1, 4), np.nan, np.float32)
+  if bbox:
+    boxes[0, 0] = video.parse_bbox_arg(bbox, info.width, info.height)
+  else:
+    boxes[:] = video.whole_frame_box(info.width, info.height)
+  return video.Detections(track_ids=np.array([0]), boxes=boxes), bool(bbox)
+
+
+def _chunks(info: video.VideoInfo, size: int):
+  """Yields (index of the first frame, list of up to `size` frames)."""
+  frames, start = [], 0
+  for frame in itertools.islice(video.read_frames(info), info.num_frames):
+    frames.append(frame)
+    if len(frames) == size:
+      yield start, frames
+      start, frames = start + size, []
+  if frames:
+    yield start, frames
+
+
+def _next_boxes(results, boxes: np.ndarray, f: int, info: video.VideoInfo) -> np.ndarray:
+  """(P, 4) boxes for frame f + 1: each valid person's projected joints, else kept."""
+  out = boxes.copy()
+  for p in range(len(boxes)):
+    if results['valid'][f, p]:
+      box = video.box_from_joints(results['joints2d_29'][f, p], info.width, info.height)
+      if box is not None:
+        out[p] = box
+  return out
+
+
+def _intrinsics(results, f: int, p: int) -> np.ndarray:
+  fx = float(results['focal'][f, p])
+  cx, cy = (float(v) for v in results['principal_point'][f, p])
+  return np.array([[fx, 0.0, cx], [0.0, fx, cy], [0.0, 0.0, 1.0]])
+
+
+def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
+           fps) -> dict[tuple[int, int], np.ndarray]:
+  """Writes one group's predictions (smoothed if asked) into the results arrays.
+
+  Returns the valid people's vertices, (frame, track) -> (V, 3) camera frame.
+  """
+  betas, rotmats, transl = pred['betas'], pred['rotmats'], pred['transl']
+  for i, (f, p) in enumerate(keys):
+    if smoother is not None and pred['valid'][i]:
+      betas[i], rotmats[i], transl[i] = smoother(p, f / fps, betas[i], rotmats[i], transl[i])
+  vertices, joints29, pose = pose_bodies(smpl_model, betas, rotmats, batch_size)
+  cache = {}
+  for i, (f, p) in enumerate(keys):
+    results['has_box'][f, p] = True
+    results['bbox'][f, p] = boxes[f, p]
+    if not pred['valid'][i]:
+      continue  # NaN rows: no pose is made up
+    K = pred['intrinsics'][i]
+    j29 = joints29[i] + transl[i]
+    results['valid'][f, p] = True
+    results['betas'][f, p] = betas[i]
+    results['rotmats'][f, p] = rotmats[i]
+    results['pose_axis_angle'][f, p] = pose[i]
+    results['transl'][f, p] = transl[i]
+    results['focal'][f, p] = K[0, 0]
+    results['principal_point'][f, p] = K[:2, 2]
+    results['depth_fitted'][f, p] = pred['depth_fitted'][i]
+    results['joints3d_29'][f, p] = j29
+    results['joints3d_24'][f, p] = j29[:24]
+    results['joints2d_29'][f, p] = features.project(j29, K)
+    results['joints2d_24'][f, p] = results['joints2d_29'][f, p][:24]
+    results['joints2d_net'][f, p] = pred['joints2d_net'][i]
+    cache[(f, p)] = vertices[i] + transl[i]
+  return cache
+
+
+def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, *,
+                        smpl_path: str | None = None, h36m_regressor: str | None = None,
+                        **kwargs) -> dict[str, Any]:
+  """`run_video` with the model and body model loaded as the image demo does."""
+  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
+  video.probe_video(video_path)       # the model loads
+  if not checkpoint:
+    raise demo.DemoError(demo.HOW_TO_GET_A_CHECKPOINT)
+  try:
+    variables, model_config, _ = evaluate.load_checkpoint(checkpoint)
+  except FileNotFoundError as e:
+    raise demo.DemoError(f'{e}\n\n{demo.HOW_TO_GET_A_CHECKPOINT}') from e
+  smpl_model, body_desc = evaluate.load_body_model(smpl_path, None, h36m_regressor)
+  return run_video(video_path, out_path, variables=variables, model_config=model_config,
+                   smpl_model=smpl_model, body_model=body_desc, **kwargs)
+
+
+def parse_tracks(text: str | None) -> list[int] | None:
+  """--tracks '1,3' -> [1, 3]."""
+  if text is None:
+    return None
+  try:
+    return [int(v) for v in text.replace(' ', '').split(',') if v]
+  except ValueError as e:
+    raise video.VideoError(f'--tracks must be integers separated by commas, got {text!r}') from e
