@@ -48,8 +48,8 @@ def main():
   rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
   variables = jax.jit(lambda: model.init(
       rngs, jnp.zeros((1, cfg.input_size, cfg.input_size, 3)), train=False))()
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
-  body = smpl.synthetic_smpl_model()
+  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  body = synthetic_body.synthetic_smpl_model()
   predict_fn = video_demo.make_predict_fn(cfg, body, args.flip_test)
   b = truth['bbox'][0]
   kwargs = dict(variables=variables, model_config=cfg, smpl_model=body,

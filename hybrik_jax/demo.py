@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax import checkpointing
+from hybrik_jax import cli
 from hybrik_jax import geometry
 from hybrik_jax import input_pipeline
 from hybrik_jax import models
@@ -77,7 +78,7 @@ no checkpoint given (--checkpoint DIR). Get one of:
     and pass --checkpoint /tmp/converted --smpl basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"""
 
 
-class DemoError(ValueError):
+class DemoError(cli.UserError, ValueError):
   """Bad demo input (unreadable image, box outside the image, no checkpoint)."""
 
 
@@ -433,9 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred = run(args.image, args.checkpoint, args.out or 'demo_out.png', bbox=args.bbox,
                smpl_path=args.smpl, h36m_regressor=args.h36m_regressor,
                flip_test=args.flip_test)
-  except (DemoError, FileNotFoundError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  except FileNotFoundError as e:  # user errors (cli.UserError) reach cli.run
+    raise cli.UserError(str(e)) from None
   if not bool(pred['valid']) or not np.all(np.isfinite(pred['vertices'])):
     print(f"error: the prediction is invalid (the network's outputs are not "
           f"finite: a broken or non-finite checkpoint?); {pred['png']} shows "
@@ -462,9 +462,8 @@ def _main_video(args) -> int:
         flip_test=args.flip_test, batch_size=args.batch_size, focal=args.focal,
         smooth=args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
         smooth_beta=args.smooth_beta)
-  except (DemoError, FileNotFoundError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  except FileNotFoundError as e:  # user errors (cli.UserError) reach cli.run
+    raise cli.UserError(str(e)) from None
   valid = res['valid']
   print(f"{valid.shape[0]} frames x {valid.shape[1]} track(s): {int(valid.sum())} valid "
         f"predictions; {res['seconds']:.1f} s ({res['frames_per_second']:.2f} frames/s)")
@@ -473,5 +472,4 @@ def _main_video(args) -> int:
 
 
 if __name__ == '__main__':
-  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
   cli.run(main)  # UserError -> one line, status 2; Ctrl-C -> one line, 130

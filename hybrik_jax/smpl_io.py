@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
+from hybrik_jax import cli
 from hybrik_jax import constants
 from hybrik_jax.smpl import NUM_POSE_FEATURES
 from hybrik_jax.smpl import SMPLModel
@@ -30,7 +31,7 @@ SMPL_SITE = 'https://smpl.is.tue.mpg.de'
 # Loading official SMPL files
 
 
-class SMPLFileError(ValueError):
+class SMPLFileError(cli.UserError, ValueError):
   """An SMPL model file is missing, truncated or malformed."""
 
 

@@ -17,10 +17,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from hybrik_jax import cli
 from hybrik_jax.data import render
 
 
-class VideoError(ValueError):
+class VideoError(cli.UserError, ValueError):
   """A bad video or detections file (one line, names the input)."""
 
 

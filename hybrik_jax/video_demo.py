@@ -58,8 +58,7 @@ def make_predict_fn(model_config, smpl_model, flip_test: bool = True) -> Callabl
   """The jitted network + decoding of the image demo (batch-size agnostic)."""
   from hybrik_jax import models  # pylint: disable=g-import-not-at-top
   return demo.make_predict_fn(models.create_model(model_config), smpl_model,
-                              input_size=int(model_config.input_size),
-                              flip_test=flip_test)
+                              model_config=model_config, flip_test=flip_test)
 
 
 def predict_people(predict_fn: Callable, variables, frames: Sequence[np.ndarray],
@@ -441,16 +440,18 @@ def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, 
                         smpl_path: str | None = None, h36m_regressor: str | None = None,
                         **kwargs) -> dict[str, Any]:
   """`run_video` with the model and body model loaded as the image demo does."""
-  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
   check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
   video.probe_video(video_path)       # the model loads
   if not checkpoint:
     raise demo.DemoError(demo.HOW_TO_GET_A_CHECKPOINT)
   try:
-    variables, model_config, _ = evaluate.load_checkpoint(checkpoint)
+    loaded = checkpointing.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise demo.DemoError(f'{e}\n\n{demo.HOW_TO_GET_A_CHECKPOINT}') from e
-  smpl_model, body_desc = evaluate.load_body_model(smpl_path, None, h36m_regressor)
+  variables, model_config = loaded.variables, loaded.model_config
+  smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
   return run_video(video_path, out_path, variables=variables, model_config=model_config,
                    smpl_model=smpl_model, body_model=body_desc, **kwargs)
 

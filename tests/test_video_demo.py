@@ -65,8 +65,10 @@ class _OracleModel:
 def oracle_decode(generator):
   """The image demo's jitted decoding behind a model that returns its params
   (one jit for the module: the IK compiles once per batch size)."""
-  return demo.make_predict_fn(_OracleModel(), generator.model, input_size=INPUT_SIZE,
-                              flip_test=False)
+  return demo.make_predict_fn(
+      _OracleModel(), generator.model,
+      model_config=models.get_tiny_model_config(input_size=INPUT_SIZE),
+      flip_test=False)
 
 
 def _oracle_predict_fn(inner, truth, nan_frame=None, fail_frame=None):
