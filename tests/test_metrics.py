@@ -190,6 +190,17 @@ def test_shape_errors():
     metrics.mpjpe(np.zeros((2, 17, 3)), np.zeros((2, 17, 3)), np.ones((2, 16)))
 
 
+def _joint_sums(pred, target, mask=None):
+  """The (sum, count) forms a protocol builds from metrics' functions."""
+  m = np.ones(np.shape(pred)[:2]) if mask is None else mask
+  err = metrics.joint_errors(pred, target)
+  err_pa = metrics.joint_errors(metrics.procrustes_align(pred, target, m), target)
+  return {'mpjpe': metrics.SumCount.from_values(err, m),
+          'pa_mpjpe': metrics.SumCount.from_values(err_pa, m),
+          'pck': metrics.SumCount.from_values(metrics.pck_values(err), m),
+          'auc': metrics.SumCount.from_values(metrics.auc_values(err), m)}
+
+
 def test_non_finite_is_never_scored_as_good():
   target = _random_points(21, b=3, j=5)
   pred = target + 0.01
@@ -203,7 +214,7 @@ def test_non_finite_is_never_scored_as_good():
     assert np.isfinite(per_sample[2]) and per_sample[2] > 0, fn
   err = np.asarray(metrics.joint_errors(pred, bad_target))
   assert np.isposinf(err[0, 2]) and np.isnan(err[2, 1])
-  sums = metrics.metric_sums(pred, bad_target)
+  sums = _joint_sums(pred, bad_target)
   counts = metrics.non_finite_counts(sums)
   averages = metrics.compute_averages(sums)
   # MPJPE: 3 x 5 joints; 2 failed, 1 bad target, the other 12 averaged.
@@ -221,7 +232,7 @@ def test_non_finite_is_never_scored_as_good():
   # A masked-out NaN is not counted at all.
   mask = np.ones((3, 5))
   mask[0, 2] = mask[1, 0] = mask[2, 1] = 0
-  clean = metrics.non_finite_counts(metrics.metric_sums(pred, bad_target, mask))
+  clean = metrics.non_finite_counts(_joint_sums(pred, bad_target, mask))
   assert clean['mpjpe'] == {'non_finite_pred': 0, 'non_finite_target': 0}
   # PCK of a failed joint is a miss, not a hit.
   assert float(metrics.pck(pred[:1], target[:1])[0]) == 80.0

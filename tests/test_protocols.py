@@ -66,7 +66,7 @@ def test_batch_metrics_follow_the_protocol_and_add_up_across_batches():
     parts = metrics.merge_sums(parts, part)
   a, b = protocols.averages(whole), protocols.averages(parts)
   assert set(a) == {'mpjpe', 'pa_mpjpe', 'pck', 'auc', 'num_examples',
-                    'non_finite_outputs'}
+                    'non_finite_outputs', 'non_finite_pred', 'non_finite_target'}
   for k in a:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
   assert a['num_examples'] == 4
