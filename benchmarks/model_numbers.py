@@ -20,7 +20,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from hybrik_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hybrik_jax.models import deconv_head  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hybrik_jax.models import resnet  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hybrik_jax.models import backbones  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hybrik_jax.models import transformer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # What the paper (Oreshkin 2022, section 2) says about cost: no parameter or
@@ -63,7 +63,7 @@ def main(argv=None):
   cfg = models.get_model_config(input_size=size, backbone=args.backbone)
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
 
-  backbone = resnet.create_backbone(cfg.backbone)
+  backbone = backbones.create_backbone(cfg.backbone)
   c = backbone.out_channels
   feats = jax.ShapeDtypeStruct((1, size // 32, size // 32, c), jnp.float32)
   rows = [(f'backbone {cfg.backbone}', *measure(backbone, images), '')]
