@@ -51,7 +51,7 @@ from hybrik_jax import train_lib
 from hybrik_jax.data import synthetic_body
 from hybrik_jax.models import deconv_head
 from hybrik_jax.models import hybrik as hybrik_model
-from hybrik_jax.models import resnet
+from hybrik_jax.models import backbones
 from hybrik_jax.models import transformer
 
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -131,8 +131,8 @@ def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_
   size = int(mc.input_size)
   dtype = _DTYPES[mc.dtype]
   b = batch_size
-  backbone = resnet.create_backbone(mc.backbone, dtype=dtype,
-                                    remat=bool(mc.get('backbone_remat', False)))
+  backbone = backbones.create_backbone(mc.backbone, dtype=dtype,
+                                       remat=bool(mc.get('backbone_remat', False)))
   images = _sds((b, size, size, 3))
   progs = []
   fn, args, n, feats = _train_grad(backbone, images, wrt_input=False)

@@ -1,6 +1,6 @@
 r"""Parameter counts and XLA FLOPs of the networks at 256 x 256.
 
-  python -m benchmarks.model_numbers [--input-size 256] [--backbone resnet34]
+  python -m benchmarks.model_numbers [--input-size 256] [--backbone resnet34|hrnet_w48|...]
 
 Prints, per image (batch 1, eval mode, all patches), the parameter count and
 the XLA cost-analysis FLOPs (a multiply-add counts 2) of the backbone, of each
@@ -20,11 +20,11 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from hybrik_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hybrik_jax.models import deconv_head  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hybrik_jax.models import resnet  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hybrik_jax.models import backbones  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hybrik_jax.models import transformer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# What the paper (Oreshkin 2022, section 2) says about cost: no parameter or
-# FLOP counts, only training memory and speed on 4x M40, batch 256.
+# What the paper (Oreshkin 2022, section 2) says about cost (ResNet-34): no
+# parameter or FLOP counts, only training memory and speed on 4x M40, batch 256.
 PAPER_NOTES = {
     'transformer': '28 GB total GPU memory, 63 min/epoch (paper)',
     'deconv': '60 GB total GPU memory, 82 min/epoch (paper)',
@@ -63,7 +63,7 @@ def main(argv=None):
   cfg = models.get_model_config(input_size=size, backbone=args.backbone)
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
 
-  backbone = resnet.create_backbone(cfg.backbone)
+  backbone = backbones.create_backbone(cfg.backbone)
   c = backbone.out_channels
   feats = jax.ShapeDtypeStruct((1, size // 32, size // 32, c), jnp.float32)
   rows = [(f'backbone {cfg.backbone}', *measure(backbone, images), '')]
@@ -84,7 +84,7 @@ def main(argv=None):
     model = models.create_model(models.get_model_config(
         input_size=size, backbone=cfg.backbone, head=head, predict_leaf=head == 'deconv'))
     rows.append((f'whole model: {cfg.backbone} + {head}', *measure(model, images),
-                 PAPER_NOTES[head]))
+                 PAPER_NOTES[head] if cfg.backbone == 'resnet34' else ''))
 
   print(f'Per image, {size}x{size} input, eval mode (XLA cost analysis; multiply-add = 2 FLOPs)')
   print(f'| {"network":<46} | {"parameters":>12} | {"GFLOPs":>8} | notes')

@@ -5,11 +5,20 @@
 
 Three sources (key names and tensor layouts are facts of the public code):
   backbone     torchvision ImageNet ResNet-18/34/50 (`conv1`, `bn1`,
-               `layer{1..4}.{i}.*`, `fc.*`; the classifier is dropped). Written
-               as {'params': {'backbone': ...}, 'batch_stats': {'backbone': ...}};
-               `merge_variables` puts it into a freshly initialised model.
+               `layer{1..4}.{i}.*`, `fc.*`; the classifier is dropped), or the
+               ImageNet HRNet-W32/W48 the released HRNet training starts from
+               (hrnet_w48-8ef0771d.pth: `conv1`, `bn1`, `conv2`, `bn2`, `layer1.*`,
+               `transition{1..3}.*`, `stage{2..4}.*`, plus a classification head
+               `incre_modules.*`, `downsamp_modules.*`, `final_layer.*`,
+               `classifier.*` that is dropped, as the released init_weights loads
+               only PRETRAINED_LAYERS; the HRNet feature head keeps its fresh
+               initialisation). Written as {'params': {'backbone': ...},
+               'batch_stats': {'backbone': ...}}; `merge_variables` puts it into a
+               freshly initialised model.
   transformer  boreshkinai/hybrik-transformer HybrikTransformerSMPL24
-               (`preact.*`, `transformer.*`, `joint_embeddings`, `type_embeddings`,
+               (`preact.*` a ResNet or, with BACKBONE: HRNET, an HRNet with its
+               feature head `incre_modules`, `downsamp_modules`, `final_feat_layer`;
+               `transformer.*`, `joint_embeddings`, `type_embeddings`,
                `pos_embedding.*`, `dec*`, `init_shape`).
   deconv       Jeff-sjtu/HybrIK Simple3DPoseBaseSMPL24 (`preact.*`,
                `deconv_layers.*`, `final_layer.*`, `fc1`, `fc2`, `dec*`, `init_shape`).
@@ -45,6 +54,7 @@ import tqdm
 from hybrik_jax import cli
 from hybrik_jax import constants
 from hybrik_jax.models import config as config_lib
+from hybrik_jax.models import hrnet
 from hybrik_jax.models import hybrik
 from hybrik_jax.models import resnet
 
@@ -53,6 +63,10 @@ ARCHS = ('transformer', 'deconv', 'backbone')
 SKIPPED_PREFIXES = ('smpl.',)
 # torchvision's ImageNet classifier: not part of the backbone.
 SKIPPED_BACKBONE_KEYS = ('fc.weight', 'fc.bias')
+# The ImageNet HRNet's classification head (--arch backbone): the released
+# init_weights does not load it (not in PRETRAINED_LAYERS).
+SKIPPED_HRNET_IMAGENET_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.',
+                                   'classifier.')
 
 Path = tuple[str, ...]
 
@@ -166,9 +180,45 @@ def _indices(keys, pattern: str) -> list[int]:
   return sorted(found)
 
 
+def hrnet_layout(state_dict: Mapping[str, np.ndarray], prefix: str = '') -> dict[str, Any]:
+  """The hrnet.HRNet fields an HRNet state dict implies (stages, stem, head widths).
+
+  head_channels / feature_channels only where the feature head's keys are present.
+  """
+  sd = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+  stages = []
+  for s in (2, 3, 4):
+    modules = _indices(sd, rf'stage{s}\.(\d+)\.')
+    branches = _indices(sd, rf'stage{s}\.0\.branches\.(\d+)\.')
+    blocks = tuple(len(_indices(sd, rf'stage{s}\.0\.branches\.{b}\.(\d+)\.')) for b in branches)
+    channels = tuple(int(sd[f'stage{s}.0.branches.{b}.0.conv1.weight'].shape[0])
+                     for b in branches)
+    stages.append((len(modules), blocks, channels))
+  layout = dict(stages=tuple(stages), stem_channels=int(sd['conv1.weight'].shape[0]),
+                stem_blocks=len(_indices(sd, r'layer1\.(\d+)\.')))
+  if 'final_feat_layer.0.weight' in sd:
+    layout['head_channels'] = tuple(
+        int(sd[f'incre_modules.{i}.0.conv1.weight'].shape[0])
+        for i in _indices(sd, r'incre_modules\.(\d+)\.'))
+    layout['feature_channels'] = int(sd['final_feat_layer.0.weight'].shape[0])
+  return layout
+
+
+def _hrnet_arch(state_dict: Mapping[str, np.ndarray], prefix: str) -> str:
+  layout = hrnet_layout(state_dict, prefix)
+  for name, ctor in hrnet.BACKBONES.items():
+    defaults = {f: hrnet.HRNet.__dataclass_fields__[f].default for f in layout}
+    defaults.update(ctor.keywords)
+    if all(defaults[f] == v for f, v in layout.items()):
+      return name
+  raise ConversionError(f'Unknown HRNet layout {layout}; supported: {sorted(hrnet.BACKBONES)}')
+
+
 def backbone_arch(state_dict: Mapping[str, np.ndarray], prefix: str = '') -> str:
-  """'resnet18' | 'resnet34' | 'resnet50' | 'resnet_tiny' from the block layout."""
+  """A key of backbones.BACKBONES ('resnet34', 'hrnet_w48', ...) from the block layout."""
   keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+  if any(k.startswith('stage2.') for k in keys):
+    return _hrnet_arch(state_dict, prefix)
   stage_sizes = tuple(len(_indices(keys, rf'layer{s}\.(\d+)\.')) for s in range(1, 5))
   bottleneck = any(re.match(r'layer1\.0\.conv3\.', k) for k in keys)
   num_filters = state_dict[prefix + 'conv1.weight'].shape[0]
@@ -261,25 +311,55 @@ def _batch_norm(path: Path, leaf: str):
   return None
 
 
-def _translate_backbone(key: str, root: Path):
-  """torchvision ResNet names (without the 'preact.' prefix)."""
-  module, _, leaf = key.rpartition('.')
-  if module == 'conv1':
-    return _conv(key, root + ('conv1',), leaf)
-  if module == 'bn1':
-    return _batch_norm(root + ('bn1',), leaf)
-  m = re.fullmatch(r'layer(\d)\.(\d+)\.(conv\d|bn\d|downsample\.0|downsample\.1)', module)
-  if not m:
-    return None
-  block = root + (f'layer{m.group(1)}_{m.group(2)}',)
-  part = m.group(3)
+def _translate_block(key: str, block: Path, part: str, leaf: str):
+  """A resnet.BasicBlock / Bottleneck's layer `part` (conv1, bn2, downsample.0, ...)."""
   if part.startswith('conv'):
     return _conv(key, block + (part,), leaf)
   if part.startswith('bn'):
     return _batch_norm(block + (part,), leaf)
   if part == 'downsample.0':
     return _conv(key, block + ('downsample_conv',), leaf)
-  return _batch_norm(block + ('downsample_bn',), leaf)
+  if part == 'downsample.1':
+    return _batch_norm(block + ('downsample_bn',), leaf)
+  return None
+
+
+_BLOCK_PART = r'(conv\d|bn\d|downsample\.0|downsample\.1)'
+
+
+def _translate_backbone(key: str, root: Path):
+  """torchvision ResNet / HRNet names (without the 'preact.' prefix).
+
+  The two share conv1, bn1 and layer1; HRNet folds each index into the Flax
+  module name (hrnet.py's docstring lists them). In its Sequentials index 0 is
+  the convolution and 1 the BatchNorm.
+  """
+  module, _, leaf = key.rpartition('.')
+  if module in ('conv1', 'conv2'):
+    return _conv(key, root + (module,), leaf)
+  if module in ('bn1', 'bn2'):
+    return _batch_norm(root + (module,), leaf)
+  m = re.fullmatch(rf'layer(\d)\.(\d+)\.{_BLOCK_PART}', module)
+  if m:
+    return _translate_block(key, root + (f'layer{m.group(1)}_{m.group(2)}',), m.group(3), leaf)
+  m = re.fullmatch(rf'stage(\d)\.(\d+)\.branches\.(\d+)\.(\d+)\.{_BLOCK_PART}', module)
+  if m:
+    s, mod, b, j, part = m.groups()
+    return _translate_block(key, root + (f'stage{s}_{mod}', f'branches_{b}_{j}'), part, leaf)
+  m = re.fullmatch(rf'incre_modules\.(\d+)\.0\.{_BLOCK_PART}', module)
+  if m:
+    return _translate_block(key, root + (f'incre_modules_{m.group(1)}_0',), m.group(2), leaf)
+  m = (re.fullmatch(r'(stage\d\.\d+)\.(fuse_layers(?:\.\d+){3,4})', module)
+       or re.fullmatch(r'()(transition\d(?:\.\d+){2,3}|downsamp_modules\.\d+\.\d|'
+                       r'final_feat_layer\.\d)', module))
+  if m:
+    path = root + ((m.group(1).replace('.', '_'),) if m.group(1) else ())
+    path += (m.group(2).replace('.', '_'),)
+    if module.endswith('.0'):
+      return _conv(key, path, leaf)
+    if module.endswith('.1'):
+      return _batch_norm(path, leaf)
+  return None
 
 
 def _translate_transformer_head(key: str):
@@ -337,7 +417,7 @@ def translate_key(key: str, arch: str):
   if key.startswith(SKIPPED_PREFIXES):
     return _SKIP
   if arch == 'backbone':
-    if key in SKIPPED_BACKBONE_KEYS:
+    if key in SKIPPED_BACKBONE_KEYS or key.startswith(SKIPPED_HRNET_IMAGENET_PREFIXES):
       return _SKIP
     return _translate_backbone(key, ('backbone',))
   if key == 'init_shape':
@@ -389,7 +469,8 @@ def _unflatten(flat: Mapping[Path, Any]) -> dict:
 def expected_variables(model_config: ml_collections.ConfigDict, arch: str) -> dict:
   """Shapes (jax.ShapeDtypeStruct tree) of {'params', 'batch_stats'} for `arch`.
 
-  For 'backbone' only the backbone subtree.
+  For 'backbone' only the backbone subtree (for an HRNet without its feature
+  head, which ImageNet checkpoints do not initialise).
   """
   model = hybrik.create_model(model_config)
   size = model_config.input_size
@@ -398,6 +479,10 @@ def expected_variables(model_config: ml_collections.ConfigDict, arch: str) -> di
   shapes = {c: dict(shapes.get(c, {})) for c in ('params', 'batch_stats')}
   if arch == 'backbone':
     shapes = {c: {'backbone': t['backbone']} for c, t in shapes.items()}
+    if model_config.backbone in hrnet.BACKBONES:  # the feature head stays fresh
+      shapes = {c: {'backbone': {k: v for k, v in t['backbone'].items()
+                                 if not k.startswith(hrnet.HEAD_MODULE_PREFIXES)}}
+                for c, t in shapes.items()}
   return shapes
 
 

@@ -129,6 +129,14 @@ def test_efficiency_cli_end_to_end(tmp_path, capsys):
   table = efficiency.format_table(report)
   assert 'memory total' in table and 'step time' not in table
 
+  # One head (--heads transformer, e.g. the HRNet configs): a one-column table.
+  single = {k: v for k, v in report.items() if k != 'ratios'}
+  single['results'] = {'transformer': report['results']['transformer']}
+  table = efficiency.format_table(single)
+  assert 'transformer' in table and 'deconv' not in table and 'parameters' in table
+  with pytest.raises(SystemExit):
+    efficiency.main(['--config', _write_tiny_config(tmp_path), '--heads', 'transformer,mlp'])
+
 
 @pytest.mark.slow
 def test_components_end_to_end(tmp_path, smpl_model):

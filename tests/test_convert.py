@@ -10,6 +10,7 @@ shapes.
 """
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -307,7 +308,7 @@ def test_torchvision_backbone_gives_the_same_features():
   variables, cfg = convert.convert_state_dict(tmodel.state_dict(), input_size=64)
   assert cfg.backbone == 'resnet18'
   assert set(variables['params']) == {'backbone'}
-  backbone = hybrik.resnet.create_backbone('resnet18')
+  backbone = hybrik.backbones.create_backbone('resnet18')
   out = jax.jit(lambda v, x: backbone.apply(v, x, train=False))(
       {'params': variables['params']['backbone'],
        'batch_stats': variables['batch_stats']['backbone']}, x)
@@ -471,3 +472,54 @@ def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
   convert.main(['--torch-checkpoint', str(nan), '--out', str(tmp_path / 'o7'),
                 '--num-heads', '2', '--allow-non-finite'])
   assert (tmp_path / 'o7' / 'model_config.json').exists()
+# ----------------------------------------------------------------------------
+# HRNet: the released key layouts (names and shapes from tests/data, see its README).
+# ----------------------------------------------------------------------------
+
+def _hrnet_layout(prefix_keys='w48'):
+  f = np.load(os.path.join(os.path.dirname(__file__), 'data', 'hrnet_released_tiny.npz'))
+  shapes = [tuple(int(d) for d in s.split(',') if d) for s in f[f'{prefix_keys}_shapes']]
+  # Zero-stride arrays: the shapes without the memory.
+  return {k: np.broadcast_to(np.float32(0), s) for k, s in zip(f[f'{prefix_keys}_keys'], shapes)}
+
+
+def test_released_hrnet_transformer_checkpoint_layout_converts():
+  """average_model_hrnet_181_199.pth: HybrikTransformerSMPL24 with an HRNet-W48 `preact`."""
+  sd = {'preact.' + k: v for k, v in _hrnet_layout('w48').items()}
+  sd.update(_hrnet_layout('head'))
+  assert convert.detect_arch(sd) == 'transformer'
+  variables, cfg = convert.convert_state_dict(sd)
+  assert (cfg.backbone, cfg.head, cfg.d_model, cfg.input_size, cfg.predict_leaf) == (
+      'hrnet_w48', 'transformer', 512, 256, True)
+  head = variables['params']['head']
+  assert head['joint_embeddings'].shape == (29, 2048)  # feature_channel 2048
+  assert head['transformer']['input_projection_src']['kernel'].shape == (2048, 512)
+  used = [k for k in sd if k != 'init_shape' and not k.endswith('num_batches_tracked')]
+  assert len(jax.tree.leaves(variables)) == len(used)
+  # A missing, an extra and a misshapen key: one error listing all three.
+  bad = dict(sd)
+  del bad['preact.stage4.2.fuse_layers.3.0.2.1.running_var']
+  bad['preact.stage5.0.branches.0.0.conv1.weight'] = np.zeros((48, 48, 3, 3), np.float32)
+  bad['preact.downsamp_modules.1.0.bias'] = np.zeros(7, np.float32)
+  with pytest.raises(convert.ConversionError) as e:
+    convert.convert_state_dict(bad, model_config=cfg)
+  for text in ('backbone/stage4_2/fuse_layers_3_0_2_1/var', 'stage5.0.branches.0.0.conv1.weight',
+               'downsamp_modules.1.0.bias'):
+    assert text in str(e.value)
+
+
+def test_imagenet_hrnet_converts_without_its_classifier():
+  """hrnet_w48-8ef0771d.pth: stem + stages load, the classification head does not
+  (the released init_weights reads PRETRAINED_LAYERS only)."""
+  sd = {k.replace('final_feat_layer.', 'final_layer.'): v for k, v in _hrnet_layout('w48').items()}
+  sd['classifier.weight'] = np.zeros((1000, 2048), np.float32)
+  sd['classifier.bias'] = np.zeros(1000, np.float32)
+  assert convert.detect_arch(sd) == 'backbone'
+  variables, cfg = convert.convert_state_dict(sd)
+  assert cfg.backbone == 'hrnet_w48'
+  backbone = variables['params']['backbone']
+  assert {'conv2', 'layer1_3', 'transition3_3_0_0', 'stage4_2'} <= set(backbone)
+  assert not any(k.startswith(('incre', 'downsamp', 'final')) for k in backbone)
+  missing = {k: v for k, v in sd.items() if not k.startswith('stage4.2.branches.3.')}
+  with pytest.raises(convert.ConversionError, match='stage4_2/branches_3_0'):
+    convert.convert_state_dict(missing)

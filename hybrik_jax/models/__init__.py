@@ -1,4 +1,4 @@
-"""Networks: ResNet backbones, the Transformer and deconvolution heads, HybrIKNet."""
+"""Networks: ResNet and HRNet backbones, the Transformer and deconvolution heads, HybrIKNet."""
 
 from hybrik_jax.models.config import get_model_config
 from hybrik_jax.models.config import get_tiny_model_config

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from hybrik_jax import constants
+from hybrik_jax.models import backbones
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import deconv_head
-from hybrik_jax.models import resnet
 from hybrik_jax.models import transformer
 from hybrik_jax.utils import check_shape
 
@@ -61,9 +61,9 @@ class HybrIKNet(nn.Module):
     """
     check_shape('images', images, (None, self.input_size, self.input_size, 3))
     check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
-    features = resnet.create_backbone(self.backbone, dtype=self.dtype,
-                                      remat=self.backbone_remat,
-                                      name='backbone')(images, train)
+    features = backbones.create_backbone(self.backbone, dtype=self.dtype,
+                                         remat=self.backbone_remat,
+                                         name='backbone')(images, train)
     if self.head == 'transformer':
       head = transformer.TransformerHead(
           d_model=self.d_model, num_heads=self.num_heads, num_blocks=self.num_blocks,

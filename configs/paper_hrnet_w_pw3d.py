@@ -1,0 +1,36 @@
+r"""HRNet-W48 HybrIK-Transformer with 3DPW in the training mix (the released best).
+
+boreshkinai/hybrik-transformer configs/hybrik_transformer_smpl24_hrnet_w_pw3d.yaml:
+configs/paper_hrnet.py with the H36M / COCO / MPI-INF-3DHP / 3DPW mix
+(mix_smpl_w_pw3d), evaluated on the 3DPW test split.
+Released model zoo: 3DPW 42.3 PA-MPJPE / 71.6 MPJPE, H36M 29.5 / 47.5.
+
+  python -m hybrik_jax.convert --arch backbone \
+      --torch-checkpoint hrnet_w48-8ef0771d.pth --out pretrained/hrnet_w48_imagenet
+  python -m hybrik_jax.train --config configs/paper_hrnet_w_pw3d.py \
+      --workdir /tmp/hybrik_hrnet_w_pw3d --config.data.data_dir=$HOME/tensorflow_datasets
+"""
+
+import importlib.util
+import os
+
+import ml_collections
+
+from hybrik_jax import input_pipeline
+
+
+def _load_sibling(name: str):
+  """configs/<name>.py as a module (configs/ need not be on sys.path)."""
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py')
+  spec = importlib.util.spec_from_file_location(f'hybrik_configs_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = _load_sibling('paper_hrnet').get_config()
+  config.data.train_datasets = input_pipeline.HYBRIK_MIX_W_PW3D
+  config.data.eval_dataset = 'pw3d'
+  config.data.eval_split = 'test'
+  return config
