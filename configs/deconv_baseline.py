@@ -4,22 +4,12 @@ r"""Baseline: HybrIK's original deconvolution head, all else as paper.py.
       --workdir /tmp/hybrik_deconv
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _load_sibling(name: str):
-  """configs/<name>.py as a module (configs/ need not be on sys.path)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py')
-  spec = importlib.util.spec_from_file_location(f'hybrik_configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from hybrik_jax import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = _load_sibling('paper').get_config()
+  config = train_config.sibling_config(__file__, 'paper')
   config.model.head = 'deconv'
   return config

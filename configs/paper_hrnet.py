@@ -23,24 +23,14 @@ Then average the last epochs as the released average_model_hrnet_181_199.pth:
       --out /tmp/hybrik_hrnet_avg10
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _load_sibling(name: str):
-  """configs/<name>.py as a module (configs/ need not be on sys.path)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py')
-  spec = importlib.util.spec_from_file_location(f'hybrik_configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from hybrik_jax import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:
   """paper.py with the released HRNet-W48 settings."""
-  config = _load_sibling('paper').get_config()
+  config = train_config.sibling_config(__file__, 'paper')
   config.model.backbone = 'hrnet_w48'
   config.batch_size = 224  # WORLD_SIZE 4 x BATCH_SIZE 56
   config.init.backbone_checkpoint = 'pretrained/hrnet_w48_imagenet'

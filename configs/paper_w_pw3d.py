@@ -7,25 +7,14 @@ mix2_smpl_cam); evaluated on the 3DPW test split. Everything else as paper.py.
       --workdir /tmp/hybrik_paper_w_pw3d
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
 from hybrik_jax import input_pipeline
-
-
-def _load_sibling(name: str):
-  """configs/<name>.py as a module (configs/ need not be on sys.path)."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py')
-  spec = importlib.util.spec_from_file_location(f'hybrik_configs_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from hybrik_jax import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = _load_sibling('paper').get_config()
+  config = train_config.sibling_config(__file__, 'paper')
   config.data.train_datasets = input_pipeline.HYBRIK_MIX_W_PW3D
   config.data.eval_dataset = 'pw3d'
   config.data.eval_split = 'test'

@@ -29,7 +29,6 @@ HybrIK's Sample_20_test_Human36M_smpl_protocol_2.json: images[{id, file_name}]).
 import argparse
 import collections
 import dataclasses
-import importlib.util
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from hybrik_jax import checkpointing
 from hybrik_jax import metrics
 from hybrik_jax import models
 from hybrik_jax import protocols
+from hybrik_jax import train_config
 
 # Fields of the preprocessed batch the evaluation step reads.
 _STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
@@ -57,17 +57,6 @@ _STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
 # ----------------------------------------------------------------------------
 # Checkpoints and configs.
 # ----------------------------------------------------------------------------
-
-
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-  """'configs/x.py' or 'configs/x.py:arg' -> get_config([arg])."""
-  path, _, arg = spec.partition(':')
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f'config file {path!r} not found')
-  module_spec = importlib.util.spec_from_file_location('_eval_config', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
 
 
 def resolve_dataset(dataset: str | None, split: str | None,
@@ -601,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--output', default=None, help='results JSON path')
   args = parser.parse_args(argv)
   try:
-    config = load_config_file(args.config) if args.config else None
+    config = train_config.load_config_file(args.config) if args.config else None
     results = evaluate(
         args.checkpoint, args.dataset, split=args.split, config=config,
         data_dir=args.data_dir, smpl_path=args.smpl,

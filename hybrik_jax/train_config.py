@@ -6,6 +6,8 @@ refuses any field that is not here (`check_config`). Kept apart from
 """
 
 import dataclasses
+import importlib.util
+import os
 
 import ml_collections
 
@@ -125,3 +127,26 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         walk(value, ref_value, name + '.')
 
   walk(config, reference, 'config.')
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """'configs/x.py' or 'configs/x.py:arg' -> its get_config([arg]).
+
+  Raises:
+    FileNotFoundError: no such file.
+  """
+  path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'config file {path!r} not found')
+  name = 'hybrik_config_' + os.path.splitext(os.path.basename(path))[0]
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
+  """get_config() of configs/<name>.py beside `config_file` (pass __file__):
+  how a config that extends another one starts."""
+  return load_config_file(os.path.join(
+      os.path.dirname(os.path.abspath(config_file)), name + '.py'))

@@ -14,6 +14,7 @@ from hybrik_jax import input_pipeline
 from hybrik_jax import models
 from hybrik_jax import protocols
 from hybrik_jax import smpl_io
+from hybrik_jax import train_config
 from hybrik_jax.data import synthetic
 
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order
@@ -243,10 +244,10 @@ def test_protocol_facts():
                  'right_ankle'}
   assert protocols.PROTOCOLS['h36m'].align_all_17
   assert not protocols.PROTOCOLS['pw3d'].align_all_17 and protocols.PROTOCOLS['pw3d'].pve
-  config = evaluate.load_config_file(os.path.join(
+  config = train_config.load_config_file(os.path.join(
       os.path.dirname(os.path.dirname(__file__)), 'configs', 'test.py'))
   assert config.data.eval_split == 'validation'
   with pytest.raises(FileNotFoundError, match='config file'):
-    evaluate.load_config_file('configs/missing.py')
+    train_config.load_config_file('configs/missing.py')
   assert protocols.group_of(protocols.PROTOCOLS['h36m'],
                            's_09_act_16_subact_01_ca_01/x.jpg') == 'WalkTogether'
