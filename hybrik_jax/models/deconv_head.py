@@ -32,13 +32,22 @@ def soft_argmax_3d(logits: jnp.ndarray) -> jnp.ndarray:
   Softmax over all D*H*W voxels of each joint (HybrIK's norm_type 'softmax'),
   then the expected voxel index divided by the axis size, minus 0.5.
   """
-  b, j, d, h, w = logits.shape
-  probs = jax.nn.softmax(logits.reshape(b, j, -1).astype(jnp.promote_types(
-      logits.dtype, jnp.float32)), axis=-1).reshape(b, j, d, h, w)
+  return soft_argmax_3d_channels_last(logits.transpose(0, 3, 4, 1, 2))
+
+
+def soft_argmax_3d_channels_last(logits: jnp.ndarray) -> jnp.ndarray:
+  """`soft_argmax_3d` of logits laid out (B, H, W, J, D) -> (B, J, 3).
+
+  The layout the final 1x1 convolution produces (channel = joint * D + depth),
+  so the head never transposes its (B, 24, 64, 64, 64) heatmaps.
+  """
+  b, h, w, j, d = logits.shape
+  probs = jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)),
+                         axis=(1, 2, 4))
   coord = lambda marginal, size: (marginal * jnp.arange(size, dtype=marginal.dtype)).sum(-1)
-  u = coord(probs.sum((2, 3)), w) / w - 0.5
-  v = coord(probs.sum((2, 4)), h) / h - 0.5
-  z = coord(probs.sum((3, 4)), d) / d - 0.5
+  u = coord(probs.sum((1, 4)).transpose(0, 2, 1), w) / w - 0.5    # (B, J, W) marginal
+  v = coord(probs.sum((2, 4)).transpose(0, 2, 1), h) / h - 0.5    # (B, J, H)
+  z = coord(probs.sum((1, 2)), d) / d - 0.5                       # (B, J, D)
   return jnp.stack([u, v, z], axis=-1)
 
 
@@ -151,9 +160,9 @@ class DeconvHead(nn.Module):
                 kernel_init=nn.initializers.normal(0.001), name='final_layer')(x)
     _, h, w, _ = x.shape
     # Channel c = joint * depth_dim + depth, as PyTorch's reshape of NCHW.
-    logits = x.reshape(b, h, w, n_j, self.depth_dim).transpose(0, 3, 4, 1, 2)
+    logits = x.reshape(b, h, w, n_j, self.depth_dim)
     out_dtype = jnp.promote_types(self.dtype, jnp.float32)
-    result = {'pred_uvd': soft_argmax_3d(logits).astype(out_dtype)}
+    result = {'pred_uvd': soft_argmax_3d_channels_last(logits).astype(out_dtype)}
 
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype, kernel_init=torch_linear_init,
                                      name=name)
