@@ -47,7 +47,8 @@ after warm-up). PyTorch runs with as many threads as this process may use
 
 GFLOP/s: the part's FLOPs divided by each side's median time, and that as a
 fraction of the machine's measured float32 matmul rate (2048x2048 @ 2048x2048,
-median of 5, measured by each worker in its own framework at start-up). The
+timed by each worker in its own framework 3 times every round, between the
+part's steps, so under the same load; median). The
 FLOPs of a part are the reference's (torch.utils.flop_counter: convolutions
 and matmuls, a multiply-add = 2) where the reference ran, else XLA's cost
 analysis of this project's program; both counts are in the JSON.
@@ -91,6 +92,7 @@ RELEASED_CONFIGS = {
 }
 _SMPL_PKL = 'basicModel_neutral_lbs_10_207_0_v1.0.0.pkl'
 _MATMUL_N = 2048
+MATMUL = 'matmul'  # the case timing the machine's matmul rate, every round
 
 
 class UserError(Exception):
@@ -140,15 +142,6 @@ def _reset_peak_rss() -> bool:
     return False
 
 
-def _median_time(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
-
-
 def camera_inputs(batch: int, input_size: int) -> dict[str, np.ndarray]:
   """trans_inv (B,2,3), K (B,3,3), root (B,3) m, depth factor (B,1) m: valid, fixed."""
   stored = 2 * input_size
@@ -174,8 +167,8 @@ class _Case:
     self.name, self.fn, self.flops = name, fn, flops
 
 
-def _jax_worker(args) -> tuple[list[_Case], float]:
-  """This project's cases of args.part and its matmul rate (FLOP/s)."""
+def _jax_worker(args) -> list[_Case]:
+  """This project's cases of args.part, then the matmul case."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from benchmarks import components  # pylint: disable=g-import-not-at-top
@@ -187,7 +180,7 @@ def _jax_worker(args) -> tuple[list[_Case], float]:
   a = jnp.asarray(np.random.default_rng(0).normal(size=(_MATMUL_N, _MATMUL_N)), jnp.float32)
   mm = jax.jit(lambda x: x @ x)
   mm(a).block_until_ready()
-  rate = 2 * _MATMUL_N**3 / _median_time(lambda: mm(a).block_until_ready(), 5)
+  matmul = lambda: mm(a).block_until_ready()
 
   config = efficiency.load_config(args.config)
   config.model.input_size = args.input_size
@@ -217,7 +210,7 @@ def _jax_worker(args) -> tuple[list[_Case], float]:
       compiled = jax.jit(fn).lower(body, *ins).compile()
       cases.append(_Case(f'ik_{batch}', (lambda c, i: lambda: jax.block_until_ready(c(body, *i)))(
           compiled, ins), efficiency.cost_stats(compiled)['flops']))
-  return cases, rate
+  return cases + [_Case(MATMUL, matmul, 2.0 * _MATMUL_N**3)]
 
 
 def _install_torch_shims():
@@ -264,8 +257,8 @@ def _torch_labels(batch: int, rng) -> dict[str, np.ndarray]:
   }
 
 
-def _torch_worker(args) -> tuple[list[_Case], float]:
-  """The released code's cases of args.part and torch's matmul rate (FLOP/s)."""
+def _torch_worker(args) -> list[_Case]:
+  """The released code's cases of args.part, then the matmul case."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch.utils import flop_counter  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(args.threads)
@@ -279,7 +272,7 @@ def _torch_worker(args) -> tuple[list[_Case], float]:
 
   a = torch.from_numpy(rng.normal(size=(_MATMUL_N, _MATMUL_N)).astype(np.float32))
   torch.mm(a, a)
-  rate = 2 * _MATMUL_N**3 / _median_time(lambda: torch.mm(a, a), 5)
+  matmul = lambda: torch.mm(a, a)
 
   def count_flops(step):
     counter = flop_counter.FlopCounterMode(display=False)
@@ -353,7 +346,7 @@ def _torch_worker(args) -> tuple[list[_Case], float]:
                               global_orient=None, leaf_thetas=leaf)
 
       cases.append(_Case(f'ik_{batch}', step, count_flops(step)))
-  return cases, rate
+  return cases + [_Case(MATMUL, matmul, 2.0 * _MATMUL_N**3)]
 
 
 def worker_main(args) -> None:
@@ -366,7 +359,7 @@ def worker_main(args) -> None:
     proto.flush()
 
   try:
-    cases, rate = (_jax_worker if args.worker == 'project' else _torch_worker)(args)
+    cases = (_jax_worker if args.worker == 'project' else _torch_worker)(args)
     for case in cases:
       for _ in range(args.warmup):
         case.fn()
@@ -377,7 +370,7 @@ def worker_main(args) -> None:
   build_peak = _rss_kib('VmHWM')
   steady = _reset_peak_rss()
   send({'ready': True, 'cases': [c.name for c in cases],
-        'flops': {c.name: c.flops for c in cases}, 'matmul_flops_per_s': rate})
+        'flops': {c.name: c.flops for c in cases}})
   for line in sys.stdin:
     cmd = line.split()
     if cmd and cmd[0] == 'time':
@@ -481,13 +474,14 @@ def run_part(args, part: str, ik_inputs: str, workdir: str, log) -> dict[str, An
       workers[side] = _Worker(side, args, part, ik_inputs, workdir)
     ready = {side: w.receive() for side, w in workers.items()}
     log(f'[vs_reference] {part}: built and warmed up ({", ".join(sides)})')
-    cases = ready['project']['cases']
-    times = {side: {c: [] for c in cases} for side in sides}
+    cases = [c for c in ready['project']['cases'] if c != MATMUL]
+    times = {side: {c: [] for c in cases + [MATMUL]} for side in sides}
     for r in range(args.rounds):
       order = sides if r % 2 == 0 else sides[::-1]
-      for case in cases:
+      for case in cases + [MATMUL]:
         for side in order:
-          times[side][case] += workers[side].send(f'time {case} {args.steps}')['times']
+          n = 3 if case == MATMUL else args.steps
+          times[side][case] += workers[side].send(f'time {case} {n}')['times']
       log(f'[vs_reference] {part}: round {r + 1}/{args.rounds} ' + '  '.join(
           f'{s} {statistics.median(times[s][c]):.3f} s' for c in cases[-1:] for s in sides))
     rss = {side: w.send('quit') for side, w in workers.items()}
@@ -495,7 +489,8 @@ def run_part(args, part: str, ik_inputs: str, workdir: str, log) -> dict[str, An
     for w in workers.values():
       w.close()
   out = {'cases': {}, 'rss': rss,
-         'matmul_flops_per_s': {s: ready[s]['matmul_flops_per_s'] for s in sides}}
+         'matmul_flops_per_s': {s: 2.0 * _MATMUL_N**3 / statistics.median(times[s][MATMUL])
+                                for s in sides}}
   for case in cases:
     row = {'times_s': {s: times[s][case] for s in sides},
            'median_s': {s: statistics.median(times[s][case]) for s in sides},
