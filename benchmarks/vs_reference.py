@@ -74,7 +74,7 @@ import sys
 import tempfile
 import time
 import types
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
