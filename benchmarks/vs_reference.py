@@ -41,8 +41,9 @@ steps each, the side that goes first swapped every round) so both see the same
 machine load, and reports the median step time of each side and the ratio
 project / reference (< 1: this project is faster). Peak RSS is each worker's
 own: `process` = the whole life of the process (import, compile, warm-up,
-steps; getrusage), `steps` = during the timed steps only (Linux VmHWM reset
-after warm-up). PyTorch runs with as many threads as this process may use
+steps; VmHWM), `steps` = during the timed steps only (VmHWM reset after
+warm-up). After warm-up both workers hand free heap pages back to the OS
+(glibc malloc_trim), as this project's trainer does after compiling. PyTorch runs with as many threads as this process may use
 (the CPUs of its affinity mask, which XLA:CPU uses too; --threads overrides).
 
 GFLOP/s: the part's FLOPs divided by each side's median time, and that as a
@@ -131,6 +132,20 @@ def _rss_kib(field: str) -> int:
   except OSError:
     pass
   return 0
+
+
+def _release_free_host_memory() -> None:
+  """glibc malloc_trim(0): free heap pages back to the OS (no-op elsewhere).
+
+  The same call `train_lib.jit_train_step` makes after compiling (here without
+  importing this project into the reference worker).
+  """
+  import ctypes  # pylint: disable=g-import-not-at-top
+  import ctypes.util  # pylint: disable=g-import-not-at-top
+  try:
+    ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
 
 
 def _reset_peak_rss() -> bool:
@@ -363,6 +378,7 @@ def worker_main(args) -> None:
     for case in cases:
       for _ in range(args.warmup):
         case.fn()
+    _release_free_host_memory()  # as the trainer does after compiling; both sides
   except Exception as e:  # pylint: disable=broad-except
     send({'error': f'{type(e).__name__}: {e}'})
     raise

@@ -227,3 +227,13 @@ def test_summary_lists_the_three_numbers():
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
   assert '50.0% below' in text and '/w/checkpoints' in text
+
+
+def test_release_free_host_memory_returns_whether_pages_went_back():
+  import ctypes.util  # pylint: disable=g-import-not-at-top
+  blocks = [bytearray(64 * 1024) for _ in range(2000)]   # ~128 MB of heap (below mmap size)
+  del blocks[:-1]
+  released = train_lib.release_free_host_memory()
+  assert isinstance(released, bool)
+  if sys.platform.startswith('linux') and ctypes.util.find_library('c'):
+    assert released   # glibc had free pages to hand back
