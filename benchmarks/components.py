@@ -63,8 +63,12 @@ def _sds(shape, dtype=jnp.float32):
   return jax.ShapeDtypeStruct(tuple(shape), dtype)
 
 
-def _head_module(model_config, head: str):
-  """The standalone head HybrIKNet builds for `head` (same fields)."""
+def _head_module(model_config, head: str, deconv_impl: str = 'subpixel'):
+  """The standalone head HybrIKNet builds for `head` (same fields).
+
+  deconv_impl ('subpixel' | 'lax') picks the deconv head's transposed
+  convolutions (--deconv-impl).
+  """
   dtype = _DTYPES[model_config.dtype]
   if head == 'transformer':
     return transformer.TransformerHead(
@@ -81,7 +85,8 @@ def _head_module(model_config, head: str):
       deconv_channels=tuple(model_config.deconv_channels),
       depth_dim=model_config.depth_dim, fc_width=model_config.fc_width,
       fc_dropout=model_config.fc_dropout, predict_leaf=model_config.predict_leaf,
-      mean_shape=tuple(model_config.mean_shape), dtype=dtype)
+      mean_shape=tuple(model_config.mean_shape), dtype=dtype,
+      deconv_impl=deconv_impl)
 
 
 def _train_grad(module, x_abstract, wrt_input: bool):
@@ -119,8 +124,8 @@ def _train_grad(module, x_abstract, wrt_input: bool):
   return fn, args, model_numbers.param_count(params), out_abstract
 
 
-def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_model
-                       ) -> list[dict[str, Any]]:
+def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_model,
+                       deconv_impl: str = 'subpixel') -> list[dict[str, Any]]:
   """[{'key', 'name', 'mode', 'fn', 'args', 'params'}] of the model's parts.
 
   Keys: COMPONENTS.
@@ -141,7 +146,8 @@ def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_
   feats = _sds(feats.shape, feats.dtype)
   raw_abstract = None
   for head in ('transformer', 'deconv'):
-    fn, args, n, out = _train_grad(_head_module(mc, head), feats, wrt_input=True)
+    fn, args, n, out = _train_grad(_head_module(mc, head, deconv_impl), feats,
+                                   wrt_input=True)
     progs.append(dict(key=f'{head}_head', name=f'{head} head', mode='fwd+bwd', fn=fn, args=args, params=n))
     if head == 'transformer':
       raw_abstract = {k: _sds(v.shape, v.dtype) for k, v in out.items()}
@@ -205,7 +211,7 @@ def _fill(abstract, seed: int):
 def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 5,
         warmup: int = 1, skip_timing: bool = False, include_step: bool = True,
         only: Optional[Sequence[str]] = None, smpl_model=None,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, deconv_impl: str = 'subpixel') -> dict[str, Any]:
   """Analyses (and times) the components (`only`: a subset of COMPONENTS keys).
 
   Returns the JSON-able report.
@@ -218,7 +224,7 @@ def run(config: ml_collections.ConfigDict, *, batch_size: int, steps: int = 5,
     smpl_model = synthetic_body.synthetic_smpl_model()
   size = int(config.model.input_size)
   rows = []
-  for prog in component_programs(config, batch_size, smpl_model):
+  for prog in component_programs(config, batch_size, smpl_model, deconv_impl):
     if only is not None and prog['key'] not in only:
       continue
     log(f"[components] compiling {prog['name']} ({prog['mode']})...")
@@ -285,6 +291,9 @@ def main(argv=None):
                       help='do not compile the whole train step for reference')
   parser.add_argument('--only', default=None,
                       help=f'comma-separated subset of {",".join(COMPONENTS)}')
+  parser.add_argument('--deconv-impl', default='subpixel', choices=['subpixel', 'lax'],
+                      help="deconv head's transposed convolutions: sub-pixel matmul (the "
+                      "model's) or lax.conv_transpose (before issue 15), same parameters")
   parser.add_argument('--out', default=None)
   args = parser.parse_args(argv)
   config = efficiency.load_config(args.config)
@@ -295,7 +304,8 @@ def main(argv=None):
     config.model.head_remat = True
   report = run(config, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                skip_timing=args.skip_timing, include_step=not args.no_step,
-               only=args.only.split(',') if args.only else None)
+               only=args.only.split(',') if args.only else None,
+               deconv_impl=args.deconv_impl)
   m = report['machine']
   print(f"{args.config} transformer model, batch {args.batch_size}, dtype "
         f"{config.model.dtype}; {m['backend']} ({m['device_kind']}), "

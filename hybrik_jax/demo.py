@@ -434,8 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred = run(args.image, args.checkpoint, args.out or 'demo_out.png', bbox=args.bbox,
                smpl_path=args.smpl, h36m_regressor=args.h36m_regressor,
                flip_test=args.flip_test)
-  except FileNotFoundError as e:  # user errors (cli.UserError) reach cli.run
-    raise cli.UserError(str(e)) from None
+  except (cli.UserError, FileNotFoundError) as e:  # not every ValueError: bugs
+    print(f'error: {e}', file=sys.stderr)          # keep their tracebacks
+    return 2
   if not bool(pred['valid']) or not np.all(np.isfinite(pred['vertices'])):
     print(f"error: the prediction is invalid (the network's outputs are not "
           f"finite: a broken or non-finite checkpoint?); {pred['png']} shows "
@@ -462,8 +463,9 @@ def _main_video(args) -> int:
         flip_test=args.flip_test, batch_size=args.batch_size, focal=args.focal,
         smooth=args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
         smooth_beta=args.smooth_beta)
-  except FileNotFoundError as e:  # user errors (cli.UserError) reach cli.run
-    raise cli.UserError(str(e)) from None
+  except (cli.UserError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   valid = res['valid']
   print(f"{valid.shape[0]} frames x {valid.shape[1]} track(s): {int(valid.sum())} valid "
         f"predictions; {res['seconds']:.1f} s ({res['frames_per_second']:.2f} frames/s)")

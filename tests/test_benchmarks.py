@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/efficiency.py and benchmarks/components.py.
+"""Smoke tests of benchmarks/efficiency.py, components.py and vs_reference.py.
 
 Tiny networks (configs/test.py), batch 2, one or two timed steps. They check
 that the benchmarks run end to end and write well-formed reports (structure,
@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks import components
 from benchmarks import efficiency
+from benchmarks import vs_reference
 from hybrik_jax.data import synthetic_body
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -159,3 +160,49 @@ def test_components_end_to_end(tmp_path, smpl_model):
   assert 'backbone' in components.format_table(report)
   with pytest.raises(ValueError, match='unknown components'):
     components.run(_tiny_config(), batch_size=2, only=('nope',), smpl_model=smpl_model)
+
+
+@pytest.mark.slow
+def test_vs_reference_project_only_end_to_end(tmp_path, capsys):
+  # Worker subprocesses, the alternation protocol, RSS and the report; no PyTorch needed.
+  out = tmp_path / 'vs.json'
+  vs_reference.main(['--project-only', '--config', TEST_CONFIG, '--batch-size', '2',
+                     '--input-size', '64', '--parts', 'backbone,ik', '--ik-batches', '2',
+                     '--rounds', '2', '--steps', '1', '--warmup', '0', '--out', str(out)])
+  printed = capsys.readouterr().out
+  assert 'resnet_tiny forward+backward alone' in printed and 'IK + skinning, batch 2' in printed
+  report = json.loads(out.read_text())
+  assert report['sides'] == ['project']
+  for part, cases in (('backbone', ['backbone']), ('ik', ['ik_2'])):
+    res = report['parts'][part]
+    assert list(res['cases']) == cases
+    for row in res['cases'].values():
+      assert len(row['times_s']['project']) == 2 and row['median_s']['project'] > 0
+      assert row['model_flops'] == row['flops']['project'] > 0
+      assert 'ratio' not in row
+    assert res['matmul_flops_per_s']['project'] > 0
+    rss = res['rss']['project']
+    assert rss['rss_process_kib'] >= rss['rss_steps_kib'] > 0
+
+
+def test_vs_reference_table_and_user_errors(tmp_path, capsys):
+  row = lambda p, r: {'median_s': {'project': p, 'reference': r}, 'ratio': p / r,
+                      'model_flops': 4e9, 'flops': {'project': 5e9, 'reference': 4e9}}
+  rss = lambda gib: {'rss_process_kib': int(gib * 2**20), 'rss_steps_kib': int(gib * 2**19)}
+  report = {'sides': ['project', 'reference'], 'backbone': 'resnet34', 'parts': {
+      'transformer': {'cases': {'transformer': row(2.0, 4.0)},
+                      'matmul_flops_per_s': {'project': 8e9, 'reference': 4e9},
+                      'rss': {'project': rss(3.0), 'reference': rss(2.0)}}}}
+  table = vs_reference.format_table(report)
+  line = table.splitlines()[2]
+  assert '| whole train step, transformer head | 2 | 4 | **0.50** |' in line
+  assert '2 (25 %)' in line and '1 (25 %)' in line   # 4 GFLOP / 2 s of 8; / 4 s of 4
+  assert '3.00 (1.50)' in line and '| 1.50 |' in line
+  for argv, message in (([], '--reference-repo PATH is required'),
+                        (['--reference-repo', str(tmp_path)], 'no hybrik/models package'),
+                        (['--project-only', '--config', str(tmp_path / 'x.py')], 'no such file')):
+    with pytest.raises(SystemExit) as e:
+      vs_reference.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

@@ -3,6 +3,7 @@
 import functools
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -186,3 +187,63 @@ def test_deconv_head_heatmap_is_8x_the_feature_map_and_mean_shape_is_added():
   out = head.apply({**variables, 'params': zeroed}, feats, train=False)
   np.testing.assert_allclose(out['pred_shape'], np.broadcast_to(np.linspace(-1, 1, 10), (2, 10)),
                              atol=1e-6)
+
+
+@pytest.mark.parametrize('h,w,c_in,c_out', [(4, 4, 8, 8), (3, 5, 6, 4), (1, 1, 3, 2)])
+def test_subpixel_conv_transpose_equals_flax_conv_transpose_with_gradients(h, w, c_in, c_out):
+  # The layer as it was: Flax's ConvTranspose with PyTorch's k=4, s=2, p=1.
+  flax_layer = nn.ConvTranspose(c_out, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
+                                use_bias=False, transpose_kernel=True)
+  layer = deconv_head.ConvTranspose4x4S2(c_out)
+  kx, kk, kc = jax.random.split(jax.random.key(h * 100 + w), 3)
+  x = jax.random.normal(kx, (2, h, w, c_in))
+  ref_vars = flax_layer.init(jax.random.key(0), x)
+  new_vars = layer.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, ref_vars) == jax.tree.map(jnp.shape, new_vars)
+  kernel = jax.random.normal(kk, (4, 4, c_out, c_in))
+  cot = jax.random.normal(kc, (2, 2 * h, 2 * w, c_out))
+
+  def value_and_grads(apply):
+    out, vjp = jax.vjp(lambda k, x: apply({'params': {'kernel': k}}, x), kernel, x)
+    return (out,) + vjp(cot)
+
+  ref = value_and_grads(flax_layer.apply)
+  for impl in ('subpixel', 'lax'):
+    got = value_and_grads(deconv_head.ConvTranspose4x4S2(c_out, impl=impl).apply)
+    assert got[0].shape == (2, 2 * h, 2 * w, c_out)
+    for g, r in zip(got, ref):   # output, d kernel, d input
+      np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(r))))
+
+
+def test_conv_transpose_4x4_s2_matches_pytorch_indexing_and_checks_shapes():
+  # One input pixel, one kernel tap: PyTorch puts x[i] * W[k] at output 2i + k - 1.
+  x = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)
+  for ky, kx in [(0, 0), (1, 3), (3, 2)]:
+    kernel = jnp.zeros((4, 4, 1, 1)).at[ky, kx].set(1.0)
+    out = np.asarray(deconv_head.conv_transpose_4x4_s2(x, kernel))[0, :, :, 0]
+    expected = np.zeros((6, 6))
+    expected[2 + ky - 1, 2 + kx - 1] = 1.0
+    np.testing.assert_array_equal(out, expected)
+  with pytest.raises(ValueError, match='kernel'):
+    deconv_head.conv_transpose_4x4_s2(x, jnp.zeros((3, 3, 1, 1)))
+  with pytest.raises(ValueError, match='impl'):
+    deconv_head.ConvTranspose4x4S2(1, impl='fft').init(jax.random.key(0), x)
+
+
+def test_deconv_head_subpixel_equals_lax_head_in_train_mode():
+  head, feats, variables = _tiny_setup('deconv', leaf=True)
+  variables = jax.tree.map(lambda v: v * 30.0, variables)  # non-trivial heatmaps
+
+  def run(impl):
+    h = head.clone(deconv_impl=impl)
+
+    def loss(params):
+      out, _ = h.apply({**variables, 'params': params}, feats, train=True,
+                       rngs=RNGS(5), mutable=['batch_stats'])
+      return sum(jnp.sum(jnp.sin(3.0 * v)) for v in out.values()), out
+    return jax.grad(loss, has_aux=True)(variables['params'])
+
+  (g_new, out_new), (g_ref, out_ref) = run('subpixel'), run('lax')
+  chex.assert_trees_all_close(out_new, out_ref, rtol=1e-5, atol=1e-6)
+  scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(g_ref))
+  chex.assert_trees_all_close(g_new, g_ref, rtol=1e-4, atol=1e-5 * scale)

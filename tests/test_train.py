@@ -443,3 +443,13 @@ def test_hrnet_backbone_trains_checkpoints_and_evaluates(examples, tmp_path):
                               output=str(tmp_path / 'eval.json'))
   assert results['num_examples'] == len(examples[1])
   assert np.isfinite(results['metrics']['mpjpe'])
+
+
+def test_release_free_host_memory_returns_whether_pages_went_back():
+  import ctypes.util  # pylint: disable=g-import-not-at-top
+  blocks = [bytearray(64 * 1024) for _ in range(2000)]   # ~128 MB of heap (below mmap size)
+  del blocks[:-1]
+  released = train_lib.release_free_host_memory()
+  assert isinstance(released, bool)
+  if sys.platform.startswith('linux') and ctypes.util.find_library('c'):
+    assert released   # glibc had free pages to hand back

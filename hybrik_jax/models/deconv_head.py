@@ -8,9 +8,15 @@ Twist, shape and leaf: global average pool -> fc1 (1024) -> dropout -> fc2
 (1024) -> dropout -> decshape / decphi / decleaf linears (no nonlinearity, as
 released). Parameter names mirror the PyTorch module: `deconv_layers_{0,1,3,4,6,7}`
 (the nn.Sequential indices), `final_layer`, `fc1`, `fc2`, `dec*`.
+
+The transposed convolutions run sub-pixel (`conv_transpose_4x4_s2`): each of
+the four output phases is a 2x2 convolution with a re-indexed slice of the same
+4x4 kernel, all four computed as one matmul on 2x2 patches. XLA:CPU runs
+`lax.conv_transpose` with stride 2 (and its gradients) at a few GFLOP/s; the
+matmul runs near the machine's matmul rate (README "Performance").
 """
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -26,14 +32,100 @@ def soft_argmax_3d(logits: jnp.ndarray) -> jnp.ndarray:
   Softmax over all D*H*W voxels of each joint (HybrIK's norm_type 'softmax'),
   then the expected voxel index divided by the axis size, minus 0.5.
   """
-  b, j, d, h, w = logits.shape
-  probs = jax.nn.softmax(logits.reshape(b, j, -1).astype(jnp.promote_types(
-      logits.dtype, jnp.float32)), axis=-1).reshape(b, j, d, h, w)
+  return soft_argmax_3d_channels_last(logits.transpose(0, 3, 4, 1, 2))
+
+
+def soft_argmax_3d_channels_last(logits: jnp.ndarray) -> jnp.ndarray:
+  """`soft_argmax_3d` of logits laid out (B, H, W, J, D) -> (B, J, 3).
+
+  The layout the final 1x1 convolution produces (channel = joint * D + depth),
+  so the head never transposes its (B, 24, 64, 64, 64) heatmaps.
+  """
+  b, h, w, j, d = logits.shape
+  probs = jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)),
+                         axis=(1, 2, 4))
   coord = lambda marginal, size: (marginal * jnp.arange(size, dtype=marginal.dtype)).sum(-1)
-  u = coord(probs.sum((2, 3)), w) / w - 0.5
-  v = coord(probs.sum((2, 4)), h) / h - 0.5
-  z = coord(probs.sum((3, 4)), d) / d - 0.5
+  u = coord(probs.sum((1, 4)).transpose(0, 2, 1), w) / w - 0.5    # (B, J, W) marginal
+  v = coord(probs.sum((2, 4)).transpose(0, 2, 1), h) / h - 0.5    # (B, J, H)
+  z = coord(probs.sum((1, 2)), d) / d - 0.5                       # (B, J, D)
   return jnp.stack([u, v, z], axis=-1)
+
+
+def _subpixel_kernel(kernel: jnp.ndarray) -> jnp.ndarray:
+  """(4, 4, O, I) transposed-conv kernel -> (2, 2, I, 2, 2, O) phase kernels.
+
+  Output row 2m + r (r in {0, 1}) of a stride-2, PyTorch-padding-1 transposed
+  convolution reads input rows m - 1 + r + t (t in {0, 1}) with kernel row
+  3 - r - 2t; the same for columns. So the spatially flipped kernel, its axis
+  of 4 split as (t, r), holds tap t of phase r.
+  """
+  kh, kw, o, i = kernel.shape
+  flipped = kernel[::-1, ::-1].reshape(2, 2, 2, 2, o, i)  # (ty, ry, tx, rx, O, I)
+  return flipped.transpose(0, 2, 5, 1, 3, 4)
+
+
+def conv_transpose_4x4_s2(x: jnp.ndarray, kernel: jnp.ndarray,
+                          precision: Optional[jax.lax.PrecisionLike] = None
+                          ) -> jnp.ndarray:
+  """PyTorch ConvTranspose2d(k=4, s=2, p=1, bias=False), sub-pixel, NHWC.
+
+  Equals `lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
+  transpose_kernel=True)` (Flax's ConvTranspose with this layer's settings)
+  up to float rounding: the input, padded by 1, is cut into its (h+1)(w+1)
+  2x2 patches, one matmul with the (4 I, 4 O) phase kernels gives every
+  phase at every patch, and phase (ry, rx) of output pixel (m, n) is read at
+  patch (m + ry, n + rx) (depth-to-space with a one-patch shift).
+
+  Args:
+    x: (B, h, w, I).
+    kernel: (4, 4, O, I), Flax ConvTranspose's kernel with transpose_kernel
+      (PyTorch's weight (I, O, 4, 4) transposed (2, 3, 1, 0)).
+    precision: of the matmul.
+
+  Returns:
+    (B, 2h, 2w, O).
+  """
+  if x.ndim != 4 or kernel.shape[:2] != (4, 4) or kernel.shape[3] != x.shape[3]:
+    raise ValueError(f'conv_transpose_4x4_s2: need x (B, h, w, I) and kernel (4, 4, O, I); '
+                     f'got {x.shape} and {kernel.shape}')
+  b, h, w, i = x.shape
+  o = kernel.shape[2]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  patches = jnp.concatenate([xp[:, ty:ty + h + 1, tx:tx + w + 1]
+                             for ty in range(2) for tx in range(2)], axis=-1)
+  z = jnp.dot(patches, _subpixel_kernel(kernel).reshape(4 * i, 4 * o), precision=precision)
+  z = z.reshape(b, h + 1, w + 1, 2, 2, o)
+  rows = [jnp.stack([z[:, ry:ry + h, rx:rx + w, ry, rx] for rx in range(2)], axis=3)
+          for ry in range(2)]                     # each (B, h, w, 2, O)
+  return jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, o)
+
+
+class ConvTranspose4x4S2(nn.Module):
+  """HybrIK's deconvolution (ConvTranspose2d 4x4, stride 2, padding 1, no bias).
+
+  Its one parameter, `kernel` (4, 4, features, in), is laid out as Flax's
+  `nn.ConvTranspose(..., transpose_kernel=True)` one, so checkpoints and the
+  converter see the same tree. impl 'subpixel' (default) runs
+  `conv_transpose_4x4_s2`; 'lax' runs `lax.conv_transpose` (the reference).
+  """
+  features: int
+  kernel_init: Callable = nn.initializers.normal(0.001)
+  dtype: Any = jnp.float32
+  impl: str = 'subpixel'
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    """(B, h, w, I) -> (B, 2h, 2w, features)."""
+    kernel = self.param('kernel', self.kernel_init, (4, 4, self.features, x.shape[-1]),
+                        jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    if self.impl == 'subpixel':
+      return conv_transpose_4x4_s2(x, kernel)
+    if self.impl == 'lax':
+      return jax.lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
+                                    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                    transpose_kernel=True)
+    raise ValueError(f"ConvTranspose4x4S2.impl must be 'subpixel' or 'lax', got {self.impl!r}")
 
 
 class DeconvHead(nn.Module):
@@ -45,6 +137,8 @@ class DeconvHead(nn.Module):
   predict_leaf: bool = False
   mean_shape: tuple[float, ...] = (0.0,) * 10
   dtype: Any = jnp.float32
+  # 'subpixel' (fast on CPU) or 'lax' (lax.conv_transpose); same parameters.
+  deconv_impl: str = 'subpixel'
 
   @nn.compact
   def __call__(self, features: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
@@ -57,10 +151,8 @@ class DeconvHead(nn.Module):
     n_j = constants.NUM_JOINTS
     x = features.astype(self.dtype)
     for i, channels in enumerate(self.deconv_channels):
-      x = nn.ConvTranspose(
-          channels, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)), use_bias=False,
-          transpose_kernel=True, dtype=self.dtype,
-          kernel_init=nn.initializers.normal(0.001), name=f'deconv_layers_{3 * i}')(x)
+      x = ConvTranspose4x4S2(channels, dtype=self.dtype, impl=self.deconv_impl,
+                             name=f'deconv_layers_{3 * i}')(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        dtype=self.dtype, name=f'deconv_layers_{3 * i + 1}')(x)
       x = nn.relu(x)
@@ -68,9 +160,9 @@ class DeconvHead(nn.Module):
                 kernel_init=nn.initializers.normal(0.001), name='final_layer')(x)
     _, h, w, _ = x.shape
     # Channel c = joint * depth_dim + depth, as PyTorch's reshape of NCHW.
-    logits = x.reshape(b, h, w, n_j, self.depth_dim).transpose(0, 3, 4, 1, 2)
+    logits = x.reshape(b, h, w, n_j, self.depth_dim)
     out_dtype = jnp.promote_types(self.dtype, jnp.float32)
-    result = {'pred_uvd': soft_argmax_3d(logits).astype(out_dtype)}
+    result = {'pred_uvd': soft_argmax_3d_channels_last(logits).astype(out_dtype)}
 
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype, kernel_init=torch_linear_init,
                                      name=name)
