@@ -119,7 +119,7 @@ def _read_json(path: epath.Path) -> Any:
     return json.loads(text)
   except ValueError as e:
     raise CorruptCheckpointError(
-        path, f'empty file' if not text.strip() else f'not valid JSON: {e}'
+        path, 'empty file' if not text.strip() else f'not valid JSON: {e}'
     ) from None
 
 

@@ -41,7 +41,6 @@ import argparse
 import os
 import pickle
 import re
-import sys
 import zipfile
 from typing import Any, Mapping, Optional
 

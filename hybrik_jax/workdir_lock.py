@@ -100,7 +100,6 @@ class WorkdirLock:
   def acquire(self) -> 'WorkdirLock':
     """Takes the lock or raises WorkdirBusyError."""
     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-    os_lock = True
     try:
       fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -111,7 +110,6 @@ class WorkdirLock:
       if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
         self._close()
         raise
-      os_lock = False
       logging.warning('%s: this file system does not support flock (%s); '
                       'relying on the lock file body alone.', self.path, e)
     holder = self._read_body()
