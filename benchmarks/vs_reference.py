@@ -56,7 +56,7 @@ analysis of this project's program; both counts are in the JSON.
 
 The released model reads SMPL files from ./model_files: the workers run in a
 temporary directory holding this project's synthetic body (written with
-`smpl.save_smpl_pkl(synthetic_smpl_model(0))`), its H36M regressor (.npy) and
+`smpl_io.save_smpl_pkl(synthetic_smpl_model(0))`), its H36M regressor (.npy) and
 a zero mean shape; torchvision's pretrained-weight download is replaced by
 empty weights (random initialisation on both sides) and `.cuda()` by a no-op
 when no GPU is present. Inputs are random but valid (ARCHITECTURE.md
@@ -191,6 +191,7 @@ def _jax_worker(args) -> list[_Case]:
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax import train_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax.models import resnet  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
 
   a = jnp.asarray(np.random.default_rng(0).normal(size=(_MATMUL_N, _MATMUL_N)), jnp.float32)
   mm = jax.jit(lambda x: x @ x)
@@ -199,7 +200,7 @@ def _jax_worker(args) -> list[_Case]:
 
   config = efficiency.load_config(args.config)
   config.model.input_size = args.input_size
-  body = smpl_lib.synthetic_smpl_model(0)
+  body = synthetic_body.synthetic_smpl_model(0)
   b, size = args.batch_size, args.input_size
   cases = []
   if args.part in ('transformer', 'deconv'):
@@ -221,7 +222,8 @@ def _jax_worker(args) -> list[_Case]:
     data = np.load(args.ik_inputs)
     for batch in args.ik_batches:
       ins = [jnp.asarray(data[f'{k}_{batch}']) for k in ('betas', 'joints', 'phis', 'leaf')]
-      fn = lambda m, be, j, p, l: smpl_lib.hybrik(m, be, j, p, leaf_thetas=l)
+      fn = lambda m, be, j, p, l: smpl_lib.hybrik(m, be, j, p, leaf_thetas=l,
+                                                    convention='released')
       compiled = jax.jit(fn).lower(body, *ins).compile()
       cases.append(_Case(f'ik_{batch}', (lambda c, i: lambda: jax.block_until_ready(c(body, *i)))(
           compiled, ins), efficiency.cost_stats(compiled)['flops']))
@@ -414,11 +416,12 @@ def worker_main(args) -> None:
 def write_workdir(workdir: str, ik_batches: Sequence[int]) -> str:
   """model_files/ for the released code and the IK inputs (.npz); returns its path."""
   from benchmarks import ik as ik_bench  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
-  body = smpl_lib.synthetic_smpl_model(0)
+  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  body = synthetic_body.synthetic_smpl_model(0)
   files = os.path.join(workdir, 'model_files')
   os.makedirs(files, exist_ok=True)
-  smpl_lib.save_smpl_pkl(body, os.path.join(files, _SMPL_PKL))
+  smpl_io.save_smpl_pkl(body, os.path.join(files, _SMPL_PKL))
   np.save(os.path.join(files, 'J_regressor_h36m.npy'),
           np.asarray(body.J_regressor_h36m, np.float64))
   np.save(os.path.join(files, 'h36m_mean_beta.npy'), np.zeros(10, np.float32))
