@@ -150,12 +150,6 @@ def create_train_state(model, tx: optax.GradientTransformation,
 # ---------------------------------------------------------------------------
 
 
-def _f32(tree):
-  return jax.tree.map(
-      lambda x: x.astype(jnp.float32)
-      if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
-
-
 def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
                      loss_weights: Mapping[str, float], model_config,
                      train: bool = True):
@@ -181,7 +175,7 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
   else:
     raw = model.apply(variables, batch['image'], train=False)
     new_batch_stats = batch_stats
-  raw = _f32(dict(raw))
+  raw = inference.float32_outputs(raw)
   outputs = dict(raw)
   if loss_weights.get('theta', 0.0):
     decoded = hybrik_model.decode(

@@ -6,6 +6,7 @@ call `predict`, so a checkpoint gives the same body wherever it is run.
 
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 
 from hybrik_jax.models import hybrik
@@ -13,12 +14,14 @@ from hybrik_jax.models import hybrik
 PyTree = Any
 
 
-def _f32(raw: Mapping[str, Any]) -> dict[str, Any]:
-  """Floating head outputs as float32 (bfloat16 / float16 models)."""
-  return {k: (None if v is None else
-              v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating)
-              else v)
-          for k, v in dict(raw).items()}
+def float32_outputs(raw: Mapping[str, Any]) -> dict[str, Any]:
+  """Floating head outputs as float32 (bfloat16 / float16 models); None kept.
+
+  Decoding and the loss always run in float32 (the trainer uses this too).
+  """
+  return jax.tree.map(
+      lambda v: v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating)
+      else v, dict(raw))
 
 
 def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
@@ -49,7 +52,7 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
   raw = (hybrik.flip_test(apply, images, model_config) if flip_test
          else apply(images))
   return hybrik.decode(
-      _f32(raw), smpl_model=smpl_model, trans_inv=trans_inv,
+      float32_outputs(raw), smpl_model=smpl_model, trans_inv=trans_inv,
       intrinsics=intrinsics, joint_root=joint_root, model_config=model_config)
 
 
