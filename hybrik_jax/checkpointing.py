@@ -26,6 +26,11 @@ Two formats:
     meta       JSON: model config, steps per epoch, the whole training config
                (evaluate defaults to its validation set), format version
 
+    files.json CRC-32 and size of every file above, written once the save has
+               committed (at the next save or at `wait`); restores check it
+               before Orbax reads anything, so a damaged file is named at once
+               instead of failing deep inside an Orbax restore
+
   Checkpoints are written every N steps and at the end of each epoch; the
   latest checkpoint (for resuming) and the last `keep_epochs` epoch-end
   checkpoints (for `average_checkpoints`) are kept. Saves are asynchronous and
@@ -60,6 +65,8 @@ MODEL_CONFIG_FILE = 'model_config.json'
 # The training config of an exported model, when known (average_checkpoints).
 TRAIN_CONFIG_FILE = 'train_config.json'
 CHECKSUMS_FILE = 'checksums.json'  # CRC-32 of params / batch_stats (optional)
+# CRC-32 and size of every file of a committed training checkpoint (optional).
+FILES_MANIFEST = 'files.json'
 _CHECKSUMMED = ('params', 'batch_stats')
 VARIABLES_DIR = 'variables'
 CHECKPOINTS_DIR = 'checkpoints'
@@ -658,6 +665,88 @@ class _IteratorStateSetter:
     pass
 
 
+def _file_crc(path: str) -> int:
+  """CRC-32 of a file's bytes, read in 16 MiB blocks."""
+  crc = 0
+  with open(path, 'rb') as f:
+    while block := f.read(1 << 24):
+      crc = zlib.crc32(block, crc)
+  return crc
+
+
+def _checkpoint_files(step_dir: epath.Path) -> list[str]:
+  """Paths of the files under a step directory, relative, sorted."""
+  files = []
+  for root, _, names in os.walk(step_dir):
+    for name in names:
+      rel = os.path.relpath(os.path.join(root, name), step_dir)
+      if rel != FILES_MANIFEST:
+        files.append(rel)
+  return sorted(files)
+
+
+def write_file_manifest(step_dir: str | os.PathLike[str]) -> None:
+  """Writes STEP_DIR/files.json: {relative path: [size, crc32]} of each file.
+
+  Call only on a committed checkpoint (its files no longer change). Written to
+  a temporary name and renamed, so a reader never sees half a manifest.
+  """
+  step_dir = epath.Path(step_dir)
+  manifest = {rel: [os.path.getsize(step_dir / rel), _file_crc(step_dir / rel)]
+              for rel in _checkpoint_files(step_dir)}
+  tmp = step_dir / f'.{FILES_MANIFEST}.tmp'
+  tmp.write_text(json.dumps(manifest, sort_keys=True))
+  os.replace(tmp, step_dir / FILES_MANIFEST)
+
+
+def verify_file_manifest(step_dir: str | os.PathLike[str]) -> None:
+  """CorruptCheckpointError naming the first file that differs from files.json.
+
+  A checkpoint without a manifest (killed before the next save wrote it, or
+  from an older version) passes; its arrays are still checked against the
+  checksums in its meta item after the restore.
+  """
+  step_dir = epath.Path(step_dir)
+  path = step_dir / FILES_MANIFEST
+  if not path.exists():
+    return
+  manifest = _read_json(path)
+  if not isinstance(manifest, Mapping):
+    raise CorruptCheckpointError(path, 'not a JSON object')
+  for rel, expected in sorted(manifest.items()):
+    file = step_dir / rel
+    if not file.exists():
+      raise CorruptCheckpointError(file, 'the file is missing')
+    try:
+      size, crc = expected
+    except (TypeError, ValueError):
+      raise CorruptCheckpointError(path, f'bad entry for {rel}') from None
+    if os.path.getsize(file) != size:
+      raise CorruptCheckpointError(
+          file, f'{os.path.getsize(file)} bytes, {size} when it was saved')
+    if _file_crc(file) != crc:
+      raise CorruptCheckpointError(
+          file, 'its CRC-32 differs from the one recorded when it was saved')
+
+
+def _write_missing_manifests(manager: ocp.CheckpointManager) -> None:
+  """files.json for each committed checkpoint lacking one (process 0 only).
+
+  The caller has waited for pending saves, so every listed step is committed.
+  A step deleted meanwhile by the preservation policy is skipped.
+  """
+  if jax.process_index() != 0:
+    return
+  for step in all_steps(manager):
+    step_dir = epath.Path(manager.directory) / str(step)
+    if (step_dir / FILES_MANIFEST).exists():
+      continue
+    try:
+      write_file_manifest(step_dir)
+    except FileNotFoundError:
+      continue
+
+
 def save_train_state(manager: ocp.CheckpointManager,
                      step: int,
                      state: PyTree,
@@ -689,6 +778,10 @@ def save_train_state(manager: ocp.CheckpointManager,
   if data_iterator is not None:
     items[_DATA_ITER] = grain_checkpoint.CheckpointSave(
         _IteratorStateSnapshot(data_iterator))
+  # Orbax's save waits for the previous one anyway; waiting first lets the
+  # now-committed checkpoints get their file manifests.
+  manager.wait_until_finished()
+  _write_missing_manifests(manager)
   return manager.save(step, args=ocp.args.Composite(**items), force=force)
 
 
@@ -740,6 +833,8 @@ def restore_train_state(manager: ocp.CheckpointManager,
   if data_iterator is not None:
     items[_DATA_ITER] = grain_checkpoint.CheckpointRestore(
         _IteratorStateSetter(data_iterator))
+  verify_file_manifest(epath.Path(manager.directory) / str(step))
+  _silence_closed_event_loop_noise()
   try:
     restored = manager.restore(step, args=ocp.args.Composite(**items))
   except Exception as e:  # pylint: disable=broad-except
@@ -762,6 +857,8 @@ def restore_variables(manager: ocp.CheckpointManager,
   state_dir = epath.Path(manager.directory) / str(step) / _STATE
   if not state_dir.exists():
     raise FileNotFoundError(f'no train state at {state_dir}')
+  verify_file_manifest(state_dir.parent)
+  _silence_closed_event_loop_noise()
   try:
     with ocp.PyTreeCheckpointer() as checkpointer:
       # The item's own metadata (the handler's): the checkpointer's metadata()
@@ -812,5 +909,6 @@ def set_aside(manager: ocp.CheckpointManager, step: int) -> epath.Path:
 
 
 def wait(manager: ocp.CheckpointManager) -> None:
-  """Blocks until pending asynchronous saves are committed."""
+  """Blocks until pending saves are committed; writes their file manifests."""
   manager.wait_until_finished()
+  _write_missing_manifests(manager)

@@ -262,6 +262,51 @@ def test_corrupt_files_are_named(tmp_path):
   manager.close()
 
 
+def test_file_manifest_names_a_damaged_file_before_orbax_reads_it(tmp_path):
+  good = _variables(1.0)
+  manager = checkpointing.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=1, keep_epochs=None)
+  for step in (1, 2, 3, 4, 5):
+    checkpointing.save_train_state(manager, step, dict(good, step=step))
+  checkpointing.wait(manager)
+  root = tmp_path / 'checkpoints'
+  for step in (1, 2, 3, 4, 5):
+    manifest = json.loads((root / str(step) / 'files.json').read_text())
+    on_disk = sorted(
+        os.path.relpath(os.path.join(d, f), root / str(step))
+        for d, _, names in os.walk(root / str(step)) for f in names
+        if f != 'files.json')
+    assert sorted(manifest) == on_disk
+    assert any(rel.startswith('state/d/') for rel in manifest)
+  restore = lambda step: checkpointing.restore_train_state(
+      manager, dict(good, step=0), step)
+  chex.assert_trees_all_equal(restore(1)['params'], good['params'])
+
+  _flip_a_byte(root / '1' / 'state')
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'checkpoints/1/state/d/\w+ is corrupt.*CRC-32'):
+    restore(1)
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'checkpoints/1/state/d/\w+ is corrupt.*CRC-32'):
+    checkpointing.restore_variables(manager, 1)
+  metadata = root / '2' / 'state' / '_METADATA'
+  metadata.write_text(metadata.read_text()[:-10])
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'2/state/_METADATA is corrupt .*bytes, \d+ when it'):
+    restore(2)
+  os.remove(root / '3' / 'meta' / 'metadata')
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'3/meta/metadata is corrupt .*missing'):
+    restore(3)
+  (root / '4' / 'files.json').write_text('{"state/_METADATA": [1')
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=r'4/files.json is corrupt .*not valid JSON'):
+    restore(4)
+  # A checkpoint without a manifest (killed before it was written) restores.
+  os.remove(root / '5' / 'files.json')
+  chex.assert_trees_all_equal(restore(5)['params'], good['params'])
+
+
 def test_model_config_that_does_not_match_the_weights():
   from hybrik_jax import models  # pylint: disable=g-import-not-at-top
   config = models.get_tiny_model_config()
