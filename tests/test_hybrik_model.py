@@ -207,3 +207,22 @@ def test_uvd_xyz_round_trip_in_float64():
     xyz = hybrik.uvd_to_xyz(uvd, input_size=256, **cam)
     assert xyz.dtype == jnp.float64
     np.testing.assert_allclose(hybrik.xyz_to_uvd(xyz, input_size=256, **cam), uvd, atol=1e-10)
+
+
+def test_backbone_stride_sets_the_token_grid():
+  images = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
+  for stride, grid in ((32, 2), (8, 8)):
+    model = models.create_model(models.get_tiny_model_config(
+        backbone_stride=stride))
+    variables = jax.eval_shape(
+        lambda x, m=model: m.init(jax.random.key(0), x, train=False), images)
+    pos = variables['params']['head']['pos_embedding']
+    assert {leaf.shape[0] for leaf in jax.tree.leaves(pos)} >= {grid}
+    out = jax.eval_shape(
+        lambda v, x, m=model: m.apply(v, x, train=False), variables, images)
+    assert out['pred_uvd'].shape == (2, 24, 3)
+  model = models.create_model(models.get_tiny_model_config(
+      backbone='hrnet_tiny', backbone_stride=16))
+  with pytest.raises(ValueError, match='only the ResNets'):
+    jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                   images)

@@ -64,3 +64,29 @@ def test_bfloat16_compute_keeps_float32_params():
 def test_unknown_backbone_is_refused():
   with pytest.raises(ValueError, match='resnet34'):
     resnet.create_backbone('resnet35')
+
+
+@pytest.mark.parametrize('stride, grid', [(32, 2), (16, 4), (8, 8)])
+def test_output_stride_keeps_the_parameters(stride, grid):
+  x = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
+  base = resnet.create_backbone('resnet_small')
+  variables = base.init(jax.random.key(0), x, train=False)
+  model = resnet.create_backbone('resnet_small', output_stride=stride)
+  chex.assert_trees_all_equal_shapes(
+      model.init(jax.random.key(0), x, train=False), variables)
+  out = model.apply(variables, x, train=False)
+  assert out.shape == (2, grid, grid, 128)
+  # Stages 1-2 are the same computation whatever the stride.
+  early = lambda m: m.apply(variables, x, train=False, capture_intermediates=(
+      lambda mdl, _: mdl.name == 'layer2_0'))[1]['intermediates']['layer2_0']
+  np.testing.assert_allclose(early(model)['__call__'][0],
+                             early(base)['__call__'][0], rtol=1e-6)
+  if stride != 32:
+    assert not np.allclose(np.asarray(out).mean((1, 2)),
+                           np.asarray(base.apply(variables, x, train=False)).mean((1, 2)))
+
+
+def test_bad_output_stride_is_refused():
+  model = resnet.create_backbone('resnet_tiny', output_stride=4)
+  with pytest.raises(ValueError, match=r'output_stride must be one of \(8, 16, 32\)'):
+    model.init(jax.random.key(0), jnp.ones((1, 64, 64, 3)), train=False)

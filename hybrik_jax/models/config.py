@@ -102,19 +102,22 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   """The paper's model. Keyword arguments override single fields."""
   c = ml_collections.ConfigDict()
   # Backbone: 'resnet18' | 'resnet34' | 'resnet50' | 'hrnet_w32' | 'hrnet_w48'
-  # (2048 feature channels, the released BACKBONE: HRNET) | 'resnet_tiny' /
-  # 'hrnet_tiny' (tests).
+  # (2048 feature channels, the released BACKBONE: HRNET) | 'resnet_small'
+  # (the CPU main job) | 'resnet_tiny' / 'hrnet_tiny' (tests).
   c.backbone = 'resnet34'
   # Recompute the backbone's block activations in the backward pass
   # (nn.remat): less training memory for ~1/3 more backbone FLOPs; same
   # parameters and results (benchmarks/efficiency.py --remat).
   c.backbone_remat = False
+  # ResNets only: output stride 32 (the paper's), 16 or 8. The token grid is
+  # input_size // backbone_stride (the paper: 256 // 32 = 8x8).
+  c.backbone_stride = 32
   # Lifting head: 'transformer' (the paper) | 'deconv' (original HybrIK).
   c.head = 'transformer'
   # Transformer head only: recompute its attention / FFN sub-layers in the
   # backward pass (nn.remat); less memory, same results.
   c.head_remat = False
-  # Square input crop side, px. The feature map is input_size // 32.
+  # Square input crop side, px. The feature map is input_size // backbone_stride.
   c.input_size = 256
   # Transformer head (boreshkinai/hybrik-transformer, configs/hybrik_transformer_smpl24.yaml).
   c.d_model = 512

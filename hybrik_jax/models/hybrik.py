@@ -31,6 +31,7 @@ class HybrIKNet(nn.Module):
   """Backbone + lifting head. Fields are those of models.config (see there)."""
   backbone: str = 'resnet34'
   backbone_remat: bool = False
+  backbone_stride: int = 32
   head: str = 'transformer'
   head_remat: bool = False
   input_size: int = 256
@@ -61,9 +62,11 @@ class HybrIKNet(nn.Module):
     """
     check_shape('images', images, (None, self.input_size, self.input_size, 3))
     check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
+    stride = {} if self.backbone_stride == 32 else {
+        'output_stride': self.backbone_stride}
     features = backbones.create_backbone(self.backbone, dtype=self.dtype,
                                          remat=self.backbone_remat,
-                                         name='backbone')(images, train)
+                                         name='backbone', **stride)(images, train)
     if self.head == 'transformer':
       head = transformer.TransformerHead(
           d_model=self.d_model, num_heads=self.num_heads, num_blocks=self.num_blocks,

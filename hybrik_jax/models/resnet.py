@@ -109,12 +109,17 @@ class ResNet(nn.Module):
     remat: recompute each residual block's activations in the backward pass
       (nn.remat) instead of keeping them: less training memory, ~1/3 more
       backbone FLOPs. Same parameters and outputs.
+    output_stride: 32 (the paper's), 16 or 8: the last one or two stages keep
+      their input resolution (stride 1 in their first block), so a small input
+      still gives a fine token grid (64 px at stride 8: the paper's 8x8).
+      Same parameters.
   """
   stage_sizes: Sequence[int]
   block_cls: Callable[..., nn.Module]
   num_filters: int = 64
   dtype: Any = jnp.float32
   remat: bool = False
+  output_stride: int = 32
 
   @property
   def out_channels(self) -> int:
@@ -122,10 +127,13 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """Images (B, H, W, 3) -> stride-32 features (B, H/32, W/32, C).
+    """Images (B, H, W, 3) -> features (B, H/s, W/s, C), s = output_stride.
 
     C = 512 for ResNet-18/34 and 2048 for ResNet-50 (8 * num_filters * expansion).
     """
+    if self.output_stride not in OUTPUT_STRIDES:
+      raise ValueError(f'ResNet output_stride must be one of {OUTPUT_STRIDES}, '
+                       f'got {self.output_stride}')
     conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
                              kernel_init=conv_init)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
@@ -135,13 +143,18 @@ class ResNet(nn.Module):
     x = nn.relu(norm(name='bn1')(x))
     x = max_pool_3x3_s2(x)
     block_cls = nn.remat(self.block_cls) if self.remat else self.block_cls
+    stride = 4  # after the stem
     for i, num_blocks in enumerate(self.stage_sizes):
+      downsample = i > 0 and stride < self.output_stride
+      stride *= 2 if downsample else 1
       for j in range(num_blocks):
-        strides = 2 if i > 0 and j == 0 else 1
+        strides = 2 if downsample and j == 0 else 1
         x = block_cls(self.num_filters * 2**i, conv=conv, norm=norm,
                            strides=strides, name=f'layer{i + 1}_{j}')(x)
     return x
 
+
+OUTPUT_STRIDES = (8, 16, 32)
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)
 ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock)
@@ -149,12 +162,17 @@ ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=Bottlen
 # Tests only: one basic block per stage, 8 stem channels (64 output channels).
 ResNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), block_cls=BasicBlock,
                                num_filters=8)
+# The CPU main job (configs/synthetic.py): as ResNetTiny with 16 stem channels
+# (128 output channels).
+ResNetSmall = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1),
+                                block_cls=BasicBlock, num_filters=16)
 
 BACKBONES = {
     'resnet18': ResNet18,
     'resnet34': ResNet34,
     'resnet50': ResNet50,
     'resnet_tiny': ResNetTiny,
+    'resnet_small': ResNetSmall,
 }
 
 
