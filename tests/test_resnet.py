@@ -69,13 +69,13 @@ def test_unknown_backbone_is_refused():
 @pytest.mark.parametrize('stride, grid', [(32, 2), (16, 4), (8, 8)])
 def test_output_stride_keeps_the_parameters(stride, grid):
   x = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
-  base = resnet.create_backbone('resnet_small')
+  base = resnet.create_backbone('resnet_tiny')
   variables = base.init(jax.random.key(0), x, train=False)
-  model = resnet.create_backbone('resnet_small', output_stride=stride)
+  model = resnet.create_backbone('resnet_tiny', output_stride=stride)
   chex.assert_trees_all_equal_shapes(
       model.init(jax.random.key(0), x, train=False), variables)
   out = model.apply(variables, x, train=False)
-  assert out.shape == (2, grid, grid, 128)
+  assert out.shape == (2, grid, grid, 64)
   # Stages 1-2 are the same computation whatever the stride.
   early = lambda m: m.apply(variables, x, train=False, capture_intermediates=(
       lambda mdl, _: mdl.name == 'layer2_0'))[1]['intermediates']['layer2_0']

@@ -102,8 +102,8 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   """The paper's model. Keyword arguments override single fields."""
   c = ml_collections.ConfigDict()
   # Backbone: 'resnet18' | 'resnet34' | 'resnet50' | 'hrnet_w32' | 'hrnet_w48'
-  # (2048 feature channels, the released BACKBONE: HRNET) | 'resnet_small'
-  # (the CPU main job) | 'resnet_tiny' / 'hrnet_tiny' (tests).
+  # (2048 feature channels, the released BACKBONE: HRNET) | 'resnet_tiny' (the
+  # CPU main job, tests) / 'hrnet_tiny' (tests).
   c.backbone = 'resnet34'
   # Recompute the backbone's block activations in the backward pass
   # (nn.remat): less training memory for ~1/3 more backbone FLOPs; same

@@ -162,17 +162,12 @@ ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=Bottlen
 # Tests only: one basic block per stage, 8 stem channels (64 output channels).
 ResNetTiny = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), block_cls=BasicBlock,
                                num_filters=8)
-# The CPU main job (configs/synthetic.py): as ResNetTiny with 16 stem channels
-# (128 output channels).
-ResNetSmall = functools.partial(ResNet, stage_sizes=(1, 1, 1, 1),
-                                block_cls=BasicBlock, num_filters=16)
 
 BACKBONES = {
     'resnet18': ResNet18,
     'resnet34': ResNet34,
     'resnet50': ResNet50,
     'resnet_tiny': ResNetTiny,
-    'resnet_small': ResNetSmall,
 }
 
 
