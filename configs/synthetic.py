@@ -37,8 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
       dropout=0.0, retain_low=1.0, retain_high=1.0)
   config.batch_size = 32
   config.num_epochs = 1
-  config.num_train_steps = 2200
-  config.steps_per_epoch = 440
+  config.num_train_steps = 3000
+  config.steps_per_epoch = 600
 
   config.data.train_datasets = (('synthetic_humans/small', 1.0),)
   config.data.eval_dataset = 'synthetic_humans/small'
