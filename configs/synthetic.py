@@ -9,10 +9,10 @@ untrained model, of a constant predictor (the mean training pose) and of the
 trained model. Everything runs on a 2-core CPU.
 
 The model reads the renders at their native 128 px (a 4x4 token grid; at
-64 px the grid is 2x2). Measured on the 2-core CPU at 2500 steps and lr 1.5e-3 unless
-said (train
-+ eval wall on an otherwise idle machine; validation MPJPE / PA-MPJPE mm under
-the synthetic_humans protocol; constant predictor 298.3 / 250.5):
+64 px the grid is 2x2). Measured on the 2-core CPU at 2500 steps and lr 1.5e-3
+unless said (train + eval wall on an otherwise idle machine; validation MPJPE /
+PA-MPJPE mm under the synthetic_humans protocol; constant predictor 298.3 /
+250.5):
   64 px (the previous default)           224.3 / 134.2   ~4.5 min
   64 px, batch 16 x 5000 steps           223.0 / 132.0
   64 px, backbone_stride 16, lr 3e-3     215.4 / 133.1
