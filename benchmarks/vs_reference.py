@@ -190,7 +190,7 @@ def _jax_worker(args) -> list[_Case]:
   from benchmarks import efficiency  # pylint: disable=g-import-not-at-top
   from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax import train_lib  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.models import resnet  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.models import backbones  # pylint: disable=g-import-not-at-top
   from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
 
   a = jnp.asarray(np.random.default_rng(0).normal(size=(_MATMUL_N, _MATMUL_N)), jnp.float32)
@@ -211,7 +211,7 @@ def _jax_worker(args) -> list[_Case]:
     cases.append(_Case(args.part, lambda: jax.block_until_ready(efficiency.run_step(prog)),
                        flops))
   elif args.part == 'backbone':
-    net = resnet.create_backbone(config.model.backbone)
+    net = backbones.create_backbone(config.model.backbone)
     fn, abstract, _, _ = components._train_grad(  # pylint: disable=protected-access
         net, components._sds((b, size, size, 3)), wrt_input=False)  # pylint: disable=protected-access
     compiled = jax.jit(fn).lower(*abstract).compile()

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrik_jax.models import resnet
+from hybrik_jax.models import backbones
 
 
 def _param_count(tree) -> int:
@@ -20,7 +20,7 @@ def _param_count(tree) -> int:
     ('resnet50', 2048, 25_557_032 - 2_049_000),
 ])
 def test_paper_backbones_shapes_and_param_counts(name, channels, num_params):
-  model = resnet.create_backbone(name)
+  model = backbones.create_backbone(name)
   images = jax.ShapeDtypeStruct((2, 256, 256, 3), jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
   out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
@@ -30,7 +30,7 @@ def test_paper_backbones_shapes_and_param_counts(name, channels, num_params):
 
 
 def test_train_updates_batch_stats_eval_does_not_need_them_mutable():
-  model = resnet.create_backbone('resnet_tiny')
+  model = backbones.create_backbone('resnet_tiny')
   x = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
   variables = model.init(jax.random.key(0), x, train=False)
   out, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=['batch_stats']))(
@@ -50,28 +50,28 @@ def test_train_updates_batch_stats_eval_does_not_need_them_mutable():
 
 
 def test_bfloat16_compute_keeps_float32_params():
-  model = resnet.create_backbone('resnet_tiny', dtype=jnp.bfloat16)
+  model = backbones.create_backbone('resnet_tiny', dtype=jnp.bfloat16)
   x = jnp.ones((1, 64, 64, 3))
   variables = model.init(jax.random.key(0), x, train=False)
   chex.assert_trees_all_equal_dtypes(
       variables['params'], jax.tree.map(lambda p: jnp.zeros((), jnp.float32), variables['params']))
   out = model.apply(variables, x, train=False)
   assert out.dtype == jnp.bfloat16
-  ref = resnet.create_backbone('resnet_tiny').apply(variables, x, train=False)
+  ref = backbones.create_backbone('resnet_tiny').apply(variables, x, train=False)
   np.testing.assert_allclose(np.asarray(out, np.float32), ref, rtol=0.1, atol=0.1)
 
 
 def test_unknown_backbone_is_refused():
   with pytest.raises(ValueError, match='resnet34'):
-    resnet.create_backbone('resnet35')
+    backbones.create_backbone('resnet35')
 
 
 @pytest.mark.parametrize('stride, grid', [(32, 2), (16, 4), (8, 8)])
 def test_output_stride_keeps_the_parameters(stride, grid):
   x = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
-  base = resnet.create_backbone('resnet_tiny')
+  base = backbones.create_backbone('resnet_tiny')
   variables = base.init(jax.random.key(0), x, train=False)
-  model = resnet.create_backbone('resnet_tiny', output_stride=stride)
+  model = backbones.create_backbone('resnet_tiny', output_stride=stride)
   chex.assert_trees_all_equal_shapes(
       model.init(jax.random.key(0), x, train=False), variables)
   out = model.apply(variables, x, train=False)
@@ -87,6 +87,6 @@ def test_output_stride_keeps_the_parameters(stride, grid):
 
 
 def test_bad_output_stride_is_refused():
-  model = resnet.create_backbone('resnet_tiny', output_stride=4)
+  model = backbones.create_backbone('resnet_tiny', output_stride=4)
   with pytest.raises(ValueError, match=r'output_stride must be one of \(8, 16, 32\)'):
     model.init(jax.random.key(0), jnp.ones((1, 64, 64, 3)), train=False)

@@ -230,10 +230,3 @@ BACKBONES = {
     'hrnet_w48': HRNetW48,
     'hrnet_tiny': HRNetTiny,
 }
-
-
-def create_backbone(arch: str, dtype: Any = jnp.float32, **kwargs) -> HRNet:
-  """The HRNet called `arch` (a key of BACKBONES); kwargs go to HRNet."""
-  if arch not in BACKBONES:
-    raise ValueError(f'Unknown HRNet {arch!r}; choose one of {sorted(BACKBONES)}')
-  return BACKBONES[arch](dtype=dtype, **kwargs)

@@ -169,10 +169,3 @@ BACKBONES = {
     'resnet50': ResNet50,
     'resnet_tiny': ResNetTiny,
 }
-
-
-def create_backbone(arch: str, dtype: Any = jnp.float32, **kwargs) -> ResNet:
-  """The backbone called `arch` (a key of BACKBONES); kwargs go to ResNet."""
-  if arch not in BACKBONES:
-    raise ValueError(f'Unknown backbone {arch!r}; choose one of {sorted(BACKBONES)}')
-  return BACKBONES[arch](dtype=dtype, **kwargs)
