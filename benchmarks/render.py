@@ -35,7 +35,7 @@ def main():
   cfg = synthetic.SyntheticConfig(image_size=args.size)
   gen = synthetic.SyntheticGenerator(cfg)
   faces = np.asarray(gen.model.faces)
-  colors = render.part_colors(np.asarray(gen.model.lbs_weights))
+  colors = synthetic.body_colors(gen.model)
 
   # Warm-up (jit compile) and the bodies to render.
   list(gen.generate(range(gen.batch_size), 'train'))

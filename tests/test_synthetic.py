@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+from scipy.spatial import transform
 import tensorflow_datasets as tfds
 
+from hybrik_jax.data import augment
 from hybrik_jax.data import features
+from hybrik_jax.data import render
 from hybrik_jax.data import synthetic
 
 SIZE = 64
@@ -247,3 +250,55 @@ def test_prepare_data_manual_dataset_needs_manual_dir(tmp_path, capsys):
                           '--manual-dir', str(missing)])
   assert rc == 1
   assert str(missing) in capsys.readouterr().err
+
+
+def _render_pose(generator, pose, colors, size=96, mirror=False):
+  """Renders `pose` (betas 0) at a fixed camera whose principal point is the
+  image centre, so that x -> -x in the camera is pixel x -> size - 1 - x."""
+  scene = synthetic.Scene(betas=np.zeros(10, np.float32), pose=pose.astype(np.float32),
+                          focal=0.0, fill=0.0, jitter=np.zeros(2),
+                          light_dir=np.zeros(3), background_seed=0)
+  body = generator.pose_bodies([scene])
+  root = np.array([-0.05 if mirror else 0.05, 0.1, 3.0])
+  verts = body['vertices'][0] - body['joints29'][0][0] + root
+  K = np.array([[120.0, 0.0, (size - 1) / 2], [0.0, 120.0, (size - 1) / 2], [0, 0, 1.0]])
+  light = np.array([-0.4 if mirror else 0.4, -0.5, -1.0])
+  rgb, _, _ = render.render_mesh(verts, np.asarray(generator.model.faces), K,
+                                 (size, size), colors=colors, light_dir=light)
+  return rgb.astype(np.float32)
+
+
+def test_flipped_render_is_the_render_of_the_mirrored_body(generator):
+  # What flip augmentation and the flip test assume: the mirror image of a
+  # render shows the mirrored pose (augment.flip_theta) as it would be rendered.
+  # One colour per part breaks that (the left arm's colour lands on the right
+  # arm); synthetic.body_colors keeps it.
+  rng = np.random.default_rng(3)
+  pose = synthetic.sample_pose(rng, 0.8)
+  pose[0] = (transform.Rotation.from_euler('x', np.pi)
+             * transform.Rotation.from_euler('y', 0.7)).as_rotvec()
+  mirrored = augment.flip_theta(pose)
+  errors = {}
+  for name, colors in [('body_colors', synthetic.body_colors(generator.model)),
+                       ('part_colors', render.part_colors(
+                           np.asarray(generator.model.lbs_weights)))]:
+    flipped = _render_pose(generator, pose, colors)[:, ::-1]
+    other = _render_pose(generator, mirrored, colors, mirror=True)
+    errors[name] = np.abs(flipped - other).mean()
+  assert errors['body_colors'] < 1.0, errors  # grey levels, mostly edge pixels
+  assert errors['part_colors'] > 5 * errors['body_colors'], errors
+
+
+def test_body_colors_tell_front_from_back(generator):
+  colors = synthetic.body_colors(generator.model)
+  parts = render.part_ids(np.asarray(generator.model.lbs_weights))
+  normals = render.vertex_normals(np.asarray(generator.model.v_template),
+                                  np.asarray(generator.model.faces))
+  for part in (3, 9, 15):  # spine1, spine3, head
+    front = colors[(parts == part) & (normals[:, 2] > 0.5)]
+    back = colors[(parts == part) & (normals[:, 2] < -0.5)]
+    assert len(front) and len(back)
+    assert np.linalg.norm(front.mean(0) - back.mean(0)) > 0.2
+  for left, right in [(16, 17), (18, 19), (4, 5)]:  # shoulders, elbows, knees
+    np.testing.assert_array_equal(np.unique(colors[parts == left], axis=0),
+                                  np.unique(colors[parts == right], axis=0))

@@ -101,7 +101,7 @@ def test_tfds_build_synthetic_humans_with_beam_equals_the_plain_build(tmp_path):
                     f'--beam_pipeline_options={BEAM_2_WORKERS}')
   assert run.returncode == 0, run.stderr[-3000:]
   beam = tfds.builder_from_directory(
-      str(tmp_path / 'beam' / 'synthetic_humans' / 'tiny' / '1.0.0'))
+      str(tmp_path / 'beam' / 'synthetic_humans' / 'tiny' / '2.0.0'))
   assert {s: i.num_examples for s, i in beam.info.splits.items()} == {
       'train': 8, 'validation': 4}
   _assert_same_dataset(beam, plain)

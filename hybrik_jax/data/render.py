@@ -273,6 +273,35 @@ def part_colors(lbs_weights: np.ndarray) -> np.ndarray:
   return part_palette(w.shape[-1])[part_ids(w)]
 
 
+def mirror_consistent_colors(lbs_weights: np.ndarray, rest_vertices: np.ndarray,
+                             faces: np.ndarray, flip_perm) -> np.ndarray:
+  """(V, 3) per-vertex colours whose mirror image is a valid image of the mirrored body.
+
+  Left and right parts share a colour (part j and part flip_perm[j]), and each
+  part's front (rest-pose vertex normal towards +z, the way the body faces) has
+  another colour than its back. A horizontally flipped rendering is then what the
+  mirrored pose looks like, as for a person, so flip augmentation and the flip
+  test stay consistent with the colours; which side is the left is read from the
+  facing and the geometry, not from a colour. (`part_colors`, one colour per
+  part, breaks that: after a flip the left arm's colour is on the right arm.)
+
+  Args:
+    lbs_weights: (V, J) skinning weights (a vertex's part: its largest weight).
+    rest_vertices: (V, 3) rest-pose vertices, metres, the body facing +z.
+    faces: (F, 3) vertex indices.
+    flip_perm: (J,) ints, the part of the other side (constants.FLIP_PERM_24).
+  """
+  parts = part_ids(lbs_weights)
+  perm = np.asarray(flip_perm)
+  if perm.shape != (np.asarray(lbs_weights).shape[-1],):
+    raise ValueError(f'flip_perm must have one entry per part, got {perm.shape}')
+  group = np.minimum(np.arange(len(perm)), perm)
+  rank = np.unique(group, return_inverse=True)[1]  # part -> 0..num_groups-1
+  palette = part_palette(2 * (int(rank.max()) + 1))  # front 2k, back 2k + 1
+  front = vertex_normals(rest_vertices, faces)[:, 2] >= 0.0
+  return palette[2 * rank[parts] + np.where(front, 0, 1)]
+
+
 def side_view(vertices: np.ndarray, image_size: tuple[int, int],
               angle_deg: float = 90.0, fill: float = 0.8,
               focal_ratio: float = 2.0) -> tuple[np.ndarray, np.ndarray]:

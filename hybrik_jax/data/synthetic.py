@@ -2,9 +2,10 @@
 
 Each example is a posed, shaped body of the synthetic SMPL model
 (`hybrik_jax.data.synthetic_body.synthetic_smpl_model()`, or any SMPLModel) seen by a random
-pinhole camera over a random background, rendered with `data.render` (one
-colour per body part, Lambert + ambient). The labels are the common fields of
-`data.features` and are exact: the 29 joints are the posed HybrIK skeleton
+pinhole camera over a random background, rendered with `data.render` (Lambert +
+ambient; `body_colors`: left and right parts alike, front and back apart, so a
+mirrored render is a valid render of the mirrored body, as flip augmentation
+assumes). The labels are the common fields of `data.features` and are exact: the 29 joints are the posed HybrIK skeleton
 (forward kinematics of `smpl.rest_joints29`), the 17 H36M joints are
 `joints_h36m` of the same mesh, the twist angles are `ik.twist_angles` of the
 local rotations. The whole rendered image is the stored crop (the person fills
@@ -31,6 +32,7 @@ import numpy as np
 from scipy.spatial import transform
 import tqdm
 
+from hybrik_jax import constants
 from hybrik_jax.data import features
 from hybrik_jax.data import render
 
@@ -263,6 +265,13 @@ def _pose_batch_fn():
   return fn
 
 
+def body_colors(model) -> np.ndarray:
+  """(V, 3) the renders' per-vertex colours: `render.mirror_consistent_colors`."""
+  return render.mirror_consistent_colors(
+      np.asarray(model.lbs_weights), np.asarray(model.v_template),
+      np.asarray(model.faces), constants.FLIP_PERM_24)
+
+
 class SyntheticGenerator:
   """Makes synthetic_humans examples; see the module docstring.
 
@@ -303,7 +312,7 @@ class SyntheticGenerator:
 
   def _render(self, vertices_cam, K, scene):
     if self._colors is None:
-      self._colors = render.part_colors(np.asarray(self.model.lbs_weights))
+      self._colors = body_colors(self.model)
     size = self.config.image_size
     bg = make_background(scene.background_seed, size)
     return render.render_mesh(vertices_cam, np.asarray(self.model.faces), K,

@@ -68,7 +68,7 @@ def moving_person_clip(num_frames: int = 16, width: int = 192, height: int = 160
     side = max(width, height)
     backgrounds = np.broadcast_to(synthetic.make_background(seed, side)[:height, :width],
                                   (num_frames, height, width, 3))
-  colors = render.part_colors(np.asarray(gen.model.lbs_weights))
+  colors = synthetic.body_colors(gen.model)
   faces = np.asarray(gen.model.faces)
   light = np.array([0.3, -0.5, -1.0])
   frames, j29_cam, verts_cam, boxes = [], [], [], []

@@ -39,8 +39,13 @@ class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
   on (seed, split, i), so both give the same examples under the same keys.
   """
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('2.0.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '2.0.0': 'Mirror-consistent colours (synthetic.body_colors): left and right '
+               'parts alike, front and back apart, so that flip augmentation and '
+               'the flip test see valid images. Same bodies, cameras and labels.',
+  }
   BUILDER_CONFIGS = [
       SyntheticHumansConfig(
           name='default', description='256x256 images, 10k train, 1k validation.',
@@ -62,8 +67,8 @@ class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
         homepage='https://github.com/Jeff-sjtu/HybrIK',
         description=(
             'Synthetic SMPL bodies in random human poses, shapes, camera '
-            'placements and backgrounds, rendered with one colour per body '
-            'part; exact 29-joint, H36M-17, theta, beta and twist labels in '
+            'placements and backgrounds, rendered with a colour per body part '
+            '(left and right alike, front and back apart); exact 29-joint, H36M-17, theta, beta and twist labels in '
             'the hybrik_jax common example spec. native_joints_* are the 29 '
             'HybrIK joints.'),
     )
