@@ -459,7 +459,7 @@ def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
 
   # --- Model and optimizer --------------------------------------------------
   model = hybrik_model.create_model(config.model)
-  tx, lr_fn = train_lib.create_optimizer(config.optim)
+  tx, lr_fn = train_lib.create_optimizer(config.optim, num_steps)
   rng = jax.random.key(config.seed)
   state = train_lib.create_train_state(model, tx, rng, input_size)
   state = _maybe_load_init(state, config)

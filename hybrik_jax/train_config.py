@@ -64,6 +64,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.optimizer = 'adam'
   c.optim.peak_lr = 5e-4
   c.optim.warmup_steps = 4000
+  # > 0: the last cooldown_steps updates decay the lr linearly to 0 (not the
+  # paper's; the short CPU run uses it).
+  c.optim.cooldown_steps = 0
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8

@@ -14,7 +14,7 @@ on the same global batch.
 import ctypes
 import ctypes.util
 import functools
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import flax
 import flax.struct
@@ -40,31 +40,53 @@ DATA_AXIS = 'data'
 # ---------------------------------------------------------------------------
 
 
-def create_learning_rate_fn(peak_lr: float, warmup_steps: int
+def create_learning_rate_fn(peak_lr: float, warmup_steps: int,
+                            total_steps: Optional[int] = None,
+                            cooldown_steps: int = 0
                             ) -> Callable[[jnp.ndarray], jnp.ndarray]:
   """fairseq's inverse_sqrt schedule (HybrIK-Transformer's InverseSquareRoot).
 
   lr(step) = peak_lr * step / warmup_steps         for step < warmup_steps
            = peak_lr * sqrt(warmup_steps / step)   for step >= warmup_steps
   where `step` counts updates from 1 (the first update uses lr(1)).
+
+  With cooldown_steps > 0 (not the paper's), the last cooldown_steps updates
+  of a run of total_steps scale it linearly towards 0: update total_steps -
+  cooldown_steps + k gets (cooldown_steps + 1 - k) / cooldown_steps of it, k =
+  1..cooldown_steps (a short run then ends at a low learning rate instead of
+  the inverse-sqrt's plateau).
   """
   peak_lr = float(peak_lr)
   warmup = float(warmup_steps)
+  cooldown = int(cooldown_steps)
+  if cooldown < 0:
+    raise ValueError(f'optim.cooldown_steps must be >= 0, got {cooldown}')
+  if cooldown and (total_steps is None or not 0 < cooldown <= total_steps):
+    raise ValueError(f'optim.cooldown_steps ({cooldown}) needs a run of at least as '
+                     f'many steps, got total_steps={total_steps}')
 
   def lr_fn(step):
     step = jnp.maximum(jnp.asarray(step, jnp.float32), 1.0)
     if warmup <= 0:
-      return jnp.full_like(step, peak_lr)
-    warm = peak_lr * step / warmup
-    decay = peak_lr * jnp.sqrt(warmup / step)
-    return jnp.where(step < warmup, warm, decay)
+      lr = jnp.full_like(step, peak_lr)
+    else:
+      warm = peak_lr * step / warmup
+      decay = peak_lr * jnp.sqrt(warmup / step)
+      lr = jnp.where(step < warmup, warm, decay)
+    if cooldown:
+      lr = lr * jnp.clip((total_steps - step) / cooldown + 1.0 / cooldown, 0.0, 1.0)
+    return lr
 
   return lr_fn
 
 
-def create_optimizer(optim_config: ml_collections.ConfigDict
+def create_optimizer(optim_config: ml_collections.ConfigDict,
+                     total_steps: Optional[int] = None
                      ) -> tuple[optax.GradientTransformation, Callable]:
   """Adam (+ optional global-norm clipping) with the inverse-sqrt schedule.
+
+  total_steps: the run's number of updates; needed when
+  optim_config.cooldown_steps > 0 (see create_learning_rate_fn).
 
   Returns:
     (tx, lr_fn) with lr_fn(step) the learning rate of update `step` (from 1).
@@ -73,7 +95,8 @@ def create_optimizer(optim_config: ml_collections.ConfigDict
     raise ValueError(f'config.optim.optimizer: only "adam" is implemented, '
                      f'got {optim_config.optimizer!r}')
   lr_fn = create_learning_rate_fn(optim_config.peak_lr,
-                                  optim_config.warmup_steps)
+                                  optim_config.warmup_steps, total_steps,
+                                  optim_config.get('cooldown_steps', 0))
   # optax passes the number of updates done so far (0 for the first).
   schedule = lambda count: lr_fn(count + 1)
   parts = []

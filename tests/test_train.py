@@ -85,6 +85,21 @@ def test_learning_rate_schedule():
   np.testing.assert_allclose(updates['w'], -5e-4 / 4000, rtol=1e-3)
 
 
+def test_learning_rate_cooldown():
+  base = train_lib.create_learning_rate_fn(1e-3, 100)
+  lr_fn = train_lib.create_learning_rate_fn(1e-3, 100, total_steps=1000, cooldown_steps=200)
+  for step in (1, 50, 100, 400, 800):  # before the cooldown: the inverse-sqrt
+    np.testing.assert_allclose(lr_fn(step), base(step), rtol=1e-6)
+  np.testing.assert_allclose(lr_fn(801), base(801) * 200 / 200, rtol=1e-6)
+  np.testing.assert_allclose(lr_fn(900), base(900) * 101 / 200, rtol=1e-6)
+  np.testing.assert_allclose(lr_fn(1000), base(1000) / 200, rtol=1e-6)
+  assert float(lr_fn(1001)) == 0.0
+  with pytest.raises(ValueError, match='cooldown_steps'):
+    train_lib.create_learning_rate_fn(1e-3, 100, total_steps=None, cooldown_steps=10)
+  with pytest.raises(ValueError, match='cooldown_steps'):
+    train_lib.create_learning_rate_fn(1e-3, 100, total_steps=5, cooldown_steps=10)
+
+
 def test_one_step_lowers_loss(setup):
   config = setup['config']
   mesh = setup['mesh']
