@@ -52,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.worker_count = defaults.worker_count
   c.data.worker_buffer_size = defaults.worker_buffer_size
   c.data.read_threads = defaults.read_threads
+  # Keep decoded training examples in memory (input_pipeline.DecodedCache);
+  # for datasets that fit (the CPU main job's).
+  c.data.cache_decoded = defaults.cache_decoded
   # Build missing no-download datasets (synthetic_humans) on first use.
   c.data.build_if_missing = False
 

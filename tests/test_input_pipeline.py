@@ -1,6 +1,7 @@
 """Tests of hybrik_jax.input_pipeline on small in-memory examples."""
 
 import collections
+import copy
 import json
 
 import chex
@@ -284,6 +285,43 @@ def test_same_seed_same_batches_other_seed_different():
   for x, y in zip(a, b):
     chex.assert_trees_all_equal(x, y)
   assert not np.array_equal(a[0]['image'], c['image'])
+
+
+class DecodingSource(ListSource):
+  """A ListSource that hands out fresh copies (as decoding does) and counts reads."""
+
+  def __init__(self, examples):
+    super().__init__(examples)
+    self.reads = 0
+
+  def __getitem__(self, i):
+    self.reads += 1
+    return copy.deepcopy(super().__getitem__(i))
+
+
+def test_decoded_cache_reads_each_example_once_and_gives_the_same_batches():
+  def sources():
+    return {k: DecodingSource(v._examples) for k, v in _sources().items()}
+  plain, counted = sources(), sources()
+  kept = {k: input_pipeline.DecodedCache(v) for k, v in sources().items()}
+  a = _train_iter(seed=2, sources=plain)
+  b = _train_iter(seed=2, sources=kept)
+  c = _train_iter(seed=2, sources=counted, cache_decoded=True)
+  for _ in range(300):  # 1200 examples: each of the 15 read about 80 times
+    batch = next(a)
+    chex.assert_trees_all_equal(batch, next(b))
+    chex.assert_trees_all_equal(batch, next(c))
+  for it in (a, b, c):
+    it.close()
+  assert sum(s.reads for s in plain.values()) >= 1200
+  for name, source in counted.items():
+    # Once per example (a second reader thread may race the first read).
+    assert len(source) <= source.reads <= 2 * len(source), name
+  # Preprocessing never wrote into the kept examples.
+  fresh = _sources()
+  for name, source in kept.items():
+    for i in range(len(source)):
+      chex.assert_trees_all_equal(source[i], fresh[name][i])
 
 
 def test_restored_iterator_gives_the_same_next_batch():
