@@ -181,7 +181,7 @@ def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_
                     args=(outputs, batch), params=0))
 
   model = hybrik_model.create_model(mc)
-  tx, _ = train_lib.create_optimizer(config.optim)
+  tx, _ = efficiency.create_optimizer(config)
   state = jax.eval_shape(functools.partial(train_lib.create_train_state, model, tx,
                                            input_size=size), jax.random.key(0))
 

@@ -96,6 +96,17 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+def create_optimizer(config: ml_collections.ConfigDict):
+  """train_lib.create_optimizer for timing steps: (tx, lr_fn).
+
+  The learning-rate schedule does not change what a step costs, so a cooldown
+  (config.optim.cooldown_steps, which needs the run's length) is left out.
+  """
+  optim = ml_collections.ConfigDict(config.optim.to_dict())
+  optim.cooldown_steps = 0
+  return train_lib.create_optimizer(optim)
+
+
 def model_config_for(config: ml_collections.ConfigDict, head: str,
                      dtype: Optional[str] = None,
                      remat: Optional[bool] = None) -> ml_collections.ConfigDict:
@@ -268,7 +279,7 @@ def build_head(config: ml_collections.ConfigDict, head: str, batch_size: int,
   """
   model_config = model_config_for(config, head, dtype, remat)
   model = hybrik_model.create_model(model_config)
-  tx, lr_fn = train_lib.create_optimizer(config.optim)
+  tx, lr_fn = create_optimizer(config)
   input_size = int(model_config.input_size)
   abstract_state = jax.eval_shape(
       functools.partial(train_lib.create_train_state, model, tx,

@@ -34,6 +34,7 @@ def _tiny_config():
   config = efficiency.load_config(TEST_CONFIG)
   config.loss.theta = 0.0
   config.model.num_blocks = 1
+  config.optim.cooldown_steps = 10  # needs the run's length in a trainer, not here
   return config
 
 
@@ -89,6 +90,7 @@ def _write_tiny_config(tmp_path):
       '  c = m.get_config()\n'
       '  c.loss.theta = 0.0\n'
       '  c.model.num_blocks = 1\n'
+      '  c.optim.cooldown_steps = 10\n'
       '  return c\n')
   return str(config_file)
 
