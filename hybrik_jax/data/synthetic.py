@@ -5,8 +5,9 @@ Each example is a posed, shaped body of the synthetic SMPL model
 pinhole camera over a random background, rendered with `data.render` (Lambert +
 ambient; `body_colors`: left and right parts alike, front and back apart, so a
 mirrored render is a valid render of the mirrored body, as flip augmentation
-assumes). The labels are the common fields of `data.features` and are exact: the 29 joints are the posed HybrIK skeleton
-(forward kinematics of `smpl.rest_joints29`), the 17 H36M joints are
+assumes). The labels are the common fields of `data.features` and are exact:
+the 29 joints are the posed HybrIK skeleton (forward kinematics of
+`smpl.rest_joints29`), the 17 H36M joints are
 `joints_h36m` of the same mesh, the twist angles are `ik.twist_angles` of the
 local rotations. The whole rendered image is the stored crop (the person fills
 `fill_range` of its larger side), so `crop_offset` is 0 and `bbox` is the tight
