@@ -74,7 +74,7 @@ def create_learning_rate_fn(peak_lr: float, warmup_steps: int,
       decay = peak_lr * jnp.sqrt(warmup / step)
       lr = jnp.where(step < warmup, warm, decay)
     if cooldown:
-      lr = lr * jnp.clip((total_steps + 1 - step) / cooldown, 0.0, 1.0)
+      lr = lr * jnp.clip((total_steps - step) / cooldown + 1.0 / cooldown, 0.0, 1.0)
     return lr
 
   return lr_fn
