@@ -135,6 +135,34 @@ def test_masked_run_equals_run_on_gathered_subset():
   np.testing.assert_allclose(run(params, noisy, tgt, mask), masked, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('train', [False, True])
+def test_shared_targets_equal_broadcast_targets(train):
+  """A batch-1 x_tgt (computed once, then broadcast) gives the outputs and the
+  gradients of the same targets broadcast to the batch, with and without
+  dropout; a target batch that is neither 1 nor B is refused."""
+  d, n, c, b = 32, 16, 24, 3
+  core = transformer.Transformer(num_blocks=2, num_layers=3, layer_width=32, d_model=d,
+                                 num_heads=4, dropout=0.1, out_features=c)
+  src = jax.random.normal(jax.random.key(0), (b, n, c))
+  tgt1 = jax.random.normal(jax.random.key(1), (1, 48, c))
+  tgt_b = jnp.broadcast_to(tgt1, (b, 48, c))
+  params = core.init(jax.random.key(2), src, tgt_b)
+  rngs = {'dropout': jax.random.key(3)}
+
+  def loss(p, tgt):
+    out = core.apply(p, src, tgt, deterministic=not train, rngs=rngs)
+    return jnp.sum(jnp.sin(out)), out
+
+  (l1, out1), g1 = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, tgt1)
+  (lb, out_b), gb = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, tgt_b)
+  chex.assert_shape(out1, (b, 48, c))
+  np.testing.assert_allclose(out1, out_b, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(out1[0], out1[1], atol=1e-3)  # examples differ by their source
+  chex.assert_trees_all_close(g1, gb, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match='x_tgt batch must be 1 or 3'):
+    core.apply(params, src, jnp.concatenate([tgt_b, tgt1]))
+
+
 def test_torch_layer_norm_uses_unbiased_std_and_eps_on_std():
   x = np.random.default_rng(0).normal(size=(3, 7)).astype(np.float32)
   ln = transformer.TorchLayerNorm()

@@ -128,8 +128,19 @@ class Transformer(nn.Module):
   def __call__(self, x_src: jnp.ndarray, x_tgt: jnp.ndarray,
                src_mask: Optional[jnp.ndarray] = None,
                deterministic: bool = True) -> jnp.ndarray:
-    """x_src (B, S, C_src), x_tgt (B, T, C_tgt), src_mask (B, S) bool -> (B, T, out)."""
+    """x_src (B, S, C_src), x_tgt (B or 1, T, C_tgt), src_mask (B, S) bool -> (B, T, out).
+
+    A batch-1 x_tgt (the head's target templates, the same for every example)
+    goes through its projection and the first self-attention once and is
+    broadcast to B where the source (or a per-example dropout draw) first
+    enters: the same outputs as a broadcast input, for a fraction of the work.
+    """
+    batch = x_src.shape[0]
+    if x_tgt.shape[0] not in (1, batch):
+      raise ValueError(f'x_tgt batch must be 1 or {batch} (x_src), got {x_tgt.shape[0]}')
     drop = lambda x: nn.Dropout(self.dropout)(x, deterministic=deterministic)
+    per_example_dropout = not deterministic and self.dropout > 0.0
+    expand = lambda x: jnp.broadcast_to(x, (batch,) + x.shape[1:])
     mha_cls, ffn_cls = MultiHeadAttention, ResidualFFN
     if self.remat:  # argument 2 of ResidualFFN.__call__ (self = 0): deterministic
       mha_cls, ffn_cls = nn.remat(mha_cls), nn.remat(ffn_cls, static_argnums=(2,))
@@ -144,7 +155,9 @@ class Transformer(nn.Module):
       x_src = ffn(f'ffn_src_{i}')(x_src, deterministic)
 
       y = mha(f'mha_tgt_{i}')(x_tgt, x_tgt)
-      x_tgt = nn.relu(TorchLayerNorm(name=f'layer_norm_tgt_{i}')(drop(y) + x_tgt))
+      if per_example_dropout:
+        x_tgt, y = expand(x_tgt), expand(y)
+      x_tgt = expand(nn.relu(TorchLayerNorm(name=f'layer_norm_tgt_{i}')(drop(y) + x_tgt)))
 
       y = mha(f'mha_cross_{i}')(x_tgt, x_src, src_mask)
       x_tgt = nn.relu(TorchLayerNorm(name=f'layer_norm_cross_{i}')(drop(y) + x_tgt))
@@ -246,7 +259,7 @@ class TransformerHead(nn.Module):
     src = (features + pos.astype(features.dtype)).reshape(batch, height * width, channels)
     tgt = target_templates(joint_embeddings, type_embeddings, self.predict_leaf,
                            self.twist_joint_offset)
-    tgt = jnp.broadcast_to(tgt[None], (batch,) + tgt.shape).astype(self.dtype)
+    tgt = tgt[None].astype(self.dtype)  # (1, T, C): Transformer broadcasts it
 
     if patch_mask is None and train and self.retain_low < 1.0:
       patch_mask = sample_patch_mask(self.make_rng('patches'), batch, height * width,
