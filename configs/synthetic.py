@@ -24,7 +24,7 @@ body part), 2500 steps at lr 1.5e-3 unless said:
   flipped training image lie: the left arm's colour on the right arm)
 synthetic_humans 2.0.0 (mirror-consistent colours), 128 px, lr 3e-3:
   3000 steps                             154.5 / 108.5
-  3000 steps, cooldown 1000 (this one)   150.7 / 106.1
+  3000 steps, cooldown 1000              150.7 / 106.1
   3600 steps, cooldown 1200              146.5 / 104.1   (9.7 min of training
                                                          and evaluation: over
                                                          12 min in all)
@@ -38,7 +38,16 @@ jitter 173.8 / 119.9 (HybrIK's 0.3 cut limbs off in the crops at scale 0.7,
 and the renders already vary the person's size); no flips 180.3 / 122.7;
 Adam b2 0.99 182.6 / 123.2; beta loss weight 0.1 181.8 / 123.9; output
 stride 16 (an 8x8 grid) 189.2 / 124.3.
-  3300 steps, cooldown 1100, no scale jitter   145.8 / 102.6
+With no scale jitter and the once-per-batch first target self-attention:
+  3000 steps, cooldown 1000 (this one)   147.1 / 103.3   (fresh clone, 11 min
+                                                         53 s in all at 5.3
+                                                         steps/s)
+  3300 steps, cooldown 1100              145.8 / 102.6
+  12000 steps, cooldown 4000             141.3 / 101.0   (141.5 / 100.5 at step
+                                                         6000; training images
+                                                         54.9 mm PA-MPJPE-24:
+                                                         the 4000 images limit
+                                                         longer runs)
 The README has this config's numbers as a new user gets them.
 """
 
