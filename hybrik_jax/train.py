@@ -327,6 +327,23 @@ class Stopped(cli.UserError):
   prefix = ''
 
 
+# Test hook: when this variable names a path, the save that a signal asks for
+# first creates PATH.held and waits until PATH exists. tests/test_preemption.py
+# sends its second Ctrl-C in that window, so the abort provably interrupts the
+# stop (on a busy machine the save could otherwise finish first).
+STOP_SAVE_GATE_ENV = 'HYBRIK_JAX_TEST_STOP_SAVE_GATE'
+
+
+def _wait_at_stop_save_gate() -> None:
+  gate = os.environ.get(STOP_SAVE_GATE_ENV)
+  if not gate:
+    return
+  with open(gate + '.held', 'w'):
+    pass
+  while not os.path.exists(gate):
+    time.sleep(0.05)  # a signal handler runs here (the second Ctrl-C exits)
+
+
 class _StopSignals:
   """SIGTERM / SIGINT -> stop at the end of the current step.
 
@@ -578,6 +595,8 @@ def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
             f'of {num_steps}; checkpoint saved in {manager.directory}/{step}. '
             'Run the same command again to resume.')
       if stop_message is not None:
+        if signals.signum is not None:
+          _wait_at_stop_save_gate()
         save()
         break
       if (eval_every > 0 and step % eval_every == 0) or is_last:

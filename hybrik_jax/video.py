@@ -31,6 +31,15 @@ class VideoError(cli.UserError, ValueError):
 
 
 def _ffmpeg():
+  # imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp (so a Ctrl-C does
+  # not reach it), and a preexec_fn makes subprocess fork this multithreaded
+  # JAX process through Python's fork hooks: JAX then warns "os.fork() was
+  # called ... will likely lead to a deadlock". imageio-ffmpeg's own switch
+  # for that hang drops the preexec_fn, so ffmpeg is started by vfork + exec
+  # with no Python code in the child. ffmpeg then shares our process group: a
+  # Ctrl-C stops both, and the demos' outputs, written under temporary names
+  # (`atomic_output`), are removed.
+  os.environ.setdefault('IMAGEIO_FFMPEG_NO_PREVENT_SIGINT', '1')
   try:
     import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
   except ImportError as e:

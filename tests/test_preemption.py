@@ -15,6 +15,12 @@ cache, so only the first run compiles):
 4. run E takes over D's stale lock with a warning; two Ctrl-Cs abort at once
    (status 130, no new checkpoint).
 No run prints a traceback.
+
+No step waits on the clock: a signal is sent only once the trainer has
+printed a line that comes after its signal handlers are installed ('steps per
+epoch', 'Resumed from'), and the second Ctrl-C only once the trainer is held
+at the stop's save (train.STOP_SAVE_GATE_ENV), so the outcome is the same on
+an idle and on a loaded machine.
 """
 
 import glob
@@ -30,6 +36,7 @@ import time
 import pytest
 
 from hybrik_jax import checkpointing
+from hybrik_jax import train
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 TIMEOUT_S = 600
@@ -99,6 +106,11 @@ def _steps(workdir):
                 if os.path.basename(p).isdigit())
 
 
+def _handlers_installed(run):
+  """The trainer printed its first line after installing its signal handlers."""
+  return lambda: 'steps per epoch' in run.stdout()
+
+
 def _no_traceback(run):
   assert 'Traceback' not in run.stderr(), run.stderr()[-3000:]
 
@@ -119,7 +131,7 @@ def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
   assert f'pid {a.process.pid}' in b.last_line()
   assert f'host {socket.gethostname()}' in b.last_line()
   _no_traceback(b)
-  time.sleep(2)
+  _wait_for(_handlers_installed(a), a, 'the signal handlers')
   a.process.send_signal(signal.SIGTERM)
   assert a.wait() == 128 + signal.SIGTERM
   _no_traceback(a)
@@ -145,7 +157,6 @@ def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
           f'state/d/{os.path.basename(data_file)} is corrupt') in c.stderr()
   assert f'Resumed from {workdir}/checkpoints/{step_a}' in c.stdout()
   assert (workdir / 'checkpoints_corrupt' / str(bad) / 'state').is_dir()
-  time.sleep(2)
   c.process.send_signal(signal.SIGINT)
   assert c.wait() == 128 + signal.SIGINT
   _no_traceback(c)
@@ -166,15 +177,18 @@ def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
   assert newest > step_c
   checkpointing.restore_variables(manager, newest)
 
-  # 4. E takes over D's stale lock; a second Ctrl-C aborts without saving.
-  e = start('e')
+  # 4. E takes over D's stale lock; a second Ctrl-C, sent while E is held at
+  # the stop's save, aborts without saving.
+  gate = tmp_path / 'stop_save_gate'
+  e = _Run(tmp_path, 'e', workdir, data_dir,
+           dict(env, **{train.STOP_SAVE_GATE_ENV: str(gate)}))
   _wait_for(_holds_lock(workdir, e), e, 'the lock')
   assert f'stale lock of host {socket.gethostname()}, pid {d.process.pid}' in (
       e.stderr())
   steps_before = _steps(workdir)
-  time.sleep(2)
+  _wait_for(_handlers_installed(e), e, 'the signal handlers')
   e.process.send_signal(signal.SIGINT)
-  time.sleep(0.5)
+  _wait_for(lambda: os.path.exists(f'{gate}.held'), e, 'the stop save')
   e.process.send_signal(signal.SIGINT)
   assert e.wait() == 130
   _no_traceback(e)

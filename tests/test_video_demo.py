@@ -9,6 +9,8 @@ the truth mapped into the crop the pipeline chose).
 
 import json
 import os
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import ml_collections
@@ -128,6 +130,38 @@ def test_clip_round_trips_through_the_video_files(clip):
   decoded = np.stack(list(video.read_frames(info)))
   assert decoded.shape == frames.shape
   assert np.abs(decoded.astype(int) - frames).mean() < 3.0  # H.264 at crf 18
+
+
+_FFMPEG_AFTER_JAX = """
+import sys
+import jax.numpy as jnp
+import numpy as np
+from hybrik_jax import video
+jnp.ones((256, 256)) @ jnp.ones((256, 256))  # JAX's threads are running
+frames = np.random.default_rng(0).integers(0, 255, (4, 32, 48, 3), np.uint8)
+video.write_video(sys.argv[1], list(frames), 10.0)
+info = video.probe_video(sys.argv[1])
+print(len(list(video.read_frames(info))))
+"""
+
+
+def test_ffmpeg_does_not_fork_the_jax_process(tmp_path):
+  """Encoding and decoding start ffmpeg without forking the interpreter.
+
+  A fork of a multithreaded JAX process can deadlock, and JAX warns 'os.fork()
+  was called' before every one (imageio-ffmpeg's preexec_fn forks).
+  """
+  repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+  env = {k: v for k, v in os.environ.items()
+         if k != 'IMAGEIO_FFMPEG_NO_PREVENT_SIGINT'}
+  env['PYTHONPATH'] = repo
+  result = subprocess.run(
+      [sys.executable, '-W', 'always', '-c', _FFMPEG_AFTER_JAX,
+       str(tmp_path / 'v.mp4')], capture_output=True, text=True, env=env,
+      timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ['4']
+  assert 'fork' not in result.stderr, result.stderr[-3000:]
 
 
 def test_tracking_with_an_oracle(clip, generator, oracle_decode, tmp_path):
