@@ -46,13 +46,13 @@ import numpy as np
 
 from benchmarks import efficiency
 from benchmarks import model_numbers
-from hybrik_jax import losses
-from hybrik_jax import train_lib
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import synthetic_body
+from hybrik_jax.models import backbones
 from hybrik_jax.models import deconv_head
 from hybrik_jax.models import hybrik as hybrik_model
-from hybrik_jax.models import backbones
 from hybrik_jax.models import transformer
+from hybrik_jax.training import losses
+from hybrik_jax.training import train_lib
 
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 COMPONENTS = ('backbone', 'transformer_head', 'deconv_head', 'ik', 'decode', 'loss',

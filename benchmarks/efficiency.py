@@ -11,7 +11,7 @@ r"""Training cost of the transformer head against HybrIK's deconvolution head.
 For each head the config's model is built with `model.head` set to
 'transformer' and to 'deconv' (configs/deconv_baseline.py is exactly paper.py
 with the deconv head), everything else equal. The whole train step of
-`hybrik_jax.train_lib` (forward, HybrIK decode for the theta loss, loss,
+`hybrik_jax.training.train_lib` (forward, HybrIK decode for the theta loss, loss,
 backward, Adam update, NaN guard), jitted over train_lib's ('data',) mesh as the
 trainer does, is compiled once per head with
 `jax.jit(...).lower(*abstract args).compile()`; from it:
@@ -60,9 +60,9 @@ import ml_collections
 import numpy as np
 
 from benchmarks import model_numbers
-from hybrik_jax import train_lib
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import synthetic_body
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.training import train_lib
 
 HEADS = ('transformer', 'deconv')
 

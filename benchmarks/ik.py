@@ -22,11 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybrik_jax import geometry
-from hybrik_jax import ik
-from hybrik_jax import kinematics
-from hybrik_jax import smpl
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import geometry
+from hybrik_jax.body import ik
+from hybrik_jax.body import kinematics
+from hybrik_jax.body import smpl
+from hybrik_jax.body import synthetic_body
 
 
 def _time(fn, args, repeats):

@@ -28,8 +28,8 @@ import time
 import cv2
 import numpy as np
 
-from hybrik_jax import input_pipeline
 from hybrik_jax.data import features
+from hybrik_jax.data import input_pipeline
 
 PAPER_MINUTES_PER_EPOCH = 63.0
 PAPER_BATCH = 256

@@ -19,8 +19,8 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from hybrik_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hybrik_jax.models import deconv_head  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hybrik_jax.models import backbones  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hybrik_jax.models import deconv_head  # pylint: disable=g-import-not-at-top,wrong-import-position
 from hybrik_jax.models import transformer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # What the paper (Oreshkin 2022, section 2) says about cost (ResNet-34): no

@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax import models
-from hybrik_jax import video
-from hybrik_jax import video_demo
 from hybrik_jax.data import synthetic_clip
+from hybrik_jax.demos import video as video_demo
+from hybrik_jax.demos import video_io
 
 
 def main():
@@ -39,16 +39,16 @@ def main():
   frames, truth = synthetic_clip.moving_person_clip(args.frames, args.size, args.size)
   workdir = tempfile.mkdtemp(prefix='video_bench_')
   clip = os.path.join(workdir, 'clip.mp4')
-  video.write_video(clip, list(frames), 25.0)
+  video_io.write_video(clip, list(frames), 25.0)
   warm = os.path.join(workdir, 'warm.mp4')
-  video.write_video(warm, list(frames[:2]), 25.0)
+  video_io.write_video(warm, list(frames[:2]), 25.0)
 
   cfg = models.get_model_config() if args.model == 'paper' else models.get_tiny_model_config()
   model = models.create_model(cfg)
   rngs = {k: jax.random.key(i) for i, k in enumerate(('params', 'dropout', 'patches'))}
   variables = jax.jit(lambda: model.init(
       rngs, jnp.zeros((1, cfg.input_size, cfg.input_size, 3)), train=False))()
-  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import synthetic_body  # pylint: disable=g-import-not-at-top
   body = synthetic_body.synthetic_smpl_model()
   predict_fn = video_demo.make_predict_fn(cfg, body, args.flip_test)
   b = truth['bbox'][0]

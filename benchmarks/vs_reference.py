@@ -188,10 +188,10 @@ def _jax_worker(args) -> list[_Case]:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from benchmarks import components  # pylint: disable=g-import-not-at-top
   from benchmarks import efficiency  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import train_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax.models import backbones  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import synthetic_body  # pylint: disable=g-import-not-at-top
 
   a = jnp.asarray(np.random.default_rng(0).normal(size=(_MATMUL_N, _MATMUL_N)), jnp.float32)
   mm = jax.jit(lambda x: x @ x)
@@ -416,8 +416,8 @@ def worker_main(args) -> None:
 def write_workdir(workdir: str, ik_batches: Sequence[int]) -> str:
   """model_files/ for the released code and the IK inputs (.npz); returns its path."""
   from benchmarks import ik as ik_bench  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import synthetic_body  # pylint: disable=g-import-not-at-top
   body = synthetic_body.synthetic_smpl_model(0)
   files = os.path.join(workdir, 'model_files')
   os.makedirs(files, exist_ok=True)

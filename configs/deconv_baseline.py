@@ -6,7 +6,7 @@ r"""Baseline: HybrIK's original deconvolution head, all else as paper.py.
 
 import ml_collections
 
-from hybrik_jax import train_config
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -21,7 +21,7 @@ Then average the last 10 epochs as the paper reports:
 
 import ml_collections
 
-from hybrik_jax import train_config
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

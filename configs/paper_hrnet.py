@@ -25,7 +25,7 @@ Then average the last epochs as the released average_model_hrnet_181_199.pth:
 
 import ml_collections
 
-from hybrik_jax import train_config
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -13,8 +13,8 @@ Released model zoo: 3DPW 42.3 PA-MPJPE / 71.6 MPJPE, H36M 29.5 / 47.5.
 
 import ml_collections
 
-from hybrik_jax import input_pipeline
-from hybrik_jax import train_config
+from hybrik_jax.data import input_pipeline
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

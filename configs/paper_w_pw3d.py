@@ -9,8 +9,8 @@ mix2_smpl_cam); evaluated on the 3DPW test split. Everything else as paper.py.
 
 import ml_collections
 
-from hybrik_jax import input_pipeline
-from hybrik_jax import train_config
+from hybrik_jax.data import input_pipeline
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -54,8 +54,8 @@ The README has this config's numbers as a new user gets them.
 
 import ml_collections
 
-from hybrik_jax import train_config
 from hybrik_jax.models import config as model_config_lib
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -6,8 +6,8 @@ Reads synthetic_humans/tiny (or in-memory examples the tests pass in):
 
 import ml_collections
 
-from hybrik_jax import train_config
 from hybrik_jax.models import config as model_config_lib
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

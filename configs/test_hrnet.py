@@ -6,7 +6,7 @@ Covers a train step, checkpoint and evaluation with an HRNet on synthetic_humans
 
 import ml_collections
 
-from hybrik_jax import train_config
+from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:

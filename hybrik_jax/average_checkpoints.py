@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from hybrik_jax import checkpointing
+from hybrik_jax.training import checkpointing
 
 PyTree = Any
 

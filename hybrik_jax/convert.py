@@ -51,7 +51,7 @@ import numpy as np
 import tqdm
 
 from hybrik_jax import cli
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hrnet
 from hybrik_jax.models import hybrik
@@ -595,7 +595,7 @@ def main(argv=None) -> None:
                       help='convert even if some weights are NaN or inf')
   args = parser.parse_args(argv)
 
-  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
 
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     raise cli.UserError(f'--out {args.out} is a file: choose a directory.')

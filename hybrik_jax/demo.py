@@ -44,14 +44,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybrik_jax import checkpointing
 from hybrik_jax import cli
-from hybrik_jax import geometry
-from hybrik_jax import input_pipeline
 from hybrik_jax import models
+from hybrik_jax.body import geometry
 from hybrik_jax.data import augment
 from hybrik_jax.data import features
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
+from hybrik_jax.training import checkpointing
 
 # HybrIK's demo: focal length 1000 px for a 256 px crop.
 FOCAL_PER_CROP = 1000.0 / 256.0
@@ -185,7 +185,7 @@ def make_predict_fn(model, smpl_model, *, model_config, flip_test: bool = True):
   """Jitted (variables, image (1,S,S,3), trans_inv (1,2,3), K (1,3,3), z_root (1,))
   -> dict: raw head outputs, the decoded ModelOutput fields, and the body
   re-skinned in one frame (vertices, joints 24, joints 17, model frame)."""
-  from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
   def predict(variables, image, trans_inv, intrinsics, z_root):
     joint_root = jnp.stack([jnp.zeros_like(z_root), jnp.zeros_like(z_root), z_root], -1)
@@ -363,7 +363,7 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   Raises:
     DemoError: no checkpoint (with how to get one), unreadable image, bad box.
   """
-  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
 
   if not checkpoint:
     raise DemoError(HOW_TO_GET_A_CHECKPOINT)
@@ -452,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main_video(args) -> int:
   """--video: dispatches to video_demo.run_from_checkpoint."""
-  from hybrik_jax import video_demo  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.demos import video as video_demo  # pylint: disable=g-import-not-at-top
   out = args.out or 'demo_out.mp4'
   try:
     res = video_demo.run_from_checkpoint(

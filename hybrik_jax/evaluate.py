@@ -11,7 +11,7 @@ checkpoint was validated on in training (`resolve_dataset`).
 Prints a table and writes it as JSON beside the checkpoint
 (`<DIR>_eval_<dataset>_<split>.json`, or --output).
 
-The protocols (joints, alignment, flip test, root) are `hybrik_jax.protocols`,
+The protocols (joints, alignment, flip test, root) are `hybrik_jax.evaluation.protocols`,
 the same the trainer's validation uses: a checkpoint gets the same numbers
 from both. Flip test is on by default (--noflip_test turns it off).
 
@@ -41,11 +41,11 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from hybrik_jax import checkpointing
-from hybrik_jax import metrics
 from hybrik_jax import models
-from hybrik_jax import protocols
-from hybrik_jax import train_config
+from hybrik_jax.evaluation import metrics
+from hybrik_jax.evaluation import protocols
+from hybrik_jax.training import checkpointing
+from hybrik_jax.training import train_config
 
 # Fields of the preprocessed batch the evaluation step reads.
 _STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
@@ -259,7 +259,7 @@ def iterate_batches(source, *, batch_size: int, input_size: int,
   Uses input_pipeline.preprocess_eval (HybrIK's test crop) on grain threads.
   """
   import grain  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   n = len(source) if num_examples is None else min(num_examples, len(source))
   if n == 0:
@@ -460,8 +460,8 @@ def evaluate(checkpoint: str, dataset: str | None = None, *,
     The results dict (also written as JSON): metrics (mm / %), per-group
     MPJPE, counts, root source, checkpoint, protocol details.
   """
-  from hybrik_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
 
   loaded = checkpointing.load_for_inference(checkpoint)
   variables, model_config = loaded.variables, loaded.model_config

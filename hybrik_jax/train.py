@@ -36,15 +36,15 @@ from ml_collections import config_flags
 import numpy as np
 import tqdm
 
-from hybrik_jax import checkpointing
 from hybrik_jax import cli
-from hybrik_jax import input_pipeline
-from hybrik_jax import metric_writer
-from hybrik_jax import protocols
-from hybrik_jax import train_config
-from hybrik_jax import train_lib
-from hybrik_jax import workdir_lock
+from hybrik_jax.data import input_pipeline
+from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.training import checkpointing
+from hybrik_jax.training import metric_writer
+from hybrik_jax.training import train_config
+from hybrik_jax.training import train_lib
+from hybrik_jax.training import workdir_lock
 
 
 # The config: every field and its default (train_config.base_config).
@@ -458,7 +458,7 @@ def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
   mesh = train_lib.create_mesh()
 
   # --- Body model -----------------------------------------------------------
-  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
   smpl_model, _ = smpl_io.load_body_model(config.smpl.model_path,
                                           config.smpl.h36m_regressor_path)
 
@@ -793,14 +793,14 @@ def _parse_flags(argv: Sequence[str]) -> Sequence[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     cli.fail(cli.UserError(f'{e}. See the fields in '
-                           'hybrik_jax/train_config.py and configs/.'))
+                           'hybrik_jax/training/train_config.py and configs/.'))
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections raises these for an unknown or mistyped --config.x=...
     overrides = ' '.join(a for a in argv if a.startswith('--config.'))
     cli.fail(cli.UserError(
         f'bad config override in {overrides or "the flags"} '
         f'({type(e).__name__}: {e}): not a field of the config, or a value '
-        'of the wrong type. See hybrik_jax/train_config.py and configs/.'))
+        'of the wrong type. See hybrik_jax/training/train_config.py and configs/.'))
 
 
 if __name__ == '__main__':

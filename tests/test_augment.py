@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from hybrik_jax import constants
-from hybrik_jax import geometry
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
 from hybrik_jax.data import augment
 from hybrik_jax.data import targets
 

@@ -19,7 +19,7 @@ import pytest
 from benchmarks import components
 from benchmarks import efficiency
 from benchmarks import vs_reference
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import synthetic_body
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_CONFIG = os.path.join(REPO, 'configs', 'test.py')

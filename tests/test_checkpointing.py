@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.checkpointing and hybrik_jax.average_checkpoints."""
+"""Tests for hybrik_jax.training.checkpointing and hybrik_jax.average_checkpoints."""
 
 import json
 import os
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hybrik_jax import average_checkpoints
-from hybrik_jax import checkpointing
+from hybrik_jax.training import checkpointing
 
 
 def _variables(value: float):
@@ -146,7 +146,7 @@ def test_iterator_state_round_trip(tmp_path):
 _KILLED_SAVER = textwrap.dedent('''
     import sys, time
     import jax.numpy as jnp
-    from hybrik_jax import checkpointing
+    from hybrik_jax.training import checkpointing
     manager = checkpointing.create_checkpoint_manager(
         sys.argv[1], steps_per_epoch=1, async_save=True)
     checkpointing.save_train_state(manager, 1, {'x': jnp.ones((4,))})

@@ -10,15 +10,15 @@ import ml_collections
 import numpy as np
 import pytest
 
-from hybrik_jax import checkpointing
-from hybrik_jax import constants
 from hybrik_jax import demo
-from hybrik_jax import input_pipeline
-from hybrik_jax import metrics
 from hybrik_jax import models
+from hybrik_jax.body import constants
 from hybrik_jax.data import augment
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
 from hybrik_jax.data import synthetic
+from hybrik_jax.evaluation import metrics
+from hybrik_jax.training import checkpointing
 
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order
 

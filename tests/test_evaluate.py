@@ -7,15 +7,15 @@ import jax
 import numpy as np
 import pytest
 
-from hybrik_jax import checkpointing
-from hybrik_jax import constants
 from hybrik_jax import evaluate
-from hybrik_jax import input_pipeline
 from hybrik_jax import models
-from hybrik_jax import protocols
-from hybrik_jax import smpl_io
-from hybrik_jax import train_config
+from hybrik_jax.body import constants
+from hybrik_jax.body import smpl_io
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
+from hybrik_jax.evaluation import protocols
+from hybrik_jax.training import checkpointing
+from hybrik_jax.training import train_config
 
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order
 

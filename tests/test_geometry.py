@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.geometry: rotation conversions, swing/twist, Kabsch."""
+"""Tests for hybrik_jax.body.geometry: rotation conversions, swing/twist, Kabsch."""
 
 import chex
 import jax
@@ -8,7 +8,7 @@ import pytest
 from jax.test_util import check_grads
 from scipy.spatial.transform import Rotation
 
-from hybrik_jax import geometry
+from hybrik_jax.body import geometry
 
 
 def _axis_angles(rng, n, angles):

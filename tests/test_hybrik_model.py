@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrik_jax import constants
 from hybrik_jax import models
-from hybrik_jax import smpl
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import constants
+from hybrik_jax.body import smpl
+from hybrik_jax.body import synthetic_body
 from hybrik_jax.models import hybrik
 
 

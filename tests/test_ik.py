@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.ik: HybrIK's analytical IK and the twist decomposition."""
+"""Tests for hybrik_jax.body.ik: HybrIK's analytical IK and the twist decomposition."""
 
 import functools
 
@@ -9,12 +9,12 @@ import pytest
 from jax.test_util import check_grads
 from scipy.spatial.transform import Rotation
 
-from hybrik_jax import constants
-from hybrik_jax import geometry
-from hybrik_jax import ik
-from hybrik_jax import kinematics
-from hybrik_jax import smpl
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
+from hybrik_jax.body import ik
+from hybrik_jax.body import kinematics
+from hybrik_jax.body import smpl
+from hybrik_jax.body import synthetic_body
 
 LEAF_PARENTS = list(constants.LEAF_PARENT_JOINTS)
 NON_LEAF_PARENTS = [j for j in range(24) if j not in constants.LEAF_PARENT_JOINTS]

@@ -1,4 +1,4 @@
-"""Tests of hybrik_jax.input_pipeline on small in-memory examples."""
+"""Tests of hybrik_jax.data.input_pipeline on small in-memory examples."""
 
 import collections
 import copy
@@ -8,9 +8,9 @@ import chex
 import numpy as np
 import pytest
 
-from hybrik_jax import constants
-from hybrik_jax import input_pipeline
+from hybrik_jax.body import constants
 from hybrik_jax.data import augment
+from hybrik_jax.data import input_pipeline
 
 INPUT_SIZE = (64, 64)
 CROP = 160
@@ -471,7 +471,7 @@ def test_reads_a_locked_config_dict():
   assert data.scale_mult_for('mpi_inf_3dhp') == 1.25
   assert data.augmentation.rot_prob == 0.0 and not data.augmentation.occlusion
   # Defaults live in augment.AugmentConfig; the trainer's base config has them.
-  from hybrik_jax import train_config  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import train_config  # pylint: disable=g-import-not-at-top
   assert (input_pipeline.DataConfig.from_config(train_config.base_config().data)
           .augmentation == augment.AugmentConfig())
   with pytest.raises(ValueError, match='unknown config.data fields'):
@@ -486,9 +486,9 @@ def test_reads_a_locked_config_dict():
 
 
 def test_orbax_checkpoint_restores_the_iterator(tmp_path):
-  """Through hybrik_jax.checkpointing (grain's Orbax handler), as the trainer does."""
+  """Through hybrik_jax.training.checkpointing (grain's Orbax handler), as the trainer does."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
   kw = dict(global_batch_size=2, seed=1, input_size=(16, 16), data_sources=_sources((3, 2, 2)),
             shard_index=0, shard_count=1)
   it = input_pipeline.create_train_iterator(_config(), **kw)

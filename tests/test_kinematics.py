@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.kinematics.forward_kinematics."""
+"""Tests for hybrik_jax.body.kinematics.forward_kinematics."""
 
 import jax
 import jax.numpy as jnp
@@ -7,9 +7,9 @@ import pytest
 import torch
 from smplx.lbs import batch_rigid_transform
 
-from hybrik_jax import constants
-from hybrik_jax import geometry
-from hybrik_jax import kinematics
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
+from hybrik_jax.body import kinematics
 
 
 def _random_skeleton(rng, batch, num_joints=29):

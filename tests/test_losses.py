@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.losses (checked against HybrIK's formulas in torch)."""
+"""Tests for hybrik_jax.training.losses (checked against HybrIK's formulas in torch)."""
 
 import chex
 import jax
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hybrik_jax import geometry
-from hybrik_jax import losses
+from hybrik_jax.body import geometry
+from hybrik_jax.training import losses
 
 B = 3
 # The paper's weights plus a phi_norm term (the released criterion never adds it:

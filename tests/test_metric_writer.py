@@ -5,7 +5,7 @@ import os
 
 from tensorboard.backend.event_processing import event_accumulator
 
-from hybrik_jax import metric_writer
+from hybrik_jax.training import metric_writer
 
 
 def test_scalars_and_hparams_round_trip(tmp_path):

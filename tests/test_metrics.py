@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.metrics: known answers, masks, degenerate inputs."""
+"""Tests for hybrik_jax.evaluation.metrics: known answers, masks, degenerate inputs."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from hybrik_jax import metrics
+from hybrik_jax.evaluation import metrics
 
 
 def _random_points(seed, b=3, j=17):

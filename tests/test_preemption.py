@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from hybrik_jax import checkpointing
 from hybrik_jax import train
+from hybrik_jax.training import checkpointing
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 TIMEOUT_S = 600

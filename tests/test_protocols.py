@@ -1,4 +1,4 @@
-"""Tests for hybrik_jax.protocols: one protocol for the trainer and evaluate."""
+"""Tests for hybrik_jax.evaluation.protocols: one protocol for the trainer and evaluate."""
 
 import os
 import sys
@@ -6,16 +6,16 @@ import sys
 import numpy as np
 import pytest
 
-from hybrik_jax import checkpointing
 from hybrik_jax import evaluate
-from hybrik_jax import input_pipeline
-from hybrik_jax import metrics
 from hybrik_jax import models
-from hybrik_jax import protocols
 from hybrik_jax import train
-from hybrik_jax import train_lib
+from hybrik_jax.body import synthetic_body
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.evaluation import metrics
+from hybrik_jax.evaluation import protocols
+from hybrik_jax.training import checkpointing
+from hybrik_jax.training import train_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,wrong-import-position

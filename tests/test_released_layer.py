@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrik_jax import constants
-from hybrik_jax import smpl
+from hybrik_jax.body import constants
+from hybrik_jax.body import smpl
 
 FIXTURE = pathlib.Path(__file__).parent / 'data' / 'released_hybrik_layer.npz'
 B = 16

@@ -19,16 +19,16 @@ import numpy as np
 import pytest
 
 from hybrik_jax import convert
-from hybrik_jax import geometry
-from hybrik_jax import input_pipeline
-from hybrik_jax import losses
-from hybrik_jax import metrics
-from hybrik_jax import protocols
-from hybrik_jax import smpl
+from hybrik_jax.body import geometry
+from hybrik_jax.body import smpl
+from hybrik_jax.body import synthetic_body
 from hybrik_jax.data import augment
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.data import input_pipeline
+from hybrik_jax.evaluation import metrics
+from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.training import losses
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'released')
 

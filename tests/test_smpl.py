@@ -1,4 +1,4 @@
-"""Tests of hybrik_jax.smpl: the synthetic body, forward / skin / rest_joints29 / hybrik."""
+"""Tests of hybrik_jax.body.smpl: the synthetic body, forward / skin / rest_joints29 / hybrik."""
 
 import time
 
@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrik_jax import constants
-from hybrik_jax import geometry
-from hybrik_jax import ik
-from hybrik_jax import kinematics
-from hybrik_jax import smpl
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
+from hybrik_jax.body import ik
+from hybrik_jax.body import kinematics
+from hybrik_jax.body import smpl
+from hybrik_jax.body import synthetic_body
 
 
 # Jitted once per module: eager op-by-op dispatch of FK/IK is slow on small CPUs.

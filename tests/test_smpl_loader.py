@@ -1,4 +1,4 @@
-"""Tests of hybrik_jax.smpl's file I/O: load_smpl, save_smpl_pkl, smplx parity.
+"""Tests of hybrik_jax.body.smpl's file I/O: load_smpl, save_smpl_pkl, smplx parity.
 
 No SMPL file can be shipped here: the tests write files in the official layout from
 the synthetic body, with chumpy objects pickled exactly as chumpy pickles them
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from hybrik_jax import constants
-from hybrik_jax import smpl
-from hybrik_jax import smpl_io
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.body import constants
+from hybrik_jax.body import smpl
+from hybrik_jax.body import smpl_io
+from hybrik_jax.body import synthetic_body
 
 
 @pytest.fixture(scope='module')

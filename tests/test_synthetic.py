@@ -126,7 +126,7 @@ def test_labels_self_consistent(examples):
 def test_labels_match_body_model(generator, examples):
   """Recomputes twist, 29 and 17 joints from the stored theta and beta."""
   import jax  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import geometry, ik, kinematics, smpl  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import geometry, ik, kinematics, smpl  # pylint: disable=g-import-not-at-top
 
   @jax.jit
   def labels(model, theta, beta):

@@ -161,7 +161,7 @@ def test_prepare_data_missing_manual_dir_is_one_line(tmp_path):
 
 
 def test_old_coco_name_is_an_alias_with_one_deprecation_line(tmp_path, capsys):
-  from hybrik_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
   tfds_builders._WARNED.discard('coco')  # pylint: disable=protected-access
   assert tfds_builders.resolve_name('coco/x:1.0.0') == 'coco_keypoints/x:1.0.0'

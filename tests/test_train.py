@@ -1,4 +1,4 @@
-"""Tests for the trainer (hybrik_jax.train, hybrik_jax.train_lib).
+"""Tests for the trainer (hybrik_jax.train, hybrik_jax.training.train_lib).
 
 Tiny model (configs/test.py), 64 px images, batch 4, in-memory synthetic
 examples through the real input pipeline.
@@ -13,15 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hybrik_jax import checkpointing
-from hybrik_jax import input_pipeline
 from hybrik_jax import models
-from hybrik_jax import protocols
 from hybrik_jax import train
-from hybrik_jax import train_lib
+from hybrik_jax.body import synthetic_body
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
-from hybrik_jax.data import synthetic_body
+from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.training import checkpointing
+from hybrik_jax.training import train_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,wrong-import-position

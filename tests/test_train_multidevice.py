@@ -13,8 +13,8 @@ import textwrap
 _SCRIPT = textwrap.dedent('''
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from hybrik_jax import train_lib
-    from hybrik_jax.data import synthetic_body
+    from hybrik_jax.training import train_lib
+    from hybrik_jax.body import synthetic_body
     from hybrik_jax.models import config as model_config_lib
     from hybrik_jax.models import hybrik as hybrik_model
     sys.path.insert(0, sys.argv[1])

@@ -24,8 +24,8 @@ _WORKER = textwrap.dedent('''
                                  num_processes=num_processes,
                                  process_id=process_id)
     import jax.numpy as jnp, numpy as np
-    from hybrik_jax import train_lib
-    from hybrik_jax.data import synthetic_body
+    from hybrik_jax.training import train_lib
+    from hybrik_jax.body import synthetic_body
     from hybrik_jax.models import hybrik as hybrik_model
     sys.path.insert(0, repo)
     from configs import test as test_config

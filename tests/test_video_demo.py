@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 from scipy.spatial import transform
 
-from hybrik_jax import checkpointing
-from hybrik_jax import constants
 from hybrik_jax import demo
-from hybrik_jax import export
-from hybrik_jax import geometry
 from hybrik_jax import models
-from hybrik_jax import smoothing
-from hybrik_jax import video
-from hybrik_jax import video_demo
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
 from hybrik_jax.data import augment
 from hybrik_jax.data import synthetic
 from hybrik_jax.data import synthetic_clip
+from hybrik_jax.demos import results as results_lib
+from hybrik_jax.demos import smoothing
+from hybrik_jax.demos import video as video_demo
+from hybrik_jax.demos import video_io
+from hybrik_jax.training import checkpointing
 from test_demo import tiny_variables
 
 T, W, H, FPS = 14, 192, 160, 12.5
@@ -53,7 +53,7 @@ def clip(generator, tmp_path_factory):
       T, W, H, seed=3, backgrounds=backgrounds, person_height=0.5, travel=0.25,
       generator=generator)
   path = str(tmp_path_factory.mktemp('clip') / 'walk.mp4')
-  video.write_video(path, list(frames), FPS)
+  video_io.write_video(path, list(frames), FPS)
   return path, frames, truth
 
 
@@ -124,10 +124,10 @@ def _xywh(box):
 
 def test_clip_round_trips_through_the_video_files(clip):
   path, frames, _ = clip
-  info = video.probe_video(path)
+  info = video_io.probe_video(path)
   assert (info.num_frames, info.width, info.height) == (T, W, H)
   assert info.fps == pytest.approx(FPS)
-  decoded = np.stack(list(video.read_frames(info)))
+  decoded = np.stack(list(video_io.read_frames(info)))
   assert decoded.shape == frames.shape
   assert np.abs(decoded.astype(int) - frames).mean() < 3.0  # H.264 at crf 18
 
@@ -136,12 +136,12 @@ _FFMPEG_AFTER_JAX = """
 import sys
 import jax.numpy as jnp
 import numpy as np
-from hybrik_jax import video
+from hybrik_jax.demos import video_io
 jnp.ones((256, 256)) @ jnp.ones((256, 256))  # JAX's threads are running
 frames = np.random.default_rng(0).integers(0, 255, (4, 32, 48, 3), np.uint8)
-video.write_video(sys.argv[1], list(frames), 10.0)
-info = video.probe_video(sys.argv[1])
-print(len(list(video.read_frames(info))))
+video_io.write_video(sys.argv[1], list(frames), 10.0)
+info = video_io.probe_video(sys.argv[1])
+print(len(list(video_io.read_frames(info))))
 """
 
 
@@ -173,7 +173,7 @@ def test_tracking_with_an_oracle(clip, generator, oracle_decode, tmp_path):
   np.testing.assert_array_equal(np.concatenate(fn.calls), np.repeat(np.arange(T), 2))
   # The box stays on the person every frame (the box used for frame t comes
   # from frame t-1's joints; after the invalid frame it is kept).
-  ious = [video.box_iou(res['bbox'][t, 0], truth['bbox'][t]) for t in range(T)]
+  ious = [video_io.box_iou(res['bbox'][t, 0], truth['bbox'][t]) for t in range(T)]
   assert min(ious) > 0.6, np.round(ious, 2)
   np.testing.assert_allclose(res['bbox'][NAN_FRAME + 1, 0], res['bbox'][NAN_FRAME, 0])
   # The invalid frame is kept, marked, and made of NaN.
@@ -207,12 +207,12 @@ def test_tracking_with_an_oracle(clip, generator, oracle_decode, tmp_path):
   np.testing.assert_allclose(res['focal'][ok], truth['K'][0, 0])
   np.testing.assert_allclose(res['principal_point'][ok, 0], [[W / 2, H / 2]] * ok.sum())
   # The overlay: same frame count, size and rate as the input.
-  info = video.probe_video(res['out'])
+  info = video_io.probe_video(res['out'])
   assert (info.num_frames, info.width, info.height) == (T, W, H)
   assert info.fps == pytest.approx(FPS)
   # The results round-trip through .npz and .json.
-  for saved in (export.load_results(res['results']), export.load_results(res['json'])):
-    for name in list(export.FIELDS) + ['fps', 'image_size', 'frame_index', 'track_id']:
+  for saved in (results_lib.load_results(res['results']), results_lib.load_results(res['json'])):
+    for name in list(results_lib.FIELDS) + ['fps', 'image_size', 'frame_index', 'track_id']:
       np.testing.assert_array_equal(saved[name], res[name], err_msg=name)
   with open(res['json']) as f:
     doc = json.load(f)
@@ -241,7 +241,7 @@ def test_detections_file_with_two_tracks(clip, generator, oracle_decode, tmp_pat
   np.testing.assert_allclose(res['bbox'][:, 1], truth['bbox'], atol=0.11)  # CSV: 0.1 px
   err = np.linalg.norm(res['joints3d_29'][:, 1] - truth['joints29_cam'], axis=-1)
   assert err.max() < 0.07
-  with pytest.raises(video.VideoError, match='track 5'):
+  with pytest.raises(video_io.VideoError, match='track 5'):
     _run(clip, generator, oracle_decode, tmp_path, detections=str(dets), tracks=[5])
   # A failure in the middle of a run leaves neither output nor a partial file.
   fail = tmp_path / 'fail'
@@ -284,43 +284,43 @@ def test_smoothing_in_the_pipeline(clip, generator, oracle_decode, tmp_path):
 
 
 def test_detections_formats_and_errors(tmp_path):
-  info = video.VideoInfo(path='v.mp4', num_frames=5, fps=25.0, width=100, height=80)
+  info = video_io.VideoInfo(path='v.mp4', num_frames=5, fps=25.0, width=100, height=80)
   coco = [{'image_id': 0, 'bbox': [10, 10, 30, 40], 'score': 0.5, 'category_id': 1},
           {'image_id': 0, 'bbox': [12, 12, 30, 40], 'score': 0.9, 'category_id': 1},
           {'image_id': 0, 'bbox': [0, 0, 5, 5], 'score': 0.99, 'category_id': 3},
           {'image_id': 3, 'bbox': [-10, 20, 40, 100], 'score': 0.7}]
   path = tmp_path / 'd.json'
   path.write_text(json.dumps(coco))
-  dets = video.load_detections(str(path), info)
+  dets = video_io.load_detections(str(path), info)
   np.testing.assert_array_equal(dets.track_ids, [0])
   np.testing.assert_allclose(dets.boxes[0, 0], [12, 12, 42, 52])  # best score, a person
   np.testing.assert_allclose(dets.boxes[3, 0], [0, 20, 30, 79])  # clipped to the frame
   assert dets.has_box[:, 0].tolist() == [True, False, False, True, False]
   path.write_text(json.dumps(coco + [{'image_id': 5, 'bbox': [1, 1, 5, 5]}]))
-  with pytest.raises(video.VideoError, match='frame 5.*5 frames'):
-    video.load_detections(str(path), info)
+  with pytest.raises(video_io.VideoError, match='frame 5.*5 frames'):
+    video_io.load_detections(str(path), info)
   path.write_text(json.dumps([{'image_id': 1, 'bbox': [200, 10, 5, 5]}]))
-  with pytest.raises(video.VideoError, match='frame 1 track 0.*outside the 100x80'):
-    video.load_detections(str(path), info)
+  with pytest.raises(video_io.VideoError, match='frame 1 track 0.*outside the 100x80'):
+    video_io.load_detections(str(path), info)
   path.write_text('{not json')
-  with pytest.raises(video.VideoError, match='not valid JSON'):
-    video.load_detections(str(path), info)
+  with pytest.raises(video_io.VideoError, match='not valid JSON'):
+    video_io.load_detections(str(path), info)
   csv = tmp_path / 'd.txt'
   csv.write_text('# frame,x,y,w,h,track\n0,1,2,30,40,4\n0,5,5,20,20,9\n2,1,2,30,40,4\n')
-  dets = video.load_detections(str(csv), info)
+  dets = video_io.load_detections(str(csv), info)
   np.testing.assert_array_equal(dets.track_ids, [4, 9])
   assert dets.has_box.tolist() == [[True, True], [False, False], [True, False],
                                    [False, False], [False, False]]
-  dets = video.load_detections(str(csv), info, tracks=[9])
+  dets = video_io.load_detections(str(csv), info, tracks=[9])
   np.testing.assert_array_equal(dets.track_ids, [9])
   np.testing.assert_allclose(dets.boxes[0, 0], [5, 5, 25, 25])
-  with pytest.raises(video.VideoError, match='track 3.*has tracks \\[4, 9\\]'):
-    video.load_detections(str(csv), info, tracks=[3])
+  with pytest.raises(video_io.VideoError, match='track 3.*has tracks \\[4, 9\\]'):
+    video_io.load_detections(str(csv), info, tracks=[3])
   csv.write_text('0,1,2,3\n')
-  with pytest.raises(video.VideoError, match='line 1: expected frame,x,y,w,h'):
-    video.load_detections(str(csv), info)
-  with pytest.raises(video.VideoError, match='outside the 100x80 frame'):
-    video.parse_bbox_arg('150,10,20,20', 100, 80)
+  with pytest.raises(video_io.VideoError, match='line 1: expected frame,x,y,w,h'):
+    video_io.load_detections(str(csv), info)
+  with pytest.raises(video_io.VideoError, match='outside the 100x80 frame'):
+    video_io.parse_bbox_arg('150,10,20,20', 100, 80)
 
 
 @pytest.fixture(scope='module')
@@ -365,9 +365,9 @@ def test_cli_on_the_clip_with_a_tiny_model(tmp_path, clip, tiny_checkpoint):
   out = str(tmp_path / 'out.mp4')
   assert demo.main(['--video', clip[0], '--checkpoint', ckpt, '--out', out, '--json',
                     '--smooth', '--batch_size', '5']) == 0
-  info = video.probe_video(out)
+  info = video_io.probe_video(out)
   assert (info.num_frames, info.width, info.height) == (T, W, H)
-  res = export.load_results(str(tmp_path / 'out.npz'))
+  res = results_lib.load_results(str(tmp_path / 'out.npz'))
   assert res['valid'].shape == (T, 1) and res['valid'].all()
   assert np.all(np.isfinite(res['joints3d_29']))
   assert str(res['body_model']) == 'synthetic body model'
@@ -409,8 +409,8 @@ def test_one_euro_filters():
 
 def test_box_from_joints():
   joints = np.array([[10.0, 20.0], [60.0, 120.0], [30.0, 70.0]])
-  np.testing.assert_allclose(video.box_from_joints(joints, 200, 200, pad=0.1),
+  np.testing.assert_allclose(video_io.box_from_joints(joints, 200, 200, pad=0.1),
                              [5, 10, 65, 130])
-  assert video.box_from_joints(joints * np.nan, 200, 200) is None
-  assert video.box_from_joints(joints + 500, 200, 200) is None
-  assert video.box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+  assert video_io.box_from_joints(joints * np.nan, 200, 200) is None
+  assert video_io.box_from_joints(joints + 500, 200, 200) is None
+  assert video_io.box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)

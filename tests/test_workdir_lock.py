@@ -1,4 +1,4 @@
-"""hybrik_jax.workdir_lock: one holder, a one-line refusal, stale takeover."""
+"""hybrik_jax.training.workdir_lock: one holder, a one-line refusal, stale takeover."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from hybrik_jax import workdir_lock
+from hybrik_jax.training import workdir_lock
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 
@@ -20,7 +20,7 @@ def test_second_holder_is_refused_and_stale_lock_taken_over(tmp_path, capsys):
     body = json.loads(lock_file.read_text())
     assert body['pid'] == os.getpid() and body['host'] == socket.gethostname()
     other = subprocess.run(
-        [sys.executable, '-c', 'import sys; from hybrik_jax import '
+        [sys.executable, '-c', 'import sys; from hybrik_jax.training import '
          'workdir_lock as w; w.WorkdirLock(sys.argv[1]).acquire()',
          str(tmp_path)], capture_output=True, text=True, timeout=120,
         env=dict(os.environ, PYTHONPATH=REPO))

@@ -27,7 +27,7 @@ import math
 import cv2
 import numpy as np
 
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 
 # HybrIK normalises RGB images with these (they are ImageNet's in BGR order).
 IMAGE_MEAN = np.array([0.406, 0.457, 0.480], np.float32)

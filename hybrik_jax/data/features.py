@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-# Human3.6M's 17-joint order is hybrik_jax.constants.H36M_JOINT_NAMES; the 29
+# Human3.6M's 17-joint order is hybrik_jax.body.constants.H36M_JOINT_NAMES; the 29
 # joints are SMPL's 24 followed by HybrIK's 5 leaves (constants.SMPL29_JOINT_NAMES).
 NUM_JOINTS_29 = 29
 NUM_JOINTS_17 = 17

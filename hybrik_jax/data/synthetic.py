@@ -1,7 +1,7 @@
 """synthetic_humans: random SMPL bodies rendered with exact labels.
 
 Each example is a posed, shaped body of the synthetic SMPL model
-(`hybrik_jax.data.synthetic_body.synthetic_smpl_model()`, or any SMPLModel) seen by a random
+(`hybrik_jax.body.synthetic_body.synthetic_smpl_model()`, or any SMPLModel) seen by a random
 pinhole camera over a random background, rendered with `data.render` (Lambert +
 ambient; `body_colors`: left and right parts alike, front and back apart, so a
 mirrored render is a valid render of the mirrored body, as flip augmentation
@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial import transform
 import tqdm
 
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 from hybrik_jax.data import features
 from hybrik_jax.data import render
 
@@ -242,7 +242,7 @@ def place_camera(verts_rel: np.ndarray, scene: Scene, size: int):
 
 @functools.lru_cache(maxsize=None)
 def _default_model():
-  from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import synthetic_body  # pylint: disable=g-import-not-at-top
   return synthetic_body.synthetic_smpl_model()
 
 
@@ -250,9 +250,9 @@ def _default_model():
 def _pose_batch_fn():
   """jit of (model, betas (B,10), pose (B,24,3)) -> body and labels (B, ...)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import ik  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import kinematics  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import kinematics  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl  # pylint: disable=g-import-not-at-top
 
   @jax.jit
   def fn(model, betas, pose):

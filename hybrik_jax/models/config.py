@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import ml_collections
 
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 
 # Fields that hold sequences; stored as tuples so the config maps 1:1 onto
 # hashable Flax module attributes.

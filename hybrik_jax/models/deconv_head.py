@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 from hybrik_jax.models.transformer import torch_linear_init
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 from hybrik_jax.models import backbones
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import deconv_head
@@ -214,7 +214,7 @@ def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
 
   Args:
     raw: the network's dict.
-    smpl_model: a hybrik_jax.smpl.SMPLModel.
+    smpl_model: a hybrik_jax.body.smpl.SMPLModel.
     trans_inv, intrinsics, joint_root: see uvd_to_xyz.
     model_config: the model's config (models.config): input_size and the IK
       fields (`models.config.ik_settings`). The batch's depth_factor is not used:
@@ -222,7 +222,7 @@ def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
     train: the training step's decode: the 'released' convention then runs the
       released layer's train-mode IK (as the released training does).
   """
-  from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
   settings = model_config_lib.ik_settings(model_config)
   input_size = int(model_config['input_size'])

@@ -38,7 +38,7 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
     trans_inv: (B, 2, 3) input px -> stored-image px.
     intrinsics: (B, 3, 3) K of the stored image.
     joint_root: (B, 3) metres, camera frame (its z lifts uvd to metres).
-    smpl_model: a hybrik_jax.smpl.SMPLModel.
+    smpl_model: a hybrik_jax.body.smpl.SMPLModel.
     flip_test: average with the mirrored images (HybrIK's --flip-test).
     model_config: the model's config (models.config fields): `input_size`,
       the IK convention, the leaf flip pairs and the depth unit of the

@@ -27,7 +27,7 @@ _BLOCK_LIST = ('s_09_act_05_subact_02_ca', 's_09_act_10_subact_02_ca',
                's_09_act_13_subact_01_ca')
 # HybrIK marks an invalid twist angle with -999; it keeps angles > -10.
 _MIN_VALID_ANGLE = -10.0
-_NUM_NATIVE = 17  # Human3.6M's 17 joints (hybrik_jax.constants.H36M_JOINT_NAMES order)
+_NUM_NATIVE = 17  # Human3.6M's 17 joints (hybrik_jax.body.constants.H36M_JOINT_NAMES order)
 _SUBJECT_RE = re.compile(r's_(\d+)_act_')
 
 _INSTRUCTIONS = """\

@@ -14,7 +14,7 @@ from tfds_builders import real_data_common as common
 
 _SUBDIR = 'pw3d'
 _ANN_FILE = '3DPW_{split}_new.json'
-_NUM_NATIVE = 24  # SMPL's 24 joints (hybrik_jax.constants.SMPL_JOINT_NAMES)
+_NUM_NATIVE = 24  # SMPL's 24 joints (hybrik_jax.body.constants.SMPL_JOINT_NAMES)
 # HybrIK (pw3d.py) drops boxes narrower or lower than this many px.
 _MIN_BOX_PX = 5.0
 _GENDERS = {'male': features.GENDER_MALE, 'm': features.GENDER_MALE,

@@ -6,8 +6,8 @@ so the loop over joints unrolls at trace time.
 
 import jax.numpy as jnp
 
-from hybrik_jax import constants
 from hybrik_jax import utils
+from hybrik_jax.body import constants
 
 
 def forward_kinematics(

@@ -20,9 +20,9 @@ import numpy as np
 import scipy.sparse
 
 from hybrik_jax import cli
-from hybrik_jax import constants
-from hybrik_jax.smpl import NUM_POSE_FEATURES
-from hybrik_jax.smpl import SMPLModel
+from hybrik_jax.body import constants
+from hybrik_jax.body.smpl import NUM_POSE_FEATURES
+from hybrik_jax.body.smpl import SMPLModel
 
 SMPL_SITE = 'https://smpl.is.tue.mpg.de'
 
@@ -372,7 +372,7 @@ def load_body_model(model_path: str | None, h36m_regressor_path: str | None = No
     return (load_smpl(model_path, h36m_regressor_path or None),
             f'SMPL {os.path.basename(model_path)}')
   if dataset is None or dataset.split('/')[0].split(':')[0] == 'synthetic_humans':
-    from hybrik_jax.data import synthetic_body  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.body import synthetic_body  # pylint: disable=g-import-not-at-top
     return synthetic_body.synthetic_smpl_model(), 'synthetic body model'
   raise ValueError(
       f'evaluating on {dataset!r} needs the real SMPL body model: download '

@@ -24,12 +24,12 @@ import ml_collections
 import numpy as np
 import optax
 
-from hybrik_jax import losses
-from hybrik_jax import metrics as metrics_lib
+from hybrik_jax.evaluation import metrics as metrics_lib
+from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import config as model_config_lib
-from hybrik_jax import protocols
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.models import inference
+from hybrik_jax.training import losses
 
 PyTree = Any
 DATA_AXIS = 'data'

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
-from hybrik_jax import geometry
+from hybrik_jax.body import geometry
 from hybrik_jax.utils import check_shape
 
 UVD_SCALE = 64.0

@@ -5,9 +5,9 @@ r"""Video in, overlay video and per-frame SMPL results out.
       [--smooth [--smooth_min_cutoff HZ] [--smooth_beta B]] [--focal PX]
 
 Where the people are, in this order: a detections file (COCO results JSON or
-`frame,x,y,w,h[,track_id]` lines, see video.load_detections), one result per
+`frame,x,y,w,h[,track_id]` lines, see video_io.load_detections), one result per
 track; else a first-frame --bbox, then each frame's box is the box of the
-previous frame's projected joints (video.box_from_joints; the previous box is
+previous frame's projected joints (video_io.box_from_joints; the previous box is
 kept when a prediction is invalid); else the whole frame.
 
 Each person is cropped and predicted as the image demo does (demo.py: HybrIK's
@@ -22,7 +22,7 @@ succeeded, so an error never leaves a partial file):
   out.mp4   the meshes over the frames (one colour per track; a person whose
             prediction is invalid is drawn as a box without a mesh), H.264 at
             the input's size and frame rate;
-  out.npz   the results (export.FIELDS), and with --json out.json as well.
+  out.npz   the results (results_lib.FIELDS), and with --json out.json as well.
 """
 
 import functools
@@ -37,13 +37,13 @@ import numpy as np
 import tqdm
 
 from hybrik_jax import demo
-from hybrik_jax import export
-from hybrik_jax import geometry
-from hybrik_jax import input_pipeline
-from hybrik_jax import smoothing
-from hybrik_jax import video
+from hybrik_jax.body import geometry
 from hybrik_jax.data import features
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
+from hybrik_jax.demos import results as results_lib
+from hybrik_jax.demos import smoothing
+from hybrik_jax.demos import video_io
 
 DEFAULT_BATCH_SIZE = 8
 INVALID_COLOR = (255, 60, 60)
@@ -135,8 +135,8 @@ def predict_people(predict_fn: Callable, variables, frames: Sequence[np.ndarray]
 def _body_fn():
   """jit of (model, betas (B,10), rotmats (B,24,3,3)) -> vertices (B,V,3), joints29
   (B,29,3) (model frame), axis-angle pose (B,24,3)."""
-  from hybrik_jax import kinematics  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import kinematics  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl  # pylint: disable=g-import-not-at-top
 
   @jax.jit
   def fn(model, betas, rotmats):
@@ -238,17 +238,17 @@ def check_arguments(out_path: str, *, detections=None, bbox=None, tracks=None,
   """VideoError for a bad combination or value of run_video's arguments."""
   del unused
   if not out_path.lower().endswith('.mp4'):
-    raise video.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
+    raise video_io.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
   if detections and bbox:
-    raise video.VideoError('give either --detections or --bbox, not both')
+    raise video_io.VideoError('give either --detections or --bbox, not both')
   if tracks is not None and not detections:
-    raise video.VideoError('--tracks selects tracks of a --detections file; none given')
+    raise video_io.VideoError('--tracks selects tracks of a --detections file; none given')
   if batch_size < 1:
-    raise video.VideoError(f'--batch_size must be positive, got {batch_size}')
+    raise video_io.VideoError(f'--batch_size must be positive, got {batch_size}')
   if focal is not None and not (np.isfinite(focal) and focal > 0):
-    raise video.VideoError(f'--focal must be a positive number of pixels, got {focal}')
+    raise video_io.VideoError(f'--focal must be a positive number of pixels, got {focal}')
   if smooth and not (smooth_min_cutoff > 0 and smooth_beta >= 0):
-    raise video.VideoError(f'--smooth_min_cutoff must be > 0 Hz and --smooth_beta >= 0, '
+    raise video_io.VideoError(f'--smooth_min_cutoff must be > 0 Hz and --smooth_beta >= 0, '
                            f'got {smooth_min_cutoff} and {smooth_beta}')
 
 
@@ -263,10 +263,10 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   """Reads the video, predicts every frame's people, writes the video and results.
 
   Args:
-    video_path: input video.
+    video_path: input video_io.
     out_path: output .mp4.
     variables, model_config, smpl_model: the model and the body model.
-    detections: a detections file (video.load_detections), or None.
+    detections: a detections file (video_io.load_detections), or None.
     bbox: 'x,y,w,h' of the person in frame 0, then tracked (without detections).
     tracks: with detections, keep only these track ids.
     results_path: the .npz (default: out_path with .npz).
@@ -282,19 +282,19 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
     progress: show a tqdm bar.
 
   Returns:
-    the results dict (export.FIELDS and meta), plus 'out', 'results', 'json',
+    the results dict (results_lib.FIELDS and meta), plus 'out', 'results', 'json',
     'seconds' (wall time), 'frames_per_second'.
 
   Raises:
-    video.VideoError: bad video, detections, box; ValueError: bad arguments.
+    video_io.VideoError: bad video, detections, box; ValueError: bad arguments.
   """
   check_arguments(out_path, detections=detections, bbox=bbox, tracks=tracks,
                   batch_size=batch_size, focal=focal, smooth=smooth,
                   smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta)
-  info = video.probe_video(video_path)
+  info = video_io.probe_video(video_path)
   dets, tracking = people_boxes(info, detections, bbox, tracks)
   num_tracks = len(dets.track_ids)
-  results = export.empty_results(info.num_frames, dets.track_ids, info.fps,
+  results = results_lib.empty_results(info.num_frames, dets.track_ids, info.fps,
                                  (info.height, info.width))
   results.update(body_model=np.array(body_model), flip_test=np.bool_(flip_test),
                  smoothing=np.array(f'one_euro min_cutoff={smooth_min_cutoff} '
@@ -308,13 +308,13 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
       predict_people, predict_fn, variables, input_size=int(model_config.input_size),
       batch_size=batch, focal=focal)
   smoother = _Smoother(num_tracks, smooth_min_cutoff, smooth_beta) if smooth else None
-  colors = video.track_colors(num_tracks)
+  colors = video_io.track_colors(num_tracks)
   faces = np.asarray(smpl_model.faces)
   results_path = results_path or out_path[:-4] + '.npz'
   outputs = [out_path, results_path] + ([json_path] if json_path else [])
   start = time.perf_counter()
-  with video.atomic_output(outputs) as tmp:
-    with video.VideoWriter(tmp[0], info.width, info.height, info.fps) as writer, tqdm.tqdm(
+  with video_io.atomic_output(outputs) as tmp:
+    with video_io.VideoWriter(tmp[0], info.width, info.height, info.fps) as writer, tqdm.tqdm(
         total=info.num_frames, unit='frame', disable=not progress, desc='video') as bar:
       done = 0
       for first, frames in _chunks(info, 1 if tracking else max(1, batch // num_tracks)):
@@ -340,41 +340,41 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
         bar.update(len(frames))
         done = first + len(frames)
     if done == 0:
-      raise video.VideoError(f'video {video_path!r}: no frame could be decoded')
+      raise video_io.VideoError(f'video {video_path!r}: no frame could be decoded')
     if done < info.num_frames:  # the container's count was more than decodes
       print(f'warning: video {video_path!r}: decoded {done} of the {info.num_frames} '
             'frames its container lists; the results have those', file=sys.stderr)
-      results = export.truncate(results, done)
-    export.save_npz(tmp[1], results)
+      results = results_lib.truncate(results, done)
+    results_lib.save_npz(tmp[1], results)
     if json_path:
-      export.save_json(tmp[2], results)
+      results_lib.save_json(tmp[2], results)
   seconds = time.perf_counter() - start
   results.update(out=out_path, results=results_path, json=json_path, seconds=seconds,
                  frames_per_second=done / seconds)
   return results
 
 
-def people_boxes(info: video.VideoInfo, detections: str | None, bbox: str | None,
-                 tracks: Sequence[int] | None) -> tuple[video.Detections, bool]:
+def people_boxes(info: video_io.VideoInfo, detections: str | None, bbox: str | None,
+                 tracks: Sequence[int] | None) -> tuple[video_io.Detections, bool]:
   """The boxes known before the run, and whether later frames are tracked.
 
   A detections file: its boxes. --bbox: that box in frame 0, the rest NaN (to
   be tracked). Neither: the whole frame everywhere.
   """
   if detections:
-    return video.load_detections(detections, info, tracks), False
+    return video_io.load_detections(detections, info, tracks), False
   boxes = np.full((info.num_frames, 1, 4), np.nan, np.float32)
   if bbox:
-    boxes[0, 0] = video.parse_bbox_arg(bbox, info.width, info.height)
+    boxes[0, 0] = video_io.parse_bbox_arg(bbox, info.width, info.height)
   else:
-    boxes[:] = video.whole_frame_box(info.width, info.height)
-  return video.Detections(track_ids=np.array([0]), boxes=boxes), bool(bbox)
+    boxes[:] = video_io.whole_frame_box(info.width, info.height)
+  return video_io.Detections(track_ids=np.array([0]), boxes=boxes), bool(bbox)
 
 
-def _chunks(info: video.VideoInfo, size: int):
+def _chunks(info: video_io.VideoInfo, size: int):
   """Yields (index of the first frame, list of up to `size` frames)."""
   frames, start = [], 0
-  for frame in itertools.islice(video.read_frames(info), info.num_frames):
+  for frame in itertools.islice(video_io.read_frames(info), info.num_frames):
     frames.append(frame)
     if len(frames) == size:
       yield start, frames
@@ -383,12 +383,12 @@ def _chunks(info: video.VideoInfo, size: int):
     yield start, frames
 
 
-def _next_boxes(results, boxes: np.ndarray, f: int, info: video.VideoInfo) -> np.ndarray:
+def _next_boxes(results, boxes: np.ndarray, f: int, info: video_io.VideoInfo) -> np.ndarray:
   """(P, 4) boxes for frame f + 1: each valid person's projected joints, else kept."""
   out = boxes.copy()
   for p in range(len(boxes)):
     if results['valid'][f, p]:
-      box = video.box_from_joints(results['joints2d_29'][f, p], info.width, info.height)
+      box = video_io.box_from_joints(results['joints2d_29'][f, p], info.width, info.height)
       if box is not None:
         out[p] = box
   return out
@@ -440,10 +440,10 @@ def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, 
                         smpl_path: str | None = None, h36m_regressor: str | None = None,
                         **kwargs) -> dict[str, Any]:
   """`run_video` with the model and body model loaded as the image demo does."""
-  from hybrik_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
   check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
-  video.probe_video(video_path)       # the model loads
+  video_io.probe_video(video_path)       # the model loads
   if not checkpoint:
     raise demo.DemoError(demo.HOW_TO_GET_A_CHECKPOINT)
   try:
@@ -463,4 +463,4 @@ def parse_tracks(text: str | None) -> list[int] | None:
   try:
     return [int(v) for v in text.replace(' ', '').split(',') if v]
   except ValueError as e:
-    raise video.VideoError(f'--tracks must be integers separated by commas, got {text!r}') from e
+    raise video_io.VideoError(f'--tracks must be integers separated by commas, got {text!r}') from e

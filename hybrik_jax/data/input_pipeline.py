@@ -39,7 +39,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from hybrik_jax import constants
+from hybrik_jax.body import constants
 from hybrik_jax.data import augment
 from hybrik_jax.data import targets
 

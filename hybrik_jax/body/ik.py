@@ -67,9 +67,9 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
-from hybrik_jax import constants
-from hybrik_jax import geometry
 from hybrik_jax import utils
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
 
 _PARENTS = constants.SMPL29_PARENTS
 

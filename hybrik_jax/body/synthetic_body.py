@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
-from hybrik_jax import constants
-from hybrik_jax.smpl import NUM_POSE_FEATURES
-from hybrik_jax.smpl import SMPLModel
+from hybrik_jax.body import constants
+from hybrik_jax.body.smpl import NUM_POSE_FEATURES
+from hybrik_jax.body.smpl import SMPLModel
 
 
 # --------------------------------------------------------------------------------------

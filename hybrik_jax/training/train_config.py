@@ -11,8 +11,8 @@ import os
 
 import ml_collections
 
-from hybrik_jax import input_pipeline
 from hybrik_jax.data import augment
+from hybrik_jax.data import input_pipeline
 from hybrik_jax.models import config as model_config_lib
 
 
@@ -76,7 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.0
   c.optim.grad_clip_norm = 0.0  # 0: no clipping
 
-  # Body model: '' -> the synthetic body model (hybrik_jax.smpl).
+  # Body model: '' -> the synthetic body model (hybrik_jax.body.smpl).
   c.smpl = ml_collections.ConfigDict()
   c.smpl.model_path = ''
   c.smpl.h36m_regressor_path = ''
@@ -123,7 +123,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       if key not in ref:
         # The model is checked against the model config's own fields.
         raise ValueError(f'unknown config field {name!r}: not a field of the '
-                         'trainer config (see hybrik_jax.train_config.base_config)')
+                         'trainer config (see hybrik_jax.training.train_config.base_config)')
       value, ref_value = cfg[key], ref[key]
       if (isinstance(ref_value, ml_collections.ConfigDict) and
           key not in ('scale_mult_per_dataset',)):

@@ -39,8 +39,8 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
-from hybrik_jax import geometry
-from hybrik_jax import metrics
+from hybrik_jax.body import geometry
+from hybrik_jax.evaluation import metrics
 
 # 14 of the 17 H36M joints used on Human3.6M and 3DPW (HybrIK EVAL_JOINTS):
 # every joint but pelvis (0), torso (7) and nose (9).
@@ -231,7 +231,7 @@ def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
     sums['pa_mpjpe_24'], _ = _sums(metrics.joint_errors(
         metrics.procrustes_align(pred24, gt24, m24), gt24), m24)
   if protocol.pve and pred_vertices is not None:
-    from hybrik_jax import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
+    from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
     rot = geometry.quaternion_to_matrix(batch['target_theta'].astype(jnp.float32))
     gt_body = smpl_lib.forward(
         smpl_model, batch['target_beta'].astype(jnp.float32), rot)

@@ -2,7 +2,7 @@
 
 SMPL (Loper et al. 2015) is obtained, under its licence, from its registration site
 https://smpl.is.tue.mpg.de; no SMPL file ships with this project. Files are read
-by `hybrik_jax.smpl_io` (`load_smpl`); `hybrik_jax.data.synthetic_body` builds a
+by `hybrik_jax.body.smpl_io` (`load_smpl`); `hybrik_jax.body.synthetic_body` builds a
 procedural body with exactly SMPL's array shapes and kinematic tree, for tests
 and synthetic data.
 
@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hybrik_jax import constants
-from hybrik_jax import geometry
-from hybrik_jax import kinematics
 from hybrik_jax import utils
+from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
+from hybrik_jax.body import kinematics
 
 NUM_POSE_FEATURES = 9 * (constants.NUM_JOINTS - 1)  # 207
 
@@ -237,7 +237,7 @@ def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
     SMPLOutput (rot_mats are the IK's local rotations), and with
     `return_fallback` the fallback mask (column j - 1: joint j).
   """
-  from hybrik_jax import ik  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
   if pose_skeleton.ndim != 3 or pose_skeleton.shape[1] not in (24, 29):
     raise ValueError('pose_skeleton must have shape (B, 24, 3) or (B, 29, 3), got '
                      f'{pose_skeleton.shape}')

@@ -1,0 +1,1 @@
+"""Body models and their geometry, in jnp: rotations, kinematics, HybrIK IK, SMPL."""

@@ -1,0 +1,1 @@
+"""The image and video demos' library: video files, tracking, smoothing, results files."""

@@ -1,0 +1,1 @@
+"""Metrics, benchmark protocols and the evaluation loop."""

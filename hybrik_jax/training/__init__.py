@@ -1,0 +1,1 @@
+"""The trainer's library: steps, losses, checkpoints, workdir lock, config."""
