@@ -1,10 +1,12 @@
 """One way for every command-line tool to fail: one line, nonzero exit.
 
-A `UserError` is a problem with the user's input (a flag, a missing or
-corrupt file, a busy workdir). The `run` wrapper around each CLI's `main`
-prints it as ONE line on stderr (`error: ...`) and exits with status 2, never
-with a traceback; Ctrl-C exits with status 130 and one line. Other exceptions
-(bugs) keep their traceback.
+Library code raises plain exceptions (`errors.InputError` and its
+subclasses: a missing or corrupt file, a bad value, a busy workdir); a
+`UserError` is the command line's own (a bad flag). The `run` wrapper around
+each CLI's `main` prints either as ONE line on stderr (`error: ...`) and
+exits with status 2 (or the error's `exit_code`), never with a traceback;
+Ctrl-C exits with status 130 and one line. Other exceptions (bugs) keep their
+traceback.
 
     def main(argv) -> int: ...
     if __name__ == '__main__':
@@ -19,12 +21,14 @@ import os
 import sys
 from typing import Any, Callable, NoReturn
 
+from hybrik_jax import errors
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-class UserError(Exception):
-  """A problem with the user's input; its message is the one line shown.
+class UserError(errors.InputError):
+  """A problem with the command line's input; its message is the one line shown.
 
   Attributes:
     exit_code: the process exit status `run` uses (default 2).
@@ -42,20 +46,26 @@ def one_line(message: Any) -> str:
   return ' '.join(str(message).split())
 
 
-def fail(error: UserError) -> NoReturn:
-  """Prints `error` as one line on stderr and exits with its status."""
-  print(f'{error.prefix}{one_line(error)}', file=sys.stderr, flush=True)
-  sys.exit(error.exit_code)
+def fail(error: errors.InputError) -> NoReturn:
+  """Prints `error` as one line on stderr and exits with its status.
+
+  The status is the error's `exit_code` attribute if it has one, else 2; the
+  line starts with its `prefix` attribute if it has one, else 'error: '.
+  """
+  prefix = getattr(error, 'prefix', 'error: ')
+  print(f'{prefix}{one_line(error)}', file=sys.stderr, flush=True)
+  sys.exit(getattr(error, 'exit_code', EXIT_USER_ERROR))
 
 
 def run(main: Callable[..., int | None], *args, **kwargs) -> NoReturn:
   """Calls `main(*args, **kwargs)` and exits with its status.
 
-  UserError -> one line, its exit code; KeyboardInterrupt -> one line, 130.
+  errors.InputError (UserError too) -> one line, its exit code (default 2);
+  KeyboardInterrupt -> one line, 130.
   """
   try:
     status = main(*args, **kwargs)
-  except UserError as e:
+  except errors.InputError as e:
     fail(e)
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr, flush=True)
