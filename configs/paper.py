@@ -9,7 +9,7 @@ MPI-INF-3DHP mix (0.4 / 0.5 / 0.1); ImageNet-initialised ResNet-34.
 Before training:
   python -m hybrik_jax.prepare_data --dataset h36m --manual_dir ...      (etc.)
   python -m hybrik_jax.convert --arch backbone \
-      --torch-checkpoint resnet34-b627a593.pth --out pretrained/resnet34_imagenet
+      --torch_checkpoint resnet34-b627a593.pth --out pretrained/resnet34_imagenet
 
 Run (8 accelerators; on fewer, keep batch_size: it is global):
   python -m hybrik_jax.train --config configs/paper.py --workdir /tmp/hybrik_paper \

@@ -13,7 +13,7 @@ Released model zoo: 3DPW 43.4 PA-MPJPE / 73.6 MPJPE, H36M 29.8 / 48.8.
 Before training:
   python -m hybrik_jax.prepare_data --dataset h36m --manual_dir ...      (etc.)
   python -m hybrik_jax.convert --arch backbone \
-      --torch-checkpoint hrnet_w48-8ef0771d.pth --out pretrained/hrnet_w48_imagenet
+      --torch_checkpoint hrnet_w48-8ef0771d.pth --out pretrained/hrnet_w48_imagenet
 
 Run (8 accelerators; on fewer, keep batch_size: it is global):
   python -m hybrik_jax.train --config configs/paper_hrnet.py --workdir /tmp/hybrik_hrnet \

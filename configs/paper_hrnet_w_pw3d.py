@@ -6,7 +6,7 @@ configs/paper_hrnet.py with the H36M / COCO / MPI-INF-3DHP / 3DPW mix
 Released model zoo: 3DPW 42.3 PA-MPJPE / 71.6 MPJPE, H36M 29.5 / 47.5.
 
   python -m hybrik_jax.convert --arch backbone \
-      --torch-checkpoint hrnet_w48-8ef0771d.pth --out pretrained/hrnet_w48_imagenet
+      --torch_checkpoint hrnet_w48-8ef0771d.pth --out pretrained/hrnet_w48_imagenet
   python -m hybrik_jax.train --config configs/paper_hrnet_w_pw3d.py \
       --workdir /tmp/hybrik_hrnet_w_pw3d --config.data.data_dir=$HOME/tensorflow_datasets
 """

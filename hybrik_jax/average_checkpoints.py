@@ -8,10 +8,10 @@ and batch statistics of the last N epoch-end checkpoints in
 (`checkpointing.save_model`: what `evaluate` and `demo` read).
 """
 
-import argparse
 import sys
 from typing import Any, Sequence
 
+from absl import flags
 from absl import logging
 import jax
 import jax.numpy as jnp
@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from hybrik_jax import cli_flags
 from hybrik_jax.training import checkpointing
 
 PyTree = Any
@@ -83,18 +84,18 @@ def average_last_epochs(workdir: str, last: int
   return average_trees(trees), model_config, steps
 
 
+def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
+  """The flags of `python -m hybrik_jax.average_checkpoints` (see --help)."""
+  fs = cli_flags.FlagSet('python -m hybrik_jax.average_checkpoints', __doc__)
+  fs.workdir('the training workdir (its checkpoints/ folder)')
+  fs.integer('last', 10, 'how many of the last epoch checkpoints', lower_bound=1)
+  fs.out('output model directory', required=True)
+  fs.overwrite('replace a model already in --out')
+  return fs.parse(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(
-      prog='python -m hybrik_jax.average_checkpoints',
-      description='Average the last N epoch checkpoints into one exported '
-                  'model.')
-  p.add_argument('--workdir', required=True, help='the training workdir')
-  p.add_argument('--last', type=int, default=10,
-                 help='how many of the last epoch checkpoints (default 10)')
-  p.add_argument('--out', required=True, help='output model directory')
-  p.add_argument('--overwrite', action='store_true',
-                 help='replace a model already in --out')
-  args = p.parse_args(argv)
+  args = parse(argv)
   try:
     variables, model_config, steps = average_last_epochs(args.workdir,
                                                          args.last)

@@ -1,6 +1,6 @@
 """PyTorch checkpoints -> exported hybrik_jax models.
 
-    python -m hybrik_jax.convert --torch-checkpoint X.pth --out DIR \
+    python -m hybrik_jax.convert --torch_checkpoint X.pth --out DIR \
         [--arch auto|transformer|deconv|backbone]
 
 Three sources (key names and tensor layouts are facts of the public code):
@@ -37,13 +37,13 @@ scale/bias params, running_mean/var -> batch_stats mean/var.
 torch is imported only to read .pth files; the written model loads without it.
 """
 
-import argparse
 import os
 import pickle
 import re
 import zipfile
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -51,6 +51,7 @@ import numpy as np
 import tqdm
 
 from hybrik_jax import cli
+from hybrik_jax import cli_flags
 from hybrik_jax.body import constants
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hrnet
@@ -138,7 +139,7 @@ def check_finite_weights(state_dict: Mapping[str, np.ndarray], path: str) -> Non
     raise ConversionError(
         f'{path}: {len(bad)} tensor(s) hold NaN or inf values '
         f'({_format_keys(bad, 5)}); the converted model would predict '
-        'nothing. Pass --allow-non-finite to convert it anyway.')
+        'nothing. Pass --allow_non_finite to convert it anyway.')
 
 
 def state_dict_to_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -578,22 +579,27 @@ def merge_variables(target: Mapping[str, Any], source: Mapping[str, Any]) -> dic
   return _unflatten(merged)
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(
-      prog='python -m hybrik_jax.convert',
-      description='Convert a PyTorch ResNet / HybrIK / HybrIK-Transformer checkpoint '
-                  'into an exported hybrik_jax model (Orbax + model_config.json).')
-  parser.add_argument('--torch-checkpoint', required=True, help='the .pth file')
-  parser.add_argument('--out', required=True, help='output directory')
-  parser.add_argument('--arch', default='auto', choices=('auto',) + ARCHS)
-  parser.add_argument('--num-heads', type=int, default=None,
-                      help='attention heads (not stored in the weights; paper: 8)')
-  parser.add_argument('--input-size', type=int, default=None,
-                      help='input side, px (deconv/backbone; paper: 256)')
-  parser.add_argument('--overwrite', action='store_true')
-  parser.add_argument('--allow-non-finite', action='store_true',
-                      help='convert even if some weights are NaN or inf')
-  args = parser.parse_args(argv)
+def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
+  """The flags of `python -m hybrik_jax.convert` (see --help)."""
+  fs = cli_flags.FlagSet(
+      'python -m hybrik_jax.convert', __doc__,
+      aliases={'torch-checkpoint': 'torch_checkpoint', 'num-heads': 'num_heads'})
+  fs.string('torch_checkpoint', None, 'the PyTorch .pth file', required=True)
+  fs.out('output directory (the exported model)', required=True)
+  fs.enum('arch', 'auto', ('auto',) + ARCHS, 'what the checkpoint holds '
+          '(auto: guessed from its keys)')
+  fs.integer('num_heads', None, 'attention heads (not stored in the weights; '
+             'paper: 8)', lower_bound=1)
+  fs.integer('input_size', None, 'input side, px (deconv/backbone; paper: 256)',
+             lower_bound=1)
+  fs.overwrite('replace a model already in --out')
+  fs.boolean('allow_non_finite', False,
+             'convert even if some weights are NaN or inf')
+  return fs.parse(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = parse(argv)
 
   from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
 
@@ -621,6 +627,7 @@ def main(argv=None) -> None:
   out = checkpointing.save_model(args.out, variables, model_config, overwrite=args.overwrite)
   n = sum(np.size(v) for v in jax.tree.leaves(variables['params']))
   print(f'Wrote {out} ({model_config.backbone} + {model_config.head}, {n:,} parameters).')
+  return 0
 
 
 if __name__ == '__main__':

@@ -34,17 +34,18 @@ converted from the published PyTorch weights to look right); without it the
 synthetic body model is used (right for models trained on synthetic_humans).
 """
 
-import argparse
 import os
 import sys
 from typing import Any, Sequence
 
+from absl import flags
 import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax import cli
+from hybrik_jax import cli_flags
 from hybrik_jax import models
 from hybrik_jax.body import geometry
 from hybrik_jax.data import augment
@@ -74,7 +75,7 @@ no checkpoint given (--checkpoint DIR). Get one of:
     averaged export (python -m hybrik_jax.average_checkpoints);
   * convert the published PyTorch weights (boreshkinai/hybrik-transformer or
     Jeff-sjtu/HybrIK):
-      python -m hybrik_jax.convert --torch-checkpoint model.pth --out /tmp/converted
+      python -m hybrik_jax.convert --torch_checkpoint model.pth --out /tmp/converted
     and pass --checkpoint /tmp/converted --smpl basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"""
 
 
@@ -393,41 +394,40 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   return pred
 
 
+def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
+  """The flags of `python -m hybrik_jax.demo` (see --help)."""
+  fs = cli_flags.FlagSet('python -m hybrik_jax.demo', __doc__)
+  fs.string('image', None, 'input image (JPEG/PNG)')
+  fs.string('video', None, 'input video (mp4, mov, avi, ...): see hybrik_jax/demos/video.py')
+  fs.one_of('image', 'video')
+  fs.checkpoint()
+  fs.out('output PNG (.npz beside it); with --video an .mp4 '
+         '(default demo_out.png / demo_out.mp4)')
+  fs.string('bbox', None, 'person box x,y,w,h in pixels (default: the whole '
+            'image); with --video the box in the first frame, then tracked')
+  fs.smpl(cli_flags.SMPL_HELP + ' (default: the synthetic body)')
+  fs.h36m_regressor()
+  fs.flip_test()
+  # --video only.
+  fs.string('detections', None, '--video: person boxes: COCO results JSON, '
+            'or frame,x,y,w,h[,track_id] lines')
+  fs.string('tracks', None, '--video: keep these track ids, e.g. 1,3')
+  fs.string('results', None, '--video: results .npz (default: beside --out)')
+  fs.boolean('json', False, '--video: also write the results as JSON')
+  fs.batch_size(8, '--video: people per network call')
+  fs.number('focal', None, '--video: focal length, px (default: 1000 px per '
+            '256 px of crop, as HybrIK)')
+  fs.boolean('smooth', False, '--video: One Euro filter on rotations, shape '
+             'and translation')
+  fs.number('smooth_min_cutoff', 1.0, '--video: One Euro cutoff at rest, Hz '
+            '(lower: smoother)')
+  fs.number('smooth_beta', 0.0, '--video: One Euro speed coefficient (higher: '
+            'less lag in fast motion)')
+  return fs.parse(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='python -m hybrik_jax.demo', description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument('--image', help='input image (JPEG/PNG)')
-  source.add_argument('--video', help='input video (mp4, mov, avi, ...): see video_demo.py')
-  parser.add_argument('--checkpoint', default=None,
-                      help='exported model directory or training workdir')
-  parser.add_argument('--out', default=None,
-                      help='output PNG (.npz beside it); with --video an .mp4 '
-                      '(default demo_out.png / demo_out.mp4)')
-  parser.add_argument('--bbox', default=None,
-                      help='person box x,y,w,h in pixels (default: the whole image); '
-                      'with --video the box in the first frame, then tracked')
-  parser.add_argument('--smpl', default=None, help='SMPL neutral .pkl (default: synthetic body)')
-  parser.add_argument('--h36m_regressor', default=None, help='J_regressor_h36m.npy')
-  parser.add_argument('--flip_test', dest='flip_test', action='store_true', default=True)
-  parser.add_argument('--noflip_test', dest='flip_test', action='store_false')
-  video_args = parser.add_argument_group('video (--video)')
-  video_args.add_argument('--detections', default=None,
-                          help='person boxes: COCO results JSON, or frame,x,y,w,h[,track_id] lines')
-  video_args.add_argument('--tracks', default=None, help='keep these track ids, e.g. 1,3')
-  video_args.add_argument('--results', default=None, help='results .npz (default: beside --out)')
-  video_args.add_argument('--json', action='store_true', help='also write the results as JSON')
-  video_args.add_argument('--batch_size', type=int, default=8, help='people per network call')
-  video_args.add_argument('--focal', type=float, default=None,
-                          help='focal length, px (default: 1000 px per 256 px of crop, as HybrIK)')
-  video_args.add_argument('--smooth', action='store_true',
-                          help='One Euro filter on rotations, shape and translation')
-  video_args.add_argument('--smooth_min_cutoff', type=float, default=1.0,
-                          help='One Euro cutoff at rest, Hz (lower: smoother)')
-  video_args.add_argument('--smooth_beta', type=float, default=0.0,
-                          help='One Euro speed coefficient (higher: less lag in fast motion)')
-  args = parser.parse_args(argv)
+  args = parse(argv)
   if args.video:
     return _main_video(args)
   try:

@@ -9,7 +9,7 @@ dataset is a prepared TFDS dataset (`python -m hybrik_jax.prepare_data`);
 by default the one, with the builder config, split and data settings, that the
 checkpoint was validated on in training (`resolve_dataset`).
 Prints a table and writes it as JSON beside the checkpoint
-(`<DIR>_eval_<dataset>_<split>.json`, or --output).
+(`<DIR>_eval_<dataset>_<split>.json`, or --out).
 
 The protocols (joints, alignment, flip test, root) are `hybrik_jax.evaluation.protocols`,
 the same the trainer's validation uses: a checkpoint gets the same numbers
@@ -26,7 +26,6 @@ for how many examples. Entries are matched to examples by file name (keys
 HybrIK's Sample_20_test_Human36M_smpl_protocol_2.json: images[{id, file_name}]).
 """
 
-import argparse
 import collections
 import dataclasses
 import json
@@ -36,11 +35,13 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from absl import flags
 import jax
 import ml_collections
 import numpy as np
 import tqdm
 
+from hybrik_jax import cli_flags
 from hybrik_jax import models
 from hybrik_jax.evaluation import metrics
 from hybrik_jax.evaluation import protocols
@@ -559,36 +560,34 @@ def format_table(results: Mapping[str, Any]) -> str:
   return f'{line}\n{body}\n{line}'
 
 
+def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
+  """The flags of `python -m hybrik_jax.evaluate` (see --help)."""
+  fs = cli_flags.FlagSet('python -m hybrik_jax.evaluate', __doc__,
+                         aliases={'output': 'out'})
+  fs.checkpoint(required=True)
+  fs.dataset('h36m | pw3d | mpi_inf_3dhp | synthetic_humans[/tiny|small] '
+             '(default: the dataset the checkpoint was validated on)')
+  fs.string('config', None, 'experiment config file (configs/x.py[:arg]) for '
+            'data_dir etc. (default: the config that trained the checkpoint)')
+  fs.string('split', None, "TFDS split (default: the checkpoint's validation "
+            "split for its dataset, else 'test'; 'validation' for "
+            'synthetic_humans)')
+  fs.data_dir()
+  fs.smpl()
+  fs.h36m_regressor()
+  fs.batch_size(32, 'examples per evaluation step')
+  fs.flip_test()
+  fs.string('rootnet_json', None,
+            "RootNet's bbox_root_*_output.json (root_cam, mm)")
+  fs.string('rootnet_annotations', None,
+            'COCO-style json mapping image_id to file_name')
+  fs.integer('num_examples', None, 'only the first N examples', lower_bound=1)
+  fs.out('results JSON path (default: <checkpoint>_eval_<dataset>_<split>.json)')
+  return fs.parse(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='python -m hybrik_jax.evaluate', description=__doc__.split('\n\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--checkpoint', required=True,
-                      help='exported model directory or training workdir')
-  parser.add_argument('--dataset', default=None,
-                      help='h36m | pw3d | mpi_inf_3dhp | synthetic_humans[/tiny|small] '
-                      '(default: the dataset the checkpoint was validated on)')
-  parser.add_argument('--config', default=None,
-                      help='experiment config file (configs/x.py[:arg]) for data_dir '
-                      'etc. (default: the config that trained the checkpoint)')
-  parser.add_argument('--split', default=None,
-                      help="TFDS split (default: the checkpoint's validation split "
-                      "for its dataset, else 'test'; 'validation' for synthetic_humans)")
-  parser.add_argument('--data_dir', default=None, help='TFDS data_dir')
-  parser.add_argument('--smpl', default=None, help='SMPL neutral .pkl')
-  parser.add_argument('--h36m_regressor', default=None,
-                      help="HybrIK's J_regressor_h36m.npy")
-  parser.add_argument('--batch_size', type=int, default=32)
-  parser.add_argument('--flip_test', dest='flip_test', action='store_true', default=True)
-  parser.add_argument('--noflip_test', dest='flip_test', action='store_false')
-  parser.add_argument('--rootnet_json', default=None,
-                      help="RootNet's bbox_root_*_output.json (root_cam, mm)")
-  parser.add_argument('--rootnet_annotations', default=None,
-                      help='COCO-style json mapping image_id to file_name')
-  parser.add_argument('--num_examples', type=int, default=None,
-                      help='only the first N examples')
-  parser.add_argument('--output', default=None, help='results JSON path')
-  args = parser.parse_args(argv)
+  args = parse(argv)
   try:
     config = train_config.load_config_file(args.config) if args.config else None
     results = evaluate(
@@ -597,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         h36m_regressor=args.h36m_regressor, batch_size=args.batch_size,
         flip_test=args.flip_test, rootnet_json=args.rootnet_json,
         rootnet_annotations=args.rootnet_annotations,
-        num_examples=args.num_examples, output=args.output)
+        num_examples=args.num_examples, output=args.out)
   except (FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

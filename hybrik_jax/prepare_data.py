@@ -1,60 +1,60 @@
 r"""Builds the TFDS datasets hybrik_jax trains and evaluates on.
 
-  python -m hybrik_jax.prepare_data --datasets synthetic_humans --config small \
-      --data-dir ~/tensorflow_datasets
-  python -m hybrik_jax.prepare_data --datasets synthetic_humans,h36m,pw3d \
-      --manual-dir /data/manual --data-dir ~/tensorflow_datasets \
-      --file-format array_record
+  python -m hybrik_jax.prepare_data --dataset synthetic_humans --config small \
+      --data_dir ~/tensorflow_datasets
+  python -m hybrik_jax.prepare_data --dataset synthetic_humans,h36m,pw3d \
+      --manual_dir /data/manual --data_dir ~/tensorflow_datasets \
+      --file_format array_record
 
 synthetic_humans needs no download. The real datasets read files you
-downloaded by hand from `--manual-dir` (each builder's README.md,
+downloaded by hand from `--manual_dir` (each builder's README.md,
 tfds_builders/<name>/README.md, says which files go where). Builders are
 imported from `tfds_builders` by name, so a dataset whose builder is missing
 fails with a clear message and does not stop the others from being listed.
 
 `--config` applies to every dataset that has a config of that name (e.g.
 synthetic_humans' default/small/tiny); a dataset without it uses its default.
-`--file-format` is array_record (random access, used by grain) or tfrecord.
-Flags also accept underscores (--data_dir, --manual_dir, ...) and --dataset.
+`--file_format` is array_record (random access, used by grain) or tfrecord.
+The old spellings --datasets, --data-dir, --manual-dir, --file-format and
+--num-workers are accepted, deprecated.
 """
 
-import argparse
 import os
 import sys
 import time
 from typing import Sequence
 
+from absl import flags
 from absl import logging
+
+from hybrik_jax import cli_flags
 
 DEFAULT_FILE_FORMAT = 'array_record'
 
 
-def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
-      prog='python -m hybrik_jax.prepare_data',
-      description='Build hybrik_jax TFDS datasets (with a progress bar).')
-  p.add_argument('--datasets', '--dataset', default='synthetic_humans',
-                 help='comma-separated dataset names, e.g. '
-                      'synthetic_humans,h36m,pw3d or synthetic_humans/small '
-                      '(default: synthetic_humans)')
-  p.add_argument('--data-dir', '--data_dir', default=None,
-                 help='TFDS data_dir to write to (default: TFDS default, '
-                      '~/tensorflow_datasets)')
-  p.add_argument('--manual-dir', '--manual_dir', default=None,
-                 help='folder with the manually downloaded files of the real '
-                      'datasets (not needed for synthetic_humans)')
-  p.add_argument('--config', default=None,
-                 help='builder config name, for datasets that have it '
-                      '(synthetic_humans: default, small, tiny)')
-  p.add_argument('--file-format', '--file_format', default=DEFAULT_FILE_FORMAT,
-                 choices=('array_record', 'tfrecord'),
-                 help='on-disk format (default: array_record)')
-  p.add_argument('--num-workers', '--num_workers', type=int, default=None,
-                 help='generation processes for synthetic_humans (default: '
-                      '$HYBRIK_DATA_WORKERS or the number of cores)')
-  p.add_argument('--overwrite', action='store_true',
-                 help='regenerate even if the dataset version already exists')
-  return p.parse_args(argv)
+def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
+  """The flags of `python -m hybrik_jax.prepare_data` (see --help)."""
+  fs = cli_flags.FlagSet(
+      'python -m hybrik_jax.prepare_data', __doc__,
+      aliases={'datasets': 'dataset', 'data-dir': 'data_dir',
+               'manual-dir': 'manual_dir', 'file-format': 'file_format',
+               'num-workers': 'num_workers'})
+  fs.dataset_list('comma-separated dataset names, e.g. '
+                  'synthetic_humans,h36m,pw3d or synthetic_humans/small',
+                  default=['synthetic_humans'])
+  fs.data_dir('TFDS data_dir to write to (default: TFDS default, '
+              '~/tensorflow_datasets)')
+  fs.string('manual_dir', None, 'folder with the manually downloaded files of '
+            'the real datasets (not needed for synthetic_humans)')
+  fs.string('config', None, 'builder config name, for datasets that have it '
+            '(synthetic_humans: default, small, tiny)')
+  fs.enum('file_format', DEFAULT_FILE_FORMAT, ('array_record', 'tfrecord'),
+          'on-disk format')
+  fs.integer('num_workers', None, 'generation processes for synthetic_humans '
+             '(default: $HYBRIK_DATA_WORKERS or the number of cores)',
+             lower_bound=1)
+  fs.overwrite('regenerate even if the dataset version already exists')
+  return fs.parse(argv)
 
 
 def _make_builder(name: str, config: str | None, data_dir: str | None,
@@ -90,14 +90,14 @@ def _check_manual_dir(builder, name: str, manual_dir: str | None) -> None:
   if manual_dir is None:
     raise FileNotFoundError(
         f'{name} is built from files you download by hand: pass '
-        f'--manual-dir DIR with them (see tfds_builders/{name}/README.md)')
+        f'--manual_dir DIR with them (see tfds_builders/{name}/README.md)')
   if not epath.Path(manual_dir).is_dir():
     raise FileNotFoundError(
-        f'--manual-dir {manual_dir} does not exist or is not a folder; {name} '
+        f'--manual_dir {manual_dir} does not exist or is not a folder; {name} '
         f'reads its files from there (see tfds_builders/{name}/README.md).')
   if not any(epath.Path(manual_dir).iterdir()):
     raise FileNotFoundError(
-        f'--manual-dir {manual_dir} is empty; put the downloaded {name} files '
+        f'--manual_dir {manual_dir} is empty; put the downloaded {name} files '
         f'there first (see tfds_builders/{name}/README.md).')
 
 
@@ -202,17 +202,17 @@ def build(name: str, *, data_dir: str | None = None, manual_dir: str | None = No
     if manual_dir is None:
       raise
     raise FileNotFoundError(
-        f'{name} could not be built from --manual-dir {manual_dir} '
+        f'{name} could not be built from --manual_dir {manual_dir} '
         f'({type(e).__name__}: {" ".join(str(e).split())[:200]}); check that '
         f'it holds the files tfds_builders/{name}/README.md lists.') from None
   return builder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  args = _parse_args(sys.argv[1:] if argv is None else argv)
-  names = [n.strip() for n in args.datasets.split(',') if n.strip()]
+  args = parse(argv)
+  names = [n.strip() for n in args.dataset if n.strip()]
   if not names:
-    print('error: --datasets is empty', file=sys.stderr)
+    print('error: --dataset is empty', file=sys.stderr)
     return 2
   failed = []
   for entry in names:

@@ -37,6 +37,7 @@ import numpy as np
 import tqdm
 
 from hybrik_jax import cli
+from hybrik_jax import cli_flags
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
@@ -734,7 +735,7 @@ def _maybe_load_init(state: train_lib.TrainState, config
     if not checkpointing.is_exported_model(path):
       raise cli.UserError(
           f'config.init.{what}_checkpoint: {path} is not an exported model. '
-          'Make it with `python -m hybrik_jax.convert --torch-checkpoint '
+          'Make it with `python -m hybrik_jax.convert --torch_checkpoint '
           f'X.pth --out {path}' + (' --arch backbone`' if what == 'backbone'
                                    else '`'))
     loaded, _ = checkpointing.load_model(path)
@@ -748,61 +749,85 @@ def _maybe_load_init(state: train_lib.TrainState, config
 # Command line.
 # ---------------------------------------------------------------------------
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Training config file (configs/*.py).', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None,
-                               'Checkpoints and TensorBoard logs go here.')
-_DISTRIBUTED = flags.DEFINE_bool(
-    'distributed', False,
-    'Call jax.distributed.initialize() (auto-detected clusters: TPU, SLURM).')
-_COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None,
-    'host:port of process 0, for several processes (implies --distributed).')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
-                                      'Number of processes (hosts).')
-_PROCESS_ID = flags.DEFINE_integer('process_id', None,
-                                   'This process\'s index in [0, num_processes).')
+_PROG = 'python -m hybrik_jax.train'
+_FIELDS = 'hybrik_jax/training/train_config.py and configs/'
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'Too many command-line arguments: {argv[1:]}')
-  if not flags.FLAGS['verbosity'].present:
+def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
+  """The flags of `python -m hybrik_jax.train` (see --help).
+
+  Also accepts absl's own flags (--verbosity, --pdb, ...: --helpfull).
+  """
+  argv = list(sys.argv[1:] if argv is None else argv)
+  fs = cli_flags.FlagSet(
+      _PROG, __doc__, absl_flags=True,
+      epilog='  --config.FIELD=VALUE: overrides a field of the config, e.g. '
+      '--config.batch_size=64')
+  config_flags.DEFINE_config_file(
+      'config', None, 'Training config file (configs/*.py).',
+      flag_values=fs.flag_values, lock_config=True, sys_argv=[_PROG] + argv)
+  fs.require('config')
+  fs.workdir('Checkpoints and TensorBoard logs go here.')
+  fs.boolean('distributed', False, 'Call jax.distributed.initialize() '
+             '(auto-detected clusters: TPU, SLURM).')
+  fs.string('coordinator_address', None, 'host:port of process 0, for '
+            'several processes (implies --distributed).')
+  fs.integer('num_processes', None, 'Number of processes (hosts).')
+  fs.integer('process_id', None, "This process's index in [0, num_processes).")
+  try:
+    args = fs.parse(argv)
+    args.config.get  # pylint: disable=pointless-statement
+  except cli.UserError as e:
+    if '--config.' not in str(e):
+      raise
+    raise cli.UserError(f'{e}; see the fields in {_FIELDS}') from None
+  except OSError as e:  # ml_collections: the config file did not load
+    reason = str(e).strip().splitlines()[-1].strip()
+    raise cli.UserError(f'--config: cannot load the config file ({reason})') from None
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these for an unknown or mistyped --config.x=...
+    overrides = ' '.join(a for a in argv if a.startswith('--config.'))
+    raise cli.UserError(
+        f'bad config override in {overrides or "the flags"} '
+        f'({type(e).__name__}: {cli.one_line(e)}): not a field of the config, '
+        f'or a value of the wrong type. See {_FIELDS}.') from None
+  return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """`python -m hybrik_jax.train` with `argv` (its flags, no program name)."""
+  return _main(parse(argv))
+
+
+def _main(args: flags.FlagValues) -> int:
+  if not args['verbosity'].present:
     # Keep the console to the progress bar and results (Orbax logs a lot at
     # INFO); --verbosity=0 brings the INFO logs back. TensorBoard gets all.
     logging.set_verbosity(logging.WARNING)
-  if _COORDINATOR.value or _DISTRIBUTED.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value,
-                               process_id=_PROCESS_ID.value)
+  if args.coordinator_address or args.distributed:
+    jax.distributed.initialize(coordinator_address=args.coordinator_address,
+                               num_processes=args.num_processes,
+                               process_id=args.process_id)
   logging.info('JAX process %d of %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    train_and_evaluate(args.config, args.workdir)
   except cli.UserError as e:
     cli.fail(e)
   except KeyboardInterrupt:  # before the training loop's handlers are set
     print('Interrupted before training started; nothing was saved.',
           file=sys.stderr, flush=True)
     sys.exit(cli.EXIT_INTERRUPTED)
+  return 0
 
 
-def _parse_flags(argv: Sequence[str]) -> Sequence[str]:
-  """absl's flag parsing, with a bad --config.x override as one line."""
+def _parse_or_fail(argv: Sequence[str]) -> flags.FlagValues:
+  """absl.app's flags_parser: `parse`, a bad flag as one line (exit 2)."""
   try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    cli.fail(cli.UserError(f'{e}. See the fields in '
-                           'hybrik_jax/training/train_config.py and configs/.'))
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    # ml_collections raises these for an unknown or mistyped --config.x=...
-    overrides = ' '.join(a for a in argv if a.startswith('--config.'))
-    cli.fail(cli.UserError(
-        f'bad config override in {overrides or "the flags"} '
-        f'({type(e).__name__}: {e}): not a field of the config, or a value '
-        'of the wrong type. See hybrik_jax/training/train_config.py and configs/.'))
+    return parse(argv[1:])
+  except cli.UserError as e:
+    cli.fail(e)
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main, flags_parser=_parse_flags)
+  app.run(_main, flags_parser=_parse_or_fail)

@@ -340,9 +340,9 @@ def test_tiny_published_model_converts_and_matches_torch(arch, tmp_path):
   # Through the CLI: a DataParallel-style checkpoint file -> exported model.
   path = tmp_path / 'model.pth'
   torch.save({'state_dict': {'module.' + k: v for k, v in tmodel.state_dict().items()}}, path)
-  argv = ['--torch-checkpoint', str(path), '--out', str(tmp_path / 'out'), '--num-heads', '4']
+  argv = ['--torch_checkpoint', str(path), '--out', str(tmp_path / 'out'), '--num_heads', '4']
   if arch == 'deconv':
-    argv += ['--input-size', '64']
+    argv += ['--input_size', '64']
   convert.main(argv)
   from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
   variables, cfg = checkpointing.load_model(tmp_path / 'out')
@@ -457,20 +457,20 @@ def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
       (truncated, 'out3', 'not a readable PyTorch checkpoint'),
       (text, 'out4', 'not a PyTorch checkpoint'),
       (unsafe, 'out5', 'refused.*would run code: Unsupported global.*print'),
-      (nan, 'out6', '1 tensor.* NaN or inf .*decphi.bias.*--allow-non-finite'),
+      (nan, 'out6', '1 tensor.* NaN or inf .*decphi.bias.*--allow_non_finite'),
       (good, 'existing', 'already exists and is not empty.*--overwrite'),
   ]
   for path, out, expected in cases:
     with pytest.raises(cli.UserError, match=expected) as info:
-      convert.main(['--torch-checkpoint', str(path), '--out',
-                    str(tmp_path / out), '--num-heads', '2',
-                    '--input-size', '64'])
+      convert.main(['--torch_checkpoint', str(path), '--out',
+                    str(tmp_path / out), '--num_heads', '2',
+                    '--input_size', '64'])
     assert str(path) in str(info.value) or out == 'existing'
     if out != 'existing':
       assert not (tmp_path / out).exists()  # nothing written
   # The explicit flag converts the non-finite checkpoint anyway.
-  convert.main(['--torch-checkpoint', str(nan), '--out', str(tmp_path / 'o7'),
-                '--num-heads', '2', '--allow-non-finite'])
+  convert.main(['--torch_checkpoint', str(nan), '--out', str(tmp_path / 'o7'),
+                '--num_heads', '2', '--allow_non_finite'])
   assert (tmp_path / 'o7' / 'model_config.json').exists()
 # ----------------------------------------------------------------------------
 # HRNet: the released key layouts (names and shapes from tests/data, see its README).

@@ -199,7 +199,7 @@ def test_invalid_prediction_is_reported(tmp_path, capsys):
   cfg = models.get_tiny_model_config()
   variables = tiny_variables(models.create_model(cfg), cfg.input_size)
   variables = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), variables)
-  ckpt = str(tmp_path / 'nan_model')  # e.g. convert --allow-non-finite
+  ckpt = str(tmp_path / 'nan_model')  # e.g. convert --allow_non_finite
   checkpointing.save_model(ckpt, variables, cfg)
   image_path = str(tmp_path / 'img.png')
   cv2.imwrite(image_path, np.full((64, 64, 3), 128, np.uint8))

@@ -1,4 +1,4 @@
-"""prepare_data on a bad --manual-dir: one line, nothing left behind."""
+"""prepare_data on a bad --manual_dir: one line, nothing left behind."""
 
 import os
 
@@ -13,7 +13,7 @@ def test_empty_or_wrong_manual_dir_leaves_nothing(tmp_path, capsys):
                           '--data_dir', str(data_dir)])
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 1
-  assert err[0].startswith(f'error: pw3d: --manual-dir {manual} is empty')
+  assert err[0].startswith(f'error: pw3d: --manual_dir {manual} is empty')
   assert not data_dir.exists()
   # Files that are not 3DPW's: the build fails with one line and the folders
   # it created are removed again.

@@ -212,10 +212,10 @@ def test_backgrounds_vary_and_are_deterministic():
 
 def test_prepare_data_builds_both_formats(tmp_path):
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
-  for fmt, args in (('tfrecord', ['--datasets', 'synthetic_humans', '--config', 'tiny']),
+  for fmt, args in (('tfrecord', ['--dataset', 'synthetic_humans', '--config', 'tiny']),
                     ('array_record', ['--dataset', 'synthetic_humans/tiny'])):
     data_dir = tmp_path / fmt
-    rc = prepare_data.main(args + ['--data_dir', str(data_dir), '--file-format', fmt])
+    rc = prepare_data.main(args + ['--data_dir', str(data_dir), '--file_format', fmt])
     assert rc == 0
     builder = tfds.builder('synthetic_humans/tiny', data_dir=str(data_dir))
     assert builder.info.splits['train'].num_examples == 8
@@ -233,7 +233,7 @@ def test_prepare_data_builds_both_formats(tmp_path):
 
 def test_prepare_data_missing_builder_is_clear(tmp_path, capsys):
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
-  rc = prepare_data.main(['--datasets', 'no_such_set', '--data-dir', str(tmp_path)])
+  rc = prepare_data.main(['--dataset', 'no_such_set', '--data_dir', str(tmp_path)])
   assert rc == 1
   err = capsys.readouterr().err
   assert 'tfds_builders/no_such_set/' in err
@@ -241,13 +241,13 @@ def test_prepare_data_missing_builder_is_clear(tmp_path, capsys):
 
 def test_prepare_data_manual_dataset_needs_manual_dir(tmp_path, capsys):
   from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
-  rc = prepare_data.main(['--datasets', 'h36m', '--data-dir', str(tmp_path)])
+  rc = prepare_data.main(['--dataset', 'h36m', '--data_dir', str(tmp_path)])
   assert rc == 1
   err = capsys.readouterr().err
-  assert '--manual-dir' in err and 'tfds_builders/h36m/README.md' in err
+  assert '--manual_dir' in err and 'tfds_builders/h36m/README.md' in err
   missing = tmp_path / 'nowhere'
-  rc = prepare_data.main(['--datasets', 'h36m', '--data-dir', str(tmp_path),
-                          '--manual-dir', str(missing)])
+  rc = prepare_data.main(['--dataset', 'h36m', '--data_dir', str(tmp_path),
+                          '--manual_dir', str(missing)])
   assert rc == 1
   assert str(missing) in capsys.readouterr().err
 

@@ -149,12 +149,12 @@ def test_tfds_build_missing_manual_dir_is_one_line(tmp_path):
 def test_prepare_data_missing_manual_dir_is_one_line(tmp_path):
   empty = tmp_path / 'empty'
   (empty / 'something_else').mkdir(parents=True)
-  for extra, expected in (([], '--manual-dir'),
-                          (['--manual-dir', str(tmp_path / 'nowhere')], 'nowhere'),
-                          (['--manual-dir', str(empty)], str(empty / 'h36m'))):
+  for extra, expected in (([], '--manual_dir'),
+                          (['--manual_dir', str(tmp_path / 'nowhere')], 'nowhere'),
+                          (['--manual_dir', str(empty)], str(empty / 'h36m'))):
     run = subprocess.run(
-        [sys.executable, '-m', 'hybrik_jax.prepare_data', '--datasets', 'h36m',
-         '--data-dir', str(tmp_path / 'data'), *extra],
+        [sys.executable, '-m', 'hybrik_jax.prepare_data', '--dataset', 'h36m',
+         '--data_dir', str(tmp_path / 'data'), *extra],
         capture_output=True, text=True, env=_env(), timeout=300, check=False)
     assert run.returncode == 1
     assert expected in _one_error_line(run.stderr)
@@ -169,8 +169,8 @@ def test_old_coco_name_is_an_alias_with_one_deprecation_line(tmp_path, capsys):
   assert input_pipeline.dataset_id('coco') == input_pipeline.dataset_id('coco_keypoints')
   err = capsys.readouterr().err
   assert err.count('deprecated') == 1 and len(err.strip().splitlines()) == 1
-  rc = prepare_data.main(['--datasets', 'coco', '--data-dir', str(tmp_path),
-                          '--manual-dir', str(BUILDERS / 'coco_keypoints' / 'dummy_data')])
+  rc = prepare_data.main(['--dataset', 'coco', '--data_dir', str(tmp_path),
+                          '--manual_dir', str(BUILDERS / 'coco_keypoints' / 'dummy_data')])
   assert rc == 0
   assert (tmp_path / 'coco_keypoints' / '1.0.0' / 'dataset_info.json').exists()
 

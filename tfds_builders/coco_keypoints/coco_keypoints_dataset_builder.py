@@ -41,7 +41,7 @@ Layout under manual_dir (HybrIK's data/ folder works as is):
   <manual_dir>/coco/annotations/person_keypoints_val2017.json
   <manual_dir>/coco/train2017/000000000009.jpg ...
   <manual_dir>/coco/val2017/000000000139.jpg ...
-Then: python -m hybrik_jax.prepare_data --datasets coco_keypoints --manual-dir <manual_dir>
+Then: python -m hybrik_jax.prepare_data --dataset coco_keypoints --manual_dir <manual_dir>
   (or: tfds build tfds_builders/coco_keypoints --manual_dir=<manual_dir>)
 """
 

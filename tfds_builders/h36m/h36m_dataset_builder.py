@@ -41,7 +41,7 @@ Layout under manual_dir (HybrIK's data/ folder works as is):
   <manual_dir>/h36m/annotations/Sample_5_train_Human36M_smpl_leaf_twist_protocol_2.json
   <manual_dir>/h36m/annotations/Sample_20_test_Human36M_smpl_protocol_2.json
   <manual_dir>/h36m/images/s_01_act_02_subact_01_ca_01/s_01_act_02_subact_01_ca_01_000001.jpg ...
-Then: python -m hybrik_jax.prepare_data --datasets h36m --manual-dir <manual_dir>
+Then: python -m hybrik_jax.prepare_data --dataset h36m --manual_dir <manual_dir>
   (or: tfds build tfds_builders/h36m --manual_dir=<manual_dir>)
 """
 

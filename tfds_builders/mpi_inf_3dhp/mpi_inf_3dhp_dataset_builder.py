@@ -54,7 +54,7 @@ Layout under manual_dir (HybrIK's data/ folder works as is):
   <manual_dir>/3dhp/annotation_mpi_inf_3dhp_test.json
   <manual_dir>/3dhp/mpi_inf_3dhp_train_set/S1/Seq1/images/S1_Seq1_V0/S1_Seq1_V0_000001.jpg ...
   <manual_dir>/3dhp/mpi_inf_3dhp_test_set/TS1/imageSequence/img_000001.jpg ...
-Then: python -m hybrik_jax.prepare_data --datasets mpi_inf_3dhp --manual-dir <manual_dir>
+Then: python -m hybrik_jax.prepare_data --dataset mpi_inf_3dhp --manual_dir <manual_dir>
   (or: tfds build tfds_builders/mpi_inf_3dhp --manual_dir=<manual_dir>)
 """
 

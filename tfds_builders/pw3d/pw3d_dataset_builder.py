@@ -32,7 +32,7 @@ Layout under manual_dir (HybrIK's data/ folder works as is):
   <manual_dir>/pw3d/json/3DPW_validation_new.json   (optional: no validation split without it)
   <manual_dir>/pw3d/json/3DPW_test_new.json
   <manual_dir>/pw3d/imageFiles/courtyard_arguing_00/image_00000.jpg ...
-Then: python -m hybrik_jax.prepare_data --datasets pw3d --manual-dir <manual_dir>
+Then: python -m hybrik_jax.prepare_data --dataset pw3d --manual_dir <manual_dir>
   (or: tfds build tfds_builders/pw3d --manual_dir=<manual_dir>)
 """
 
