@@ -27,6 +27,15 @@ from hybrik_jax.demos import video as video_demo
 from hybrik_jax.demos import video_io
 
 
+class _NoPerson:
+  """--mode whole: a detector that finds no one, so every frame is the box."""
+  name = 'none'
+
+  def __call__(self, image):
+    del image
+    return []
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument('--size', type=int, default=256)
@@ -53,7 +62,8 @@ def main():
   body = synthetic_body.synthetic_smpl_model()
   predict_fn = core.make_predict_fn(cfg, body, flip_test=args.flip_test)
   b = truth['bbox'][0]
-  kwargs = dict(variables=variables, model_config=cfg, smpl_model=body,
+  kwargs = dict(detector=_NoPerson() if args.mode == 'whole' else None,
+                variables=variables, model_config=cfg, smpl_model=body,
                 bbox=f'{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]}' if args.mode == 'track' else None,
                 batch_size=args.batch_size, predict_fn=predict_fn, progress=False)
 
