@@ -111,3 +111,28 @@ def test_suppress_keeps_the_larger_of_overlapping_boxes():
   d = lambda b: detect.Detection(np.asarray(b, np.float32), 1.0, 'HOG')
   kept = detect.suppress([d([0, 0, 10, 10]), d([0, 0, 12, 12]), d([50, 50, 60, 60])])
   np.testing.assert_allclose([k.box for k in kept], [[0, 0, 12, 12], [50, 50, 60, 60]])
+
+
+def test_video_without_boxes_uses_the_detector(tmp_path):
+  from hybrik_jax.demos import video as video_demo  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.demos import video_io  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'grey.mp4')
+  video_io.write_video(path, [np.full((48, 64, 3), 90, np.uint8)] * 5, 10.0)
+  info = video_io.probe_video(path)
+  person, moved = [5, 4, 30, 44], [7, 4, 32, 44]
+  dets, tracking, source = video_demo.people_boxes(
+      info, None, None, None, _ScriptedDetector([[], [person], [moved], [], []]))
+  assert not tracking and source == 'boxes: detected (scripted) in 2 of 5 frames'
+  np.testing.assert_allclose(dets.boxes[:, 0], [person, person, moved, moved, moved])
+  # One stray box in five frames is not trusted; none at all: the whole frame.
+  for per_frame, why in (([[], [person], [], [], []], 'a person detected in only 1 of 5 frames'),
+                         ([[]] * 5, 'no person detected')):
+    dets, _, source = video_demo.people_boxes(info, None, None, None,
+                                              _ScriptedDetector(per_frame))
+    assert source == f'boxes: whole frame ({why})'
+    np.testing.assert_allclose(dets.boxes[:, 0], [[0, 0, 63, 47]] * 5)
+  # --bbox wins: the detector is not asked.
+  dets, tracking, source = video_demo.people_boxes(info, None, '1,2,20,30', None,
+                                                   _ScriptedDetector([]))
+  assert tracking and source.startswith('boxes: --bbox')
+  np.testing.assert_allclose(dets.boxes[0, 0], [1, 2, 21, 32])

@@ -11,7 +11,8 @@ previous frame's projected joints (video_io.box_from_joints; the previous box is
 kept when a prediction is invalid); else the person detector (demos.detect) on
 every frame: the largest person in the first frame it finds one, then in each
 frame the detection that overlaps the previous box most (a frame without one
-keeps the previous box); else the whole frame.
+keeps the previous box; a person found in under a quarter of the frames is not
+trusted); else the whole frame.
 
 Each person is cropped, predicted and placed by the demos' core (demos/core.py,
 as the image demo: HybrIK's x1.25 crop, flip test, focal 1000 px per 256 px
@@ -272,7 +273,8 @@ def people_boxes(info: video_io.VideoInfo, detections: str | None, bbox: str | N
 
   A detections file: its boxes. --bbox: that box in frame 0, the rest NaN (to
   be tracked). Neither: the detector's person in every frame
-  (`detect.track_largest`), else the whole frame everywhere.
+  (`detect.track_largest`) if found in at least detect.MIN_TRACK_FRACTION of
+  the frames, else the whole frame everywhere.
   """
   if detections:
     return video_io.load_detections(detections, info, tracks), False, 'boxes: --detections'
@@ -287,11 +289,12 @@ def people_boxes(info: video_io.VideoInfo, detections: str | None, bbox: str | N
       detector, why = None, str(e)
     hits = 0
     if detector is not None:
-      why = 'no person detected'
       found, hits = detect.track_largest(
           detector, itertools.islice(video_io.read_frames(info), info.num_frames),
           info.num_frames)
-    if hits:
+      why = (f'a person detected in only {hits} of {info.num_frames} frames' if hits
+             else 'no person detected')
+    if hits and hits >= detect.MIN_TRACK_FRACTION * info.num_frames:
       boxes[:, 0] = found
       source = (f'boxes: detected ({detector.name}) in {hits} of {info.num_frames} '
                 'frames')
