@@ -22,8 +22,18 @@ import numpy as np
 
 from hybrik_jax import models
 from hybrik_jax.data import synthetic_clip
+from hybrik_jax.demos import core
 from hybrik_jax.demos import video as video_demo
 from hybrik_jax.demos import video_io
+
+
+class _NoPerson:
+  """--mode whole: a detector that finds no one, so every frame is the box."""
+  name = 'none'
+
+  def __call__(self, image):
+    del image
+    return []
 
 
 def main():
@@ -50,9 +60,10 @@ def main():
       rngs, jnp.zeros((1, cfg.input_size, cfg.input_size, 3)), train=False))()
   from hybrik_jax.body import synthetic_body  # pylint: disable=g-import-not-at-top
   body = synthetic_body.synthetic_smpl_model()
-  predict_fn = video_demo.make_predict_fn(cfg, body, args.flip_test)
+  predict_fn = core.make_predict_fn(cfg, body, flip_test=args.flip_test)
   b = truth['bbox'][0]
-  kwargs = dict(variables=variables, model_config=cfg, smpl_model=body,
+  kwargs = dict(detector=_NoPerson() if args.mode == 'whole' else None,
+                variables=variables, model_config=cfg, smpl_model=body,
                 bbox=f'{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]}' if args.mode == 'track' else None,
                 batch_size=args.batch_size, predict_fn=predict_fn, progress=False)
 

@@ -70,6 +70,9 @@ def run(main: Callable[..., int | None], *args, **kwargs) -> NoReturn:
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr, flush=True)
     sys.exit(EXIT_INTERRUPTED)
+  except BrokenPipeError:  # output piped into a reader that quit (| head)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
   sys.exit(status or 0)
 
 

@@ -1,4 +1,5 @@
-"""Tests for hybrik_jax.demo: geometry on an oracle, the CLI end to end, errors."""
+"""Tests for the image demo (hybrik_jax.demo, demos/image.py, demos/core.py):
+geometry on an oracle, the CLI end to end, errors."""
 
 
 import os
@@ -6,7 +7,6 @@ import os
 import cv2
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -17,6 +17,8 @@ from hybrik_jax.data import augment
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
 from hybrik_jax.data import synthetic
+from hybrik_jax.demos import core
+from hybrik_jax.demos import image as image_demo
 from hybrik_jax.evaluation import metrics
 from hybrik_jax.training import checkpointing
 
@@ -50,7 +52,7 @@ def test_oracle_prediction_lands_on_the_person(generator, scene_example):
   example, silhouette = scene_example
   image = example['image']
   b = example['bbox']
-  bbox = demo.parse_bbox(f'{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]}', image.shape)
+  bbox = image_demo.parse_bbox(f'{b[0]},{b[1]},{b[2] - b[0]},{b[3] - b[1]}', image.shape)
   size = 64
   _, trans_inv = input_pipeline.preprocess_image(image, bbox, size)
   uv = augment.apply_affine(augment.invert_affine(trans_inv),
@@ -61,17 +63,16 @@ def test_oracle_prediction_lands_on_the_person(generator, scene_example):
          'pred_phi': element['target_twist'][None],
          'pred_shape': element['target_beta'][None],
          'pred_leaf': element['target_theta'][None][:, list(constants.LEAF_PARENT_JOINTS)]}
-  fn = demo.make_predict_fn(_OracleModel(), generator.model,
-                            model_config=models.get_tiny_model_config(input_size=size),
-                            flip_test=False)
-  pred = demo.predict_image({'params': raw}, ml_collections.ConfigDict({'input_size': size}),
-                            generator.model, image, bbox, predict_fn=fn)
+  cfg = models.get_tiny_model_config(input_size=size)
+  fn = core.make_predict_fn(cfg, generator.model, flip_test=False, model=_OracleModel())
+  pred = image_demo.predict_image(core.DemoModel({'params': raw}, cfg, generator.model, ''),
+                                  image, bbox, predict_fn=fn)
   # The fitted translation reprojects the 3D joints onto the 2D joints.
   err_2d = np.linalg.norm(pred['joints_2d_projected'] - example['joints29_img'][:24], axis=-1)
   assert err_2d.max() < 3.0, err_2d
   assert str(pred['depth_source']) == 'fitted to the 2D joints'
   # The assumed camera: HybrIK's 1000 px per 256 px crop, centred.
-  assert pred['focal'] == pytest.approx(1000 / 256 * demo.crop_side(bbox), rel=1e-5)
+  assert pred['focal'] == pytest.approx(1000 / 256 * core.crop_side(bbox), rel=1e-5)
   np.testing.assert_allclose(pred['intrinsics'][:2, 2], [64.0, 64.0])
   # The mesh's silhouette matches the rendered person's.
   _, face_id, _ = render.rasterize(pred['vertices'], np.asarray(generator.model.faces),
@@ -96,7 +97,7 @@ def test_run_writes_png_and_npz(tmp_path, tiny_checkpoint, scene_example):
                   '--bbox', '20,10,90,110'])
   assert rc == 0
   png = cv2.imread(out)
-  scale = int(np.ceil(demo.MIN_DISPLAY_SIDE / 128))
+  scale = int(np.ceil(image_demo.MIN_DISPLAY_SIDE / 128))
   assert png.shape == (128 * scale, 2 * 128 * scale, 3)
   data = np.load(out[:-4] + '.npz')
   expected = {'betas': (10,), 'pose_axis_angle': (24, 3), 'rotmats': (24, 3, 3),
@@ -114,7 +115,7 @@ def test_run_writes_png_and_npz(tmp_path, tiny_checkpoint, scene_example):
   # Vertices in front of the camera, the body near the box-size depth even for
   # an untrained model (the fit falls back to the box when implausible).
   assert data['vertices'][:, 2].min() > 0
-  z_guess = float(data['focal']) * 2.2 / demo.crop_side(data['bbox'])
+  z_guess = float(data['focal']) * 2.2 / core.crop_side(data['bbox'])
   assert z_guess / 3.01 < data['joints'][0, 2] < 3.01 * z_guess
 
 
@@ -122,24 +123,24 @@ def test_bad_inputs(tmp_path, capsys):
   image = np.full((40, 60, 3), 128, np.uint8)
   path = str(tmp_path / 'img.png')
   cv2.imwrite(path, image)
-  with pytest.raises(demo.DemoError, match='no checkpoint given'):
-    demo.run(path, None, str(tmp_path / 'o.png'))
-  with pytest.raises(demo.DemoError, match='does not exist'):
-    demo.read_image(str(tmp_path / 'missing.jpg'))
+  with pytest.raises(core.DemoError, match='no checkpoint given'):
+    image_demo.run(path, None, str(tmp_path / 'o.png'))
+  with pytest.raises(core.DemoError, match='does not exist'):
+    image_demo.read_image(str(tmp_path / 'missing.jpg'))
   garbage = tmp_path / 'garbage.jpg'
   garbage.write_bytes(b'not an image at all')
-  with pytest.raises(demo.DemoError, match='could not be read'):
-    demo.read_image(str(garbage))
-  with pytest.raises(demo.DemoError, match='outside the 60x40 image'):
-    demo.parse_bbox('100,100,20,20', image.shape)
-  with pytest.raises(demo.DemoError, match='four numbers'):
-    demo.parse_bbox('1,2,3', image.shape)
-  with pytest.raises(demo.DemoError, match='positive'):
-    demo.parse_bbox('1,2,0,5', image.shape)
-  np.testing.assert_allclose(demo.parse_bbox(None, image.shape), [0, 0, 59, 39])
-  np.testing.assert_allclose(demo.parse_bbox('-5,10,30,100', image.shape), [0, 10, 25, 39])
-  with pytest.raises(demo.DemoError, match='exported model'):
-    demo.run(path, str(tmp_path / 'nockpt'), str(tmp_path / 'o.png'))
+  with pytest.raises(core.DemoError, match='could not be read'):
+    image_demo.read_image(str(garbage))
+  with pytest.raises(core.DemoError, match='outside the 60x40 image'):
+    image_demo.parse_bbox('100,100,20,20', image.shape)
+  with pytest.raises(core.DemoError, match='four numbers'):
+    image_demo.parse_bbox('1,2,3', image.shape)
+  with pytest.raises(core.DemoError, match='positive'):
+    image_demo.parse_bbox('1,2,0,5', image.shape)
+  np.testing.assert_allclose(image_demo.parse_bbox(None, image.shape), [0, 0, 59, 39])
+  np.testing.assert_allclose(image_demo.parse_bbox('-5,10,30,100', image.shape), [0, 10, 25, 39])
+  with pytest.raises(core.DemoError, match='exported model'):
+    image_demo.run(path, str(tmp_path / 'nockpt'), str(tmp_path / 'o.png'))
   # The CLI: a clear message and status 2, also for the missing checkpoint.
   assert demo.main(['--image', path, '--out', str(tmp_path / 'o.png')]) == 2
   err = capsys.readouterr().err
@@ -153,9 +154,9 @@ def test_estimate_translation_recovers_a_known_shift():
   t = np.array([0.2, -0.1, 4.0])
   cam = joints + t
   uv = (cam @ K.T)[:, :2] / cam[:, 2:]
-  np.testing.assert_allclose(demo.estimate_translation(joints, uv, K), t, atol=1e-6)
+  np.testing.assert_allclose(core.estimate_translation(joints, uv, K), t, atol=1e-6)
   # Degenerate: all joints at one point cannot fix the depth.
-  assert demo.estimate_translation(np.zeros((24, 3)), uv, K) is None
+  assert core.estimate_translation(np.zeros((24, 3)), uv, K) is None
 
 
 def test_bad_checkpoints_and_images_are_one_line(tmp_path, capsys):

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from scipy.spatial import transform
@@ -23,8 +22,10 @@ from hybrik_jax import models
 from hybrik_jax.body import constants
 from hybrik_jax.body import geometry
 from hybrik_jax.data import augment
+from hybrik_jax.data import boxes
 from hybrik_jax.data import synthetic
 from hybrik_jax.data import synthetic_clip
+from hybrik_jax.demos import core
 from hybrik_jax.demos import results as results_lib
 from hybrik_jax.demos import smoothing
 from hybrik_jax.demos import video as video_demo
@@ -67,10 +68,8 @@ class _OracleModel:
 def oracle_decode(generator):
   """The image demo's jitted decoding behind a model that returns its params
   (one jit for the module: the IK compiles once per batch size)."""
-  return demo.make_predict_fn(
-      _OracleModel(), generator.model,
-      model_config=models.get_tiny_model_config(input_size=INPUT_SIZE),
-      flip_test=False)
+  return core.make_predict_fn(models.get_tiny_model_config(input_size=INPUT_SIZE),
+                              generator.model, flip_test=False, model=_OracleModel())
 
 
 def _oracle_predict_fn(inner, truth, nan_frame=None, fail_frame=None):
@@ -113,7 +112,7 @@ def _run(clip, generator, oracle_decode, tmp_path, **kwargs):
   kwargs.setdefault('focal', float(truth['K'][0, 0]))
   res = video_demo.run_video(
       path, str(tmp_path / 'out.mp4'), variables={},
-      model_config=ml_collections.ConfigDict({'input_size': INPUT_SIZE}),
+      model_config=models.get_tiny_model_config(input_size=INPUT_SIZE),
       smpl_model=generator.model, predict_fn=fn, progress=False, **kwargs)
   return res, fn
 
@@ -173,7 +172,7 @@ def test_tracking_with_an_oracle(clip, generator, oracle_decode, tmp_path):
   np.testing.assert_array_equal(np.concatenate(fn.calls), np.repeat(np.arange(T), 2))
   # The box stays on the person every frame (the box used for frame t comes
   # from frame t-1's joints; after the invalid frame it is kept).
-  ious = [video_io.box_iou(res['bbox'][t, 0], truth['bbox'][t]) for t in range(T)]
+  ious = [boxes.iou(res['bbox'][t, 0], truth['bbox'][t]) for t in range(T)]
   assert min(ious) > 0.6, np.round(ious, 2)
   np.testing.assert_allclose(res['bbox'][NAN_FRAME + 1, 0], res['bbox'][NAN_FRAME, 0])
   # The invalid frame is kept, marked, and made of NaN.
@@ -413,4 +412,4 @@ def test_box_from_joints():
                              [5, 10, 65, 130])
   assert video_io.box_from_joints(joints * np.nan, 200, 200) is None
   assert video_io.box_from_joints(joints + 500, 200, 200) is None
-  assert video_io.box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+  assert boxes.iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)

@@ -206,16 +206,6 @@ class SkipCounter:
     kept.extend(listed[:max(MAX_LISTED_SKIPS - len(kept), 0)])
 
 
-def xywh_to_xyxy_clipped(xywh: Sequence[float], width: int,
-                         height: int) -> np.ndarray:
-  """HybrIK's box convention: [x, y, x + w - 1, y + h - 1], clipped to the frame."""
-  x, y, w, h = [float(v) for v in xywh]
-  box = np.array([x, y, x + max(w - 1.0, 0.0), y + max(h - 1.0, 0.0)], np.float64)
-  box[[0, 2]] = np.clip(box[[0, 2]], 0.0, width - 1.0)
-  box[[1, 3]] = np.clip(box[[1, 3]], 0.0, height - 1.0)
-  return box.astype(np.float32)
-
-
 # A crop with at least this fraction of the frame's pixels is widened to the
 # whole frame, so the example can store the source JPEG as it is (no second
 # JPEG loss; re-encoding most of a frame costs more bytes than the source).

@@ -1,1 +1,11 @@
-"""The image and video demos' library: video files, tracking, smoothing, results files."""
+"""The image and video demos' library.
+
+  core      crop, predict, place (the translation fit), draw: one person or many
+  image     the image demo's pipeline (photo -> PNG + .npz)
+  video     the video demo's pipeline (video -> mp4 + results file)
+  detect    the person detector used when no box is given (OpenCV HOG + face)
+  video_io  video files, detections files, tracking from joints, track colours
+  smoothing One Euro filters (rotations, shape, translation)
+  results   the video results file (.npz / .json)
+  inputs    demo inputs: a dataset's images as PNG, a rendered clip
+"""

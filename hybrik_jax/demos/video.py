@@ -8,11 +8,15 @@ Where the people are, in this order: a detections file (COCO results JSON or
 `frame,x,y,w,h[,track_id]` lines, see video_io.load_detections), one result per
 track; else a first-frame --bbox, then each frame's box is the box of the
 previous frame's projected joints (video_io.box_from_joints; the previous box is
-kept when a prediction is invalid); else the whole frame.
+kept when a prediction is invalid); else the person detector (demos.detect) on
+every frame: the largest person in the first frame it finds one, then in each
+frame the detection that overlaps the previous box most (a frame without one
+keeps the previous box; a person found in under a quarter of the frames is not
+trusted); else the whole frame.
 
-Each person is cropped and predicted as the image demo does (demo.py: HybrIK's
-x1.25 crop, flip test, focal 1000 px per 256 px crop unless --focal, the body's
-translation fitted to the predicted 2D joints). Frames go through the network
+Each person is cropped, predicted and placed by the demos' core (demos/core.py,
+as the image demo: HybrIK's x1.25 crop, flip test, focal 1000 px per 256 px
+crop unless --focal, the body's translation fitted to the predicted 2D joints). Frames go through the network
 in batches of a fixed size (the last one padded: one compilation); with
 tracking the box of a frame depends on the previous prediction, so frames go
 one at a time.
@@ -31,16 +35,15 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-import cv2
 import jax
 import numpy as np
 import tqdm
 
-from hybrik_jax import demo
 from hybrik_jax.body import geometry
+from hybrik_jax.data import boxes as boxes_lib
 from hybrik_jax.data import features
-from hybrik_jax.data import input_pipeline
-from hybrik_jax.data import render
+from hybrik_jax.demos import core
+from hybrik_jax.demos import detect
 from hybrik_jax.demos import results as results_lib
 from hybrik_jax.demos import smoothing
 from hybrik_jax.demos import video_io
@@ -50,85 +53,8 @@ INVALID_COLOR = (255, 60, 60)
 
 
 # ----------------------------------------------------------------------------
-# Prediction: the one place that calls the image demo's predictor.
+# The bodies (re-posed after smoothing).
 # ----------------------------------------------------------------------------
-
-
-def make_predict_fn(model_config, smpl_model, flip_test: bool = True) -> Callable:
-  """The jitted network + decoding of the image demo (batch-size agnostic)."""
-  from hybrik_jax import models  # pylint: disable=g-import-not-at-top
-  return demo.make_predict_fn(models.create_model(model_config), smpl_model,
-                              model_config=model_config, flip_test=flip_test)
-
-
-def predict_people(predict_fn: Callable, variables, frames: Sequence[np.ndarray],
-                   boxes: np.ndarray, *, input_size: int, batch_size: int,
-                   focal: float | None = None) -> dict[str, np.ndarray]:
-  """Runs the model on N people (a frame and a box each), in one padded batch.
-
-  As demo.predict_image, batched: the crop, the assumed camera, and the
-  translation fitted to the predicted 2D joints in two rounds (the uvd lifting
-  depends on the root depth). This is the only function that calls the image
-  demo's prediction.
-
-  Args:
-    predict_fn: `make_predict_fn`'s result (or a stand-in with its signature).
-    variables: the model's variables.
-    frames: N (H, W, 3) uint8 RGB frames (the same frame repeated for several
-      people in it).
-    boxes: (N, 4) xyxy px.
-    input_size: network input side, px.
-    batch_size: the compiled batch size (N <= batch_size; padded up to it).
-    focal: focal length in px, or None for HybrIK's 1000 px per 256 px crop.
-
-  Returns:
-    dict of (N, ...) numpy arrays: valid, betas (10), rotmats (24, 3, 3),
-    transl (3) (camera frame = model frame + transl), intrinsics (3, 3),
-    joints2d_net (24, 2) px, depth_fitted.
-  """
-  n = len(boxes)
-  if not 0 < n <= batch_size:
-    raise ValueError(f'predict_people takes 1..{batch_size} people, got {n}')
-  crops = np.zeros((batch_size, input_size, input_size, 3), np.float32)
-  trans_inv = np.zeros((batch_size, 2, 3), np.float32)
-  intrinsics = np.zeros((batch_size, 3, 3), np.float32)
-  z_guess = np.zeros(batch_size, np.float32)
-  for i in range(batch_size):
-    src = min(i, n - 1)  # padding repeats the last person
-    box = np.asarray(boxes[src], np.float32)
-    crops[i], trans_inv[i] = input_pipeline.preprocess_image(frames[src], box, input_size)
-    side = demo.crop_side(box)
-    intrinsics[i] = demo.virtual_intrinsics(frames[src].shape, side)
-    if focal is not None:
-      intrinsics[i, 0, 0] = intrinsics[i, 1, 1] = focal
-    z_guess[i] = intrinsics[i, 0, 0] * features.DEFAULT_DEPTH_FACTOR / side
-  z_root = z_guess.copy()
-  transl = np.zeros((batch_size, 3), np.float64)
-  fitted = np.zeros(batch_size, bool)
-  for _ in range(2):
-    pred = jax.device_get(predict_fn(variables, crops, trans_inv, intrinsics, z_root))
-    pred = {k: np.asarray(v) for k, v in pred.items()}
-    joints_2d = np.stack([demo.uvd_to_image(pred['uvd'][i], trans_inv[i], input_size)
-                          for i in range(batch_size)])
-    for i in range(n):
-      joints = pred['joints'][i]
-      t = demo.estimate_translation(joints, joints_2d[i], intrinsics[i])
-      fitted[i] = t is not None and (z_guess[i] / demo.MAX_DEPTH_RATIO
-                                     < joints[0, 2] + t[2]
-                                     < z_guess[i] * demo.MAX_DEPTH_RATIO)
-      if not fitted[i]:  # the root on the ray through the box centre
-        box = boxes[i]
-        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 1.0])
-        root = np.linalg.solve(intrinsics[i].astype(np.float64), centre) * z_guess[i]
-        t = root - joints[0]
-      transl[i] = t
-      z_root[i] = joints[0, 2] + t[2]
-  return {'valid': pred['valid'][:n].astype(bool),
-          'betas': np.array(pred['betas'][:n], np.float32),
-          'rotmats': np.array(pred['rotmats'][:n], np.float32),
-          'transl': transl[:n].astype(np.float32),
-          'intrinsics': intrinsics[:n], 'joints2d_net': joints_2d[:n].astype(np.float32),
-          'depth_fitted': fitted[:n]}
 
 
 @functools.lru_cache(maxsize=None)
@@ -178,36 +104,18 @@ def draw_frame(frame: np.ndarray, people: Sequence[dict[str, Any]], faces: np.nd
     colors: (P, 3) float RGB per track.
   """
   h, w = frame.shape[:2]
-  depth = np.full((h, w), np.inf, np.float32)
-  shaded = frame.astype(np.float32)
-  covered = np.zeros((h, w), bool)
-  for person in people:
-    if not person['valid']:
-      continue
-    rgb, d, face_id = render.render_mesh(person['vertices'], faces, person['intrinsics'],
-                                         (h, w), colors=colors[person['track']],
-                                         background=frame)
-    nearer = (face_id >= 0) & (d < depth)
-    shaded[nearer] = rgb[nearer]
-    depth[nearer] = d[nearer]
-    covered |= nearer
-  out = np.where(covered[..., None],
-                 demo.OVERLAY_ALPHA * shaded + (1 - demo.OVERLAY_ALPHA) * frame,
-                 frame).astype(np.uint8)
+  out = core.draw_meshes(frame, [(p['vertices'], p['intrinsics'], colors[p['track']])
+                                 for p in people if p['valid']], faces)
   thickness = max(1, int(round(min(h, w) / 300)))
   for person in people:
     box = np.asarray(person['bbox'])
     if not np.all(np.isfinite(box)):
       continue
-    color = tuple(int(c) for c in np.rint(np.asarray(colors[person['track']]) * 255))
-    if not person['valid']:
-      color = INVALID_COLOR
-    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-    cv2.rectangle(out, (x0, y0), (x1, y1), color, thickness)
-    if not person['valid']:
-      cv2.putText(out, 'no valid prediction', (x0 + 2, max(y0 - 4, 10)),
-                  cv2.FONT_HERSHEY_SIMPLEX, max(0.3, min(h, w) / 800), color,
-                  thickness, cv2.LINE_AA)
+    if person['valid']:
+      color = tuple(int(c) for c in np.rint(np.asarray(colors[person['track']]) * 255))
+      core.draw_box(out, box, color, thickness)
+    else:
+      core.draw_box(out, box, INVALID_COLOR, thickness, 'no valid prediction')
   return out
 
 
@@ -259,7 +167,8 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
               batch_size: int = DEFAULT_BATCH_SIZE, focal: float | None = None,
               smooth: bool = False, smooth_min_cutoff: float = 1.0,
               smooth_beta: float = 0.0, body_model: str = '',
-              predict_fn: Callable | None = None, progress: bool = True) -> dict[str, Any]:
+              predict_fn: Callable | None = None, progress: bool = True,
+              detector: detect.PersonDetector | None = None) -> dict[str, Any]:
   """Reads the video, predicts every frame's people, writes the video and results.
 
   Args:
@@ -280,10 +189,12 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
     body_model: description stored in the results.
     predict_fn: a `make_predict_fn` result to reuse (tests pass a stand-in).
     progress: show a tqdm bar.
+    detector: finds the person without detections or --bbox (default
+      `detect.default_detector()`).
 
   Returns:
     the results dict (results_lib.FIELDS and meta), plus 'out', 'results', 'json',
-    'seconds' (wall time), 'frames_per_second'.
+    'seconds' (wall time), 'frames_per_second', 'box_source' (one line).
 
   Raises:
     video_io.VideoError: bad video, detections, box; ValueError: bad arguments.
@@ -292,7 +203,7 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
                   batch_size=batch_size, focal=focal, smooth=smooth,
                   smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta)
   info = video_io.probe_video(video_path)
-  dets, tracking = people_boxes(info, detections, bbox, tracks)
+  dets, tracking, box_source = people_boxes(info, detections, bbox, tracks, detector)
   num_tracks = len(dets.track_ids)
   results = results_lib.empty_results(info.num_frames, dets.track_ids, info.fps,
                                  (info.height, info.width))
@@ -303,10 +214,10 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   # depends on the previous frame's prediction; else batch_size people.
   batch = num_tracks if tracking else batch_size
   if predict_fn is None:
-    predict_fn = make_predict_fn(model_config, smpl_model, flip_test)
+    predict_fn = core.make_predict_fn(model_config, smpl_model, flip_test=flip_test)
   predict = functools.partial(
-      predict_people, predict_fn, variables, input_size=int(model_config.input_size),
-      batch_size=batch, focal=focal)
+      core.predict_people, predict_fn, variables, input_size=int(model_config.input_size),
+      depth_unit=core.depth_factor(model_config), batch_size=batch, focal=focal)
   smoother = _Smoother(num_tracks, smooth_min_cutoff, smooth_beta) if smooth else None
   colors = video_io.track_colors(num_tracks)
   faces = np.asarray(smpl_model.faces)
@@ -350,25 +261,47 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
       results_lib.save_json(tmp[2], results)
   seconds = time.perf_counter() - start
   results.update(out=out_path, results=results_path, json=json_path, seconds=seconds,
-                 frames_per_second=done / seconds)
+                 frames_per_second=done / seconds, box_source=box_source)
   return results
 
 
 def people_boxes(info: video_io.VideoInfo, detections: str | None, bbox: str | None,
-                 tracks: Sequence[int] | None) -> tuple[video_io.Detections, bool]:
-  """The boxes known before the run, and whether later frames are tracked.
+                 tracks: Sequence[int] | None, detector: detect.PersonDetector | None = None
+                 ) -> tuple[video_io.Detections, bool, str]:
+  """The boxes known before the run, whether later frames are tracked, and
+  where the boxes came from (one line).
 
   A detections file: its boxes. --bbox: that box in frame 0, the rest NaN (to
-  be tracked). Neither: the whole frame everywhere.
+  be tracked). Neither: the detector's person in every frame
+  (`detect.track_largest`) if found in at least detect.MIN_TRACK_FRACTION of
+  the frames, else the whole frame everywhere.
   """
   if detections:
-    return video_io.load_detections(detections, info, tracks), False
+    return video_io.load_detections(detections, info, tracks), False, 'boxes: --detections'
   boxes = np.full((info.num_frames, 1, 4), np.nan, np.float32)
   if bbox:
     boxes[0, 0] = video_io.parse_bbox_arg(bbox, info.width, info.height)
+    source = 'boxes: --bbox in frame 0, then tracked'
   else:
-    boxes[:] = video_io.whole_frame_box(info.width, info.height)
-  return video_io.Detections(track_ids=np.array([0]), boxes=boxes), bool(bbox)
+    try:
+      detector = detector or detect.default_detector()
+    except detect.DetectorUnavailable as e:
+      detector, why = None, str(e)
+    hits = 0
+    if detector is not None:
+      found, hits = detect.track_largest(
+          detector, itertools.islice(video_io.read_frames(info), info.num_frames),
+          info.num_frames)
+      why = (f'a person detected in only {hits} of {info.num_frames} frames' if hits
+             else 'no person detected')
+    if hits and hits >= detect.MIN_TRACK_FRACTION * info.num_frames:
+      boxes[:, 0] = found
+      source = (f'boxes: detected ({detector.name}) in {hits} of {info.num_frames} '
+                'frames')
+    else:
+      boxes[:] = boxes_lib.whole_image(info.width, info.height)
+      source = f'boxes: whole frame ({why})'
+  return video_io.Detections(track_ids=np.array([0]), boxes=boxes), bool(bbox), source
 
 
 def _chunks(info: video_io.VideoInfo, size: int):
@@ -431,7 +364,7 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
     results['joints3d_24'][f, p] = j29[:24]
     results['joints2d_29'][f, p] = features.project(j29, K)
     results['joints2d_24'][f, p] = results['joints2d_29'][f, p][:24]
-    results['joints2d_net'][f, p] = pred['joints2d_net'][i]
+    results['joints2d_net'][f, p] = pred['joints_2d'][i]
     cache[(f, p)] = vertices[i] + transl[i]
   return cache
 
@@ -440,20 +373,12 @@ def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, 
                         smpl_path: str | None = None, h36m_regressor: str | None = None,
                         **kwargs) -> dict[str, Any]:
   """`run_video` with the model and body model loaded as the image demo does."""
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
   check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
   video_io.probe_video(video_path)       # the model loads
-  if not checkpoint:
-    raise demo.DemoError(demo.HOW_TO_GET_A_CHECKPOINT)
-  try:
-    loaded = checkpointing.load_for_inference(checkpoint)
-  except FileNotFoundError as e:
-    raise demo.DemoError(f'{e}\n\n{demo.HOW_TO_GET_A_CHECKPOINT}') from e
-  variables, model_config = loaded.variables, loaded.model_config
-  smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
-  return run_video(video_path, out_path, variables=variables, model_config=model_config,
-                   smpl_model=smpl_model, body_model=body_desc, **kwargs)
+  model = core.load_model(checkpoint, smpl_path, h36m_regressor)
+  return run_video(video_path, out_path, variables=model.variables,
+                   model_config=model.model_config, smpl_model=model.smpl_model,
+                   body_model=model.body_model, **kwargs)
 
 
 def parse_tracks(text: str | None) -> list[int] | None:

@@ -17,11 +17,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from hybrik_jax import cli
+from hybrik_jax import errors
+from hybrik_jax.data import boxes as boxes_lib
 from hybrik_jax.data import render
 
 
-class VideoError(cli.UserError, ValueError):
+class VideoError(errors.InputError):
   """A bad video or detections file (one line, names the input)."""
 
 
@@ -196,36 +197,23 @@ class Detections:
 
 
 def check_box(xywh: Sequence[float], width: int, height: int, what: str) -> np.ndarray:
-  """x, y, w, h (px) -> (4,) xyxy clipped to the frame.
+  """x, y, w, h (px) -> (4,) xyxy clipped to the frame (`boxes.check_xywh`).
 
   Raises:
     VideoError: not four finite numbers, empty, or entirely outside the frame.
   """
-  values = np.asarray(xywh, np.float64).reshape(-1)
-  if values.shape != (4,) or not np.all(np.isfinite(values)):
-    raise VideoError(f'{what}: a box must be four numbers x,y,w,h (pixels), got '
-                     f'{list(xywh)}')
-  x, y, w, h = values
-  if w <= 0 or h <= 0:
-    raise VideoError(f'{what}: box {x:g},{y:g},{w:g},{h:g} has no area '
-                     '(width and height must be positive)')
-  x0, y0 = max(x, 0.0), max(y, 0.0)
-  x1, y1 = min(x + w, width - 1.0), min(y + h, height - 1.0)
-  if x1 - x0 < 1 or y1 - y0 < 1:
-    raise VideoError(f'{what}: box {x:g},{y:g},{w:g},{h:g} lies outside the '
-                     f'{width}x{height} frame')
-  return np.array([x0, y0, x1, y1], np.float32)
+  try:
+    return boxes_lib.check_xywh(xywh, width, height, what=f'{what}: box', image='frame')
+  except boxes_lib.BoxError as e:
+    raise VideoError(str(e)) from e
 
 
 def parse_bbox_arg(text: str, width: int, height: int) -> np.ndarray:
   """--bbox 'x,y,w,h' -> (4,) xyxy; VideoError if malformed or outside."""
   try:
-    values = [float(v) for v in str(text).replace(' ', '').split(',')]
-  except ValueError:
-    values = []
-  if len(values) != 4:
-    raise VideoError(f'--bbox must be four numbers x,y,w,h (pixels), got {text!r}')
-  return check_box(values, width, height, '--bbox')
+    return boxes_lib.parse_xywh(text, width, height, what='--bbox', image='frame')
+  except boxes_lib.BoxError as e:
+    raise VideoError(str(e)) from e
 
 
 def _rows_from_coco(path: str, data) -> list[tuple[int, float, list[float], int | None]]:
@@ -347,11 +335,6 @@ def load_detections(path: str, info: VideoInfo,
   return Detections(track_ids=np.asarray(present, np.int64), boxes=boxes)
 
 
-def whole_frame_box(width: int, height: int) -> np.ndarray:
-  """(4,) the whole frame."""
-  return np.array([0.0, 0.0, width - 1.0, height - 1.0], np.float32)
-
-
 # ----------------------------------------------------------------------------
 # Tracking from the predicted joints.
 # ----------------------------------------------------------------------------
@@ -385,16 +368,6 @@ def box_from_joints(joints_2d: np.ndarray, width: int, height: int,
   if x1 - x0 < MIN_TRACK_BOX or y1 - y0 < MIN_TRACK_BOX:
     return None
   return np.array([x0, y0, x1, y1], np.float32)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-  """Intersection over union of two xyxy boxes."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-  h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-  inter = w * h
-  union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
-  return float(inter / union) if union > 0 else 0.0
 
 
 # Track colours: the image demo's blue-grey first, then well-separated hues.

@@ -8,6 +8,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hybrik_jax.data import boxes
 from hybrik_jax.data import features
 from tfds_builders import real_data_common as common
 
@@ -171,7 +172,7 @@ def _make_example(ann: dict[str, Any], frame: np.ndarray,
                   image_file: str) -> dict[str, Any] | None:
   """One COCO person -> example; None if its clipped box is empty."""
   height, width = frame.shape[:2]
-  bbox = common.xywh_to_xyxy_clipped(ann['bbox'], width, height)
+  bbox = boxes.xywh_to_xyxy(ann['bbox'], width, height, inclusive=True)
   if not (bbox[2] > bbox[0] and bbox[3] > bbox[1]):
     return None
   keypoints = np.asarray(ann['keypoints'], np.float64).reshape(NUM_JOINTS, 3)

@@ -7,6 +7,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hybrik_jax.data import boxes
 from hybrik_jax.data import features
 from tfds_builders import real_data_common as common
 
@@ -162,7 +163,7 @@ def _make_example(row: dict[str, Any], frame: np.ndarray, image_file: str,
                   split: str, where: str) -> dict[str, Any] | None:
   """One 3DHP row (image and annotation merged) -> example."""
   height, width = frame.shape[:2]
-  bbox = common.xywh_to_xyxy_clipped(row['bbox'], width, height)
+  bbox = boxes.xywh_to_xyxy(row['bbox'], width, height, inclusive=True)
   if not (bbox[2] > bbox[0] and bbox[3] > bbox[1]):
     return None
   crop, offset = common.crop_in_frame(frame, bbox)

@@ -9,6 +9,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hybrik_jax.data import boxes
 from hybrik_jax.data import features
 from tfds_builders import real_data_common as common
 
@@ -134,7 +135,7 @@ def _make_example(image_row: dict[str, Any], ann: dict[str, Any], frame: np.ndar
   common.require_keys(ann, ('bbox', 'smpl_param', 'h36m_joints', 'smpl_joint_cam'),
                       where)
   height, width = frame.shape[:2]
-  bbox = common.xywh_to_xyxy_clipped(ann['bbox'], width, height)
+  bbox = boxes.xywh_to_xyxy(ann['bbox'], width, height, inclusive=True)
   if bbox[0] > bbox[2] - _MIN_BOX_PX or bbox[1] > bbox[3] - _MIN_BOX_PX:
     return None
   crop, offset = common.crop_in_frame(frame, bbox)

@@ -1,0 +1,210 @@
+r"""The image demo: one photo in, the body drawn over it and its SMPL fit out.
+
+  python -m hybrik_jax.demo --image PATH --checkpoint DIR --out out.png \
+      [--bbox x,y,w,h] [--smpl SMPL_NEUTRAL.pkl] [--noflip_test]
+
+Where the person is: --bbox, else the largest person the detector finds
+(`demos.detect`), else the whole image; `run` says which ('box_source').
+The person is cropped, predicted and placed by `demos.core` (HybrIK's x1.25
+crop, the flip test, the virtual focal 1000 px per 256 px of crop, the
+translation fitted to the predicted 2D joints), and `run` writes
+
+  out.png  the shaded mesh over the image, and a side view beside it
+           (the mesh turned 90 degrees about the vertical axis,
+           `render.side_view`);
+  out.npz  the SMPL parameters (betas, axis-angle pose, rotation matrices,
+           twists), the camera (K, focal, translation), the 24 SMPL and 17
+           H36M joints in the camera frame, 2D joints, vertices and faces.
+
+The absolute depth is only as right as the assumed focal length; the overlay
+does not depend on it (`depth_source` in the .npz says how it was found).
+
+The body model: --smpl gives the real SMPL model (required for a model
+converted from the published PyTorch weights to look right); without it the
+synthetic body model is used (right for models trained on synthetic_humans).
+"""
+
+import os
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from hybrik_jax.data import boxes as boxes_lib
+from hybrik_jax.demos import core
+from hybrik_jax.demos import detect
+
+DemoError = core.DemoError
+
+# Small images are drawn larger (the mesh rendered at that resolution).
+MIN_DISPLAY_SIDE = 480
+BOX_COLOR = (255, 200, 0)
+# The smallest image side the demo accepts, px.
+MIN_IMAGE_SIDE = 8
+
+
+def read_image(path: str) -> np.ndarray:
+  """(H, W, 3) uint8 RGB; DemoError if missing or unreadable."""
+  if not os.path.isfile(path):
+    raise DemoError(f'image {path!r} does not exist')
+  image = cv2.imread(path, cv2.IMREAD_COLOR)
+  if image is None or image.size == 0:
+    raise DemoError(f'image {path!r} could not be read as an image '
+                    '(expected a JPEG/PNG/BMP file)')
+  h, w = image.shape[:2]
+  if min(h, w) < MIN_IMAGE_SIDE:
+    raise DemoError(f'image {path!r} is {w}x{h} px: too small to hold a '
+                    f'person (at least {MIN_IMAGE_SIDE} px on each side).')
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def parse_bbox(text: str | None, image_shape: Sequence[int]) -> np.ndarray:
+  """--bbox 'x,y,w,h' (pixels) -> (4,) xyxy clipped to the image; None: the whole image.
+
+  Raises:
+    DemoError: malformed, empty, or entirely outside the image.
+  """
+  h, w = int(image_shape[0]), int(image_shape[1])
+  if text is None:
+    return boxes_lib.whole_image(w, h)
+  try:
+    return boxes_lib.parse_xywh(text, w, h, what='--bbox', image='image')
+  except boxes_lib.BoxError as e:
+    raise DemoError(str(e)) from e
+
+
+def person_box(image: np.ndarray, bbox: str | None = None, *,
+               detector: detect.PersonDetector | None = None) -> tuple[np.ndarray, str]:
+  """The person's box (4,) xyxy and where it came from (one line).
+
+  --bbox wins; else the largest person the detector finds; else the whole image.
+  """
+  if bbox is not None:
+    return parse_bbox(bbox, image.shape), 'box: --bbox'
+  try:
+    detector = detector or detect.default_detector()
+  except detect.DetectorUnavailable as e:
+    return parse_bbox(None, image.shape), f'box: whole image ({e})'
+  found = detector(image)
+  if found:
+    best = found[0]
+    return best.box, (f'box: detected ({detector.name}: {best.source}, '
+                      f'score {best.score:.2f}, the largest of {len(found)})')
+  return parse_bbox(None, image.shape), 'box: whole image (no person detected)'
+
+
+def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
+                  flip_test: bool = True, predict_fn=None) -> dict[str, Any]:
+  """Runs the model on one person; everything in the camera frame.
+
+  Args:
+    model: the model and the body model (`core.load_model`).
+    image: (H, W, 3) uint8 RGB.
+    bbox: (4,) [x_min, y_min, x_max, y_max] pixels.
+    flip_test: average with the mirrored crop.
+    predict_fn: a `core.make_predict_fn` result to reuse (else one is made).
+
+  Returns:
+    dict of numpy arrays: betas (10,), pose_axis_angle (24, 3), rotmats
+    (24, 3, 3), phi (23, 2), uvd (24, 3), intrinsics (3, 3), focal (),
+    transl (3,) (camera frame = model frame + transl), vertices (6890, 3),
+    joints (24, 3), joints_h36m (17, 3) (camera frame, metres), joints_2d
+    (24, 2) predicted 2D joints and joints_2d_projected (24, 2) the projected
+    3D joints (pixels), bbox (4,), valid (), depth_source () str: how the
+    translation was found (core.DEPTH_FITTED or core.DEPTH_FROM_BOX).
+  """
+  if predict_fn is None:
+    predict_fn = core.make_predict_fn(model.model_config, model.smpl_model,
+                                      flip_test=flip_test)
+  pred = core.predict_people(predict_fn, model.variables, [image], np.asarray(bbox)[None],
+                             input_size=int(model.model_config.input_size),
+                             depth_unit=core.depth_factor(model.model_config), batch_size=1)
+  pred = {k: v[0] for k, v in pred.items()}
+  transl, K = pred['transl'], pred['intrinsics']
+  cam = lambda p: (p + transl).astype(np.float32)
+  joints_cam = cam(pred['joints'])
+  proj = joints_cam @ K.T
+  return {
+      'betas': pred['betas'], 'pose_axis_angle': pred['pose_axis_angle'],
+      'rotmats': pred['rotmats'], 'phi': pred['phi'], 'uvd': pred['uvd'],
+      'intrinsics': K, 'focal': np.float32(K[0, 0]), 'transl': transl,
+      'vertices': cam(pred['vertices']), 'joints': joints_cam,
+      'joints_h36m': cam(pred['joints_h36m']), 'joints_2d': pred['joints_2d'],
+      'joints_2d_projected': (proj[:, :2] / np.maximum(proj[:, 2:], 1e-6)).astype(np.float32),
+      'bbox': np.asarray(bbox, np.float32), 'valid': np.asarray(pred['valid']),
+      'depth_source': np.array(core.DEPTH_FITTED if pred['depth_fitted']
+                               else core.DEPTH_FROM_BOX),
+  }
+
+
+def render_views(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                 K: np.ndarray, bbox: np.ndarray | None = None,
+                 color=core.MESH_COLOR) -> np.ndarray:
+  """[overlay | side view] as one (sH, 2sW, 3) uint8 image.
+
+  Images with a side under MIN_DISPLAY_SIDE are drawn s times larger (integer
+  s), the mesh rendered at that resolution.
+
+  Args:
+    image: (H, W, 3) uint8 RGB.
+    vertices: (V, 3) camera frame, metres.
+    faces: (F, 3).
+    K: (3, 3).
+    bbox: optional (4,) box drawn on the overlay.
+    color: mesh colour, float RGB.
+  """
+  scale = max(1, int(np.ceil(MIN_DISPLAY_SIDE / min(image.shape[:2]))))
+  if scale > 1:  # render at the display resolution, not upsampled pixels
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    K = np.diag([scale, scale, 1.0]) @ np.asarray(K, np.float64)
+    K[:2, 2] += 0.5 * (scale - 1)  # pixel centres: x' = s x + (s - 1) / 2
+    bbox = None if bbox is None else np.asarray(bbox, np.float64) * scale + 0.5 * (scale - 1)
+  h, w = image.shape[:2]
+  overlay = core.draw_meshes(image, [(vertices, K, color)], faces)
+  if bbox is not None:
+    core.draw_box(overlay, bbox, BOX_COLOR, max(1, int(round(min(h, w) / 200))))
+  side = core.draw_side_view(vertices, faces, (h, w), color)
+  for panel, label in ((overlay, 'mesh over image'), (side, 'side view')):
+    core.put_label(panel, label)
+  return np.concatenate([overlay, side], axis=1)
+
+
+def write_png(path: str, rgb: np.ndarray) -> None:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+    raise DemoError(f'could not write {path!r}')
+
+
+def run(image_path: str, checkpoint: str | None, out_path: str, *,
+        bbox: str | None = None, smpl_path: str | None = None,
+        h36m_regressor: str | None = None, flip_test: bool = True,
+        smpl_model=None, detector: detect.PersonDetector | None = None) -> dict[str, Any]:
+  """Reads, finds the person, predicts, draws.
+
+  Returns:
+    the prediction (`predict_image`) plus 'png' and 'npz' paths, 'body_model'
+    and 'box_source' (one line: 'box: --bbox', 'box: detected (...)', or
+    'box: whole image (no person detected)').
+
+  Raises:
+    DemoError: no checkpoint (with how to get one), unreadable image, bad box.
+  """
+  if not checkpoint:
+    raise DemoError(core.HOW_TO_GET_A_CHECKPOINT)
+  if not out_path.lower().endswith('.png'):
+    raise DemoError(f'--out must be a .png path, got {out_path!r}')
+  image = read_image(image_path)
+  if bbox is not None:
+    parse_bbox(bbox, image.shape)  # a bad box fails before the model loads
+  model = core.load_model(checkpoint, smpl_path, h36m_regressor, smpl_model)
+  box, box_source = person_box(image, bbox, detector=detector)
+  pred = predict_image(model, image, box, flip_test=flip_test)
+  faces = np.asarray(model.smpl_model.faces)
+  write_png(out_path, render_views(image, pred['vertices'], faces, pred['intrinsics'], box))
+  npz_path = os.path.splitext(out_path)[0] + '.npz'
+  np.savez(npz_path, faces=faces.astype(np.int32), flip_test=np.bool_(flip_test),
+           image_size=np.array(image.shape[:2], np.int32),
+           body_model=np.array(model.body_model), box_source=np.array(box_source), **pred)
+  pred.update(png=out_path, npz=npz_path, body_model=model.body_model,
+              box_source=box_source)
+  return pred
