@@ -36,6 +36,8 @@ HELP_LISTS = {
     'prepare_data': ['--dataset', '--data_dir', '--manual_dir', '--file_format',
                      '--num_workers', '--[no]overwrite'],
     'average_checkpoints': ['--workdir', '--last', '--out', '--[no]overwrite'],
+    'demo_inputs images': ['--dataset', '--n', '--out', '--split', '--first', '--data_dir'],
+    'demo_inputs clip': ['--out', '--frames', '--size', '--fps', '--seed'],
 }
 # A wrong flag for each program (demo in both modes).
 WRONG_FLAGS = {
@@ -46,6 +48,7 @@ WRONG_FLAGS = {
     'convert': ['--torch_checkpoint', 'x.pth', '--out', '/nonexistent', '--chekpoint=x'],
     'prepare_data': ['--chekpoint=x'],
     'average_checkpoints': ['--chekpoint=x'],
+    'demo_inputs': ['images', '--chekpoint=x'],
 }
 
 
@@ -59,7 +62,8 @@ def _start(tool, args):
 @pytest.fixture(scope='module')
 def runs():
   """(tool, kind) -> (returncode, stdout, stderr), all run in parallel."""
-  procs = {(tool, 'help'): _start(tool, ['--help']) for tool in HELP_LISTS}
+  procs = {(tool, 'help'): _start(tool, tool.split()[1:] + ['--help'])
+           for tool in HELP_LISTS}
   procs.update({(tool, 'wrong'): _start(tool, args) for tool, args in WRONG_FLAGS.items()})
   out = {}
   for key, proc in procs.items():
