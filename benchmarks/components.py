@@ -48,6 +48,7 @@ from benchmarks import efficiency
 from benchmarks import model_numbers
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.models import backbones
+from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import deconv_head
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.models import transformer
@@ -158,8 +159,11 @@ def component_programs(config: ml_collections.ConfigDict, batch_size: int, smpl_
              joint_root=batch['joint_root'])
   smpl_abstract = jax.tree.map(lambda x: _sds(x.shape, x.dtype), smpl_model)
 
+  ik_train = model_config_lib.ik_convention(mc).for_training()  # the train step's IK
+
   def decode(raw, geo, smpl):
-    return hybrik_model.decode(raw, smpl_model=smpl, model_config=mc, train=True, **geo)
+    return hybrik_model.decode(raw, smpl_model=smpl, input_size=size,
+                               convention=ik_train, **geo)
 
   def ik_grad(raw, geo, smpl, ct):
     rot, vjp = jax.vjp(lambda r: decode(r, geo, smpl).pred_rotmats, raw)

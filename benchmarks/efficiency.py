@@ -61,6 +61,7 @@ import numpy as np
 
 from benchmarks import model_numbers
 from hybrik_jax.body import synthetic_body
+from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.training import train_lib
 
@@ -296,8 +297,9 @@ def build_head(config: ml_collections.ConfigDict, head: str, batch_size: int,
                        abstract_state)
   smpl_abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), smpl_model)
-  kwargs = dict(model=model, tx=tx, lr_fn=lr_fn,
-                loss_weights=dict(config.loss), model_config=model_config)
+  kwargs = dict(model=model, tx=tx, lr_fn=lr_fn, loss_weights=dict(config.loss),
+                convention=model_config_lib.ik_convention(model_config),
+                input_size=int(model_config.input_size))
 
   def step(state, batch, smpl):
     return train_lib.train_step(state, batch, smpl_model=smpl, **kwargs)

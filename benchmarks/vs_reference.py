@@ -188,6 +188,7 @@ def _jax_worker(args) -> list[_Case]:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from benchmarks import components  # pylint: disable=g-import-not-at-top
   from benchmarks import efficiency  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax.models import backbones  # pylint: disable=g-import-not-at-top
@@ -223,7 +224,7 @@ def _jax_worker(args) -> list[_Case]:
     for batch in args.ik_batches:
       ins = [jnp.asarray(data[f'{k}_{batch}']) for k in ('betas', 'joints', 'phis', 'leaf')]
       fn = lambda m, be, j, p, l: smpl_lib.hybrik(m, be, j, p, leaf_thetas=l,
-                                                    convention='released')
+                                                    convention=ik.IKConvention.released())
       compiled = jax.jit(fn).lower(body, *ins).compile()
       cases.append(_Case(f'ik_{batch}', (lambda c, i: lambda: jax.block_until_ready(c(body, *i)))(
           compiled, ins), efficiency.cost_stats(compiled)['flops']))

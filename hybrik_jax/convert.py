@@ -23,7 +23,7 @@ Three sources (key names and tensor layouts are facts of the public code):
   deconv       Jeff-sjtu/HybrIK Simple3DPoseBaseSMPL24 (`preact.*`,
                `deconv_layers.*`, `final_layer.*`, `fc1`, `fc2`, `dec*`, `init_shape`).
 transformer and deconv get the released models' IK convention
-(`models.config.ik_fields('released')`: leaf slots -> joints 10, 11, 15, 22, joint 23
+(`ik.IKConvention.released()`: leaf slots -> joints 10, 11, 15, 22, joint 23
 aimed at the pelvis, leaf flip pairs ((0, 1), (3, 4)), depth factor 2.0 m).
 The SMPL buffers some checkpoints carry (`smpl.*`) are skipped on purpose;
 `init_shape` becomes the model config's `mean_shape`. Everything else must map:
@@ -53,6 +53,7 @@ import tqdm
 from hybrik_jax import cli
 from hybrik_jax import cli_flags
 from hybrik_jax.body import constants
+from hybrik_jax.body import ik
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hrnet
 from hybrik_jax.models import hybrik
@@ -269,7 +270,7 @@ def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str
     # ((0, 1), (3, 4)) and scale depth by their datasets' bbox_3d_shape, 2000 mm
     # (hybrikTransformerSMPL24.py / simple3dposeBaseSMPL24.py: `* 2` into the layer).
     # HybrIK's own training runs a different ("naive") train-mode IK, not reproduced.
-    fields.update(config_lib.ik_fields('released'))
+    fields.update(config_lib.ik_fields(ik.IKConvention.released()))
   if 'init_shape' in sd:
     fields['mean_shape'] = tuple(float(v) for v in np.asarray(sd['init_shape']).reshape(-1))
   fields.update(overrides)

@@ -52,6 +52,7 @@ def test_model_exported_before_the_ik_fields_loads_with_a_note(tmp_path, capsys)
   assert model_config.ik_convention == 'corrected' and model_config.depth_factor == 2.2
   assert model_config.leaf_flip_pairs == ((1, 2), (3, 4))
   # A current config round-trips silently, lists back as tuples.
+  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
   from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
   current = dict(MODEL_CONFIG, ik_convention='released', leaf_joints=None,
                  joint23_to_pelvis=None, leaf_flip_pairs=None, depth_factor=None)
@@ -60,9 +61,10 @@ def test_model_exported_before_the_ik_fields_loads_with_a_note(tmp_path, capsys)
   assert written['leaf_joints'] == [10, 11, 15, 22] and written['depth_factor'] == 2.0
   _, model_config = checkpointing.load_model(tmp_path / 'new')
   assert not capsys.readouterr().err
-  settings = model_config_lib.ik_settings(model_config)
-  assert settings == model_config_lib.IKSettings(
-      'released', (10, 11, 15, 22), True, ((0, 1), (3, 4)), 2.0)
+  convention = model_config_lib.ik_convention(model_config)
+  assert convention == ik.IKConvention.released()
+  assert (convention.leaf_joints, convention.joint23_to_pelvis, convention.leaf_flip_pairs,
+          convention.depth_factor) == ((10, 11, 15, 22), True, ((0, 1), (3, 4)), 2.0)
 
 
 def test_save_model_refuses_to_overwrite(tmp_path):

@@ -8,8 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrik_jax import errors
 from hybrik_jax import models
 from hybrik_jax.body import constants
+from hybrik_jax.body import ik
 from hybrik_jax.body import smpl
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.models import hybrik
@@ -55,6 +57,49 @@ def test_model_config_defaults_and_overrides():
     models.create_model(dict(models.get_model_config(), extra=1))
   with pytest.raises(ValueError, match='dtype'):
     models.create_model(models.get_model_config(dtype='int8'))
+
+
+def test_ik_convention_is_read_from_the_model_config_and_written_back():
+  read = models.config.ik_convention
+  assert read(models.get_model_config()) == ik.IKConvention.corrected()
+  assert read(models.get_model_config(ik_convention='released')) == ik.IKConvention.released()
+  for convention in (ik.IKConvention.corrected(), ik.IKConvention.released()):
+    fields = models.config.ik_fields(convention)
+    assert set(fields) == set(models.config.IK_FIELDS)
+    assert read(models.get_model_config(**fields)) == convention  # round trip
+    assert read(fields) == convention  # a plain mapping (model_config.json) too
+  # Fields that are set override the named convention's; JSON lists are fine.
+  custom = read(dict(models.config.ik_fields(ik.IKConvention.released()),
+                     leaf_joints=[10, 11], depth_factor=2.5))
+  assert custom == ik.IKConvention.released().replace(leaf_joints=(10, 11),
+                                                      depth_factor=2.5)
+  assert custom.root_fit == 'svd' and custom.swing_eps == ik.RELEASED_SWING_EPS
+
+
+@pytest.mark.parametrize('fields, message', [
+    (dict(ik_convention='paper'),
+     r"model.ik_convention must be one of \('released', 'corrected'\), got 'paper'"),
+    (dict(ik_convention=None), 'model.ik_convention must be one of'),
+    (dict(leaf_joints='abc'),
+     r"model.leaf_joints must be a list of distinct joints among \(15, 22, 23, 10, 11\) "
+     r"\(at most 5\), got 'abc'"),
+    (dict(leaf_joints=(15, 22, 23, 10, 11), ik_convention='released'),
+     'model.joint23_to_pelvis: joint 23 cannot also take a leaf rotation'),
+    (dict(joint23_to_pelvis='no'), 'model.joint23_to_pelvis must be true or false'),
+    (dict(leaf_flip_pairs=((1, 2, 3),)), 'model.leaf_flip_pairs must be a list of'),
+    (dict(depth_factor=-2.2), r'model.depth_factor must be a number > 0 \(metres\)'),
+])
+def test_invalid_ik_fields_of_a_model_config_name_the_field(fields, message):
+  with pytest.raises(errors.InputError, match=message):
+    models.config.ik_convention(models.get_model_config(**fields))
+
+
+def test_model_config_without_the_ik_fields_is_refused():
+  old = {k: v for k, v in models.get_model_config().items()
+         if k not in ('leaf_flip_pairs', 'depth_factor')}
+  with pytest.raises(errors.InputError,
+                     match=r"lacks the IK fields \['leaf_flip_pairs', 'depth_factor'\]"):
+    models.config.ik_convention(old)
 
 
 @pytest.mark.parametrize('head', ['transformer', 'deconv'])
@@ -145,19 +190,19 @@ def test_flip_test_flips_the_mirrored_prediction_back(convention):
          'pred_shape': rng.normal(size=(2, 10)), 'pred_leaf': rng.normal(size=(2, 5, 4))}
   raw = jax.tree.map(jnp.asarray, raw)
   images = jnp.asarray(rng.normal(size=(2, 8, 8, 3)))
-  cfg = models.get_model_config(**models.config.ik_fields(convention))
-  pairs = cfg.leaf_flip_pairs
+  pairs = ik.IKConvention.named(convention).leaf_flip_pairs
 
   def equivariant_net(x):  # what a perfectly flip-consistent network returns
     is_original = jnp.allclose(x, images)
     return jax.tree.map(lambda a, b: jnp.where(is_original, a, b), raw,
                         hybrik.flip_outputs(raw, pairs))
 
-  chex.assert_trees_all_close(hybrik.flip_test(equivariant_net, images, cfg), raw, atol=1e-6)
-  inconsistent = hybrik.flip_test(lambda x: raw, images, cfg)
+  chex.assert_trees_all_close(hybrik.flip_test(equivariant_net, images, pairs), raw,
+                              atol=1e-6)
+  inconsistent = hybrik.flip_test(lambda x: raw, images, pairs)
   np.testing.assert_allclose(inconsistent['pred_uvd'][:, 0, 0], 0.0, atol=1e-6)  # u averaged
-  other = models.config.ik_fields('released' if convention == 'corrected' else 'corrected')
-  wrong = hybrik.flip_test(equivariant_net, images, models.get_model_config(**other))
+  other = ik.IKConvention.named('released' if convention == 'corrected' else 'corrected')
+  wrong = hybrik.flip_test(equivariant_net, images, other.leaf_flip_pairs)
   assert np.abs(np.asarray(wrong['pred_leaf']) - np.asarray(raw['pred_leaf'])).max() > 0.1
 
 
@@ -168,9 +213,10 @@ def test_decode_recovers_the_skeleton_and_isolates_non_finite_rows(body_model):
   uvd = hybrik.xyz_to_uvd(xyz_true, input_size=256, **cam)
   raw = {'pred_uvd': uvd, 'pred_phi': jnp.tile(jnp.array([1.0, 0.0]), (2, 23, 1)),
          'pred_shape': jnp.zeros((2, 10))}
-  cfg = models.get_model_config(input_size=256, depth_factor=2.2)
+  convention = models.config.ik_convention(
+      models.get_model_config(input_size=256, depth_factor=2.2))
   del cam['depth_factor']  # the model's, not the batch's
-  decode = jax.jit(functools.partial(hybrik.decode, model_config=cfg))
+  decode = jax.jit(functools.partial(hybrik.decode, input_size=256, convention=convention))
   out = decode(raw, smpl_model=body_model, **cam)
   np.testing.assert_allclose(out.pred_xyz_24, xyz_true, atol=1e-4)
   assert out.pred_vertices.shape == (2, constants.NUM_VERTICES, 3)
@@ -191,8 +237,8 @@ def test_decode_recovers_the_skeleton_and_isolates_non_finite_rows(body_model):
     np.testing.assert_allclose(value[0], np.asarray(getattr(out, name))[0], atol=1e-6)
 
   def loss(uvd):
-    o = hybrik.decode(dict(bad, pred_uvd=uvd), smpl_model=body_model, model_config=cfg,
-                      **cam)
+    o = hybrik.decode(dict(bad, pred_uvd=uvd), smpl_model=body_model, input_size=256,
+                      convention=convention, **cam)
     return jnp.sum(o.pred_xyz_24_struct ** 2) + jnp.sum(o.pred_xyz_24 ** 2)
 
   grad = jax.jit(jax.grad(loss))(bad['pred_uvd'])

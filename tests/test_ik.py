@@ -1,6 +1,8 @@
 """Tests for hybrik_jax.body.ik: HybrIK's analytical IK and the twist decomposition."""
 
+import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ import pytest
 from jax.test_util import check_grads
 from scipy.spatial.transform import Rotation
 
+from hybrik_jax import errors
 from hybrik_jax.body import constants
 from hybrik_jax.body import geometry
 from hybrik_jax.body import ik
@@ -147,7 +150,8 @@ def test_options_and_schedules_agree_on_consistent_skeletons():
     # HybrIK-Transformer's schedule: another valid order of the same tree.
     transformer_groups = ((3,), (6,), (9,), (1, 2, 12, 13, 14), (4, 5, 15, 16, 17),
                           (7, 8, 18, 19), (10, 11, 20, 21), (22, 23))
-    for kwargs in ({}, {'groups': transformer_groups}, {'spine3_svd': True}):
+    spine3_svd = ik.IKConvention(spine3_svd=True)
+    for kwargs in ({}, {'groups': transformer_groups}, {'convention': spine3_svd}):
       out = jax.jit(functools.partial(ik.inverse_kinematics, **kwargs))(joints, rest, phis)
       np.testing.assert_allclose(out, rot, atol=1e-8, err_msg=str(kwargs))
 
@@ -163,7 +167,8 @@ def test_noisy_skeleton_follows_bone_directions():
   rest = jnp.asarray(_random_rest(rng, 16), jnp.float32)
   target = jnp.asarray(_random_rest(rng, 16), jnp.float32)  # unrelated skeleton
   phis = jnp.asarray(rng.normal(size=(16, 23, 2)), jnp.float32)
-  rot = jax.jit(functools.partial(ik.inverse_kinematics, max_drift=None))(target, rest, phis)
+  rot = jax.jit(functools.partial(ik.inverse_kinematics,
+                                  convention=ik.IKConvention(max_drift=None)))(target, rest, phis)
   _assert_rotations(rot, 1e-5)
   posed, _ = kinematics.forward_kinematics(rot, rest)
   joints = [j for j in range(1, 24)]
@@ -231,15 +236,15 @@ def _degenerate_inputs(dtype):
   return tuple(jnp.asarray(x, dtype) for x in (joints, rest, phis, rot[:, LEAF_PARENTS]))
 
 
-@pytest.mark.parametrize('dtype, num_joints, spine3_svd, options', [
-    (jnp.float32, 29, False, {}),  # the default path
-    (jnp.float64, 24, True, {}),   # leaf rotations and the Kabsch fit of spine3
+@pytest.mark.parametrize('dtype, num_joints, convention', [
+    (jnp.float32, 29, ik.IKConvention()),  # the default path
+    # Leaf rotations and the Kabsch fit of spine3.
+    (jnp.float64, 24, ik.IKConvention(spine3_svd=True)),
     # The released layer, train mode (spine-then-hips root, no fallback, joint 23
     # aimed at the pelvis, regularised swings).
-    (jnp.float32, 24, False, ik.convention_options('released', train=True)),
+    (jnp.float32, 24, ik.IKConvention.released().for_training()),
 ])
-def test_degenerate_inputs_give_finite_values_and_grads(dtype, num_joints, spine3_svd,
-                                                        options):
+def test_degenerate_inputs_give_finite_values_and_grads(dtype, num_joints, convention):
   with jax.enable_x64(dtype == jnp.float64):
     joints, rest, phis, leaf = _degenerate_inputs(dtype)
     joints = joints[:, :num_joints]
@@ -247,15 +252,14 @@ def test_degenerate_inputs_give_finite_values_and_grads(dtype, num_joints, spine
     weights = jnp.asarray(np.random.default_rng(7).normal(size=(6, 24, 3, 3)), dtype)
 
     def loss(joints, rest, phis, leaf):
-      rot = ik.inverse_kinematics(joints, rest, phis, leaf, spine3_svd=spine3_svd,
-                                  **options)
+      rot = ik.inverse_kinematics(joints, rest, phis, leaf, convention=convention)
       return jnp.sum(rot * weights), rot
 
     grad_fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3), has_aux=True))
     (value, rot), grads = grad_fn(joints, rest, phis, leaf)
     assert rot.dtype == dtype
     assert _is_finite((value, rot, grads))
-    if not options:  # the released swing is not orthogonal for tiny vectors
+    if convention.swing_eps == 0:  # the released swing is not orthogonal for tiny vectors
       _assert_rotations(rot, 1e-5)
     twist_grads = jax.jit(jax.grad(lambda r, s: jnp.sum(ik.twist_angles(r, s)), (0, 1)))(
         rot, rest)
@@ -329,16 +333,69 @@ def test_twist_angles_wrong_shapes_raise():
     ik.twist_angles(jnp.zeros((2, 24, 3, 3)), jnp.zeros((2, 24, 3)))
 
 
-@pytest.mark.parametrize('options, message', [
-    (dict(leaf_joints=(10, 10)), 'leaf_joints must be distinct'),
-    (dict(leaf_joints=(9,)), 'leaf_joints must be distinct'),
+@pytest.mark.parametrize('fields, message', [
+    (dict(leaf_joints=(10, 10)), 'leaf_joints must be a list of distinct joints'),
+    (dict(leaf_joints=(9,)), r'leaf_joints must be .* among \(15, 22, 23, 10, 11\)'),
+    (dict(leaf_joints='abc'), "leaf_joints must be .*, got 'abc'"),
     (dict(joint23_to_pelvis=True), 'joint 23 cannot also take a leaf'),
-    (dict(root_fit='kabsch'), 'root_fit must be one of'),
-    (dict(swing_eps=-1.0), 'swing_eps must be >= 0'),
+    (dict(joint23_to_pelvis='yes'), 'joint23_to_pelvis must be true or false'),
+    (dict(root_fit='kabsch'), r"root_fit must be one of \('svd', 'spine_hips'\)"),
+    (dict(swing_eps=-1.0), 'swing_eps must be a number >= 0'),
+    (dict(max_drift=-0.01), 'max_drift must be None or a number >= 0'),
+    (dict(leaf_flip_pairs=((0, 5),)), 'leaf_flip_pairs must be .* slots 0..4'),
+    (dict(leaf_flip_pairs=(1, 2)), 'leaf_flip_pairs must be'),
+    (dict(depth_factor=0.0), 'depth_factor must be a number > 0'),
+    (dict(depth_factor='2.2'), 'depth_factor must be a number > 0'),
+    (dict(name='paper'), r"name must be one of \('released', 'corrected'\)"),
 ])
-def test_invalid_convention_keywords_raise(options, message):
-  with pytest.raises(ValueError, match=message):
-    ik.inverse_kinematics(jnp.zeros((1, 24, 3)), jnp.zeros((1, 29, 3)),
-                          jnp.zeros((1, 23, 2)), **options)
-  with pytest.raises(ValueError, match='Unknown IK convention'):
-    ik.convention_options('paper')
+def test_invalid_convention_fields_raise(fields, message):
+  with pytest.raises(errors.InputError, match=message):
+    ik.IKConvention(**fields)
+  with pytest.raises(errors.InputError, match=message):
+    ik.IKConvention.corrected().replace(**fields)
+
+
+def test_unknown_convention_name_raises():
+  with pytest.raises(errors.InputError,
+                     match=r"Unknown IK convention 'paper'; choose one of \('released'"):
+    ik.IKConvention.named('paper')
+
+
+def test_convention_is_a_hashable_normalised_static_argument():
+  corrected, released = ik.IKConvention.corrected(), ik.IKConvention.released()
+  assert corrected == ik.IKConvention() == ik.IKConvention.named('corrected')
+  assert released == ik.IKConvention.named('released') != corrected
+  assert hash(released) == hash(ik.IKConvention.named('released'))
+  assert corrected.for_training() is corrected  # one IK for training and evaluation
+  train = released.for_training()
+  assert (train.root_fit, train.max_drift) == ('spine_hips', math.inf)
+  assert train.replace(root_fit='svd', max_drift=ik.MAX_DRIFT) == released
+  # Sequences become tuples of ints (a JSON list, numpy integers), so it hashes.
+  listed = ik.IKConvention(leaf_joints=[np.int64(10), 11], leaf_flip_pairs=[[0, 1]],
+                           depth_factor=2)
+  assert listed.leaf_joints == (10, 11) and listed.leaf_flip_pairs == ((0, 1),)
+  assert listed.depth_factor == 2.0 and isinstance(listed.depth_factor, float)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    listed.depth_factor = 3.0  # pytype: disable=not-writable
+  # A static jit argument: one trace per convention, the IK follows it.
+  traces = []
+
+  @functools.partial(jax.jit, static_argnames='convention')
+  def solve(joints, rest, phis, leaf, convention):
+    traces.append(convention)
+    return ik.inverse_kinematics(joints, rest, phis, leaf, convention=convention)
+
+  rng = np.random.default_rng(11)
+  rest = jnp.asarray(_random_rest(rng, 2), jnp.float32)
+  joints = rest[:, :24] + jnp.asarray(rng.normal(size=(2, 24, 3)) * 0.01, jnp.float32)
+  phis = jnp.asarray(rng.normal(size=(2, 23, 2)), jnp.float32)
+  leaf = jnp.asarray(_random_rotations(rng, np.asarray(rest))[:, LEAF_PARENTS], jnp.float32)
+  out = {}
+  for convention in (corrected, released, ik.IKConvention.named('released'), train):
+    out[convention] = solve(joints, rest, phis, leaf, convention=convention)
+  assert traces == [corrected, released, train]
+  # 'corrected' gives joint 23 its leaf, 'released' aims it at the pelvis.
+  assert float(jnp.abs(out[corrected][:, 23] - out[released][:, 23]).max()) > 1e-3
+  np.testing.assert_allclose(out[corrected][:, 23], leaf[:, 2], atol=1e-6)
+  with pytest.raises(TypeError, match='IKConvention'):
+    ik.inverse_kinematics(joints, rest, phis, convention='released')

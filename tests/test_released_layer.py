@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from hybrik_jax.body import constants
+from hybrik_jax.body import ik
 from hybrik_jax.body import smpl
 
 FIXTURE = pathlib.Path(__file__).parent / 'data' / 'released_hybrik_layer.npz'
@@ -78,11 +79,14 @@ def _body(d) -> smpl.SMPLModel:
 def _run(case: str, convention: str):
   d = _fixture()
   skel_key, with_leaf, train = CASES[case]
+  ik_convention = ik.IKConvention.named(convention)
+  if train:  # the train step's IK ('corrected' has no other)
+    ik_convention = ik_convention.for_training()
 
   @jax.jit
   def layer(betas, skeleton, phis, leaf):
     return smpl.hybrik(_body(d), betas, skeleton, phis, leaf_thetas=leaf,
-                       convention=convention, train=train, return_fallback=True)
+                       convention=ik_convention, return_fallback=True)
 
   out, fallback = layer(d['betas'], d[skel_key], d['phis'],
                         d['leaf_thetas'] if with_leaf else None)

@@ -20,6 +20,7 @@ import pytest
 
 from hybrik_jax import convert
 from hybrik_jax.body import geometry
+from hybrik_jax.body import ik
 from hybrik_jax.body import smpl
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.data import augment
@@ -120,9 +121,11 @@ def project_outputs(released_model, flip: bool) -> dict:
   model = hybrik_model.create_model(model_config)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   body = synthetic_body.synthetic_smpl_model(0)
-  raw = hybrik_model.flip_test(apply, images, model_config) if flip else apply(images)
-  kwargs = {k: v for k, v in kwargs.items() if k not in ('depth_factor', 'input_size')}
-  out = hybrik_model.decode(raw, smpl_model=body, model_config=model_config, **kwargs)
+  convention = config_lib.ik_convention(model_config)
+  raw = (hybrik_model.flip_test(apply, images, convention.leaf_flip_pairs) if flip
+         else apply(images))
+  kwargs = {k: v for k, v in kwargs.items() if k != 'depth_factor'}
+  out = hybrik_model.decode(raw, smpl_model=body, convention=convention, **kwargs)
   _OUTPUTS[flip] = dict(
       uvd=out.pred_uvd, phi=out.pred_phi, shape=out.pred_shape, leaf=out.pred_leaf,
       xyz_24=out.pred_xyz_24, xyz_24_struct=out.pred_xyz_24_struct, xyz_17=out.pred_xyz_17,
@@ -197,7 +200,8 @@ def test_released_ik_on_released_network_outputs(flip):
   p = 'flip' if flip else 'noflip'
   out = smpl.hybrik(synthetic_body.synthetic_smpl_model(0), jnp.asarray(fx[f'{p}/shape']),
                     jnp.asarray(fx[f'{p}/xyz_24']), jnp.asarray(fx[f'{p}/phi']),
-                    leaf_thetas=jnp.asarray(fx[f'{p}/leaf']), convention='released')
+                    leaf_thetas=jnp.asarray(fx[f'{p}/leaf']),
+                    convention=ik.IKConvention.released())
   _check_rotations(np.asarray(out.rot_mats), fx[f'{p}/rotmats'])
   np.testing.assert_allclose(np.asarray(out.vertices[:, ::50]), fx[f'{p}/vertices_every50'],
                              atol=1e-4, rtol=0)
@@ -224,8 +228,7 @@ def test_flip_leaf_matches_released():
   raw = {'pred_uvd': jnp.zeros((fx['raw/pred_leaf'].shape[0], 24, 3)),
          'pred_phi': jnp.zeros((fx['raw/pred_leaf'].shape[0], 23, 2)),
          'pred_leaf': jnp.asarray(fx['raw/pred_leaf'])}
-  pairs = config_lib.ik_settings(config_lib.get_model_config(
-      **config_lib.ik_fields('released'))).leaf_flip_pairs  # the released leaf flip pairs
+  pairs = ik.IKConvention.released().leaf_flip_pairs  # the released leaf flip pairs
   got = hybrik_model.flip_outputs(raw, leaf_flip_pairs=pairs)
   np.testing.assert_array_equal(np.asarray(got['pred_leaf']), fx['released/pred_leaf'])
 

@@ -111,7 +111,8 @@ def test_one_step_lowers_loss(setup):
     total, _ = train_lib.forward_and_loss(
         s.params, s.batch_stats, batch, rng, model=setup['model'],
         smpl_model=setup['smpl_model'], loss_weights=dict(config.loss),
-        model_config=config.model)
+        convention=models.config.ik_convention(config.model),
+        input_size=config.model.input_size)
     return float(total)
 
   before = loss_of(state)
@@ -275,12 +276,14 @@ def test_train_step_lowers_loss_with_either_ik_convention(setup, convention):
       mesh, smpl_model=setup['smpl_model'], model=model, tx=setup['tx'],
       lr_fn=setup['lr_fn'], loss_weights=weights, model_config=model_config)
 
+  ik_convention = models.config.ik_convention(model_config)
+
   @jax.jit
   def loss_of(s):
     _, (comps, _) = train_lib.forward_and_loss(
         s.params, s.batch_stats, batch, jax.random.key(7), model=model,
         smpl_model=setup['smpl_model'], loss_weights=weights,
-        model_config=model_config, train=True)
+        convention=ik_convention, input_size=model_config.input_size, train=True)
     return comps
 
   before = loss_of(state)
@@ -289,8 +292,9 @@ def test_train_step_lowers_loss_with_either_ik_convention(setup, convention):
                     batch['image'], train=False)
   geometry = {k: batch[k] for k in ('trans_inv', 'intrinsics', 'joint_root')}
   rotmats = [hybrik_model.decode(raw, smpl_model=setup['smpl_model'],
-                                 model_config=model_config, train=train,
-                                 **geometry).pred_rotmats for train in (True, False)]
+                                 input_size=model_config.input_size, convention=c,
+                                 **geometry).pred_rotmats
+             for c in (ik_convention.for_training(), ik_convention)]
   ik_change = float(jnp.abs(rotmats[0] - rotmats[1]).max())
   new_state, metrics = step(state, batch)  # donates state
   assert float(metrics['skipped']) == 0.0
@@ -329,7 +333,9 @@ def test_theta_loss_quaternion_sign_follows_the_ik_convention(
     return train_lib.forward_and_loss(
         variables['params'], variables['batch_stats'], batch, jax.random.key(1),
         model=model, smpl_model=setup['smpl_model'],
-        loss_weights=dict(config.loss, theta=1.0), model_config=model_config)
+        loss_weights=dict(config.loss, theta=1.0),
+        convention=models.config.ik_convention(model_config),
+        input_size=model_config.input_size)
 
   jax.eval_shape(loss)
   assert seen == [sign]

@@ -52,6 +52,12 @@ RELEASED_LEAF_SLOT_JOINTS = (10, 11, 15, 22)
 # The released models' leaf flip pairs, over those slots (hybrikTransformerSMPL24.py:458,
 # HybrIK's simple3dposeBaseSMPL24.py:93).
 RELEASED_FLIP_PAIRS_LEAF = ((0, 1), (3, 4))
+# Metres per unit of a network's relative depth d. The project's (= hybrik_jax.data.features.
+# DEFAULT_DEPTH_FACTOR, HybrIK's SMPL configs' BBOX_3D_SHAPE 2200 mm) and the released
+# models' (bbox_3d_shape 2000 mm of their datasets, h36m_smpl.py, hp3d.py, mix_dataset.py;
+# also the x2 of their SMPL-layer call).
+CORRECTED_DEPTH_FACTOR = 2.2
+RELEASED_DEPTH_FACTOR = 2.0
 
 # Human3.6M's 17 joints, as regressed from the SMPL mesh by J_regressor_h36m.
 H36M_JOINT_NAMES = (

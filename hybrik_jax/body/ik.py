@@ -24,18 +24,23 @@ actually lands (posed with the rest bone lengths) to the target child, unless th
 vector is more than `max_drift` (15 mm) away from the target bone direction scaled to
 the rest length, in which case the latter is used (it guards against long chains of
 bone-length mismatch). `max_drift=None` always uses the target bone direction
-(HybrIK's training-time "naive" IK); `max_drift=float('inf')` never falls back
+(HybrIK's training-time "naive" IK); `max_drift=math.inf` never falls back
 (the released code's `train=True` branch). On a consistent skeleton all agree.
-The defaults are this project's 'corrected' convention: with 29 joints they agree
-with the released layer in eval mode; with 24 joints plus leaf rotations they follow
-HybrIK-Transformer's `batch_inverse_kinematics_transform_optimized`, which the released
-model never calls. The released model's own layer is the 'released' convention below,
-checked per joint against its stored outputs (tests/test_released_layer.py, 1e-4).
 
-Conventions (`CONVENTIONS`, `convention_options`): the released HybrIK-Transformer (and
-HybrIK Simple3DPoseBaseSMPL24) layer, `batch_inverse_kinematics_transform` of its lbs.py,
-differs from the above in ways a converted checkpoint depends on; each is an explicit
-keyword of `inverse_kinematics`:
+Conventions: every choice above, and how a network's outputs are read into the IK,
+is one hashable frozen dataclass, `IKConvention` (a static jit argument), given to
+`inverse_kinematics(..., convention=...)`. Two are named:
+
+* `IKConvention.corrected()` (the default): this project's own. With 29 joints it
+  agrees with the released layer in eval mode; with 24 joints plus leaf rotations it
+  follows HybrIK-Transformer's `batch_inverse_kinematics_transform_optimized`, which
+  the released model never calls. One IK for training and evaluation.
+* `IKConvention.released()`: the released HybrIK-Transformer (and HybrIK
+  Simple3DPoseBaseSMPL24) layer, `batch_inverse_kinematics_transform` of its lbs.py,
+  checked per joint against its stored outputs (tests/test_released_layer.py, 1e-4);
+  `.for_training()` gives its training mode.
+
+They differ in these fields, on which a converted checkpoint depends:
 
 * `leaf_joints`: with 24 joints, leaf slot k goes to joint `leaf_joints[k]`. Released:
   (10, 11, 15, 22) (slot 4 unused); corrected: `constants.LEAF_PARENT_JOINTS`, all five.
@@ -54,6 +59,11 @@ keyword of `inverse_kinematics`:
   and leaves a matrix that is not a rotation, which the released model then skins with.
 * `detach_reference`: the released code reads the root fit and the fallback's target
   bone from a detached copy of the skeleton (no gradient flows through them).
+* `leaf_flip_pairs`, `depth_factor`: not used by the IK but by the decoding in front
+  of it (the flip test's leaf slot pairs; metres per unit of the network's depth d).
+
+A model's convention is recorded in its config (`models.config.IK_FIELDS`) and read
+from it, once, by `models.config.ik_convention(model_config)`.
 
 Everything is static Python over the fixed tree; joints are solved in groups (by
 depth in the tree by default, all joints of a group at once), which jit unrolls.
@@ -61,12 +71,15 @@ All functions are vmap- and grad-safe: degenerate inputs (zero bones, collinear
 children, an all-zero skeleton, phi = (0, 0)) give finite values and gradients.
 """
 
+import dataclasses
 import math
-from typing import Any, Sequence
+from collections.abc import Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from hybrik_jax import errors
 from hybrik_jax import utils
 from hybrik_jax.body import constants
 from hybrik_jax.body import geometry
@@ -104,32 +117,152 @@ JOINT_GROUPS = tuple((j,) for j in range(1, 24))
 ROOT_FITS = ('svd', 'spine_hips')
 # The released layer's swing regularisation, m^2 (see the module docstring).
 RELEASED_SWING_EPS = 1e-8
+# HybrIK's inference-time fallback threshold, metres (see the module docstring).
+MAX_DRIFT = 0.015
 CONVENTIONS = ('released', 'corrected')
 
 
-def convention_options(convention: str, *, train: bool = False) -> dict[str, Any]:
-  """`inverse_kinematics` keywords of a named IK convention.
+def _is_int(value) -> bool:
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
-  Args:
-    convention: 'released': the released HybrIK-Transformer / HybrIK SMPL24 layer
-      (`batch_inverse_kinematics_transform`), reproduced to float32 precision
-      (tests/test_released_layer.py); 'corrected': this project's own layer (all
-      five leaf rotations used, joint 23 given its leaf; no train/eval difference).
-    train: the released layer's training mode (root from the spine-then-hips fit,
-      no fallback). Ignored by 'corrected'.
 
-  Returns:
-    {leaf_joints, joint23_to_pelvis, root_fit, max_drift, swing_eps, detach_reference}.
+def _is_real(value) -> bool:
+  return (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)))
+
+
+def _is_sequence(value) -> bool:
+  return isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict))
+
+
+def _invalid(field: str, what: str, value) -> errors.InputError:
+  return errors.InputError(f'{field} must be {what}, got {value!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class IKConvention:
+  """How the IK solves a skeleton, and how a network's outputs are read into it.
+
+  Frozen and hashable: pass it as a static argument of jitted functions. The
+  defaults are the 'corrected' convention. Make one with `corrected()`,
+  `released()`, `named(name)`, from a model config with
+  `models.config.ik_convention(model_config)`, or change fields with `replace`.
+  Fields are checked and normalised (sequences to tuples) on construction;
+  invalid values raise `errors.InputError` naming the field.
+
+  Attributes:
+    name: 'released' or 'corrected' (the model config's `ik_convention`); also
+      selects the train-mode IK (`for_training`) and the theta loss's
+      quaternion sign.
+    leaf_joints: 24-joint skeletons only: the joint each leaf slot k rotates, in
+      slot order (distinct, among `constants.LEAF_PARENT_JOINTS`).
+    joint23_to_pelvis: 24-joint skeletons only: joint 23 swings and twists
+      towards the root as the released layer does, instead of taking a leaf
+      rotation (23 must then not be in `leaf_joints`).
+    root_fit: 'svd' (Kabsch fit to spine1 and the hips) or 'spine_hips'.
+    max_drift: metres; the fallback threshold. None: always the target bone;
+      math.inf: never fall back.
+    swing_eps: m^2; 0 gives exact shortest-arc swings, `RELEASED_SWING_EPS` the
+      released layer's regularised ones.
+    detach_reference: no gradient through the root fit and the fallback's
+      target bone.
+    spine3_svd: fit spine3 to its three children instead of swing-twist to the
+      neck (HybrIK-Transformer's unused "optimized" variant).
+    leaf_flip_pairs: leaf-slot pairs the flip test swaps (indices 0..4).
+    depth_factor: metres per unit of the network's relative depth d (decoding).
   """
-  if convention == 'corrected':
-    return dict(leaf_joints=constants.LEAF_PARENT_JOINTS, joint23_to_pelvis=False,
-                root_fit='svd', max_drift=0.015, swing_eps=0.0, detach_reference=False)
-  if convention == 'released':
-    return dict(leaf_joints=constants.RELEASED_LEAF_SLOT_JOINTS, joint23_to_pelvis=True,
-                root_fit='spine_hips' if train else 'svd',
-                max_drift=math.inf if train else 0.015,
-                swing_eps=RELEASED_SWING_EPS, detach_reference=True)
-  raise ValueError(f'Unknown IK convention {convention!r}; choose one of {CONVENTIONS}')
+  name: str = 'corrected'
+  leaf_joints: tuple[int, ...] = constants.LEAF_PARENT_JOINTS
+  joint23_to_pelvis: bool = False
+  root_fit: str = 'svd'
+  max_drift: float | None = MAX_DRIFT
+  swing_eps: float = 0.0
+  detach_reference: bool = False
+  spine3_svd: bool = False
+  leaf_flip_pairs: tuple[tuple[int, int], ...] = constants.FLIP_PAIRS_LEAF
+  depth_factor: float = constants.CORRECTED_DEPTH_FACTOR
+
+  def __post_init__(self):
+    set_ = lambda field, value: object.__setattr__(self, field, value)
+    if not isinstance(self.name, str) or self.name not in CONVENTIONS:
+      raise _invalid('name', f'one of {CONVENTIONS}', self.name)
+    what = f'a list of distinct joints among {constants.LEAF_PARENT_JOINTS} (at most 5)'
+    leaf_joints = tuple(self.leaf_joints) if _is_sequence(self.leaf_joints) else None
+    if (leaf_joints is None or not all(_is_int(j) for j in leaf_joints)
+        or len(set(leaf_joints)) != len(leaf_joints) or len(leaf_joints) > 5
+        or not set(leaf_joints) <= set(constants.LEAF_PARENT_JOINTS)):
+      raise _invalid('leaf_joints', what, self.leaf_joints)
+    set_('leaf_joints', tuple(int(j) for j in leaf_joints))
+    for field in ('joint23_to_pelvis', 'detach_reference', 'spine3_svd'):
+      value = getattr(self, field)
+      if not isinstance(value, (bool, np.bool_)):
+        raise _invalid(field, 'true or false', value)
+      set_(field, bool(value))
+    if self.joint23_to_pelvis and 23 in self.leaf_joints:
+      raise errors.InputError('joint23_to_pelvis: joint 23 cannot also take a leaf rotation '
+                              f'(leaf_joints={self.leaf_joints})')
+    if self.root_fit not in ROOT_FITS:
+      raise _invalid('root_fit', f'one of {ROOT_FITS}', self.root_fit)
+    if self.max_drift is not None:
+      if not (_is_real(self.max_drift) and self.max_drift >= 0):
+        raise _invalid('max_drift', 'None or a number >= 0 (metres; inf: no fallback)',
+                       self.max_drift)
+      set_('max_drift', float(self.max_drift))
+    if not (_is_real(self.swing_eps) and self.swing_eps >= 0):
+      raise _invalid('swing_eps', 'a number >= 0 (m^2)', self.swing_eps)
+    set_('swing_eps', float(self.swing_eps))
+    what = 'a list of [a, b] pairs of leaf slots 0..4'
+    pairs = (tuple(tuple(p) if _is_sequence(p) else () for p in self.leaf_flip_pairs)
+             if _is_sequence(self.leaf_flip_pairs) else None)
+    if pairs is None or any(len(p) != 2 or not all(_is_int(i) and 0 <= i < 5 for i in p)
+                            for p in pairs):
+      raise _invalid('leaf_flip_pairs', what, self.leaf_flip_pairs)
+    set_('leaf_flip_pairs', tuple((int(a), int(b)) for a, b in pairs))
+    if not (_is_real(self.depth_factor) and 0 < self.depth_factor < math.inf):
+      raise _invalid('depth_factor', 'a number > 0 (metres)', self.depth_factor)
+    set_('depth_factor', float(self.depth_factor))
+
+  @classmethod
+  def corrected(cls) -> 'IKConvention':
+    """This project's convention: all five leaf rotations used (slot k -> joint
+    `constants.LEAF_PARENT_JOINTS[k]`, head, hands, toes order), joint 23 given its
+    leaf, exact swings, flip pairs ((1, 2), (3, 4)), depth factor 2.2 m; one IK for
+    training and evaluation."""
+    return cls()
+
+  @classmethod
+  def released(cls) -> 'IKConvention':
+    """The released HybrIK-Transformer / HybrIK SMPL24 layer in eval mode,
+    reproduced to float32 precision (tests/test_released_layer.py): leaf slots ->
+    joints 10, 11, 15, 22, joint 23 aimed at the pelvis, regularised swings, a
+    detached reference, flip pairs ((0, 1), (3, 4)), depth factor 2.0 m.
+    `for_training()` gives its train mode."""
+    return cls(name='released', leaf_joints=constants.RELEASED_LEAF_SLOT_JOINTS,
+               joint23_to_pelvis=True, root_fit='svd', max_drift=MAX_DRIFT,
+               swing_eps=RELEASED_SWING_EPS, detach_reference=True,
+               leaf_flip_pairs=constants.RELEASED_FLIP_PAIRS_LEAF,
+               depth_factor=constants.RELEASED_DEPTH_FACTOR)
+
+  @classmethod
+  def named(cls, name: str) -> 'IKConvention':
+    """`released()` or `corrected()` by name; InputError for another name."""
+    if name == 'released':
+      return cls.released()
+    if name == 'corrected':
+      return cls.corrected()
+    raise errors.InputError(f'Unknown IK convention {name!r}; choose one of {CONVENTIONS}')
+
+  def replace(self, **changes) -> 'IKConvention':
+    """A copy with some fields changed (checked as on construction)."""
+    return dataclasses.replace(self, **changes)
+
+  def for_training(self) -> 'IKConvention':
+    """The IK of the training step. 'released': its layer's train mode (root from
+    the spine-then-hips fit, no fallback), other fields kept; 'corrected': itself
+    (no train/eval difference)."""
+    if self.name == 'released':
+      return self.replace(root_fit='spine_hips', max_drift=math.inf)
+    return self
 
 
 def _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats):
@@ -222,44 +355,17 @@ def _spine_hips_root(target: jnp.ndarray, rest_bone: jnp.ndarray,
   return _swing(across(hips_rest), across(hips_target), swing_eps) @ r_spine
 
 
-def _check_convention(leaf_joints, root_fit, swing_eps, max_drift,
-                      joint23_to_pelvis) -> None:
-  leaf_joints = tuple(leaf_joints)
-  if (len(set(leaf_joints)) != len(leaf_joints) or len(leaf_joints) > 5
-      or not set(leaf_joints) <= set(constants.LEAF_PARENT_JOINTS)):
-    raise ValueError('leaf_joints must be distinct joints among '
-                     f'{constants.LEAF_PARENT_JOINTS} (at most 5), got {leaf_joints}')
-  if joint23_to_pelvis and 23 in leaf_joints:
-    raise ValueError('joint23_to_pelvis: joint 23 cannot also take a leaf rotation '
-                     f'(leaf_joints={leaf_joints})')
-  if root_fit not in ROOT_FITS:
-    raise ValueError(f'root_fit must be one of {ROOT_FITS}, got {root_fit!r}')
-  if not swing_eps >= 0:
-    raise ValueError(f'swing_eps must be >= 0 (m^2), got {swing_eps}')
-  if max_drift is not None and not max_drift >= 0:
-    raise ValueError(f'max_drift must be None or >= 0 (metres), got {max_drift}')
-
-
 def inverse_kinematics(
     pose_skeleton: jnp.ndarray,
     rest_joints: jnp.ndarray,
     phis: jnp.ndarray,
     leaf_rotmats: jnp.ndarray | None = None,
     *,
-    max_drift: float | None = 0.015,
-    spine3_svd: bool = False,
+    convention: IKConvention = IKConvention(),
     groups: Sequence[Sequence[int]] = DEPTH_GROUPS,
-    leaf_joints: Sequence[int] = constants.LEAF_PARENT_JOINTS,
-    joint23_to_pelvis: bool = False,
-    root_fit: str = 'svd',
-    swing_eps: float = 0.0,
-    detach_reference: bool = False,
     return_fallback: bool = False,
 ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
   """HybrIK's analytical IK: joint positions + twists -> local joint rotations.
-
-  The defaults are the project's 'corrected' convention; `convention_options`
-  gives the keywords of 'released' (eval or train mode). See the module docstring.
 
   Args:
     pose_skeleton: (B, J, 3) target joints, metres, J in {24, 29} (SMPL order, then
@@ -270,24 +376,12 @@ def inverse_kinematics(
       joint i + 1 and turns about the rest bone from that joint to its child
       `SWING_CHILD[i + 1]`). Normalised here; (0, 0) means no twist.
     leaf_rotmats: optional (B, 5, 3, 3) local rotations, slot k for joint
-      `leaf_joints[k]` (slots beyond len(leaf_joints) are not read). Only with
-      J = 24; without them the leaf joints get the identity (with J = 24).
-    max_drift: metres; see the module docstring. None: always the target bone;
-      math.inf: never fall back.
-    spine3_svd: fit spine3 to its three children instead of swing-twist to the neck.
+      `convention.leaf_joints[k]` (slots beyond len(leaf_joints) are not read). Only
+      with J = 24; without them the leaf joints get the identity (with J = 24).
+    convention: the IKConvention (default: 'corrected'); see the module docstring.
     groups: static schedule of joints 1..23; each group is solved at once and may
-      only depend on earlier groups. `DEPTH_GROUPS` (default) or `JOINT_GROUPS`.
-    leaf_joints: J = 24 only: the joints that take the leaf rotations, in slot order
-      (distinct, among `constants.LEAF_PARENT_JOINTS`). Default: all five, in leaf
-      order; released: `constants.RELEASED_LEAF_SLOT_JOINTS`.
-    joint23_to_pelvis: J = 24 only: joint 23 swings and twists towards the root as
-      the released layer does (see the module docstring) instead of taking a leaf
-      rotation; 23 must then not be in `leaf_joints`.
-    root_fit: 'svd' (Kabsch fit to spine1 and the hips) or 'spine_hips'.
-    swing_eps: m^2; 0 gives exact shortest-arc swings, `RELEASED_SWING_EPS` the
-      released layer's regularised ones.
-    detach_reference: no gradient through the root fit and the fallback's target
-      bone (the released layer reads both from a detached skeleton).
+      only depend on earlier groups. `DEPTH_GROUPS` (default) or `JOINT_GROUPS`
+      (the same rotations).
     return_fallback: also return which joints took the fallback.
 
   Returns:
@@ -296,12 +390,13 @@ def inverse_kinematics(
     where joint j's target bone was replaced by the fallback.
 
   Raises:
-    ValueError: at trace time, for inputs of the wrong shape, an invalid `groups`
-    or invalid convention keywords.
+    ValueError: at trace time, for inputs of the wrong shape or an invalid `groups`.
   """
+  if not isinstance(convention, IKConvention):
+    raise TypeError(f'convention must be an ik.IKConvention, got {convention!r}')
   _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats)
   _check_groups(groups)
-  _check_convention(leaf_joints, root_fit, swing_eps, max_drift, joint23_to_pelvis)
+  c = convention
   num_joints = pose_skeleton.shape[1]
   dtype = jnp.result_type(pose_skeleton, rest_joints, phis, jnp.float32)
   target = pose_skeleton.astype(dtype)
@@ -311,7 +406,7 @@ def inverse_kinematics(
   rest_bone = jnp.concatenate(
       [rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents]], axis=1)
   # Target bones; the root's "bone" is its rest position, as the released layer's.
-  reference = jax.lax.stop_gradient(target) if detach_reference else target
+  reference = jax.lax.stop_gradient(target) if c.detach_reference else target
   target_bone = jnp.concatenate(
       [rest_bone[:, :1],
        reference[:, 1:] - reference[:, jnp.asarray(_PARENTS[1:num_joints])]], axis=1)
@@ -326,23 +421,23 @@ def inverse_kinematics(
   posed = [None] * 24   # posed joint positions (root at the origin), rest lengths
   fallback = [jnp.zeros((batch,), bool)] * 24
 
-  if root_fit == 'svd':
+  if c.root_fit == 'svd':
     pelvis_children = list(PELVIS_CHILDREN)
     local[0] = _fit_children(reference[:, pelvis_children], rest_bone[:, pelvis_children])
   else:
-    local[0] = _spine_hips_root(reference, rest_bone, swing_eps)
+    local[0] = _spine_hips_root(reference, rest_bone, c.swing_eps)
   chain[0] = local[0]
   posed[0] = jnp.zeros((batch, 3), dtype)
 
   if num_joints == 24:
-    leaf_slot = {j: k for k, j in enumerate(leaf_joints)}
+    leaf_slot = {j: k for k, j in enumerate(c.leaf_joints)}
     leaf_parents = set(constants.LEAF_PARENT_JOINTS)
-    if joint23_to_pelvis:
+    if c.joint23_to_pelvis:
       leaf_parents.discard(23)
   else:
     leaf_slot, leaf_parents = {}, set()
   swing_child = dict(enumerate(SWING_CHILD))
-  if num_joints == 24 and joint23_to_pelvis:
+  if num_joints == 24 and c.joint23_to_pelvis:
     swing_child[23] = 0
   for group in groups:
     for j in group:  # positions of the group's joints, from their parents
@@ -353,7 +448,7 @@ def inverse_kinematics(
       if j in leaf_parents:
         local[j] = (leaf_rotmats[:, leaf_slot[j]]
                     if leaf_rotmats is not None and j in leaf_slot else eye)
-      elif spine3_svd and j == SPINE3:
+      elif c.spine3_svd and j == SPINE3:
         kids = list(SPINE3_CHILDREN)
         vecs = target[:, kids] - posed[j][:, None]
         vecs = _mtv(chain[_PARENTS[j]][:, None], vecs)
@@ -367,20 +462,20 @@ def inverse_kinematics(
       joint_pos = jnp.stack([posed[j] for j in swing_twist], axis=1)  # (B, K, 3)
       rest_vec = rest_bone[:, kids]                                   # (B, K, 3)
       bone_vec = target_bone[:, kids]
-      if max_drift is None:
+      if c.max_drift is None:
         vec = bone_vec
       else:
         vec = target[:, kids] - joint_pos  # from where joint j actually lands
-        if math.isfinite(max_drift):
+        if math.isfinite(c.max_drift):
           rest_len = geometry.norm(rest_vec, keepdims=True)
           bone_vec = geometry.normalize(bone_vec) * rest_len
           drift2 = jnp.sum((vec - bone_vec)**2, axis=-1, keepdims=True)
-          fell_back = drift2 > max_drift**2
+          fell_back = drift2 > c.max_drift**2
           vec = jnp.where(fell_back, bone_vec, vec)
           for k, j in enumerate(swing_twist):
             fallback[j] = fell_back[:, k, 0]
       vec = _mtv(parent_chain, vec)  # into the parent's frame
-      swing = _swing(rest_vec, vec, swing_eps)
+      swing = _swing(rest_vec, vec, c.swing_eps)
       axis = geometry.normalize(rest_vec, default=jnp.asarray([0.0, 1.0, 0.0], dtype))
       cs = cos_sin[:, idx - 1]
       twist = geometry.axis_cos_sin_to_matrix(axis, cs[..., 0], cs[..., 1])

@@ -20,6 +20,7 @@ import numpy as np
 from hybrik_jax import utils
 from hybrik_jax.body import constants
 from hybrik_jax.body import geometry
+from hybrik_jax.body import ik
 from hybrik_jax.body import kinematics
 
 NUM_POSE_FEATURES = 9 * (constants.NUM_JOINTS - 1)  # 207
@@ -198,9 +199,9 @@ def forward(model: SMPLModel, betas: jnp.ndarray, pose: jnp.ndarray,
 
 def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
            phis: jnp.ndarray, leaf_thetas: jnp.ndarray | None = None,
-           transl: jnp.ndarray | None = None, *, convention: str = 'corrected',
-           train: bool = False, leaf_joints: tuple[int, ...] | None = None,
-           joint23_to_pelvis: bool | None = None, return_fallback: bool = False
+           transl: jnp.ndarray | None = None, *,
+           convention: ik.IKConvention = ik.IKConvention(),
+           return_fallback: bool = False
            ) -> SMPLOutput | tuple[SMPLOutput, jnp.ndarray]:
   """HybrIK's inverse pass: joints + twists + shape -> rotations and mesh.
 
@@ -222,22 +223,17 @@ def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
     phis: (B, 23, 2) twist (cos, sin) of joints 1..23 (normalised in the IK).
     leaf_thetas: optional (B, 5, 4) quaternions (w, x, y, z), normalised here, of
       local leaf rotations (with a 24-joint skeleton, as HybrIK-Transformer): slot k
-      belongs to joint `constants.LEAF_PARENT_JOINTS[k]` ('corrected') or
-      `constants.RELEASED_LEAF_SLOT_JOINTS[k]` ('released', slot 4 unused).
+      belongs to joint `convention.leaf_joints[k]`.
     transl: optional (B, 3) translation, metres.
-    convention: the IK convention, 'corrected' (this project's) or 'released' (the
-      released HybrIK-Transformer layer, reproduced to float32 precision); see
-      `ik.convention_options`.
-    train: the released layer's training mode (ignored by 'corrected').
-    leaf_joints, joint23_to_pelvis: override the convention's leaf slot mapping
-      and joint-23 behaviour (`ik.inverse_kinematics`); None keeps them.
+    convention: the `ik.IKConvention` of the IK (default 'corrected', this
+      project's; `ik.IKConvention.released()` is the released HybrIK-Transformer
+      layer, reproduced to float32 precision, `.for_training()` its train mode).
     return_fallback: also return the IK's (B, 23) bool fallback mask.
 
   Returns:
     SMPLOutput (rot_mats are the IK's local rotations), and with
     `return_fallback` the fallback mask (column j - 1: joint j).
   """
-  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
   if pose_skeleton.ndim != 3 or pose_skeleton.shape[1] not in (24, 29):
     raise ValueError('pose_skeleton must have shape (B, 24, 3) or (B, 29, 3), got '
                      f'{pose_skeleton.shape}')
@@ -248,13 +244,9 @@ def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
     utils.check_shape('leaf_thetas', leaf_thetas, (pose_skeleton.shape[0], 5, 4))
     leaf_rotmats = geometry.quaternion_to_matrix(leaf_thetas)
   rest = rest_joints29(model, betas)
-  options = ik.convention_options(convention, train=train)
-  if leaf_joints is not None:
-    options['leaf_joints'] = tuple(leaf_joints)
-  if joint23_to_pelvis is not None:
-    options['joint23_to_pelvis'] = bool(joint23_to_pelvis)
   rot_mats, fallback = ik.inverse_kinematics(
-      pose_skeleton, rest, phis, leaf_rotmats, return_fallback=True, **options)
+      pose_skeleton, rest, phis, leaf_rotmats, convention=convention,
+      return_fallback=True)
   out = skin(model, betas, rot_mats, transl)
   if transl is None:
     root = jax.lax.stop_gradient(out.joints[:, :1])

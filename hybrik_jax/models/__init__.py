@@ -2,6 +2,7 @@
 
 from hybrik_jax.models.config import get_model_config
 from hybrik_jax.models.config import get_tiny_model_config
+from hybrik_jax.models.config import ik_convention
 from hybrik_jax.models.hybrik import create_model
 from hybrik_jax.models.hybrik import decode
 from hybrik_jax.models.hybrik import flip_image

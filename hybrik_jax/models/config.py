@@ -3,99 +3,72 @@
 `get_model_config()` gives the HybrIK-Transformer of the paper (ResNet-34,
 L=6 blocks, h=8 heads, d=512, FFN 3 layers of width 512, dropout 0.1, patch
 retention uniform in [0.2, 1.0]); `get_tiny_model_config()` a few-thousand
-parameter variant for tests. Both accept keyword overrides.
+parameter variant for tests. Both accept keyword overrides. The IK fields
+(`IK_FIELDS`: how the outputs are decoded) are read into one `ik.IKConvention` by
+`ik_convention(model_config)` and written from one by `ik_fields(convention)`.
 """
-
-from typing import NamedTuple
 
 import ml_collections
 
-from hybrik_jax.body import constants
+from hybrik_jax import errors
+from hybrik_jax.body import ik
 
 # Fields that hold sequences; stored as tuples so the config maps 1:1 onto
 # hashable Flax module attributes.
 _TUPLE_FIELDS = ('deconv_channels', 'mean_shape', 'leaf_joints', 'leaf_flip_pairs')
 # Fields that say how the network's outputs are read (decode, flip test), not
-# what the network is: they travel with a checkpoint but are not HybrIKNet fields.
+# what the network is: they travel with a checkpoint (model_config.json) but are
+# not HybrIKNet fields. `ik_convention` reads them into an `ik.IKConvention`,
+# `ik_fields` writes one back.
 IK_FIELDS = ('ik_convention', 'leaf_joints', 'joint23_to_pelvis', 'leaf_flip_pairs',
              'depth_factor')
-# The project's depth unit, metres (= hybrik_jax.data.features.DEFAULT_DEPTH_FACTOR,
-# HybrIK's SMPL configs' BBOX_3D_SHAPE 2200 mm).
-CORRECTED_DEPTH_FACTOR = 2.2
-# The released models': bbox_3d_shape 2000 mm of their datasets (h36m_smpl.py,
-# hp3d.py, mix_dataset.py), also the x2 of their SMPL-layer call.
-RELEASED_DEPTH_FACTOR = 2.0
 
 
-def ik_fields(convention: str) -> dict:
-  """The IK / decoding fields of a named convention (see `ik.convention_options`).
+def ik_convention(model_config) -> ik.IKConvention:
+  """The model's IK convention: the one reader of a model config's IK fields.
 
-  'released': the released HybrIK-Transformer and HybrIK Simple3DPoseBaseSMPL24
-  models: leaf slots -> joints 10, 11, 15, 22, joint 23 aimed at the pelvis, leaf
-  flip pairs ((0, 1), (3, 4)) over the slots, depth factor 2.0 m, train-mode IK in
-  the train step. 'corrected': this project's own: the five leaves in
-  `constants.LEAF_JOINT_NAMES` order (slot k -> `LEAF_PARENT_JOINTS[k]`), flip
-  pairs ((1, 2), (3, 4)), depth factor 2.2 m, one IK for training and evaluation.
-  """
-  if convention == 'released':
-    return dict(ik_convention='released',
-                leaf_joints=constants.RELEASED_LEAF_SLOT_JOINTS, joint23_to_pelvis=True,
-                leaf_flip_pairs=constants.RELEASED_FLIP_PAIRS_LEAF,
-                depth_factor=RELEASED_DEPTH_FACTOR)
-  if convention == 'corrected':
-    return dict(ik_convention='corrected',
-                leaf_joints=constants.LEAF_PARENT_JOINTS, joint23_to_pelvis=False,
-                leaf_flip_pairs=constants.FLIP_PAIRS_LEAF,
-                depth_factor=CORRECTED_DEPTH_FACTOR)
-  raise ValueError(f"Unknown IK convention {convention!r}; choose 'released' or "
-                   "'corrected'")
+  `ik_convention` names the convention ('released' or 'corrected',
+  `ik.IKConvention.named`); each of the other four IK_FIELDS that is not None
+  overrides the convention's value. Build it once where the model config is
+  read and pass it down (decode, flip test, train step).
 
-
-class IKSettings(NamedTuple):
-  """The IK / decoding fields of a model config, as hashable Python values."""
-  convention: str
-  leaf_joints: tuple[int, ...]
-  joint23_to_pelvis: bool
-  leaf_flip_pairs: tuple[tuple[int, int], ...]
-  depth_factor: float
-
-
-def resolve_ik_fields(model_config) -> dict:
-  """The five IK fields of a model config, None ones from its ik_convention.
+  Args:
+    model_config: a models.config ConfigDict or a mapping (model_config.json).
 
   Raises:
-    ValueError: a field is absent (a config from before these fields: load it
-      with `checkpointing.load_model`, which fills them in) or the convention
-      is unknown.
+    errors.InputError: an IK field is absent (a config from before these fields:
+      load it with `checkpointing.load_model`, which fills them in), the
+      convention is unknown, or a field is malformed; the message names the
+      field (`model.leaf_joints ...`) and what it may hold.
   """
   missing = [k for k in IK_FIELDS if k not in model_config]
   if missing:
-    raise ValueError(f'model config lacks the IK fields {missing}; set ik_convention '
-                     '(models.config.get_model_config has them all)')
-  fields = ik_fields(model_config['ik_convention'])
-  fields.update({k: model_config[k] for k in IK_FIELDS if model_config[k] is not None})
-  return fields
+    raise errors.InputError(f'model config lacks the IK fields {missing}; set '
+                            'ik_convention (models.config.get_model_config has them all)')
+  name = model_config['ik_convention']
+  if not isinstance(name, str) or name not in ik.CONVENTIONS:
+    raise errors.InputError(f'model.ik_convention must be one of {ik.CONVENTIONS}, '
+                            f'got {name!r}')
+  overrides = {k: model_config[k] for k in IK_FIELDS[1:] if model_config[k] is not None}
+  try:
+    return ik.IKConvention.named(name).replace(**overrides)
+  except errors.InputError as e:
+    raise errors.InputError(f'model.{e}') from None
 
 
-def ik_settings(model_config) -> IKSettings:
-  """The IK fields of a model config (ConfigDict or mapping), resolved and checked.
+def ik_fields(convention: ik.IKConvention) -> dict:
+  """The IK_FIELDS of a model config that records `convention` (all resolved).
 
-  Raises:
-    ValueError: a field is absent or invalid.
+  `ik_fields(ik.IKConvention.released())` is what `convert` gives the released
+  HybrIK-Transformer and HybrIK Simple3DPoseBaseSMPL24 models; `save_model`
+  writes `ik_fields(ik_convention(model_config))`.
+  `ik_convention(get_model_config(**ik_fields(c)))` gives back `c` for either
+  named convention (the IK-only fields, root_fit etc., are the name's).
   """
-  get = resolve_ik_fields(model_config).__getitem__
-  settings = IKSettings(
-      convention=str(get('ik_convention')),
-      leaf_joints=tuple(int(j) for j in get('leaf_joints')),
-      joint23_to_pelvis=bool(get('joint23_to_pelvis')),
-      leaf_flip_pairs=tuple((int(a), int(b)) for a, b in get('leaf_flip_pairs')),
-      depth_factor=float(get('depth_factor')))
-  if not settings.depth_factor > 0:
-    raise ValueError(f'model.depth_factor must be > 0 metres, got {settings.depth_factor}')
-  if any(not 0 <= i < 5 for pair in settings.leaf_flip_pairs for i in pair):
-    raise ValueError(f'model.leaf_flip_pairs must index the 5 leaf slots, got '
-                     f'{settings.leaf_flip_pairs}')
-  return settings
+  return dict(ik_convention=convention.name, leaf_joints=convention.leaf_joints,
+              joint23_to_pelvis=convention.joint23_to_pelvis,
+              leaf_flip_pairs=convention.leaf_flip_pairs,
+              depth_factor=convention.depth_factor)
 
 
 def get_model_config(**overrides) -> ml_collections.ConfigDict:
@@ -149,10 +122,11 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   # SMPL mean shape added to the predicted shape offset (HybrIK uses
   # h36m_mean_beta.npy, not shipped here; configs or converters may set it).
   c.mean_shape = (0.0,) * 10
-  # How the outputs are read (IK_FIELDS; decode, flip test, trainer); README
+  # How the outputs are read (IK_FIELDS, read by ik_convention into one
+  # ik.IKConvention for decode, the flip test and the trainer); README
   # "Fidelity". ik_convention selects them all: 'corrected' (this project's) or
   # 'released' (the released models'; its train-mode IK runs in the train step).
-  # The other four are None = the convention's (ik_fields), or set to override;
+  # The other four are None = the convention's, or set to override;
   # save_model writes the resolved values, so an exported model records them.
   c.ik_convention = 'corrected'
   c.leaf_joints = None  # joint given leaf slot k (24-joint skeleton)
@@ -163,7 +137,9 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
     if key not in c:
       raise KeyError(f'get_model_config: unknown model field {key!r}; '
                      f'known fields: {sorted(c.keys())}')
-    c[key] = _as_tuple(value) if key in _TUPLE_FIELDS else value
+    # (A string or None is kept as given, for the IK fields' reader to judge.)
+    is_sequence = value is not None and not isinstance(value, (str, bytes))
+    c[key] = _as_tuple(value) if key in _TUPLE_FIELDS and is_sequence else value
   return c
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from hybrik_jax.body import constants
+from hybrik_jax.body import ik
 from hybrik_jax.models import backbones
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import deconv_head
@@ -201,31 +202,29 @@ def _zero_invalid(x: jnp.ndarray, valid: jnp.ndarray, fill=0.0) -> jnp.ndarray:
 
 
 def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
-           intrinsics: jnp.ndarray, joint_root: jnp.ndarray, model_config,
-           train: bool = False) -> ModelOutput:
+           intrinsics: jnp.ndarray, joint_root: jnp.ndarray, input_size: int,
+           convention: ik.IKConvention) -> ModelOutput:
   """Raw head outputs -> ModelOutput (see its docstring).
 
-  pred_uvd -> camera xyz (uvd_to_xyz, with the model's depth_factor and
+  pred_uvd -> camera xyz (uvd_to_xyz, with the convention's depth_factor and
   input_size) made relative to its own root joint -> the body model's HybrIK IK
-  (the model's IK convention and leaf mapping) with the predicted shape, twists
-  and (if present) leaf rotations -> skinned body. Examples with non-finite
-  outputs get valid=False and zeros everywhere (their inputs are replaced by safe
-  values before the IK, so no NaN flows on, gradients included).
+  (with `convention`) with the predicted shape, twists and (if present) leaf
+  rotations -> skinned body. Examples with non-finite outputs get valid=False
+  and zeros everywhere (their inputs are replaced by safe values before the IK,
+  so no NaN flows on, gradients included).
 
   Args:
     raw: the network's dict.
     smpl_model: a hybrik_jax.body.smpl.SMPLModel.
     trans_inv, intrinsics, joint_root: see uvd_to_xyz.
-    model_config: the model's config (models.config): input_size and the IK
-      fields (`models.config.ik_settings`). The batch's depth_factor is not used:
-      the network's depth unit is the model's `depth_factor`.
-    train: the training step's decode: the 'released' convention then runs the
-      released layer's train-mode IK (as the released training does).
+    input_size: the model's square input side, px (`model_config.input_size`).
+    convention: the model's `ik.IKConvention` (`models.config.ik_convention`):
+      the IK and the network's depth unit (`convention.depth_factor`; a batch's
+      own depth_factor is not used). The training step passes
+      `convention.for_training()` (the released layer's train-mode IK).
   """
   from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
 
-  settings = model_config_lib.ik_settings(model_config)
-  input_size = int(model_config['input_size'])
   check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS, 3))
   b = raw['pred_uvd'].shape[0]
   check_shape('pred_phi', raw['pred_phi'], (b, constants.NUM_TWISTS, 2))
@@ -241,14 +240,12 @@ def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
   if leaf is not None:
     leaf = jnp.where(valid[:, None, None], leaf, jnp.array([1.0, 0.0, 0.0, 0.0], leaf.dtype))
 
-  depth_factor = jnp.full((b, 1), settings.depth_factor, uvd.dtype)
+  depth_factor = jnp.full((b, 1), convention.depth_factor, uvd.dtype)
   xyz = uvd_to_xyz(uvd, trans_inv, intrinsics, joint_root, depth_factor, input_size)
   xyz = xyz - xyz[:, :1]
   xyz = _zero_invalid(jnp.where(jnp.isfinite(xyz), xyz, 0.0), valid)
   body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, leaf_thetas=leaf,
-                         convention=settings.convention, train=train,
-                         leaf_joints=settings.leaf_joints,
-                         joint23_to_pelvis=settings.joint23_to_pelvis)
+                         convention=convention)
   return ModelOutput(
       pred_uvd=uvd, pred_phi=phi, pred_shape=shape, pred_leaf=leaf,
       pred_xyz_24=xyz,
@@ -278,7 +275,7 @@ def flip_outputs(raw: dict[str, jnp.ndarray],
   u -> -u (mirror about the crop centre, the released shift=True) and
   left/right joints swapped; twists: sin phi negated, pairs swapped; leaf
   quaternions (w, x, y, z) -> (w, x, -y, -z), `leaf_flip_pairs` (slot pairs; the
-  model config's, see `flip_test`) swapped; shape unchanged.
+  model's `ik.IKConvention.leaf_flip_pairs`) swapped; shape unchanged.
   """
   out = dict(raw)
   uvd = raw['pred_uvd'][:, jnp.array(constants.FLIP_PERM_24)]
@@ -293,14 +290,14 @@ def flip_outputs(raw: dict[str, jnp.ndarray],
 
 
 def flip_test(apply_fn: Callable[[jnp.ndarray], dict[str, jnp.ndarray]],
-              images: jnp.ndarray, model_config) -> dict[str, jnp.ndarray]:
+              images: jnp.ndarray,
+              leaf_flip_pairs: tuple[tuple[int, int], ...]) -> dict[str, jnp.ndarray]:
   """Average of the outputs on the images and (flipped back) on their mirror.
 
   apply_fn: images (B, H, W, 3) -> raw dict, e.g.
-  `lambda x: model.apply(variables, x, train=False)`. model_config: the model's
-  config; its `leaf_flip_pairs` say which leaf slots swap.
+  `lambda x: model.apply(variables, x, train=False)`. leaf_flip_pairs: the leaf
+  slots that swap, the model's (`convention.leaf_flip_pairs`, see `flip_outputs`).
   """
-  pairs = model_config_lib.ik_settings(model_config).leaf_flip_pairs
   raw = apply_fn(images)
-  mirrored = flip_outputs(apply_fn(flip_image(images)), pairs)
+  mirrored = flip_outputs(apply_fn(flip_image(images)), leaf_flip_pairs)
   return jax.tree.map(lambda a, b: 0.5 * (a + b), raw, mirrored)

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik
 
 PyTree = Any
@@ -40,20 +41,23 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
     joint_root: (B, 3) metres, camera frame (its z lifts uvd to metres).
     smpl_model: a hybrik_jax.body.smpl.SMPLModel.
     flip_test: average with the mirrored images (HybrIK's --flip-test).
-    model_config: the model's config (models.config fields): `input_size`,
-      the IK convention, the leaf flip pairs and the depth unit of the
-      network's d (`depth_factor`, metres) that decoding and the flip test
-      depend on; a batch's own depth_factor is never used for decoding.
+    model_config: the model's config (models.config fields): `input_size`
+      and the IK fields, read here once into the `ik.IKConvention`
+      (`models.config.ik_convention`) whose IK, leaf flip pairs and depth unit
+      of the network's d (`depth_factor`, metres) decoding and the flip test
+      use; a batch's own depth_factor is never used for decoding.
 
   Returns:
     hybrik.ModelOutput (metres, camera axes, root-relative; float32).
   """
+  convention = model_config_lib.ik_convention(model_config)
   apply = lambda x: model.apply(variables, x, train=False)
-  raw = (hybrik.flip_test(apply, images, model_config) if flip_test
+  raw = (hybrik.flip_test(apply, images, convention.leaf_flip_pairs) if flip_test
          else apply(images))
   return hybrik.decode(
       float32_outputs(raw), smpl_model=smpl_model, trans_inv=trans_inv,
-      intrinsics=intrinsics, joint_root=joint_root, model_config=model_config)
+      intrinsics=intrinsics, joint_root=joint_root,
+      input_size=int(model_config['input_size']), convention=convention)
 
 
 def predict_batch(model, variables: Mapping[str, PyTree],

@@ -234,7 +234,8 @@ def save_model(directory: str | os.PathLike[str],
   model_config = config_to_dict(model_config)
   if 'ik_convention' in model_config:  # record the convention's resolved fields
     from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
-    model_config.update(config_to_dict(model_config_lib.resolve_ik_fields(model_config)))
+    model_config.update(config_to_dict(
+        model_config_lib.ik_fields(model_config_lib.ik_convention(model_config))))
   config_json = json.dumps(model_config, indent=2,
                            sort_keys=True)
   variables_dir = directory / VARIABLES_DIR
@@ -284,12 +285,13 @@ def complete_model_config(model_config: ml_collections.ConfigDict,
   the data's depth factor (2.2 m by default), so that is what is assumed, with a
   one-line note on stderr. Configs that have the fields come back unchanged.
   """
+  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
   from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
   missing = [k for k in model_config_lib.IK_FIELDS if k not in model_config]
   if not missing:
     return model_config
   complete = ml_collections.ConfigDict(model_config.to_dict())
-  for key, value in model_config_lib.ik_fields('corrected').items():
+  for key, value in model_config_lib.ik_fields(ik.IKConvention.corrected()).items():
     if key in missing:
       complete[key] = value
   print(f'Note: {source} has no IK convention fields (exported before they existed); '

@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from hybrik_jax.body import ik
 from hybrik_jax.evaluation import metrics as metrics_lib
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import config as model_config_lib
@@ -174,15 +175,17 @@ def create_train_state(model, tx: optax.GradientTransformation,
 
 
 def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
-                     loss_weights: Mapping[str, float], model_config,
+                     loss_weights: Mapping[str, float],
+                     convention: ik.IKConvention, input_size: int,
                      train: bool = True):
   """Network -> (theta: decode for the rotations) -> hybrik_loss.
 
-  model_config: the model's config: its IK fields (models.config.ik_settings)
-  drive decode (with `train`: the released convention's train-mode IK) and,
-  for 'released', the theta loss's quaternion sign; the target depths,
-  normalised by each example's depth_factor, are put in the model's depth
-  unit (its depth_factor) first.
+  convention: the model's `ik.IKConvention` (`models.config.ik_convention`):
+  decode runs its IK (with `train`: `convention.for_training()`, the released
+  convention's train-mode IK); 'released' also gives the theta loss the
+  released quaternion sign; the target depths, normalised by each example's
+  depth_factor, are put in the model's depth unit (`convention.depth_factor`)
+  first. input_size: the model's input side, px.
 
   Returns:
     (total loss, (components dict, new batch_stats)).
@@ -204,16 +207,16 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     decoded = hybrik_model.decode(
         raw, smpl_model=smpl_model, trans_inv=batch['trans_inv'],
         intrinsics=batch['intrinsics'], joint_root=batch['joint_root'],
-        model_config=model_config, train=train)
+        input_size=input_size,
+        convention=convention.for_training() if train else convention)
     outputs['pred_rotmats'] = decoded.pred_rotmats
-  settings = model_config_lib.ik_settings(model_config)
   uvd29 = jnp.asarray(batch['target_uvd_29'], jnp.float32)
   depth_scale = (jnp.asarray(batch['depth_factor'], jnp.float32)[:, :, None] /
-                 settings.depth_factor)
+                 convention.depth_factor)
   batch = dict(batch, target_uvd_29=uvd29.at[..., 2:].multiply(depth_scale))
   # The released criterion compares the targets (w >= 0) with quaternions of
   # the released rotmat_to_quat's sign (losses module docstring).
-  sign = 'released' if settings.convention == 'released' else 'w_positive'
+  sign = 'released' if convention.name == 'released' else 'w_positive'
   total, comps = losses.hybrik_loss(outputs, batch, loss_weights,
                                     quaternion_sign=sign)
   return total, (comps, new_batch_stats)
@@ -222,8 +225,11 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
 def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
                model, smpl_model, tx: optax.GradientTransformation,
                lr_fn: Callable, loss_weights: Mapping[str, float],
-               model_config) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+               convention: ik.IKConvention, input_size: int
+               ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
   """One Adam update on a (global) batch; pure.
+
+  convention, input_size: the model's (see `forward_and_loss`).
 
   A non-finite loss or gradient norm leaves params, batch stats and optimizer
   state unchanged (the step counter still advances and `num_skipped` counts
@@ -236,7 +242,8 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   loss_fn = functools.partial(
       forward_and_loss, model=model, smpl_model=smpl_model,
-      loss_weights=loss_weights, model_config=model_config, train=True)
+      loss_weights=loss_weights, convention=convention, input_size=input_size,
+      train=True)
   (loss, (comps, new_batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params, state.batch_stats, batch, rng)
   grad_norm = optax.tree.norm(grads)
@@ -340,16 +347,24 @@ def replicate(tree: PyTree, mesh) -> PyTree:
       if jax.process_count() > 1 else jax.device_put(x, sharding), tree)
 
 
-def jit_train_step(mesh, *, smpl_model, **kwargs) -> Callable:
+def jit_train_step(mesh, *, smpl_model, model_config, **kwargs) -> Callable:
   """`train_step` bound to kwargs, jitted over the mesh, state donated.
 
+  model_config: the model's config, read here once: its IK convention
+  (`models.config.ik_convention`) and input_size go to `train_step`.
   The body model is passed as a (replicated) argument rather than baked into
   the program as constants. Returns step(state, batch) -> (state, metrics).
+
+  Raises:
+    errors.InputError: the model config's IK fields are invalid.
   """
+  convention = model_config_lib.ik_convention(model_config)
+  input_size = int(model_config['input_size'])
   repl = replicated_sharding(mesh)
   step = jax.jit(
       lambda state, batch, smpl: train_step(state, batch, smpl_model=smpl,
-                                            **kwargs),
+                                            convention=convention,
+                                            input_size=input_size, **kwargs),
       in_shardings=(repl, batch_sharding(mesh), repl),
       out_shardings=(repl, repl),
       donate_argnums=(0,))
