@@ -106,7 +106,7 @@ def load_model(checkpoint: str | None, smpl_path: str | None = None,
 
 def depth_factor(model_config) -> float:
   """The model's depth unit, metres per unit of its relative depth d."""
-  return model_config_lib.ik_settings(model_config).depth_factor
+  return model_config_lib.ik_convention(model_config).depth_factor
 
 
 def make_predict_fn(model_config, smpl_model, *, flip_test: bool = True,
