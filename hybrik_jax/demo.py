@@ -45,13 +45,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax import cli
+from hybrik_jax import errors
 from hybrik_jax import models
 from hybrik_jax.body import geometry
+from hybrik_jax.checkpoints import loading
 from hybrik_jax.data import augment
 from hybrik_jax.data import features
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
-from hybrik_jax.training import checkpointing
 
 # HybrIK's demo: focal length 1000 px for a 256 px crop.
 FOCAL_PER_CROP = 1000.0 / 256.0
@@ -372,7 +373,7 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   image = read_image(image_path)
   box = parse_bbox(bbox, image.shape)
   try:
-    loaded = checkpointing.load_for_inference(checkpoint)
+    loaded = loading.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise DemoError(f'{e}\n\n{HOW_TO_GET_A_CHECKPOINT}') from e
   variables, model_config = loaded.variables, loaded.model_config
@@ -434,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred = run(args.image, args.checkpoint, args.out or 'demo_out.png', bbox=args.bbox,
                smpl_path=args.smpl, h36m_regressor=args.h36m_regressor,
                flip_test=args.flip_test)
-  except (cli.UserError, FileNotFoundError) as e:  # not every ValueError: bugs
+  except (errors.InputError, FileNotFoundError) as e:  # not every ValueError: bugs
     print(f'error: {e}', file=sys.stderr)          # keep their tracebacks
     return 2
   if not bool(pred['valid']) or not np.all(np.isfinite(pred['vertices'])):
@@ -463,7 +464,7 @@ def _main_video(args) -> int:
         flip_test=args.flip_test, batch_size=args.batch_size, focal=args.focal,
         smooth=args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
         smooth_beta=args.smooth_beta)
-  except (cli.UserError, FileNotFoundError) as e:
+  except (errors.InputError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   valid = res['valid']

@@ -440,14 +440,14 @@ def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, 
                         smpl_path: str | None = None, h36m_regressor: str | None = None,
                         **kwargs) -> dict[str, Any]:
   """`run_video` with the model and body model loaded as the image demo does."""
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import loading  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
   check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
   video_io.probe_video(video_path)       # the model loads
   if not checkpoint:
     raise demo.DemoError(demo.HOW_TO_GET_A_CHECKPOINT)
   try:
-    loaded = checkpointing.load_for_inference(checkpoint)
+    loaded = loading.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise demo.DemoError(f'{e}\n\n{demo.HOW_TO_GET_A_CHECKPOINT}') from e
   variables, model_config = loaded.variables, loaded.model_config

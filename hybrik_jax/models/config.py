@@ -65,8 +65,8 @@ def resolve_ik_fields(model_config) -> dict:
 
   Raises:
     ValueError: a field is absent (a config from before these fields: load it
-      with `checkpointing.load_model`, which fills them in) or the convention
-      is unknown.
+      with `checkpoints.model_dir.load_model`, which fills them in) or the
+      convention is unknown.
   """
   missing = [k for k in IK_FIELDS if k not in model_config]
   if missing:
