@@ -435,3 +435,60 @@ def test_model_config_that_does_not_match_the_weights():
   with pytest.raises(model_dir.ConfigMismatchError,
                      match='ckpt: model_config.json does not match the weights'):
     model_dir.check_variables_match(variables, other, 'ckpt')
+
+
+_FAILED_RESTORES = textwrap.dedent('''
+    import os, sys, time
+    import grain
+    import jax.numpy as jnp
+    from hybrik_jax.checkpoints import integrity
+    from hybrik_jax.checkpoints import train_checkpoints
+    workdir = sys.argv[1]
+    state = {'params': {f'l{i}': {'k': jnp.full((64, 64), i)} for i in range(200)},
+             'batch_stats': {'m': jnp.ones(3)}, 'step': jnp.int32(1)}
+    def iterator():
+      return iter(grain.MapDataset.source(list(range(50))).to_iter_dataset())
+    manager = train_checkpoints.create_checkpoint_manager(
+        workdir, steps_per_epoch=1, async_save=False)
+    for step in (1, 2):
+      train_checkpoints.save_train_state(manager, step, state,
+                                         data_iterator=iterator(),
+                                         meta={'steps_per_epoch': 1})
+    train_checkpoints.wait(manager)
+    step_dir = os.path.join(workdir, 'checkpoints', '2')
+    os.remove(os.path.join(step_dir, 'files.json'))  # as if killed before it
+    data = os.path.join(step_dir, 'state', 'd')
+    for name in os.listdir(data):  # flip a bit in every array data file
+      with open(os.path.join(data, name), 'r+b') as f:
+        f.seek(os.path.getsize(f.name) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x10]))
+    hook = sys.unraisablehook
+    for _ in range(3):
+      try:
+        train_checkpoints.restore_train_state(manager, state, 2,
+                                              data_iterator=iterator())
+        print('RESTORED A CORRUPT CHECKPOINT')
+      except integrity.CorruptCheckpointError:
+        print('REFUSED', flush=True)
+      assert sys.unraisablehook is hook
+      train_checkpoints.restore_train_state(manager, state, 1,
+                                            data_iterator=iterator())
+      time.sleep(0.5)
+''')
+
+
+def test_a_failed_restore_leaves_no_tracebacks_and_no_hook(tmp_path):
+  """A damaged checkpoint without files.json fails inside Orbax: the residue of
+  its aborted reads (TensorStore callbacks reaching Orbax's closed event loop,
+  futures whose exceptions nobody retrieves) must not print tracebacks, during
+  the call or later, and nothing stays installed."""
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  proc = subprocess.run(
+      [sys.executable, '-c', _FAILED_RESTORES, str(tmp_path)],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.split() == ['REFUSED'] * 3
+  assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+  assert 'never retrieved' not in proc.stderr, proc.stderr[-3000:]

@@ -18,6 +18,7 @@ for longer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -250,6 +251,23 @@ class _ResidueFilter(logging_lib.Filter):
     return True
 
 
+def _retrieve_orphaned_exceptions() -> None:
+  """Marks the exceptions of finished futures of closed loops as retrieved.
+
+  Nobody can await such a future any more; still referenced (by TensorStore),
+  it would log 'exception was never retrieved' whenever it is collected,
+  at the latest when the interpreter exits.
+  """
+  for obj in gc.get_objects():
+    if not isinstance(obj, asyncio.Future):
+      continue
+    try:
+      if (obj.done() and not obj.cancelled() and obj.get_loop().is_closed()):
+        obj.exception()
+    except Exception:  # pylint: disable=broad-except
+      continue
+
+
 @contextlib.contextmanager
 def quiet_failed_restore() -> Iterator[None]:
   """Keeps the residue of a failed Orbax restore off the console, for one call.
@@ -303,6 +321,7 @@ def quiet_failed_restore() -> Iterator[None]:
           if quiet_for >= _SETTLE_S:
             break
           time.sleep(0.05)
+        _retrieve_orphaned_exceptions()
         raise
   finally:
     asyncio_logger.removeFilter(log_filter)
