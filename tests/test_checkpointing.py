@@ -79,6 +79,32 @@ def test_save_model_refuses_to_overwrite(tmp_path):
                                 np.arange(4.0) * 2)
 
 
+@pytest.mark.parametrize('exchange', [True, False])
+def test_save_model_overwrite_swaps_the_whole_directory(tmp_path, monkeypatch,
+                                                        exchange):
+  """Written beside, then swapped in: renameat2's atomic exchange, or (where
+  the kernel has none) two renames; either way no leftovers, no stale files."""
+  if not exchange:
+    monkeypatch.setattr(model_dir, '_exchange', lambda a, b: False)
+  out = tmp_path / 'm'
+  model_dir.save_model(out, _variables(1.0), MODEL_CONFIG,
+                       train_config={'seed': 1})
+  model_dir.save_model(out, _variables(3.0), MODEL_CONFIG, overwrite=True)
+  loaded, _ = model_dir.load_model(out)
+  chex.assert_trees_all_equal(loaded, jax.device_get(_variables(3.0)))
+  # The old train_config.json went with the old model.
+  assert sorted(os.listdir(out)) == ['checksums.json', 'files.json',
+                                     'model_config.json', 'variables']
+  assert os.listdir(tmp_path) == ['m']
+  # An empty directory is filled; a file is refused.
+  (tmp_path / 'empty').mkdir()
+  model_dir.save_model(tmp_path / 'empty', _variables(1.0), MODEL_CONFIG)
+  assert model_dir.is_exported_model(tmp_path / 'empty')
+  (tmp_path / 'file').write_text('x')
+  with pytest.raises(model_dir.ModelExistsError, match='is a file'):
+    model_dir.save_model(tmp_path / 'file', _variables(1.0), MODEL_CONFIG)
+
+
 def test_load_model_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match='model_config.json'):
     model_dir.load_model(tmp_path)
