@@ -602,7 +602,7 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse(argv)
 
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import model_dir  # pylint: disable=g-import-not-at-top
 
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     raise cli.UserError(f'--out {args.out} is a file: choose a directory.')
@@ -625,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  **overrides)
   except ConversionError as e:
     raise ConversionError(f'{args.torch_checkpoint}: {e}') from None
-  out = checkpointing.save_model(args.out, variables, model_config, overwrite=args.overwrite)
+  out = model_dir.save_model(args.out, variables, model_config, overwrite=args.overwrite)
   n = sum(np.size(v) for v in jax.tree.leaves(variables['params']))
   print(f'Wrote {out} ({model_config.backbone} + {model_config.head}, {n:,} parameters).')
   return 0

@@ -3,7 +3,7 @@ r"""Benchmark evaluation with HybrIK's protocols.
   python -m hybrik_jax.evaluate --checkpoint DIR [--dataset pw3d] \
       [--config configs/x.py] [--smpl SMPL_NEUTRAL.pkl] [--rootnet_json FILE]
 
-DIR is an exported model (`checkpointing.save_model`: a trained, averaged or
+DIR is an exported model (`checkpoints.model_dir.save_model`: a trained, averaged or
 converted PyTorch model) or a training workdir (its latest checkpoint). The
 dataset is a prepared TFDS dataset (`python -m hybrik_jax.prepare_data`);
 by default the one, with the builder config, split and data settings, that the
@@ -43,9 +43,9 @@ import tqdm
 
 from hybrik_jax import cli_flags
 from hybrik_jax import models
+from hybrik_jax.checkpoints import loading
 from hybrik_jax.evaluation import metrics
 from hybrik_jax.evaluation import protocols
-from hybrik_jax.training import checkpointing
 from hybrik_jax.training import train_config
 
 # Fields of the preprocessed batch the evaluation step reads.
@@ -464,7 +464,7 @@ def evaluate(checkpoint: str, dataset: str | None = None, *,
   from hybrik_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
 
-  loaded = checkpointing.load_for_inference(checkpoint)
+  loaded = loading.load_for_inference(checkpoint)
   variables, model_config = loaded.variables, loaded.model_config
   if config is None:
     config = loaded.train_config

@@ -38,10 +38,14 @@ import tqdm
 
 from hybrik_jax import cli
 from hybrik_jax import cli_flags
+from hybrik_jax import errors
+from hybrik_jax.checkpoints import config_json
+from hybrik_jax.checkpoints import integrity
+from hybrik_jax.checkpoints import model_dir
+from hybrik_jax.checkpoints import train_checkpoints
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
-from hybrik_jax.training import checkpointing
 from hybrik_jax.training import metric_writer
 from hybrik_jax.training import train_config
 from hybrik_jax.training import train_lib
@@ -407,16 +411,16 @@ def _restore_latest_readable(manager, state, meta, train_iter):
   warning. A checkpoint of another model is refused (IncompatibleCheckpoint).
   """
   while True:
-    latest = checkpointing.latest_step(manager)
+    latest = train_checkpoints.latest_step(manager)
     if latest is None:
       return state, None
     error, restored = None, None
     try:
-      _check_compatible(checkpointing.restore_meta(manager, latest), meta,
+      _check_compatible(train_checkpoints.restore_meta(manager, latest), meta,
                         manager.directory)
-      restored = checkpointing.restore_train_state(
+      restored = train_checkpoints.restore_train_state(
           manager, state, latest, data_iterator=train_iter)
-    except checkpointing.CorruptCheckpointError as e:
+    except integrity.CorruptCheckpointError as e:
       error = e
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -425,7 +429,7 @@ def _restore_latest_readable(manager, state, meta, train_iter):
         error = 'unreadable on another process'
     if error is None:
       return restored, latest
-    moved = checkpointing.set_aside(manager, latest)
+    moved = train_checkpoints.set_aside(manager, latest)
     message = (f'WARNING: checkpoint step {latest} is unreadable: '
                f'{cli.one_line(error)} Moved it to {moved}; resuming from the '
                'newest readable checkpoint.')
@@ -483,14 +487,14 @@ def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
   state = _maybe_load_init(state, config)
 
   # --- Checkpoint load (refuses another model before anything is written) ---
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       workdir, steps_per_epoch=epoch_steps, keep_epochs=config.keep_epochs,
       async_save=config.async_checkpoints)
   # The whole config too: `evaluate` defaults to its validation dataset,
   # split and data settings.
-  meta = {'model': checkpointing.config_to_dict(config.model),
+  meta = {'model': config_json.config_to_dict(config.model),
           'steps_per_epoch': epoch_steps, 'batch_size': config.batch_size,
-          'config': checkpointing.config_to_dict(config)}
+          'config': config_json.config_to_dict(config)}
   state, latest = _restore_latest_readable(manager, state, meta, train_iter)
   if latest is not None:
     _say(f'Resumed from {manager.directory}/{latest}')
@@ -550,8 +554,8 @@ def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
   def save():
     nonlocal saved_step
     if saved_step != step:
-      checkpointing.save_train_state(manager, step, state,
-                                     data_iterator=train_iter, meta=meta)
+      train_checkpoints.save_train_state(manager, step, state,
+                                         data_iterator=train_iter, meta=meta)
       saved_step = step
 
   with writer:
@@ -611,7 +615,7 @@ def _train_loop(config, data: input_pipeline.DataConfig, workdir, sources,
                          f'{int(eval_metrics["num_examples"])} examples'
                          f'{_left_out(eval_metrics)}')
     progress.close()
-    checkpointing.wait(manager)
+    train_checkpoints.wait(manager)
     manager.close()
   if stop_message is not None:
     if signals.signum is not None:
@@ -693,7 +697,7 @@ def _flat_hparams(config) -> dict[str, Any]:
         flat[f'{prefix}{k}'] = v if isinstance(v, (int, float, str, bool)) \
             else str(v)
 
-  walk(checkpointing.config_to_dict(config), '')
+  walk(config_json.config_to_dict(config), '')
   return flat
 
 
@@ -732,13 +736,13 @@ def _maybe_load_init(state: train_lib.TrainState, config
                      (config.init.model_checkpoint, 'model')):
     if not path:
       continue
-    if not checkpointing.is_exported_model(path):
+    if not model_dir.is_exported_model(path):
       raise cli.UserError(
           f'config.init.{what}_checkpoint: {path} is not an exported model. '
           'Make it with `python -m hybrik_jax.convert --torch_checkpoint '
           f'X.pth --out {path}' + (' --arch backbone`' if what == 'backbone'
                                    else '`'))
-    loaded, _ = checkpointing.load_model(path)
+    loaded, _ = model_dir.load_model(path)
     variables = convert.merge_variables(variables, loaded)
     logging.info('Initialised the %s from %s', what, path)
   return state.replace(params=variables['params'],
@@ -812,7 +816,7 @@ def _main(args: flags.FlagValues) -> int:
                jax.process_count(), jax.local_devices())
   try:
     train_and_evaluate(args.config, args.workdir)
-  except cli.UserError as e:
+  except errors.InputError as e:  # cli.UserError and the library's errors
     cli.fail(e)
   except KeyboardInterrupt:  # before the training loop's handlers are set
     print('Interrupted before training started; nothing was saved.',

@@ -44,11 +44,11 @@ def tiny_variables(model, input_size: int, seed: int = 0):
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tmp_path_factory) -> str:
   """An exported tiny model (models.get_tiny_model_config(input_size=64)) with
-  random weights: `checkpointing.save_model` layout, shared by the suite."""
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  random weights: `model_dir.save_model` layout, shared by the suite."""
+  from hybrik_jax.checkpoints import model_dir  # pylint: disable=g-import-not-at-top
   from hybrik_jax import models  # pylint: disable=g-import-not-at-top
   cfg = models.get_tiny_model_config(input_size=64)
   variables = tiny_variables(models.create_model(cfg), cfg.input_size)
   path = str(tmp_path_factory.mktemp('ckpt') / 'tiny_model')
-  checkpointing.save_model(path, variables, cfg)
+  model_dir.save_model(path, variables, cfg)
   return path

@@ -344,8 +344,8 @@ def test_tiny_published_model_converts_and_matches_torch(arch, tmp_path):
   if arch == 'deconv':
     argv += ['--input_size', '64']
   convert.main(argv)
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
-  variables, cfg = checkpointing.load_model(tmp_path / 'out')
+  from hybrik_jax.checkpoints import model_dir  # pylint: disable=g-import-not-at-top
+  variables, cfg = model_dir.load_model(tmp_path / 'out')
   assert cfg.head == arch and cfg.backbone == 'resnet_tiny' and cfg.predict_leaf
   np.testing.assert_allclose(cfg.mean_shape, tmodel.init_shape.numpy(), rtol=1e-6)
   out = jax.jit(lambda v, x: hybrik.create_model(cfg).apply(v, x, train=False))(variables, x)

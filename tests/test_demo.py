@@ -13,6 +13,7 @@ import pytest
 from hybrik_jax import demo
 from hybrik_jax import models
 from hybrik_jax.body import constants
+from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.data import augment
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
@@ -20,7 +21,6 @@ from hybrik_jax.data import synthetic
 from hybrik_jax.demos import core
 from hybrik_jax.demos import image as image_demo
 from hybrik_jax.evaluation import metrics
-from hybrik_jax.training import checkpointing
 
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order
 
@@ -176,11 +176,11 @@ def test_bad_checkpoints_and_images_are_one_line(tmp_path, capsys):
     return err
 
   good = str(tmp_path / 'good')
-  checkpointing.save_model(good, variables, cfg)
+  model_dir.save_model(good, variables, cfg)
   assert 'is 1x1 px: too small' in demo_error(tiny_image, good)
   # An empty model_config.json: both CLIs name the file.
   empty = str(tmp_path / 'empty')
-  checkpointing.save_model(empty, variables, cfg)
+  model_dir.save_model(empty, variables, cfg)
   with open(os.path.join(empty, 'model_config.json'), 'w'):
     pass
   assert f'{empty}/model_config.json is corrupt' in demo_error(image_path, empty)
@@ -190,8 +190,8 @@ def test_bad_checkpoints_and_images_are_one_line(tmp_path, capsys):
   assert len(err.splitlines()) == 1
   # A model_config.json of another model than the weights.
   other = str(tmp_path / 'other')
-  checkpointing.save_model(other, variables,
-                           models.get_tiny_model_config(d_model=2 * cfg.d_model))
+  model_dir.save_model(other, variables,
+                       models.get_tiny_model_config(d_model=2 * cfg.d_model))
   assert 'model_config.json does not match the weights' in demo_error(
       image_path, other)
 
@@ -201,7 +201,7 @@ def test_invalid_prediction_is_reported(tmp_path, capsys):
   variables = tiny_variables(models.create_model(cfg), cfg.input_size)
   variables = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), variables)
   ckpt = str(tmp_path / 'nan_model')  # e.g. convert --allow_non_finite
-  checkpointing.save_model(ckpt, variables, cfg)
+  model_dir.save_model(ckpt, variables, cfg)
   image_path = str(tmp_path / 'img.png')
   cv2.imwrite(image_path, np.full((64, 64, 3), 128, np.uint8))
   rc = demo.main(['--image', image_path, '--checkpoint', ckpt, '--out',

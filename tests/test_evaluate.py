@@ -11,10 +11,13 @@ from hybrik_jax import evaluate
 from hybrik_jax import models
 from hybrik_jax.body import constants
 from hybrik_jax.body import smpl_io
+from hybrik_jax.checkpoints import config_json
+from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import model_dir
+from hybrik_jax.checkpoints import train_checkpoints
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
 from hybrik_jax.evaluation import protocols
-from hybrik_jax.training import checkpointing
 from hybrik_jax.training import train_config
 
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order
@@ -136,14 +139,14 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
   # Weights that fit the config (load_checkpoint checks them against it).
   variables = jax.device_get(tiny_variables(models.create_model(cfg),
                                             cfg.input_size))
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       tmp_path, steps_per_epoch=5, async_save=False)
-  checkpointing.save_train_state(
+  train_checkpoints.save_train_state(
       manager, 7, dict(variables, step=np.int32(7)),
-      meta={'model': checkpointing.config_to_dict(cfg), 'steps_per_epoch': 5})
-  checkpointing.wait(manager)
+      meta={'model': config_json.config_to_dict(cfg), 'steps_per_epoch': 5})
+  train_checkpoints.wait(manager)
   manager.close()
-  loaded = checkpointing.load_for_inference(str(tmp_path))
+  loaded = loading.load_for_inference(str(tmp_path))
   assert 'step 7' in loaded.description and loaded.step == 7
   assert loaded.model_config.backbone == cfg.backbone
   assert loaded.train_config is None  # not recorded in this checkpoint
@@ -151,20 +154,20 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
       loaded.variables['params']['backbone']['conv1']['kernel'],
       variables['params']['backbone']['conv1']['kernel'])
   # Weights of another model than the saved config: one line naming the step.
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       tmp_path / 'other', steps_per_epoch=5, async_save=False)
-  checkpointing.save_train_state(
+  train_checkpoints.save_train_state(
       manager, 3, {'params': {'w': np.ones((2, 3), np.float32)}, 'step': 3},
-      meta={'model': checkpointing.config_to_dict(cfg), 'steps_per_epoch': 5})
+      meta={'model': config_json.config_to_dict(cfg), 'steps_per_epoch': 5})
   manager.close()
-  with pytest.raises(checkpointing.ConfigMismatchError, match='step 3: model'):
-    checkpointing.load_for_inference(str(tmp_path / 'other'))
+  with pytest.raises(model_dir.ConfigMismatchError, match='step 3: model'):
+    loading.load_for_inference(str(tmp_path / 'other'))
 
 
 def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):
   """A model knows what it was validated on: evaluate needs no --dataset, and
   the plain dataset name means the builder config it trained on."""
-  train_config = checkpointing.dict_to_config({'data': {
+  train_config = config_json.dict_to_config({'data': {
       'eval_dataset': 'synthetic_humans/small', 'eval_split': 'validation',
       'data_dir': '/data'}})
   assert evaluate.resolve_dataset(None, None, train_config) == (
@@ -179,11 +182,11 @@ def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):
   with pytest.raises(ValueError, match='--dataset is needed'):
     evaluate.resolve_dataset(None, None, None)
   # Recorded with an exported model (average_checkpoints does this).
-  variables, model_config = checkpointing.load_model(tiny_checkpoint)
+  variables, model_config = model_dir.load_model(tiny_checkpoint)
   path = tmp_path / 'exported'
-  checkpointing.save_model(path, variables, model_config,
-                           train_config=train_config)
-  loaded = checkpointing.load_for_inference(path)
+  model_dir.save_model(path, variables, model_config,
+                       train_config=train_config)
+  loaded = loading.load_for_inference(path)
   assert loaded.train_config.data.eval_dataset == 'synthetic_humans/small'
   assert loaded.description == f'exported model {path}'
 
@@ -220,9 +223,9 @@ def test_rootnet_json_formats_and_errors(tmp_path):
 
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    checkpointing.load_for_inference(str(tmp_path / 'nope'))
+    loading.load_for_inference(str(tmp_path / 'nope'))
   with pytest.raises(FileNotFoundError, match='neither an exported model'):
-    checkpointing.load_for_inference(str(tmp_path))
+    loading.load_for_inference(str(tmp_path))
   with pytest.raises(ValueError, match='unknown dataset'):
     protocols.protocol_for('imagenet')
   with pytest.raises(ValueError, match='real SMPL body model'):

@@ -486,21 +486,21 @@ def test_reads_a_locked_config_dict():
 
 
 def test_orbax_checkpoint_restores_the_iterator(tmp_path):
-  """Through hybrik_jax.training.checkpointing (grain's Orbax handler), as the trainer does."""
+  """Through hybrik_jax.checkpoints.train_checkpoints (grain's Orbax handler), as the trainer does."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import train_checkpoints  # pylint: disable=g-import-not-at-top
   kw = dict(global_batch_size=2, seed=1, input_size=(16, 16), data_sources=_sources((3, 2, 2)),
             shard_index=0, shard_count=1)
   it = input_pipeline.create_train_iterator(_config(), **kw)
   for _ in range(3):
     next(it)
-  manager = checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=10)
-  checkpointing.save_train_state(manager, 3, {'x': jnp.zeros(2)}, data_iterator=it)
+  manager = train_checkpoints.create_checkpoint_manager(tmp_path, steps_per_epoch=10)
+  train_checkpoints.save_train_state(manager, 3, {'x': jnp.zeros(2)}, data_iterator=it)
   manager.wait_until_finished()
   want = next(it)
   restored = input_pipeline.create_train_iterator(_config(), **kw)
-  checkpointing.restore_train_state(
-      checkpointing.create_checkpoint_manager(tmp_path, steps_per_epoch=10),
+  train_checkpoints.restore_train_state(
+      train_checkpoints.create_checkpoint_manager(tmp_path, steps_per_epoch=10),
       {'x': jnp.zeros(2)}, data_iterator=restored)
   chex.assert_trees_all_equal(next(restored), want)
 

@@ -36,7 +36,7 @@ import time
 import pytest
 
 from hybrik_jax import train
-from hybrik_jax.training import checkpointing
+from hybrik_jax.checkpoints import train_checkpoints
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 TIMEOUT_S = 600
@@ -163,9 +163,9 @@ def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
   assert c.last_line().startswith('Stopped by SIGINT at step ')
   step_c = int(c.last_line().split('at step ')[1].split()[0])
   assert step_c > step_a and _steps(workdir)[-1] == step_c
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       workdir, steps_per_epoch=1000, read_only=True)
-  assert checkpointing.restore_meta(manager, step_c)['steps_per_epoch'] == 1000
+  assert train_checkpoints.restore_meta(manager, step_c)['steps_per_epoch'] == 1000
 
   # 3. SIGKILL after a few per-step checkpoints: the newest one loads.
   d = start('d', '--config.checkpoint_every_steps=1')
@@ -175,7 +175,7 @@ def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
   assert d.wait() == -signal.SIGKILL
   newest = _steps(workdir)[-1]
   assert newest > step_c
-  checkpointing.restore_variables(manager, newest)
+  train_checkpoints.restore_variables(manager, newest)
 
   # 4. E takes over D's stale lock; a second Ctrl-C, sent while E is held at
   # the stop's save, aborts without saving.

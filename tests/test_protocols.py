@@ -10,11 +10,11 @@ from hybrik_jax import evaluate
 from hybrik_jax import models
 from hybrik_jax import train
 from hybrik_jax.body import synthetic_body
+from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
 from hybrik_jax.evaluation import metrics
 from hybrik_jax.evaluation import protocols
-from hybrik_jax.training import checkpointing
 from hybrik_jax.training import train_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
@@ -87,7 +87,7 @@ def test_trainer_validation_equals_evaluate(tiny_checkpoint, tmp_path):
   evaluate tool's (different batch sizes, so padding must not matter)."""
   gen = synthetic.SyntheticGenerator(synthetic.SyntheticConfig(image_size=64))
   val = [e for _, e in gen.generate(range(5), split='validation')]
-  variables, model_config = checkpointing.load_model(tiny_checkpoint)
+  variables, model_config = model_dir.load_model(tiny_checkpoint)
   config = test_config.get_config()
   config.model = model_config
   mesh = train_lib.create_mesh()

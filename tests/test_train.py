@@ -16,11 +16,13 @@ import pytest
 from hybrik_jax import models
 from hybrik_jax import train
 from hybrik_jax.body import synthetic_body
+from hybrik_jax.checkpoints import config_json
+from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import train_checkpoints
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
-from hybrik_jax.training import checkpointing
 from hybrik_jax.training import train_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
@@ -164,7 +166,7 @@ def test_resume_equals_uninterrupted(examples, tmp_path):
     config.evals.max_batches = 1
     full = _run(config, tmp_path / 'full', examples)
     # The checkpoint records the config: evaluate defaults to its validation set.
-    loaded = checkpointing.load_for_inference(tmp_path / 'full')
+    loaded = loading.load_for_inference(tmp_path / 'full')
     assert loaded.step == 4
     assert loaded.train_config.data.eval_dataset == config.data.eval_dataset
     assert loaded.train_config.data.eval_split == config.data.eval_split
@@ -183,9 +185,9 @@ def test_resume_equals_uninterrupted(examples, tmp_path):
                               rtol=1e-6, atol=1e-7)
   assert np.isfinite(full['eval']['mpjpe'])
   # Both runs keep the last keep_epochs=2 epoch ends (steps 2 and 4).
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       tmp_path / 'resumed', steps_per_epoch=2, read_only=True)
-  assert checkpointing.all_steps(manager) == [2, 4]
+  assert train_checkpoints.all_steps(manager) == [2, 4]
   # A finished run started again does nothing and returns the same params.
   again = _run(config, tmp_path / 'resumed', examples)
   assert again['step'] == 4
@@ -213,11 +215,11 @@ def test_refuses_checkpoint_of_another_model(examples, tmp_path):
   config = test_config.get_config()
   other = test_config.get_config()
   other.model.d_model = 16
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       tmp_path, steps_per_epoch=config.steps_per_epoch, async_save=False)
-  checkpointing.save_train_state(
+  train_checkpoints.save_train_state(
       manager, 1, {'params': {'w': jnp.ones(2)}},
-      meta={'model': checkpointing.config_to_dict(other.model),
+      meta={'model': config_json.config_to_dict(other.model),
             'steps_per_epoch': config.steps_per_epoch})
   manager.close()
   files_before = sorted(
@@ -427,9 +429,9 @@ def test_too_many_skipped_steps_stop_after_saving(examples, tmp_path):
   assert info.value.exit_code == 3
   step = int(str(info.value).split('stopped at step ')[1].split()[0])
   assert 3 <= step < 6
-  manager = checkpointing.create_checkpoint_manager(
+  manager = train_checkpoints.create_checkpoint_manager(
       tmp_path, steps_per_epoch=6, read_only=True)
-  assert checkpointing.all_steps(manager) == [step]
+  assert train_checkpoints.all_steps(manager) == [step]
 
 
 def test_unknown_config_override_is_one_line(tmp_path):

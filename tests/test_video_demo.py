@@ -21,6 +21,7 @@ from hybrik_jax import demo
 from hybrik_jax import models
 from hybrik_jax.body import constants
 from hybrik_jax.body import geometry
+from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.data import augment
 from hybrik_jax.data import boxes
 from hybrik_jax.data import synthetic
@@ -30,7 +31,6 @@ from hybrik_jax.demos import results as results_lib
 from hybrik_jax.demos import smoothing
 from hybrik_jax.demos import video as video_demo
 from hybrik_jax.demos import video_io
-from hybrik_jax.training import checkpointing
 from test_demo import tiny_variables
 
 T, W, H, FPS = 14, 192, 160, 12.5
@@ -326,7 +326,7 @@ def test_detections_formats_and_errors(tmp_path):
 def tiny_checkpoint(tmp_path_factory):
   cfg = models.get_tiny_model_config()
   ckpt = str(tmp_path_factory.mktemp('model') / 'model')
-  checkpointing.save_model(ckpt, tiny_variables(models.create_model(cfg), cfg.input_size), cfg)
+  model_dir.save_model(ckpt, tiny_variables(models.create_model(cfg), cfg.input_size), cfg)
   return ckpt
 
 

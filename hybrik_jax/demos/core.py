@@ -90,11 +90,11 @@ def load_model(checkpoint: str | None, smpl_path: str | None = None,
     DemoError: no checkpoint given, or none there (with how to get one).
   """
   from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.training import checkpointing  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import loading  # pylint: disable=g-import-not-at-top
   if not checkpoint:
     raise DemoError(HOW_TO_GET_A_CHECKPOINT)
   try:
-    loaded = checkpointing.load_for_inference(checkpoint)
+    loaded = loading.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise DemoError(f'{e}\n\n{HOW_TO_GET_A_CHECKPOINT}') from e
   if smpl_model is None:

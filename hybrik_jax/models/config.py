@@ -37,7 +37,8 @@ def ik_convention(model_config) -> ik.IKConvention:
 
   Raises:
     errors.InputError: an IK field is absent (a config from before these fields:
-      load it with `checkpointing.load_model`, which fills them in), the
+      load it with `checkpoints.model_dir.load_model`, which fills them
+      in), the
       convention is unknown, or a field is malformed; the message names the
       field (`model.leaf_joints ...`) and what it may hold.
   """
