@@ -1,4 +1,4 @@
-r"""Speed of the video demo on a rendered clip (the numbers in the README).
+r"""Speed of the video demo on a rendered clip (docs/PERFORMANCE.md, "Video demo").
 
   python -m benchmarks.video_demo [--size 256] [--frames 16] [--model paper|tiny]
       [--mode track|whole] [--batch_size 8] [--noflip_test]

@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   config = train_config.base_config()
   # The released model's SMPL layer: its train-mode IK in the train step (the
   # theta loss, with the released quaternion sign), eval mode at evaluation;
-  # depth unit 2.0 m (README "Fidelity").
+  # depth unit 2.0 m (docs/FIDELITY.md, "The IK convention").
   config.model.ik_convention = 'released'
   # The released HybrikTransformerSMPL24 always has the 5 leaf-rotation tokens
   # (53 target tokens, not the paper's 48): under 'released' IK, joints 10, 11,

@@ -3,8 +3,8 @@
 T frames, P tracks (people). Every 3D quantity is in the camera frame of the
 video (OpenCV axes: x right, y down, z forward, metres); 2D in pixels of the
 frame (x right, y down, pixel centres at integers). Rows with valid=false hold
-NaN in every float field (JSON: null), never a made-up pose. The README's
-"Video results file" section documents each field; FIELDS below is the list.
+NaN in every float field (JSON: null), never a made-up pose.
+docs/VIDEO_RESULTS.md documents each field; FIELDS below is the list.
 """
 
 import json

@@ -269,7 +269,7 @@ def load_detections(path: str, info: VideoInfo,
                     tracks: Sequence[int] | None = None) -> Detections:
   """Person boxes from a detections file.
 
-  Two formats (see README):
+  Two formats (see docs/DEMO.md, "Video"):
     * COCO results JSON: a list of {"image_id": frame index (0-based),
       "bbox": [x, y, w, h], "score": s, optional "track_id", optional
       "category_id" (entries of categories other than 1 = person are ignored)};

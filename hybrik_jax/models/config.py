@@ -124,8 +124,8 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   # h36m_mean_beta.npy, not shipped here; configs or converters may set it).
   c.mean_shape = (0.0,) * 10
   # How the outputs are read (IK_FIELDS, read by ik_convention into one
-  # ik.IKConvention for decode, the flip test and the trainer); README
-  # "Fidelity". ik_convention selects them all: 'corrected' (this project's) or
+  # ik.IKConvention for decode, the flip test and the trainer); docs/FIDELITY.md
+  # "The IK convention". ik_convention selects them all: 'corrected' (this project's) or
   # 'released' (the released models'; its train-mode IK runs in the train step).
   # The other four are None = the convention's, or set to override;
   # save_model writes the resolved values, so an exported model records them.

@@ -13,7 +13,8 @@ The transposed convolutions run sub-pixel (`conv_transpose_4x4_s2`): each of
 the four output phases is a 2x2 convolution with a re-indexed slice of the same
 4x4 kernel, all four computed as one matmul on 2x2 patches. XLA:CPU runs
 `lax.conv_transpose` with stride 2 (and its gradients) at a few GFLOP/s; the
-matmul runs near the machine's matmul rate (README "Performance").
+matmul runs near the machine's matmul rate (docs/PERFORMANCE.md, "Changes
+behind it").
 """
 
 from typing import Any, Callable, Optional

@@ -257,7 +257,8 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   # A skipped step never runs the optimizer (no NaN enters its math). A
   # conditional rather than jnp.where over the results: XLA updates the
   # donated parameters and moments in place, where the selects cost two extra
-  # copies of them and ~4x the update's time on CPU (README "Performance").
+  # copies of them and ~4x the update's time on CPU (docs/PERFORMANCE.md,
+  # "Changes behind it").
   new_params, new_opt_state = jax.lax.cond(
       finite, update, lambda operand: (operand[2], operand[1]),
       (grads, state.opt_state, state.params))
@@ -386,8 +387,8 @@ def release_free_host_memory() -> bool:
 
   Compiling the paper's train step with XLA:CPU frees about 1 GB that glibc
   keeps mapped; without this, that GB stays in the process's resident memory
-  for the whole run (README "Performance"). Returns False where there is no
-  glibc (then nothing is done).
+  for the whole run (docs/PERFORMANCE.md, "Changes behind it"). Returns False
+  where there is no glibc (then nothing is done).
   """
   try:
     libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
