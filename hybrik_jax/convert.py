@@ -52,6 +52,7 @@ import tqdm
 
 from hybrik_jax import cli
 from hybrik_jax import cli_flags
+from hybrik_jax import errors
 from hybrik_jax.body import constants
 from hybrik_jax.body import ik
 from hybrik_jax.models import config as config_lib
@@ -72,7 +73,7 @@ SKIPPED_HRNET_IMAGENET_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final
 Path = tuple[str, ...]
 
 
-class ConversionError(cli.UserError, ValueError):
+class ConversionError(errors.InputError):
   """A checkpoint does not match the architecture it is converted to, or
   cannot be read."""
 

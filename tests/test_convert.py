@@ -432,7 +432,7 @@ class _RunsCode:
 
 
 def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
-  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import errors  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   sd = TorchHybrikTransformer('resnet_tiny', blocks=1, layers=2, width=8, d=8,
                               heads=2, feat=2).state_dict()
@@ -461,7 +461,7 @@ def test_unreadable_or_unsafe_files_are_one_line_errors(tmp_path):
       (good, 'existing', 'already exists and is not empty.*--overwrite'),
   ]
   for path, out, expected in cases:
-    with pytest.raises(cli.UserError, match=expected) as info:
+    with pytest.raises(errors.InputError, match=expected) as info:
       convert.main(['--torch_checkpoint', str(path), '--out',
                     str(tmp_path / out), '--num_heads', '2',
                     '--input_size', '64'])

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrik_jax import errors
 from hybrik_jax import models
 from hybrik_jax import train
 from hybrik_jax.body import synthetic_body
@@ -404,14 +405,14 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
   }
   for expected, (workdir, data) in cases.items():
     config.data.data_dir = data.get('data_dir', '')
-    with pytest.raises(cli.UserError, match=expected) as info:
+    with pytest.raises(errors.InputError, match=expected) as info:
       train.train_and_evaluate(config, workdir)
     assert '\n' not in str(info.value)
   assert sorted(os.listdir(tmp_path)) == ['a_file']  # nothing written
   config.data.data_dir = ''
   config.batch_size = 4
   monkeypatch.setattr(train.jax, 'device_count', lambda: 3)
-  with pytest.raises(cli.UserError, match='batch_size=4 must be divisible.*3'):
+  with pytest.raises(errors.InputError, match='batch_size=4 must be divisible.*3'):
     train.train_and_evaluate(config, tmp_path / 'w2')
   assert not (tmp_path / 'w2').exists()
 

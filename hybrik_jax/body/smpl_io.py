@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
-from hybrik_jax import cli
+from hybrik_jax import errors
 from hybrik_jax.body import constants
 from hybrik_jax.body.smpl import NUM_POSE_FEATURES
 from hybrik_jax.body.smpl import SMPLModel
@@ -31,7 +31,7 @@ SMPL_SITE = 'https://smpl.is.tue.mpg.de'
 # Loading official SMPL files
 
 
-class SMPLFileError(cli.UserError, ValueError):
+class SMPLFileError(errors.InputError):
   """An SMPL model file is missing, truncated or malformed."""
 
 

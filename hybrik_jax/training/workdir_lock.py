@@ -38,12 +38,12 @@ from typing import Any
 
 from absl import logging
 
-from hybrik_jax.cli import UserError
+from hybrik_jax import errors
 
 LOCK_FILE = '.trainer.lock'
 
 
-class WorkdirBusyError(UserError):
+class WorkdirBusyError(errors.InputError):
   """Another live trainer holds the workdir."""
 
 
