@@ -38,6 +38,11 @@ from hybrik_jax.data import features
 
 # How many skipped file names the metadata keeps per split (the count is exact).
 MAX_LISTED_SKIPS = 20
+
+# The on-disk format of a new build when none is asked for: ArrayRecord, the
+# random-access format the input pipeline reads with `tfds.data_source` (TFDS's
+# own default, TFRecord, needs TensorFlow to read and is not random access).
+DEFAULT_FILE_FORMAT = 'array_record'
 # Splits with fewer source rows than this are built in the calling process.
 MIN_ROWS_FOR_WORKERS = 1000
 
@@ -385,18 +390,53 @@ class GenerationMixin:
   `--max_examples_per_split` (a debug cap TFDS's Beam writer ignores) always
   takes the plain path, so it means "the first N examples" in both.
 
+  A new build is written in ArrayRecord (DEFAULT_FILE_FORMAT) unless a
+  `file_format` is given, so that `tfds build` without `--file_format` makes
+  what the input pipeline reads. The lines TFDS prints before and after a
+  build say "generated" (synthetic_humans) or "prepared from the files in the
+  manual_dir" (the real datasets) instead of "downloaded and prepared".
+
   Args: num_workers: processes of the plain path (default: $HYBRIK_DATA_WORKERS,
   else 1 for splits under 1000 rows, else the cores, <= 8; see
   default_num_workers). Beam's parallelism is the runner's
-  (e.g. direct_num_workers). Put the mixin before
+  (e.g. direct_num_workers). file_format: as TFDS's (None: the format of
+  the prepared dataset, else DEFAULT_FILE_FORMAT). Put the mixin before
   tfds.core.GeneratorBasedBuilder.
   """
 
-  def __init__(self, *, num_workers: int | None = None, **kwargs):
+  def __init__(self, *, num_workers: int | None = None,
+               file_format: 'str | tfds.core.FileFormat | None' = None, **kwargs):
     self._num_workers = num_workers
     self._use_beam = False
     self._beam_splits: dict[str, tuple[Any, Any, epath.Path, epath.Path]] = {}
-    super().__init__(**kwargs)
+    super().__init__(file_format=file_format, **kwargs)
+    if file_format is None and not self.info.initialized:
+      # A new build with no format asked for (`tfds build` without
+      # --file_format): ArrayRecord, not TFDS's TFRecord. A prepared dataset
+      # (info read from its folder) keeps the format it was written in.
+      self.info.set_file_format(DEFAULT_FILE_FORMAT, override=True)
+
+  def _what(self) -> str:
+    """'synthetic_humans/tiny 2.0.0': the dataset, its config and version."""
+    config = self.builder_config
+    return f'{self.name}{"/" + config.name if config else ""} {self.version}'
+
+  def _log_download_bytes(self) -> None:
+    """The line before a build (TFDS's says 'Downloading and preparing dataset
+    Unknown size (download: Unknown size, ...)': nothing here is downloaded)."""
+    if getattr(self, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None):
+      how = 'Preparing dataset {} from the files in the manual_dir'
+    else:
+      how = 'Generating dataset {} (nothing to download)'
+    print(f'{how.format(self._what())} to {self.data_dir} ...', flush=True)
+
+  def _log_download_done(self) -> None:
+    """The line after a build (TFDS's says 'downloaded and prepared')."""
+    how = ('prepared from the files in the manual_dir'
+           if getattr(self, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None) else 'generated')
+    print(f'Dataset {self._what()} {how} in {self.data_dir} '
+          f'({self.info.file_format.value}). Subsequent calls will reuse this data.',
+          flush=True)
 
   def _download_and_prepare(self, dl_manager, download_config):
     install_one_line_errors()

@@ -13,6 +13,12 @@ class Pw3dTest(tfds.testing.DatasetBuilderTestCase):
   SPLITS = {'train': 4, 'validation': 2, 'test': 2}
   SKIP_CHECKSUMS = True
 
+  def _make_builder(self, config=None):
+    # TFDS's test case reads back with as_dataset (tf.data), which needs
+    # TFRecord; the builders' own default is ArrayRecord (tests/test_tfds_build.py).
+    return self.dataset_class(data_dir=self.tmp_dir, config=config,
+                              version=self.VERSION, file_format='tfrecord')
+
 
 if __name__ == '__main__':
   tfds.testing.test_main()
