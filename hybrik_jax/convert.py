@@ -59,6 +59,7 @@ from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hrnet
 from hybrik_jax.models import hybrik
 from hybrik_jax.models import resnet
+from hybrik_jax.models import variables as variables_lib
 
 ARCHS = ('transformer', 'deconv', 'backbone')
 # State-dict prefixes that are deliberately not converted.
@@ -70,7 +71,7 @@ SKIPPED_BACKBONE_KEYS = ('fc.weight', 'fc.bias')
 SKIPPED_HRNET_IMAGENET_PREFIXES = ('incre_modules.', 'downsamp_modules.', 'final_layer.',
                                    'classifier.')
 
-Path = tuple[str, ...]
+Path = variables_lib.Path
 
 
 class ConversionError(errors.InputError):
@@ -449,23 +450,11 @@ def convert_tensor(value: np.ndarray, layout: str) -> np.ndarray:
 # Conversion.
 # ----------------------------------------------------------------------------
 
-def _flatten(tree, prefix: Path = ()) -> dict[Path, Any]:
-  if isinstance(tree, Mapping):
-    out = {}
-    for k, v in tree.items():
-      out.update(_flatten(v, prefix + (k,)))
-    return out
-  return {prefix: tree}
-
-
-def _unflatten(flat: Mapping[Path, Any]) -> dict:
-  tree: dict = {}
-  for path, value in flat.items():
-    node = tree
-    for k in path[:-1]:
-      node = node.setdefault(k, {})
-    node[path[-1]] = value
-  return tree
+_flatten = variables_lib.flatten
+_unflatten = variables_lib.unflatten
+# Re-exported: the merge lives with the variable-tree helpers (the trainer's
+# init loading uses it too).
+merge_variables = variables_lib.merge_variables
 
 
 def expected_variables(model_config: ml_collections.ConfigDict, arch: str) -> dict:
@@ -558,27 +547,6 @@ def convert_state_dict(state_dict: Mapping[str, Any], arch: str = 'auto',
   variables = _unflatten(converted)
   variables.setdefault('batch_stats', {})
   return variables, model_config
-
-
-def merge_variables(target: Mapping[str, Any], source: Mapping[str, Any]) -> dict:
-  """`target` variables with every leaf that `source` has replaced (shapes must match).
-
-  E.g. a freshly initialised full model and a converted ImageNet backbone.
-  """
-  flat_target = _flatten(target)
-  flat_source = _flatten(source)
-  problems = []
-  for path, value in flat_source.items():
-    if path not in flat_target:
-      problems.append(f'{"/".join(path)} is not in the target')
-    elif np.shape(value) != np.shape(flat_target[path]):
-      problems.append(f'{"/".join(path)}: {np.shape(value)} != {np.shape(flat_target[path])}')
-  if problems:
-    raise ConversionError('Cannot merge variables: ' + '; '.join(problems))
-  merged = dict(flat_target)
-  for path, value in flat_source.items():
-    merged[path] = jnp.asarray(value, dtype=flat_target[path].dtype)
-  return _unflatten(merged)
 
 
 def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:

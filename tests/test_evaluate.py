@@ -1,7 +1,9 @@
-"""Tests for hybrik_jax.evaluate: protocols on an oracle, the CLI end to end."""
+"""Tests for hybrik_jax.evaluate and hybrik_jax.evaluation (benchmark, loop,
+report, rootnet): protocols on an oracle, the CLI end to end."""
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -13,11 +15,16 @@ from hybrik_jax.body import constants
 from hybrik_jax.body import smpl_io
 from hybrik_jax.checkpoints import config_json
 from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import loading
 from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.checkpoints import train_checkpoints
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
+from hybrik_jax.evaluation import benchmark
+from hybrik_jax.evaluation import loop
 from hybrik_jax.evaluation import protocols
+from hybrik_jax.evaluation import report
+from hybrik_jax.evaluation import rootnet
 from hybrik_jax.training import train_config
 
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order
@@ -54,7 +61,10 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
               for ex in examples]
   for e in elements:
     e['mask'] = np.float32(1.0)
-  batch = evaluate._stack(elements, 4)  # one padded row (mask 0)
+  # One padded row (mask 0), as the evaluation batches pad.
+  batch = {k: np.stack([e[k] for e in elements] + [elements[0][k]])
+           for k in loop.STEP_KEYS}
+  batch['mask'][-1] = 0.0
   stacked = {k: np.stack([e[k] for e in elements] + [elements[0][k]])
              for k in ('target_uvd_29', 'target_twist', 'target_beta', 'target_theta')}
   raw = {'pred_uvd': stacked['target_uvd_29'][:, :24],
@@ -63,9 +73,9 @@ def test_protocol_on_oracle_predictions_gives_known_answers(generator, examples)
          'pred_leaf': stacked['target_theta'][:, list(constants.LEAF_PARENT_JOINTS)]}
   everything = protocols.Protocol('everything', protocols.H36M_EVAL_14,
                                   smpl_24=True, pve=True, pck=True)
-  step = evaluate.make_eval_step(_OracleModel(), generator.model,
-                                 model_config=models.get_tiny_model_config(input_size=size),
-                                 protocol=everything, flip_test=False)
+  step = loop.make_eval_step(_OracleModel(), generator.model,
+                             model_config=models.get_tiny_model_config(input_size=size),
+                             protocol=everything, flip_test=False)
   sums, per_example = jax.device_get(step({'params': raw}, batch))
   values = {k: float(v.compute()) for k, v in sums.items()}
   for k in ('mpjpe', 'pa_mpjpe', 'mpjpe_24', 'pa_mpjpe_24', 'pve'):
@@ -99,8 +109,9 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
       {'image_id': 0, 'file_name': examples[0]['image_file'], 'root_cam': root_mm,
        'bbox': [0, 0, 64, 64]}]))
   out = tmp_path / 'results.json'
-  results = evaluate.evaluate(
-      tiny_checkpoint, 'mpi_inf_3dhp', split='test', data_source=examples,
+  results = benchmark.evaluate(
+      loading.load_for_inference(tiny_checkpoint), tiny_checkpoint,
+      'mpi_inf_3dhp', split='test', data_source=examples,
       smpl_model=generator.model, batch_size=2, rootnet_json=str(root_json),
       output=str(out), progress=False)
   assert results['num_examples'] == 3
@@ -122,16 +133,47 @@ def test_evaluate_end_to_end_with_rootnet_and_json(tiny_checkpoint, examples,
       (per['TS1']['mpjpe'] + per['TS2']['mpjpe']) / 2, rel=1e-6)
   saved = json.loads(out.read_text())
   assert saved['metrics'] == pytest.approx(results['metrics'])
-  table = evaluate.format_table(results)
+  table = report.format_table(results)
   assert 'PCK@150mm' in table and 'RootNet' in table and 'sequence TS2' in table
   assert 'mean over sequences' in table
   assert 'mpi_inf_3dhp (17 H36M joints, PA on the same joints, flip test on' in table
 
   # Default output path: beside the checkpoint directory.
-  path = evaluate.default_output_path(tiny_checkpoint, 'synthetic_humans/tiny',
-                                      'validation')
+  path = report.default_output_path(tiny_checkpoint, 'synthetic_humans/tiny',
+                                    'validation')
   assert os.path.dirname(path) == os.path.dirname(tiny_checkpoint)
   assert path.endswith('tiny_model_eval_synthetic_humans_tiny_validation.json')
+
+
+def test_evaluate_keeps_earlier_results(tiny_checkpoint, examples, generator,
+                                       tmp_path):
+  """A second evaluation never overwrites the first's JSON (issue 27): beside
+  the checkpoint it takes the next free name; an explicit output that exists
+  is refused before anything runs, unless overwriting is asked."""
+  checkpoint = str(tmp_path / 'model')
+  shutil.copytree(tiny_checkpoint, checkpoint)
+  model = loading.load_for_inference(checkpoint)
+  options = dict(split='test', data_source=examples[:2], batch_size=2,
+                 smpl_model=generator.model, flip_test=False, progress=False)
+  first = benchmark.evaluate(model, checkpoint, 'mpi_inf_3dhp', **options)
+  default = report.default_output_path(checkpoint, 'mpi_inf_3dhp', 'test')
+  assert first['output'] == default and first['kept_output'] is None
+  second = benchmark.evaluate(model, checkpoint, 'mpi_inf_3dhp', **options)
+  assert second['output'] == default[:-len('.json')] + '-2.json'
+  assert second['kept_output'] == default
+  assert json.loads(open(default).read())['num_examples'] == 2  # still there
+  assert json.loads(open(second['output']).read())['metrics'] == pytest.approx(
+      first['metrics'])
+  assert report.output_path(checkpoint, 'mpi_inf_3dhp', 'test') == (
+      default[:-len('.json')] + '-3.json', default)
+  # An explicit path: refused if it exists (before evaluating), unless asked.
+  with pytest.raises(report.OutputExistsError, match='--overwrite'):
+    benchmark.evaluate(model, checkpoint, 'mpi_inf_3dhp', output=default,
+                       **dict(options, data_source=None))
+  assert report.output_path(checkpoint, 'mpi_inf_3dhp', 'test', output=default,
+                            overwrite=True) == (default, None)
+  assert report.output_path(checkpoint, 'mpi_inf_3dhp', 'test',
+                            overwrite=True) == (default, None)
 
 
 def test_load_checkpoint_from_training_workdir(tmp_path):
@@ -170,17 +212,17 @@ def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):
   train_config = config_json.dict_to_config({'data': {
       'eval_dataset': 'synthetic_humans/small', 'eval_split': 'validation',
       'data_dir': '/data'}})
-  assert evaluate.resolve_dataset(None, None, train_config) == (
+  assert benchmark.resolve_dataset(None, None, train_config) == (
       'synthetic_humans/small', 'validation')
-  assert evaluate.resolve_dataset('synthetic_humans', None, train_config) == (
+  assert benchmark.resolve_dataset('synthetic_humans', None, train_config) == (
       'synthetic_humans/small', 'validation')
-  assert evaluate.resolve_dataset('synthetic_humans/tiny', None, train_config) == (
+  assert benchmark.resolve_dataset('synthetic_humans/tiny', None, train_config) == (
       'synthetic_humans/tiny', 'validation')
-  assert evaluate.resolve_dataset('pw3d', None, train_config) == ('pw3d', 'test')
-  assert evaluate.resolve_dataset('synthetic_humans', 'train', None) == (
+  assert benchmark.resolve_dataset('pw3d', None, train_config) == ('pw3d', 'test')
+  assert benchmark.resolve_dataset('synthetic_humans', 'train', None) == (
       'synthetic_humans', 'train')
   with pytest.raises(ValueError, match='--dataset is needed'):
-    evaluate.resolve_dataset(None, None, None)
+    benchmark.resolve_dataset(None, None, None)
   # Recorded with an exported model (average_checkpoints does this).
   variables, model_config = model_dir.load_model(tiny_checkpoint)
   path = tmp_path / 'exported'
@@ -198,25 +240,25 @@ def test_rootnet_json_formats_and_errors(tmp_path):
                               's_09_act_02_subact_01_ca_01_000001.jpg')}]}))
   by_id = tmp_path / 'bbox_root_human36m_output.json'
   by_id.write_text(json.dumps([{'image_id': 5, 'root_cam': [10.0, 20.0, 5000.0]}]))
-  table = evaluate.load_rootnet(str(by_id), str(ann))
+  table = rootnet.load_rootnet(str(by_id), str(ann))
   root = table.lookup('h36m/images/s_09_act_02_subact_01_ca_01/'
                       's_09_act_02_subact_01_ca_01_000001.jpg')
   np.testing.assert_allclose(root, [0.01, 0.02, 5.0], rtol=1e-6)
   assert table.lookup('s_11_act_02_subact_01_ca_01/other.jpg') is None
   with pytest.raises(ValueError, match='rootnet_annotations'):
-    evaluate.load_rootnet(str(by_id))
+    rootnet.load_rootnet(str(by_id))
   bad = tmp_path / 'bad.json'
   bad.write_text(json.dumps([{'image_id': 1, 'bbox': [0, 0, 1, 1]}]))
   with pytest.raises(ValueError, match="no 'root_cam'"):
-    evaluate.load_rootnet(str(bad))
+    rootnet.load_rootnet(str(bad))
   with pytest.raises(FileNotFoundError, match='not found'):
-    evaluate.load_rootnet(str(tmp_path / 'missing.json'))
+    rootnet.load_rootnet(str(tmp_path / 'missing.json'))
   # Shared base names (3DPW's image_00000.jpg) only match with their folder.
   shared = tmp_path / 'pw3d.json'
   shared.write_text(json.dumps([
       {'img_name': 'a_seq_00/image_00000.jpg', 'root_cam': [0, 0, 3000]},
       {'img_name': 'b_seq_00/image_00000.jpg', 'root_cam': [0, 0, 4000]}]))
-  table = evaluate.load_rootnet(str(shared))
+  table = rootnet.load_rootnet(str(shared))
   assert table.lookup('pw3d/imageFiles/b_seq_00/image_00000.jpg')[2] == pytest.approx(4.0)
   assert table.lookup('c_seq_00/image_00000.jpg') is None
 

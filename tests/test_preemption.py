@@ -19,7 +19,7 @@ No run prints a traceback.
 No step waits on the clock: a signal is sent only once the trainer has
 printed a line that comes after its signal handlers are installed ('steps per
 epoch', 'Resumed from'), and the second Ctrl-C only once the trainer is held
-at the stop's save (train.STOP_SAVE_GATE_ENV), so the outcome is the same on
+at the stop's save (stop_signals.STOP_SAVE_GATE_ENV), so the outcome is the same on
 an idle and on a loaded machine.
 """
 
@@ -35,8 +35,8 @@ import time
 
 import pytest
 
-from hybrik_jax import train
 from hybrik_jax.checkpoints import train_checkpoints
+from hybrik_jax.training import stop_signals
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 TIMEOUT_S = 600
@@ -181,7 +181,7 @@ def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
   # the stop's save, aborts without saving.
   gate = tmp_path / 'stop_save_gate'
   e = _Run(tmp_path, 'e', workdir, data_dir,
-           dict(env, **{train.STOP_SAVE_GATE_ENV: str(gate)}))
+           dict(env, **{stop_signals.STOP_SAVE_GATE_ENV: str(gate)}))
   _wait_for(_holds_lock(workdir, e), e, 'the lock')
   assert f'stale lock of host {socket.gethostname()}, pid {d.process.pid}' in (
       e.stderr())

@@ -6,13 +6,14 @@ import sys
 import numpy as np
 import pytest
 
-from hybrik_jax import evaluate
 from hybrik_jax import models
-from hybrik_jax import train
 from hybrik_jax.body import synthetic_body
+from hybrik_jax.checkpoints import loading
 from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
+from hybrik_jax.evaluation import benchmark
+from hybrik_jax.evaluation import loop
 from hybrik_jax.evaluation import metrics
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.training import train_lib
@@ -92,16 +93,16 @@ def test_trainer_validation_equals_evaluate(tiny_checkpoint, tmp_path):
   config.model = model_config
   mesh = train_lib.create_mesh()
   protocol = protocols.protocol_for(config.data.eval_dataset)
-  eval_fn = train_lib.jit_eval_step(
-      mesh, smpl_model=synthetic_body.synthetic_smpl_model(),
-      model=models.create_model(model_config), model_config=model_config,
-      protocol=protocol)
-  trainer = train.evaluate(
+  eval_fn = loop.make_eval_step(
+      models.create_model(model_config), synthetic_body.synthetic_smpl_model(),
+      model_config=model_config, protocol=protocol, mesh=mesh)
+  trainer = loop.evaluate(
       eval_fn, variables, input_pipeline.DataConfig.from_config(config.data),
       batch_size=2, mesh=mesh, input_size=model_config.input_size,
       data_source=val)
-  results = evaluate.evaluate(
-      tiny_checkpoint, config.data.eval_dataset, split='validation',
+  results = benchmark.evaluate(
+      loading.load_for_inference(tiny_checkpoint), tiny_checkpoint,
+      config.data.eval_dataset, split='validation',
       config=config, data_source=val, batch_size=4, progress=False,
       output=str(tmp_path / 'results.json'))
   assert results['protocol'] == 'synthetic_humans' and results['flip_test']

@@ -19,12 +19,18 @@ from hybrik_jax import train
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.checkpoints import config_json
 from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import loading
 from hybrik_jax.checkpoints import train_checkpoints
+from hybrik_jax.data import build as build_lib
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import synthetic
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
+from hybrik_jax.training import datasets
+from hybrik_jax.training import stop_signals
+from hybrik_jax.training import summary as summary_lib
 from hybrik_jax.training import train_lib
+from hybrik_jax.training import trainer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -249,7 +255,7 @@ def test_summary_lists_the_three_numbers():
       'baselines': {'untrained': {'mpjpe': 500.0, 'pa_mpjpe': 300.0},
                     'mean_pose': {'mpjpe': 200.0, 'pa_mpjpe': 150.0}},
       'eval': {'mpjpe': 100.0, 'pa_mpjpe': 80.0}}
-  text = train.format_summary(summary)
+  text = summary_lib.format_summary(summary)
   assert 'untrained model' in text and '500.0' in text
   assert 'mean training pose' in text and '200.0' in text
   assert 'trained model' in text and '100.0' in text
@@ -347,7 +353,6 @@ def test_theta_loss_quaternion_sign_follows_the_ik_convention(
 def test_build_missing_builds_every_missing_dataset(monkeypatch):
   """Two unbuilt datasets: both are built (the second used to hit an
   UnboundLocalError), each once."""
-  from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
   config = test_config.get_config()
   opened, built = [], []
 
@@ -355,10 +360,10 @@ def test_build_missing_builds_every_missing_dataset(monkeypatch):
     opened.append(name)
     return False
 
-  monkeypatch.setattr(prepare_data, 'is_built', missing)
-  monkeypatch.setattr(prepare_data, 'build',
+  monkeypatch.setattr(build_lib, 'is_built', missing)
+  monkeypatch.setattr(build_lib, 'build',
                       lambda base, data_dir, config: built.append((base, config)))
-  train._build_missing(input_pipeline.DataConfig.from_config(config.data), [
+  datasets.build_missing(input_pipeline.DataConfig.from_config(config.data), [
       'synthetic_humans/tiny', 'h36m', 'synthetic_humans/small',
       'synthetic_humans/tiny'])
   assert opened == ['synthetic_humans/tiny', 'synthetic_humans/small']
@@ -384,7 +389,7 @@ def test_validation_never_scores_nan_as_good():
   assert float(sums['mpjpe'].count) == 17 + 17 + 16
   np.testing.assert_allclose(averages['mpjpe'], 47 / 50 * 10 * np.sqrt(3),
                              rtol=1e-4)
-  text = train.format_summary({
+  text = summary_lib.format_summary({
       'step': 1, 'workdir': '/w', 'checkpoint_dir': '/w/c',
       'eval': {'mpjpe': 17.3, 'pa_mpjpe': 1.0, 'non_finite_pred': 1.0,
                'non_finite_target': 1.0}})
@@ -393,7 +398,6 @@ def test_validation_never_scores_nan_as_good():
 
 
 def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
-  from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
   config = test_config.get_config()
   a_file = tmp_path / 'a_file'
   a_file.write_text('x')
@@ -411,7 +415,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
   assert sorted(os.listdir(tmp_path)) == ['a_file']  # nothing written
   config.data.data_dir = ''
   config.batch_size = 4
-  monkeypatch.setattr(train.jax, 'device_count', lambda: 3)
+  monkeypatch.setattr(trainer.jax, 'device_count', lambda: 3)
   with pytest.raises(errors.InputError, match='batch_size=4 must be divisible.*3'):
     train.train_and_evaluate(config, tmp_path / 'w2')
   assert not (tmp_path / 'w2').exists()
@@ -425,7 +429,7 @@ def test_too_many_skipped_steps_stop_after_saving(examples, tmp_path):
   config.checkpoint_every_steps = 100
   config.max_skipped_fraction = 0.3
   config.skipped_check_after_steps = 3
-  with pytest.raises(train.Stopped, match='config.max_skipped_fraction') as info:
+  with pytest.raises(stop_signals.Stopped, match='config.max_skipped_fraction') as info:
     _run(config, tmp_path, examples)
   assert info.value.exit_code == 3
   step = int(str(info.value).split('stopped at step ')[1].split()[0])
@@ -452,7 +456,7 @@ def test_unknown_config_override_is_one_line(tmp_path):
 
 def test_hrnet_backbone_trains_checkpoints_and_evaluates(examples, tmp_path):
   from configs import test_hrnet  # pylint: disable=g-import-not-at-top
-  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.evaluation import benchmark  # pylint: disable=g-import-not-at-top
   config = test_hrnet.get_config()
   config.evals.max_batches = 1
   summary = _run(config, tmp_path, examples)
@@ -461,12 +465,36 @@ def test_hrnet_backbone_trains_checkpoints_and_evaluates(examples, tmp_path):
   backbone = jax.device_get(summary['state'].params['backbone'])
   assert {'stage4_0', 'incre_modules_3_0', 'final_feat_layer_0'} <= set(backbone)
   # The checkpoint reloads into the HRNet model and evaluates.
-  results = evaluate.evaluate(str(tmp_path), DATASET, split='validation',
-                              data_source=examples[1], smpl_model=synthetic_body.synthetic_smpl_model(),
-                              batch_size=2, flip_test=False, progress=False,
-                              output=str(tmp_path / 'eval.json'))
+  results = benchmark.evaluate(loading.load_for_inference(tmp_path),
+                               str(tmp_path), DATASET, split='validation',
+                               data_source=examples[1],
+                               smpl_model=synthetic_body.synthetic_smpl_model(),
+                               batch_size=2, flip_test=False, progress=False,
+                               output=str(tmp_path / 'eval.json'))
   assert results['num_examples'] == len(examples[1])
   assert np.isfinite(results['metrics']['mpjpe'])
+
+
+def test_the_quiet_start_says_what_is_happening(examples, tmp_path, capsys):
+  """Between the epoch line and the first step (baselines, compile: minutes
+  on the paper's config) one line says what runs, in order (issue 27)."""
+  config = test_config.get_config()
+  config.num_train_steps = 1
+  config.evals.baselines = True
+  config.evals.max_batches = 1
+  config.evals.mean_pose_batches = 1
+  summary = _run(config, tmp_path, examples)
+  out = capsys.readouterr().out
+  lines = [
+      'steps per epoch',
+      'Evaluating the untrained model and the constant baseline (mean '
+      f'training pose) on {config.evals.batch_size} validation examples ...',
+      'Compiling the train step (the first step takes a while) ...',
+      'Training finished at step 1.']
+  where = [out.find(line) for line in lines]
+  assert -1 not in where and where == sorted(where), out
+  assert set(summary['baselines']) == {'untrained', 'mean_pose'}
+  assert 'untrained model' in out and 'constant: mean training pose' in out
 
 
 def test_release_free_host_memory_returns_whether_pages_went_back():

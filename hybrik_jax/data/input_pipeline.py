@@ -582,7 +582,8 @@ def create_train_iterator(data_config: DataConfig, *, global_batch_size: int, se
 
 @dataclasses.dataclass
 class _PaddedShard:
-  """A host's strided shard of a source, padded to `length` (pad: mask 0).
+  """A host's strided shard of a source's first `size` examples, padded to
+  `length` (pad: mask 0).
 
   Element i is (example shard_index + i * shard_count, 1.0), or (example 0, 0.0)
   past the shard's end.
@@ -591,21 +592,32 @@ class _PaddedShard:
   shard_index: int
   shard_count: int
   length: int
+  size: int
 
   def __len__(self) -> int:
     return self.length
 
   def __getitem__(self, i: int):
     j = self.shard_index + int(i) * self.shard_count
-    if j < len(self.source):
+    if j < self.size:
       return self.source[j], 1.0
     return self.source[0], 0.0
+
+
+def _as_str(x) -> str:
+  if isinstance(x, bytes):
+    return x.decode('utf-8', 'replace')
+  if isinstance(x, np.ndarray):
+    return _as_str(x.item())
+  return str(x)
 
 
 def _eval_element(item, **kwargs):
   example, mask = item
   out = preprocess_eval(example, **kwargs)
   out['mask'] = np.float32(mask)
+  # Per-action / per-sequence tables and RootNet roots go by file name.
+  out['image_file'] = np.asarray(_as_str(example.get('image_file', '')))
   return out
 
 
@@ -619,13 +631,15 @@ def create_eval_iterator(data_config: DataConfig, *, global_batch_size: int, inp
                          dataset: str | None = None, split: str | None = None,
                          data_source: Any = None, worker_count: int | None = None,
                          shard_index: int | None = None,
-                         shard_count: int | None = None) -> BatchIterator:
+                         shard_count: int | None = None,
+                         num_examples: int | None = None) -> BatchIterator:
   """One pass over an evaluation split in per-host batches, no augmentation.
 
   Every host yields eval_num_batches(N, global_batch_size, hosts) batches of
   global_batch_size // hosts; host h takes examples h, h + hosts, ...; padding
   elements repeat example 0 with `mask` 0 (all real ones have mask 1), so static
-  shapes hold and metrics are sum(metric * mask) / sum(mask).
+  shapes hold and metrics are sum(metric * mask) / sum(mask). Besides the
+  fields of preprocess_eval, a batch has 'image_file' (strings).
 
   Args:
     data_config: the DataConfig; dataset and split default to its
@@ -636,6 +650,7 @@ def create_eval_iterator(data_config: DataConfig, *, global_batch_size: int, inp
     data_source: a random-access source to use instead of tfds.data_source.
     worker_count: grain worker processes (default config.data.worker_count).
     shard_index, shard_count: this host's shard (default from jax).
+    num_examples: only the split's first N examples (default: all).
   """
   shard_index, shard_count = _shard(shard_index, shard_count)
   if global_batch_size % shard_count:
@@ -648,10 +663,13 @@ def create_eval_iterator(data_config: DataConfig, *, global_batch_size: int, inp
   if data_source is None:
     data_source = open_data_source(name, split, data_config.data_dir)
   num = len(data_source)
-  if num == 0:
+  if num_examples is not None:
+    num = min(num, int(num_examples))
+  if num <= 0:
     raise ValueError(f'evaluation dataset {name!r} split {split!r} is empty')
   length = eval_num_batches(num, global_batch_size, shard_count) * batch_size
-  ds = grain.MapDataset.source(_PaddedShard(data_source, shard_index, shard_count, length))
+  ds = grain.MapDataset.source(
+      _PaddedShard(data_source, shard_index, shard_count, length, num))
   ds = ds.map(functools.partial(_eval_element, input_size=_pair(input_size),
                                 scale_mult=data_config.scale_mult_for(name),
                                 dataset_id=dataset_id(name)))

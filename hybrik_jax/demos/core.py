@@ -60,7 +60,7 @@ no checkpoint given (--checkpoint DIR). Get one of:
     averaged export (python -m hybrik_jax.average_checkpoints);
   * convert the published PyTorch weights (boreshkinai/hybrik-transformer or
     Jeff-sjtu/HybrIK):
-      python -m hybrik_jax.convert --torch-checkpoint model.pth --out /tmp/converted
+      python -m hybrik_jax.convert --torch_checkpoint model.pth --out /tmp/converted
     and pass --checkpoint /tmp/converted --smpl basicModel_neutral_lbs_10_207_0_v1.0.0.pkl"""
 
 

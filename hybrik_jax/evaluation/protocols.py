@@ -1,7 +1,8 @@
 """Each benchmark's evaluation protocol, defined once.
 
-The trainer's validation (`train_lib.eval_step`) and `python -m
-hybrik_jax.evaluate` both score a batch with `batch_metrics(protocol, ...)`,
+The trainer's validation and `python -m hybrik_jax.evaluate` both run the
+one evaluation loop (`evaluation.loop`), which scores a batch with
+`batch_metrics(protocol, ...)`,
 so the same checkpoint on the same images gives the same numbers in both, and
 both name the protocol they used (`Protocol.name`, e.g. TensorBoard's
 `val/h36m_p2/mpjpe_mm`).

@@ -1,6 +1,6 @@
 """The one prediction path: network -> [flip test] -> float32 -> decode.
 
-The trainer's validation (`train_lib.eval_step`), `evaluate` and `demo` all
+The trainer's validation (`evaluation.loop.eval_step`), `evaluate` and `demo` all
 call `predict`, so a checkpoint gives the same body wherever it is run.
 """
 

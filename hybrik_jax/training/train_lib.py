@@ -1,6 +1,6 @@
-"""The pure pieces of the trainer: schedule, optimizer, state, steps, mesh.
+"""The pure pieces of the trainer: schedule, optimizer, state, train step.
 
-`train.py` composes them into the training loop. Everything here is a pure
+`training.trainer` composes them into the training loop. Everything here is a pure
 function of its arguments (constants bound with `functools.partial` before
 compiling), so tests call them directly.
 
@@ -14,26 +14,24 @@ on the same global batch.
 import ctypes
 import ctypes.util
 import functools
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional
 
 import flax
 import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
+from hybrik_jax import parallel
 from hybrik_jax.body import ik
-from hybrik_jax.evaluation import metrics as metrics_lib
-from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.models import inference
 from hybrik_jax.training import losses
 
 PyTree = Any
-DATA_AXIS = 'data'
+DATA_AXIS = parallel.DATA_AXIS
 
 
 # ---------------------------------------------------------------------------
@@ -278,74 +276,18 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   return new_state, metrics
 
 
-def eval_step(variables, batch, *, model, smpl_model, model_config,
-              protocol: protocols.Protocol) -> dict[str, metrics_lib.SumCount]:
-  """`protocols.batch_metrics` sums of the model on one (global) eval batch.
-
-  The prediction is `models.predict` with the protocol's flip test, exactly
-  as `python -m hybrik_jax.evaluate` makes it.
-  """
-  out = inference.predict_batch(model, variables, batch,
-                                  smpl_model=smpl_model,
-                                  flip_test=protocol.flip_test,
-                                  model_config=model_config)
-  sums, _ = protocols.batch_metrics(
-      protocol, batch, pred_xyz_17=out.pred_xyz_17,
-      pred_xyz_24=out.pred_xyz_24_struct, pred_vertices=out.pred_vertices,
-      valid=out.valid, smpl_model=smpl_model)
-  return sums
-
-
-def constant_eval_step(mean_joints17: jnp.ndarray, batch, *,
-                       protocol: protocols.Protocol
-                       ) -> dict[str, metrics_lib.SumCount]:
-  """Joint metric sums of predicting `mean_joints17` (17, 3) for every example."""
-  b = batch['joints17_cam'].shape[0]
-  pred17 = jnp.broadcast_to(mean_joints17, (b, 17, 3)).astype(jnp.float32)
-  sums, _ = protocols.batch_metrics(protocol, batch, pred_xyz_17=pred17)
-  return sums
-
-
 # ---------------------------------------------------------------------------
-# Mesh and sharding.
+# Mesh, sharding and the compiled train step.
 # ---------------------------------------------------------------------------
 
 
-def create_mesh(devices: Sequence[jax.Device] | None = None
-                ) -> jax.sharding.Mesh:
-  """A ('data',) mesh over `devices` (default: every device of every process)."""
-  devices = jax.devices() if devices is None else list(devices)
-  return jax.make_mesh((len(devices),), (DATA_AXIS,),
-                       axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=devices)
-
-
-def batch_sharding(mesh) -> jax.sharding.NamedSharding:
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(DATA_AXIS))
-
-
-def replicated_sharding(mesh) -> jax.sharding.NamedSharding:
-  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-
-
-def global_batch(local_batch: Mapping[str, np.ndarray], mesh
-                 ) -> dict[str, jax.Array]:
-  """Per-process numpy batch -> global arrays sharded on 'data'.
-
-  Every process passes its own slice (leading axis = global batch / number
-  of processes); the result's leading axis is the global batch.
-  """
-  sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in local_batch.items()}
-
-
-def replicate(tree: PyTree, mesh) -> PyTree:
-  """Puts a (host-identical) pytree on every device of the mesh."""
-  sharding = replicated_sharding(mesh)
-  return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x))
-      if jax.process_count() > 1 else jax.device_put(x, sharding), tree)
+# The mesh helpers live in `hybrik_jax.parallel` (the evaluation loop uses
+# them too); these names stay for the trainer's callers.
+create_mesh = parallel.create_mesh
+batch_sharding = parallel.batch_sharding
+replicated_sharding = parallel.replicated_sharding
+global_batch = parallel.global_batch
+replicate = parallel.replicate
 
 
 def jit_train_step(mesh, *, smpl_model, model_config, **kwargs) -> Callable:
@@ -395,15 +337,3 @@ def release_free_host_memory() -> bool:
     return bool(libc.malloc_trim(0))
   except (OSError, AttributeError):
     return False
-
-
-def jit_eval_step(mesh, *, smpl_model, **kwargs) -> Callable:
-  """`eval_step` bound to kwargs, jitted over the mesh: f(variables, batch)."""
-  repl = replicated_sharding(mesh)
-  step = jax.jit(
-      lambda variables, batch, smpl: eval_step(variables, batch,
-                                               smpl_model=smpl, **kwargs),
-      in_shardings=(repl, batch_sharding(mesh), repl),
-      out_shardings=repl)
-  smpl_replicated = replicate(smpl_model, mesh)
-  return lambda variables, batch: step(variables, batch, smpl_replicated)
