@@ -98,12 +98,21 @@ def test_uv_to_image():
 
 
 def test_flipped_warp_equals_warp_of_flipped_image():
-  rng = np.random.default_rng(0)
-  image = rng.integers(0, 256, size=(50, 70, 3), dtype=np.uint8)
+  # A smooth image (at most ~20 grey levels per pixel): OpenCV 4's bilinear
+  # warp rounds sampling positions to 1/32 px, so the two paths may differ by
+  # gradient / 32 < 1 level, while a flip off by one pixel differs by ~20.
+  y, x = np.mgrid[0:50, 0:70].astype(np.float64)
+  phase = np.random.default_rng(0).uniform(0, 2 * np.pi, size=3)
+  image = np.stack([128 + 100 * np.sin(x / 5 + p) * np.cos(y / 7 - p)
+                    for p in phase], -1).round().astype(np.uint8)
   m = augment.crop_affine([30.0, 22.0], 40.0, 12.0, (32, 32))
   a = augment.warp(image, augment.compose_affine(m, augment.flip_affine(70)), (32, 32))
   b = augment.warp(np.ascontiguousarray(image[:, ::-1]), m, (32, 32))
   assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+  # The check can fail: the same crop one pixel off differs by many levels.
+  off_by_one = augment.crop_affine([31.0, 22.0], 40.0, 12.0, (32, 32))
+  c = augment.warp(np.ascontiguousarray(image[:, ::-1]), off_by_one, (32, 32))
+  assert np.abs(a.astype(int) - c.astype(int)).max() > 5
 
 
 def test_normalize_matches_hybrik_constants():

@@ -400,6 +400,16 @@ def _shard(shard_index: int | None, shard_count: int | None) -> tuple[int, int]:
   return int(shard_index), int(shard_count)
 
 
+def _host_shard(global_batch_size: int, shard_index: int | None,
+                shard_count: int | None) -> tuple[int, int, int]:
+  """(shard_index, shard_count, this host's batch size) of a global batch."""
+  shard_index, shard_count = _shard(shard_index, shard_count)
+  if global_batch_size % shard_count:
+    raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
+                     f'number of hosts {shard_count}')
+  return shard_index, shard_count, global_batch_size // shard_count
+
+
 def _multiprocessing(ds: grain.IterDataset, worker_count: int,
                      buffer_size: int) -> grain.IterDataset:
   """ds read by `worker_count` grain worker processes (0: ds unchanged)."""
@@ -454,11 +464,8 @@ def create_train_dataset(data_config: DataConfig, *, global_batch_size: int, see
   Returns:
     a grain MapDataset of dicts of numpy arrays with a leading batch axis.
   """
-  shard_index, shard_count = _shard(shard_index, shard_count)
-  if global_batch_size % shard_count:
-    raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
-                     f'number of hosts {shard_count}')
-  batch_size = global_batch_size // shard_count
+  shard_index, shard_count, batch_size = _host_shard(global_batch_size, shard_index,
+                                                     shard_count)
   _check_data_config(data_config)
   if not data_config.train_datasets:
     raise ValueError('config.data.train_datasets must list (tfds name, weight) pairs, '
@@ -652,11 +659,8 @@ def create_eval_iterator(data_config: DataConfig, *, global_batch_size: int, inp
     shard_index, shard_count: this host's shard (default from jax).
     num_examples: only the split's first N examples (default: all).
   """
-  shard_index, shard_count = _shard(shard_index, shard_count)
-  if global_batch_size % shard_count:
-    raise ValueError(f'global_batch_size {global_batch_size} must be divisible by the '
-                     f'number of hosts {shard_count}')
-  batch_size = global_batch_size // shard_count
+  shard_index, shard_count, batch_size = _host_shard(global_batch_size, shard_index,
+                                                     shard_count)
   _check_data_config(data_config)
   name = dataset or data_config.eval_dataset
   split = split or data_config.eval_split
