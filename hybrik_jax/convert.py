@@ -450,8 +450,6 @@ def convert_tensor(value: np.ndarray, layout: str) -> np.ndarray:
 # Conversion.
 # ----------------------------------------------------------------------------
 
-_flatten = variables_lib.flatten
-_unflatten = variables_lib.unflatten
 # Re-exported: the merge lives with the variable-tree helpers (the trainer's
 # init loading uses it too).
 merge_variables = variables_lib.merge_variables
@@ -506,7 +504,7 @@ def convert_state_dict(state_dict: Mapping[str, Any], arch: str = 'auto',
       raise ConversionError(f'The checkpoint lacks {e} needed to read the {arch} '
                             'architecture from it.') from e
   expected = {(c,) + p: v for c, t in expected_variables(model_config, arch).items()
-              for p, v in _flatten(t).items()}
+              for p, v in variables_lib.flatten(t).items()}
   converted: dict[Path, np.ndarray] = {}
   unknown, mismatched, duplicated = [], [], []
   for key in tqdm.tqdm(sorted(sd), desc=f'convert {arch}', disable=not progress):
@@ -544,7 +542,7 @@ def convert_state_dict(state_dict: Mapping[str, Any], arch: str = 'auto',
   if problems:
     raise ConversionError(f'Cannot convert the checkpoint to the {arch} model:\n  '
                           + '\n  '.join(problems))
-  variables = _unflatten(converted)
+  variables = variables_lib.unflatten(converted)
   variables.setdefault('batch_stats', {})
   return variables, model_config
 

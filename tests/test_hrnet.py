@@ -19,6 +19,7 @@ import pytest
 from hybrik_jax import convert
 from hybrik_jax.models import backbones
 from hybrik_jax.models import hrnet
+from hybrik_jax.models import variables as variables_lib
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'data', 'hrnet_released_tiny.npz')
 # The stage layout the fixture was made with (STAGE2..4 of the released yaml:
@@ -62,11 +63,11 @@ def _to_flax(state_dict):
     collection, path, layout = target
     assert path[0] == 'backbone'
     flat[(collection,) + path[1:]] = convert.convert_tensor(value, layout)
-  return convert._unflatten(flat)  # pylint: disable=protected-access
+  return variables_lib.unflatten(flat)
 
 
 def _flat_shapes(tree):
-  return {p: tuple(v.shape) for p, v in convert._flatten(tree).items()}  # pylint: disable=protected-access
+  return {p: tuple(v.shape) for p, v in variables_lib.flatten(tree).items()}
 
 
 @pytest.mark.parametrize('name, num_params', [
