@@ -39,6 +39,14 @@ is one hashable frozen dataclass, `IKConvention` (a static jit argument), given 
   Simple3DPoseBaseSMPL24) layer, `batch_inverse_kinematics_transform` of its lbs.py,
   checked per joint against its stored outputs (tests/test_released_layer.py, 1e-4);
   `.for_training()` gives its training mode.
+* `IKConvention.hybrik()`: HybrIK's camera models (Jeff-sjtu/HybrIK @ 9b8681d). On
+  their 29-joint skeletons its eval layer is the same code as the one above, so
+  the fields are `released()`'s but the depth factor (2.2 m);
+  `.naive()` is its `naive=True` call (root from the spine-then-hips fit,
+  swings along the target bones themselves, `max_drift=None`), which the
+  camera-scale refinement calls and which is also its train mode
+  (`.for_training()`), checked per joint against the released layer
+  (tests/test_released_hybrik_layer.py).
 
 They differ in these fields, on which a converted checkpoint depends:
 
@@ -119,7 +127,7 @@ ROOT_FITS = ('svd', 'spine_hips')
 RELEASED_SWING_EPS = 1e-8
 # HybrIK's inference-time fallback threshold, metres (see the module docstring).
 MAX_DRIFT = 0.015
-CONVENTIONS = ('released', 'corrected')
+CONVENTIONS = ('released', 'corrected', 'hybrik')
 
 
 def _is_int(value) -> bool:
@@ -151,9 +159,9 @@ class IKConvention:
   invalid values raise `errors.InputError` naming the field.
 
   Attributes:
-    name: 'released' or 'corrected' (the model config's `ik_convention`); also
-      selects the train-mode IK (`for_training`) and the theta loss's
-      quaternion sign.
+    name: 'released', 'corrected' or 'hybrik' (the model config's
+      `ik_convention`); also selects the train-mode IK (`for_training`) and the
+      theta loss's quaternion sign.
     leaf_joints: 24-joint skeletons only: the joint each leaf slot k rotates, in
       slot order (distinct, among `constants.LEAF_PARENT_JOINTS`).
     joint23_to_pelvis: 24-joint skeletons only: joint 23 swings and twists
@@ -244,12 +252,26 @@ class IKConvention:
                depth_factor=constants.RELEASED_DEPTH_FACTOR)
 
   @classmethod
+  def hybrik(cls) -> 'IKConvention':
+    """HybrIK's camera models (Jeff-sjtu/HybrIK @ 9b8681d: Simple3DPoseBaseSMPLCam,
+    HRNetSMPLCam) at evaluation: 29 joints, the same eval-mode layer as
+    `released()` (tests/test_released_hybrik_layer.py), with the 2.2 m depth
+    factor of their configs (BBOX_3D_SHAPE 2200 mm). `naive()` gives the IK of
+    the layer's `naive=True` call (the camera-scale refinement), which is also its
+    train mode (`for_training()`)."""
+    return cls.released().replace(name='hybrik',
+                                  depth_factor=constants.CORRECTED_DEPTH_FACTOR)
+
+  @classmethod
   def named(cls, name: str) -> 'IKConvention':
-    """`released()` or `corrected()` by name; InputError for another name."""
+    """`released()`, `corrected()` or `hybrik()` by name; InputError for another
+    name."""
     if name == 'released':
       return cls.released()
     if name == 'corrected':
       return cls.corrected()
+    if name == 'hybrik':
+      return cls.hybrik()
     raise errors.InputError(f'Unknown IK convention {name!r}; choose one of {CONVENTIONS}')
 
   def replace(self, **changes) -> 'IKConvention':
@@ -262,7 +284,17 @@ class IKConvention:
     (no train/eval difference)."""
     if self.name == 'released':
       return self.replace(root_fit='spine_hips', max_drift=math.inf)
+    if self.name == 'hybrik':
+      return self.naive()
     return self
+
+  def naive(self) -> 'IKConvention':
+    """The IK of HybrIK's `naive=True` layer call (Jeff-sjtu/HybrIK; also its
+    train mode): the root from the spine-then-hips fit and every swing aimed
+    along the target bone itself (no landing point, no fallback:
+    `max_drift=None`); other fields kept. With `detach_reference` (released,
+    hybrik) no gradient reaches the skeleton, as in that layer."""
+    return self.replace(root_fit='spine_hips', max_drift=None)
 
 
 def _check_inputs(pose_skeleton, rest_joints, phis, leaf_rotmats):
