@@ -15,13 +15,15 @@ from hybrik_jax.body import ik
 
 # Fields that hold sequences; stored as tuples so the config maps 1:1 onto
 # hashable Flax module attributes.
-_TUPLE_FIELDS = ('deconv_channels', 'mean_shape', 'leaf_joints', 'leaf_flip_pairs')
+_TUPLE_FIELDS = ('deconv_channels', 'mean_shape', 'init_cam', 'leaf_joints', 'leaf_flip_pairs')
 # Fields that say how the network's outputs are read (decode, flip test), not
 # what the network is: they travel with a checkpoint (model_config.json) but are
 # not HybrIKNet fields. `ik_convention` reads them into an `ik.IKConvention`,
 # `ik_fields` writes one back.
 IK_FIELDS = ('ik_convention', 'leaf_joints', 'joint23_to_pelvis', 'leaf_flip_pairs',
              'depth_factor')
+# Fields of the camera decoding (models.camera), not HybrIKNet fields.
+CAMERA_FIELDS = ('focal_length',)
 
 
 def ik_convention(model_config) -> ik.IKConvention:
@@ -118,6 +120,15 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   c.depth_dim = 64
   c.fc_width = 1024  # fc1/fc2 of the twist/shape branch
   c.fc_dropout = 0.5
+  # HybrIK's camera models (Jeff-sjtu/HybrIK; models/heatmap_cam_head.py): the
+  # network also predicts a weak-perspective camera and per-joint sigma, with
+  # 29 joints. head 'deconv' is Simple3DPoseBaseSMPLCam (ResNet, camera (s, tx,
+  # ty)), head 'heatmap' HRNetSMPLCam (HRNet, camera (s,), refined at
+  # evaluation by models.camera.update_scale). Their configs use
+  # ik_convention 'hybrik' (depth_factor 2.2 m).
+  c.predict_camera = False
+  c.init_cam = None  # added to the camera output; None = the class's released value
+  c.focal_length = 1000.0  # px of the input crop's virtual camera (FOCAL_LENGTH)
   # Compute dtype ('float32' | 'bfloat16'); parameters stay float32.
   c.dtype = 'float32'
   # SMPL mean shape added to the predicted shape offset (HybrIK uses

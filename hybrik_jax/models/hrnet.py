@@ -137,8 +137,12 @@ class HRNet(nn.Module):
     return self.feature_channels
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """Images (B, H, W, 3), H and W multiples of 32 -> (B, H/32, W/32, feature_channels)."""
+  def __call__(self, x: jnp.ndarray, train: bool, return_branch0: bool = False):
+    """Images (B, H, W, 3), H and W multiples of 32 -> (B, H/32, W/32, feature_channels).
+
+    With return_branch0: (branch 0 of stage 4 (B, H/4, W/4, stages[-1][2][0]),
+    the features), for the heatmap layer of HybrIK's HRNetSMPLCam.
+    """
     if x.ndim != 4 or x.shape[1] % 32 or x.shape[2] % 32:
       raise ValueError(f'HRNet needs (B, H, W, C) images with H, W multiples of 32; '
                        f'got {x.shape}')
@@ -181,7 +185,8 @@ class HRNet(nn.Module):
       y = t
     y = nn.Conv(self.feature_channels, (1, 1), padding='VALID', dtype=self.dtype,
                 kernel_init=conv_init, name='final_feat_layer_0')(y)
-    return nn.relu(norm(name='final_feat_layer_1')(y))
+    y = nn.relu(norm(name='final_feat_layer_1')(y))
+    return (xs[0], y) if return_branch0 else y
 
   def _transition(self, xs, previous, channels, conv, norm, prefix):
     """Branches of the next stage from those of the last one."""

@@ -18,12 +18,14 @@ import ml_collections
 from hybrik_jax.body import constants
 from hybrik_jax.body import ik
 from hybrik_jax.models import backbones
+from hybrik_jax.models import camera as camera_lib
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import deconv_head
+from hybrik_jax.models import heatmap_cam_head
 from hybrik_jax.models import transformer
 from hybrik_jax.utils import check_shape
 
-HEADS = ('transformer', 'deconv')
+HEADS = ('transformer', 'deconv', 'heatmap')
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16,
            'float64': jnp.float64}
 
@@ -52,17 +54,29 @@ class HybrIKNet(nn.Module):
   fc_width: int = 1024
   fc_dropout: float = 0.5
   mean_shape: tuple[float, ...] = (0.0,) * 10
+  predict_camera: bool = False
+  init_cam: Optional[tuple[float, ...]] = None
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
+  def __call__(self, images: jnp.ndarray, train: bool,
+               flip_test: bool = False) -> dict[str, jnp.ndarray]:
     """images (B, S, S, 3) ImageNet-normalised, S = input_size -> raw dict.
 
     Train mode uses batch statistics (mutable 'batch_stats') and the rng
     streams 'dropout' and, for the transformer head, 'patches'.
+    flip_test: camera models only (HybrIK's camera classes average heatmaps,
+    so their flip test runs inside the network; others use `flip_test` below).
     """
     check_shape('images', images, (None, self.input_size, self.input_size, 3))
     check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
+    if self.predict_camera:
+      return self._camera_model(images, train, flip_test)
+    if flip_test:
+      raise ValueError('HybrIKNet(flip_test=True) is for camera models; others use '
+                       'models.hybrik.flip_test')
+    if self.head == 'heatmap':
+      raise ValueError("model.head 'heatmap' (HRNetSMPLCam) needs predict_camera=True")
     stride = {} if self.backbone_stride == 32 else {
         'output_stride': self.backbone_stride}
     features = backbones.create_backbone(self.backbone, dtype=self.dtype,
@@ -86,19 +100,49 @@ class HybrIKNet(nn.Module):
       raise ValueError(f'Unknown head {self.head!r}; choose one of {HEADS}')
     return head(features, train)
 
+  def _camera_model(self, images, train, flip_test):
+    """HybrIK's Simple3DPoseBaseSMPLCam (head 'deconv') or HRNetSMPLCam (head
+    'heatmap'); raw dict of models.heatmap_cam_head."""
+    if flip_test:
+      images = jnp.concatenate([images, flip_image(images)], axis=0)
+    if self.head == 'deconv':
+      stride = {} if self.backbone_stride == 32 else {'output_stride': self.backbone_stride}
+      features = backbones.create_backbone(self.backbone, dtype=self.dtype,
+                                           remat=self.backbone_remat,
+                                           name='backbone', **stride)(images, train)
+      return heatmap_cam_head.DeconvCamHead(
+          deconv_channels=tuple(self.deconv_channels), depth_dim=self.depth_dim,
+          fc_width=self.fc_width, fc_dropout=self.fc_dropout,
+          init_cam=tuple(self.init_cam or heatmap_cam_head.RESNET_INIT_CAM),
+          mean_shape=tuple(self.mean_shape), dtype=self.dtype,
+          name='head')(features, train, flip_test)
+    if self.head == 'heatmap':
+      if not self.backbone.startswith('hrnet'):
+        raise ValueError(f"model.head 'heatmap' needs an HRNet backbone, got {self.backbone!r}")
+      branch0, features = backbones.create_backbone(
+          self.backbone, dtype=self.dtype, remat=self.backbone_remat,
+          name='backbone')(images, train, return_branch0=True)
+      return heatmap_cam_head.HRNetCamHead(
+          depth_dim=self.depth_dim,
+          init_cam=tuple(self.init_cam or heatmap_cam_head.HRNET_INIT_CAM),
+          mean_shape=tuple(self.mean_shape), dtype=self.dtype,
+          name='head')(branch0, features, train, flip_test)
+    raise ValueError(f"model.predict_camera needs head 'deconv' (Simple3DPoseBaseSMPLCam) "
+                     f"or 'heatmap' (HRNetSMPLCam), got {self.head!r}")
+
 
 def create_model(model_config: ml_collections.ConfigDict) -> HybrIKNet:
   """The HybrIKNet described by a models.config ConfigDict (or a plain dict)."""
   fields = {k: v for k, v in dict(model_config).items()
-            if k not in model_config_lib.IK_FIELDS}
+            if k not in model_config_lib.IK_FIELDS + model_config_lib.CAMERA_FIELDS}
   unknown = set(fields) - set(HybrIKNet.__dataclass_fields__) - {'parent', 'name'}
   if unknown:
     raise ValueError(f'create_model: unknown model config fields {sorted(unknown)}')
   if fields.get('dtype', 'float32') not in _DTYPES:
     raise ValueError(f"model.dtype must be one of {sorted(_DTYPES)}, got {fields['dtype']!r}")
   fields['dtype'] = _DTYPES[fields.get('dtype', 'float32')]
-  for key in ('deconv_channels', 'mean_shape'):
-    if key in fields:
+  for key in ('deconv_channels', 'mean_shape', 'init_cam'):
+    if fields.get(key) is not None:
       fields[key] = tuple(fields[key])
   return HybrIKNet(**fields)
 
@@ -176,6 +220,9 @@ class ModelOutput:
   skinned body, pred_xyz_17 (B,17,3) H36M joints from the mesh, pred_vertices
   (B,6890,3), pred_rotmats (B,24,3,3) local rotations, valid (B,) bool (False
   where the network's outputs were not finite; those rows are zeros).
+  camera: a camera model's `models.camera.CameraOutput` (camera, sigma,
+  cam_scale, cam_root, transl, the 29-joint uvd / xyz), None for other models;
+  for camera models pred_uvd and pred_xyz_24 are the first 24 of the 29 joints.
   """
   pred_uvd: jnp.ndarray
   pred_phi: jnp.ndarray
@@ -187,6 +234,7 @@ class ModelOutput:
   pred_vertices: jnp.ndarray
   pred_rotmats: jnp.ndarray
   valid: jnp.ndarray
+  camera: Optional[camera_lib.CameraOutput] = None
 
 
 def finite_rows(raw: dict[str, jnp.ndarray]) -> jnp.ndarray:
@@ -254,6 +302,45 @@ def decode(raw: dict[str, jnp.ndarray], *, smpl_model, trans_inv: jnp.ndarray,
       pred_vertices=_zero_invalid(body.vertices, valid),
       pred_rotmats=_zero_invalid(body.rot_mats, valid),
       valid=valid)
+
+
+def decode_camera(raw: dict[str, jnp.ndarray], *, smpl_model, convention: ik.IKConvention,
+                  focal_length: float, input_size: int, refine_scale: bool,
+                  bboxes: Optional[jnp.ndarray] = None,
+                  img_center: Optional[jnp.ndarray] = None) -> ModelOutput:
+  """A camera model's raw dict (models.heatmap_cam_head) -> ModelOutput with `camera`.
+
+  `models.camera.place` (focal_length px, input_size px, the convention's
+  depth_factor and IK; refine_scale: HRNetSMPLCam's update_scale; bboxes (B, 4)
+  xyxy px with img_center (B, 2) px, or neither). Rows with non-finite outputs
+  get valid=False and zeros (their inputs are replaced by safe values first).
+  """
+  check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS_29, 3))
+  valid = finite_rows(raw)
+  col = lambda x: valid.reshape((-1,) + (1,) * (x.ndim - 1))
+  safe = dict(raw)
+  safe['pred_uvd'] = _zero_invalid(raw['pred_uvd'], valid)
+  safe['pred_phi'] = jnp.where(col(raw['pred_phi']), raw['pred_phi'],
+                               jnp.array([1.0, 0.0], raw['pred_phi'].dtype))
+  safe['pred_shape'] = _zero_invalid(raw['pred_shape'], valid)
+  safe['pred_camera'] = _zero_invalid(raw['pred_camera'], valid, 1.0)
+  safe['pred_sigma'] = _zero_invalid(raw['pred_sigma'], valid, 1.0)
+  safe['maxvals'] = _zero_invalid(raw['maxvals'], valid)
+  cam, body = camera_lib.place(safe, smpl_model=smpl_model, convention=convention,
+                               focal_length=focal_length, input_size=input_size,
+                               refine_scale=refine_scale, bboxes=bboxes,
+                               img_center=img_center)
+  cam = jax.tree.map(lambda x: _zero_invalid(x, valid), cam)
+  n = constants.NUM_JOINTS
+  return ModelOutput(
+      pred_uvd=cam.pred_uvd_29[:, :n], pred_phi=safe['pred_phi'],
+      pred_shape=safe['pred_shape'], pred_leaf=None,
+      pred_xyz_24=cam.pred_xyz_29[:, :n],
+      pred_xyz_24_struct=_zero_invalid(body.joints, valid),
+      pred_xyz_17=_zero_invalid(body.joints_h36m, valid),
+      pred_vertices=_zero_invalid(body.vertices, valid),
+      pred_rotmats=_zero_invalid(body.rot_mats, valid),
+      valid=valid, camera=cam)
 
 
 # ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ The trainer's validation (`evaluation.loop.eval_step`), `evaluate` and `demo` al
 call `predict`, so a checkpoint gives the same body wherever it is run.
 """
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +26,12 @@ def float32_outputs(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
-            trans_inv: jnp.ndarray, intrinsics: jnp.ndarray,
-            joint_root: jnp.ndarray, smpl_model, flip_test: bool,
-            model_config: Mapping[str, Any]) -> hybrik.ModelOutput:
+            trans_inv: Optional[jnp.ndarray] = None,
+            intrinsics: Optional[jnp.ndarray] = None,
+            joint_root: Optional[jnp.ndarray] = None, smpl_model, flip_test: bool,
+            model_config: Mapping[str, Any],
+            bboxes: Optional[jnp.ndarray] = None,
+            img_center: Optional[jnp.ndarray] = None) -> hybrik.ModelOutput:
   """Images -> decoded body (eval mode, no rng); jit-able.
 
   Args:
@@ -46,11 +49,30 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
       (`models.config.ik_convention`) whose IK, leaf flip pairs and depth unit
       of the network's d (`depth_factor`, metres) decoding and the flip test
       use; a batch's own depth_factor is never used for decoding.
+    bboxes: camera models only (`predict_camera`), optional (B, 4) xyxy px:
+      the crop's box in the full image, with img_center (B, 2) px, the image
+      centre (HybrIK's demo passes both: the camera is then the full image's).
+
+  trans_inv, intrinsics and joint_root are needed by models without a camera
+  and ignored by camera models, which place the body with their own camera.
 
   Returns:
-    hybrik.ModelOutput (metres, camera axes, root-relative; float32).
+    hybrik.ModelOutput (metres, camera axes, root-relative; float32); for a
+    camera model with `camera` (models.camera.CameraOutput: cam_scale (B, 1),
+    cam_root (B, 3) m, transl (B, 3) m, ...).
   """
   convention = model_config_lib.ik_convention(model_config)
+  if model_config.get('predict_camera', False):
+    raw = model.apply(variables, images, train=False, flip_test=flip_test)
+    return hybrik.decode_camera(
+        float32_outputs(raw), smpl_model=smpl_model, convention=convention,
+        focal_length=float(model_config['focal_length']),
+        input_size=int(model_config['input_size']),
+        refine_scale=model_config['head'] == 'heatmap', bboxes=bboxes,
+        img_center=img_center)
+  if trans_inv is None or intrinsics is None or joint_root is None:
+    raise ValueError('predict: a model without a camera needs trans_inv, intrinsics '
+                     'and joint_root')
   apply = lambda x: model.apply(variables, x, train=False)
   raw = (hybrik.flip_test(apply, images, convention.leaf_flip_pairs) if flip_test
          else apply(images))
