@@ -1,7 +1,7 @@
 """PyTorch checkpoints -> exported hybrik_jax models.
 
     python -m hybrik_jax.convert --torch_checkpoint X.pth --out DIR \
-        [--arch auto|transformer|deconv|backbone]
+        [--arch auto|transformer|deconv|deconv_cam|hrnet_cam|backbone]
 
 Three sources (key names and tensor layouts are facts of the public code):
   backbone     torchvision ImageNet ResNet-18/34/50 (`conv1`, `bn1`,
@@ -22,9 +22,19 @@ Three sources (key names and tensor layouts are facts of the public code):
                `pos_embedding.*`, `dec*`, `init_shape`).
   deconv       Jeff-sjtu/HybrIK Simple3DPoseBaseSMPL24 (`preact.*`,
                `deconv_layers.*`, `final_layer.*`, `fc1`, `fc2`, `dec*`, `init_shape`).
+  deconv_cam   Jeff-sjtu/HybrIK Simple3DPoseBaseSMPLCam (HybrIK's ResNet-34 model
+               zoo entry): the deconv keys for 29 joints plus `deccam`, `decsigma`,
+               `init_cam` (3 values).
+  hrnet_cam    Jeff-sjtu/HybrIK HRNetSMPLCam (its HRNet-W48 zoo entries):
+               `preact.*` an HRNet with its feature head and its heatmap layer
+               `preact.final_layer`, `decshape`, `decphi`, `deccam`, `decsigma`,
+               `init_cam` (1 value), `init_shape`.
 transformer and deconv get the released models' IK convention
 (`ik.IKConvention.released()`: leaf slots -> joints 10, 11, 15, 22, joint 23
-aimed at the pelvis, leaf flip pairs ((0, 1), (3, 4)), depth factor 2.0 m).
+aimed at the pelvis, leaf flip pairs ((0, 1), (3, 4)), depth factor 2.0 m);
+deconv_cam and hrnet_cam `ik.IKConvention.hybrik()` (the same IK, depth factor
+2.2 m), predict_camera with `init_cam` from the checkpoint and focal length
+1000 px (their configs' FOCAL_LENGTH; not stored in the weights).
 The SMPL buffers some checkpoints carry (`smpl.*`) are skipped on purpose;
 `init_shape` becomes the model config's `mean_shape`. Everything else must map:
 unknown or missing keys and shape mismatches raise ConversionError listing them.
@@ -61,7 +71,10 @@ from hybrik_jax.models import hybrik
 from hybrik_jax.models import resnet
 from hybrik_jax.models import variables as variables_lib
 
-ARCHS = ('transformer', 'deconv', 'backbone')
+ARCHS = ('transformer', 'deconv', 'deconv_cam', 'hrnet_cam', 'backbone')
+CAMERA_ARCHS = ('deconv_cam', 'hrnet_cam')
+# HybrIK's camera models' FOCAL_LENGTH (every released config), px.
+HYBRIK_FOCAL_LENGTH = 1000.0
 # State-dict prefixes that are deliberately not converted.
 SKIPPED_PREFIXES = ('smpl.',)
 # torchvision's ImageNet classifier: not part of the backbone.
@@ -158,10 +171,15 @@ def state_dict_to_numpy(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 
 def detect_arch(state_dict: Mapping[str, np.ndarray]) -> str:
-  """'transformer' | 'deconv' | 'backbone' from the key names."""
+  """One of ARCHS from the key names."""
   keys = set(state_dict)
   if any(k.startswith('transformer.') for k in keys) and 'joint_embeddings' in keys:
     return 'transformer'
+  camera = any(k.startswith(('deccam.', 'decsigma.')) for k in keys) or 'init_cam' in keys
+  if camera and any(k.startswith('preact.final_layer.') for k in keys):
+    return 'hrnet_cam'
+  if camera and any(k.startswith('deconv_layers.') for k in keys):
+    return 'deconv_cam'
   if any(k.startswith('deconv_layers.') for k in keys) and any(
       k.startswith('final_layer.') for k in keys):
     return 'deconv'
@@ -169,8 +187,10 @@ def detect_arch(state_dict: Mapping[str, np.ndarray]) -> str:
     return 'backbone'
   raise ConversionError(
       'Unknown architecture: the checkpoint is neither a torchvision ResNet '
-      '(conv1.*, layer1.*), a HybrIK-Transformer (transformer.*, joint_embeddings) '
-      'nor a HybrIK Simple3DPoseBaseSMPL24 (deconv_layers.*, final_layer.*). '
+      '(conv1.*, layer1.*), a HybrIK-Transformer (transformer.*, joint_embeddings), '
+      'a HybrIK Simple3DPoseBaseSMPL24 (deconv_layers.*, final_layer.*), '
+      'Simple3DPoseBaseSMPLCam (those with deccam.*, decsigma.*, init_cam) nor '
+      'HRNetSMPLCam (preact.final_layer.*, deccam.*, decsigma.*, init_cam). '
       f'Its keys: {_format_keys(keys, 20)}')
 
 
@@ -264,6 +284,17 @@ def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str
     fields['depth_dim'] = sd['final_layer.weight'].shape[0] // constants.NUM_JOINTS
     fields['fc_width'] = sd['fc1.weight'].shape[0]
     fields['predict_leaf'] = 'decleaf.weight' in sd
+  elif arch == 'deconv_cam':
+    fields['head'] = 'deconv'
+    fields['backbone'] = backbone_arch(sd, 'preact.')
+    fields['deconv_channels'] = tuple(
+        sd[f'deconv_layers.{i}.weight'].shape[1] for i in (0, 3, 6))
+    fields['depth_dim'] = sd['final_layer.weight'].shape[0] // constants.NUM_JOINTS_29
+    fields['fc_width'] = sd['fc1.weight'].shape[0]
+  elif arch == 'hrnet_cam':
+    fields['head'] = 'heatmap'
+    fields['backbone'] = backbone_arch(sd, 'preact.')
+    fields['depth_dim'] = sd['preact.final_layer.weight'].shape[0] // constants.NUM_JOINTS_29
   else:
     raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS}')
   if arch in ('transformer', 'deconv'):
@@ -273,6 +304,13 @@ def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str
     # (hybrikTransformerSMPL24.py / simple3dposeBaseSMPL24.py: `* 2` into the layer).
     # HybrIK's own training runs a different ("naive") train-mode IK, not reproduced.
     fields.update(config_lib.ik_fields(ik.IKConvention.released()))
+  if arch in CAMERA_ARCHS:
+    # HybrIK's camera models: the released eval-mode IK on 29 joints with their
+    # configs' BBOX_3D_SHAPE 2200 mm, and the crop camera of FOCAL_LENGTH 1000.
+    fields.update(config_lib.ik_fields(ik.IKConvention.hybrik()))
+    fields['predict_camera'] = True
+    fields['focal_length'] = HYBRIK_FOCAL_LENGTH
+    fields['init_cam'] = tuple(float(v) for v in np.asarray(sd['init_cam']).reshape(-1))
   if 'init_shape' in sd:
     fields['mean_shape'] = tuple(float(v) for v in np.asarray(sd['init_shape']).reshape(-1))
   fields.update(overrides)
@@ -410,8 +448,17 @@ def _translate_deconv_head(key: str):
     return None
   if module == 'final_layer':
     return _conv(key, head + ('final_layer',), leaf)
-  if module in ('fc1', 'fc2', 'decshape', 'decphi', 'decleaf'):
+  if module in ('fc1', 'fc2', 'decshape', 'decphi', 'decleaf', 'deccam', 'decsigma'):
     return _linear(head + (module,), leaf)
+  return None
+
+
+def _translate_hrnet_cam_head(key: str):
+  module, _, leaf = key.rpartition('.')
+  if module == 'preact.final_layer':
+    return _conv(key, ('head', 'final_layer'), leaf)
+  if module in ('decshape', 'decphi', 'deccam', 'decsigma'):
+    return _linear(('head', module), leaf)
   return None
 
 
@@ -423,14 +470,18 @@ def translate_key(key: str, arch: str):
     if key in SKIPPED_BACKBONE_KEYS or key.startswith(SKIPPED_HRNET_IMAGENET_PREFIXES):
       return _SKIP
     return _translate_backbone(key, ('backbone',))
-  if key == 'init_shape':
-    return _SKIP  # -> model_config.mean_shape
+  if key == 'init_shape' or (key == 'init_cam' and arch in CAMERA_ARCHS):
+    return _SKIP  # -> model_config.mean_shape / init_cam
+  if arch == 'hrnet_cam' and key.startswith('preact.final_layer.'):
+    return _translate_hrnet_cam_head(key)
   if key.startswith('preact.'):
     return _translate_backbone(key[len('preact.'):], ('backbone',))
   if arch == 'transformer':
     return _translate_transformer_head(key)
-  if arch == 'deconv':
+  if arch in ('deconv', 'deconv_cam'):
     return _translate_deconv_head(key)
+  if arch == 'hrnet_cam':
+    return _translate_hrnet_cam_head(key)
   raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS}')
 
 
@@ -483,7 +534,7 @@ def convert_state_dict(state_dict: Mapping[str, Any], arch: str = 'auto',
 
   Args:
     state_dict: key -> tensor/array (torch tensors are accepted).
-    arch: 'auto' (from the key names), 'transformer', 'deconv' or 'backbone'.
+    arch: 'auto' (from the key names) or one of ARCHS.
     model_config: the target model's config; by default derived from the
       tensors (model_config_from_state_dict) with `config_overrides`.
     progress: show a tqdm bar.

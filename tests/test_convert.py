@@ -254,6 +254,34 @@ class TorchSimple3DPose(tnn.Module):
             'pred_shape': self.decshape(xc) + self.init_shape}
 
 
+class TorchSimple3DPoseCam(TorchSimple3DPose):
+  """Simple3DPoseBaseSMPLCam's parameters (29 joints, deccam, decsigma, init_cam) and
+  its eval-mode network outputs without the flip test."""
+
+  def __init__(self, backbone='resnet34', channels=(256, 256, 256), depth=64, fc=1024):
+    super().__init__(backbone, channels, depth, fc)
+    del self.decleaf
+    self.final_layer = tnn.Conv2d(channels[-1], 29 * depth, 1)
+    self.register_buffer('init_cam', torch.tensor([0.9, 0.0, 0.0]))
+    self.deccam, self.decsigma = tnn.Linear(fc, 3), tnn.Linear(fc, 29)
+
+  def forward(self, x):
+    f = self.preact(x)
+    hm = self.final_layer(self.deconv_layers(f))
+    b, _, h, w = hm.shape
+    p = torch.softmax(hm.reshape(b, 29, -1), -1)
+    maxvals = p.max(-1).values
+    p = p.reshape(b, 29, self.depth, h, w)
+    coord = lambda m, n: (m * torch.arange(n, dtype=m.dtype)).sum(-1, keepdim=True) / n - 0.5
+    uvd = torch.cat([coord(p.sum((2, 3)), w), coord(p.sum((2, 4)), h),
+                     coord(p.sum((3, 4)), self.depth)], -1)
+    xc = self.fc2(self.fc1(f.mean((2, 3))))
+    return {'pred_uvd': uvd, 'pred_phi': self.decphi(xc).reshape(b, 23, 2),
+            'pred_shape': self.decshape(xc) + self.init_shape,
+            'pred_camera': self.deccam(xc) + self.init_cam,
+            'pred_sigma': torch.sigmoid(self.decsigma(xc)), 'maxvals': maxvals}
+
+
 def _randomise_batch_norm(module, seed=0):
   g = torch.Generator().manual_seed(seed)
   for m in module.modules():
@@ -523,3 +551,82 @@ def test_imagenet_hrnet_converts_without_its_classifier():
   missing = {k: v for k, v in sd.items() if not k.startswith('stage4.2.branches.3.')}
   with pytest.raises(convert.ConversionError, match='stage4_2/branches_3_0'):
     convert.convert_state_dict(missing)
+
+
+# ----------------------------------------------------------------------------
+# HybrIK's camera models (Simple3DPoseBaseSMPLCam, HRNetSMPLCam).
+# ----------------------------------------------------------------------------
+
+def test_tiny_simple3dpose_cam_converts_through_the_cli_and_matches_torch(tmp_path):
+  torch.manual_seed(2)
+  tmodel = _randomise_batch_norm(TorchSimple3DPoseCam('resnet_tiny', (16, 8, 8), depth=8,
+                                                      fc=32))
+  with torch.no_grad():
+    tmodel.init_cam.copy_(torch.tensor([0.8, 0.1, -0.2]))
+  x = _images(64, seed=4)
+  with torch.no_grad():
+    ref = {k: v.numpy() for k, v in tmodel(torch.from_numpy(x.transpose(0, 3, 1, 2))).items()}
+  path = tmp_path / 'cam.pth'
+  torch.save(tmodel.state_dict(), path)
+  assert convert.main(['--torch_checkpoint', str(path), '--out', str(tmp_path / 'out'),
+                       '--input_size', '64']) == 0
+  from hybrik_jax.checkpoints import model_dir  # pylint: disable=g-import-not-at-top
+  variables, cfg = model_dir.load_model(tmp_path / 'out')
+  assert (cfg.head, cfg.predict_camera, cfg.focal_length, cfg.ik_convention,
+          cfg.depth_factor) == ('deconv', True, 1000.0, 'hybrik', 2.2)
+  np.testing.assert_allclose(cfg.init_cam, (0.8, 0.1, -0.2), rtol=1e-6)
+  out = jax.jit(lambda v, x: hybrik.create_model(cfg).apply(v, x, train=False))(variables, x)
+  assert set(out) == set(ref)
+  for k in ref:
+    _assert_close_rel(out[k], ref[k])
+
+
+def _hrnet_cam_state_dict():
+  """HRNetSMPLCam's key layout at paper size (shapes only)."""
+  z = lambda *s: np.broadcast_to(np.float32(0), s)
+  sd = {'preact.' + k: v for k, v in _hrnet_layout('w48').items()}
+  sd.update({'preact.final_layer.weight': z(29 * 64, 48, 1, 1),
+             'preact.final_layer.bias': z(29 * 64), 'init_shape': z(10),
+             'init_cam': np.full(1, 0.9, np.float32), 'smpl.v_template': z(5, 3)})
+  for name, n in (('decshape', 10), ('decphi', 46), ('deccam', 1), ('decsigma', 29)):
+    sd.update({f'{name}.weight': z(n, 2048), f'{name}.bias': z(n)})
+  return sd
+
+
+def test_released_camera_model_layouts_are_detected_and_convert():
+  sd = _hrnet_cam_state_dict()
+  assert convert.detect_arch(sd) == 'hrnet_cam'
+  variables, cfg = convert.convert_state_dict(sd)
+  assert (cfg.backbone, cfg.head, cfg.depth_dim, cfg.predict_camera,
+          cfg.ik_convention, cfg.depth_factor, cfg.focal_length) == (
+              'hrnet_w48', 'heatmap', 64, True, 'hybrik', 2.2, 1000.0)
+  np.testing.assert_allclose(cfg.init_cam, (0.9,), rtol=1e-7)  # the float32 buffer
+  head = variables['params']['head']
+  assert head['final_layer']['kernel'].shape == (1, 1, 48, 29 * 64)
+  assert head['deccam']['kernel'].shape == (2048, 1)
+  used = [k for k in sd if k not in ('init_shape', 'init_cam') and not k.startswith('smpl.')
+          and not k.endswith('num_batches_tracked')]
+  assert len(jax.tree.leaves(variables)) == len(used)
+  # A missing, an extra and a misshapen key: one error listing all three.
+  bad = dict(sd)
+  del bad['decsigma.bias']
+  bad['decextra.weight'] = np.zeros((3, 2048), np.float32)
+  bad['deccam.weight'] = np.zeros((3, 2048), np.float32)
+  with pytest.raises(convert.ConversionError) as e:
+    convert.convert_state_dict(bad, model_config=cfg)
+  for text in ('head/decsigma/bias', 'decextra.weight', 'deccam.weight (3, 2048)'):
+    assert text in str(e.value)
+  # Simple3DPoseBaseSMPLCam at paper size: detected, nothing left over.
+  torch.manual_seed(0)
+  sd = TorchSimple3DPoseCam().state_dict()
+  assert convert.detect_arch(sd) == 'deconv_cam'
+  variables, cfg = convert.convert_state_dict(sd)
+  assert (cfg.backbone, cfg.head, cfg.depth_dim, cfg.fc_width) == (
+      'resnet34', 'deconv', 64, 1024)
+  np.testing.assert_allclose(cfg.init_cam, (0.9, 0.0, 0.0), rtol=1e-7)
+  used = [k for k in sd if k not in ('init_shape', 'init_cam') and not k.startswith('smpl.')
+          and not k.endswith('num_batches_tracked')]
+  assert len(jax.tree.leaves(variables)) == len(used)
+  # As the deconv model (no camera), its camera keys are listed.
+  with pytest.raises(convert.ConversionError, match='deccam.weight'):
+    convert.convert_state_dict(sd, 'deconv')
