@@ -79,6 +79,30 @@ def weight_recipe(name: str, shape, rng: np.random.Generator) -> np.ndarray:
   return rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32)
 
 
+# Kernels of HybrIK's camera models drawn with a gain (tests/data/released_hybrik/README.md).
+CAMERA_GAINS = {'deccam.weight': 0.1, 'decsigma.weight': 0.1, 'decshape.weight': 0.1}
+
+
+def camera_weight_recipe(name: str, shape, rng: np.random.Generator) -> np.ndarray:
+  """`weight_recipe` for HybrIK's camera models (tests/data/released_hybrik/README.md).
+
+  The same draws, except: `init_cam` is the released buffer ((0.9, 0, 0) or (0.9,),
+  nothing drawn); `decsigma.bias` N(-3, 1) (sigma near 0.05, so the camera-scale
+  refinement has non-zero weights); the kernels `deccam`, `decsigma`, `decshape`
+  x 0.1 and the heatmap kernel `*final_layer.weight` x 4 (peaked heatmaps).
+  """
+  shape = tuple(int(s) for s in shape)
+  if name == 'init_cam':
+    return np.asarray([0.9, 0.0, 0.0][:shape[0]], np.float32)
+  if name == 'decsigma.bias':
+    return rng.normal(-3.0, 1.0, shape).astype(np.float32)
+  gain = 4.0 if name.endswith('final_layer.weight') else CAMERA_GAINS.get(name)
+  if gain is None or len(shape) < 2:
+    return weight_recipe(name, shape, rng)
+  fan_in = int(np.prod(shape[1:]))
+  return (gain * rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)).astype(np.float32)
+
+
 @pytest.fixture(scope='module')
 def released_model():
   """(fixture arrays, converted variables, model config, images NHWC, decode kwargs)."""
