@@ -117,41 +117,67 @@ def update_scale(uvd: jnp.ndarray, weight: jnp.ndarray, init_scale: jnp.ndarray,
   return jnp.where(singular[:, None], init_scale, 1.0 / res[:, None])
 
 
-def place(raw: dict, *, smpl_model, convention: ik.IKConvention, focal_length: float,
-          input_size: float, refine_scale: bool, bboxes: Optional[jnp.ndarray] = None,
-          img_center: Optional[jnp.ndarray] = None):
-  """Raw camera-model dict (models.heatmap_cam_head) -> (CameraOutput, SMPLOutput).
+def crop_offsets(pred_camera: jnp.ndarray, bboxes: Optional[jnp.ndarray] = None,
+                 img_center: Optional[jnp.ndarray] = None
+                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The released classes' two placements as per-row arrays.
 
-  The skeleton is back-projected at the (refined, if refine_scale) camera,
-  made root-relative and lifted by the model's IK (`convention`, 29 joints).
-  bboxes (B, 4) xyxy px and img_center (B, 2) px: both or neither.
+  With bboxes (B, 4) xyxy px and img_center (B, 2) px: offset = `bbox_offset`,
+  no translation. Without: offset 0, and the ResNet class's (tx, ty)
+  (pred_camera (B, 3)) subtracted, 0 for the HRNet class ((B, 1)).
+
+  Returns:
+    offset (B, 1, 2), cam_trans (B, 2).
   """
-  from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   if (bboxes is None) != (img_center is None):
     raise ValueError('bboxes and img_center go together')
-  uvd, cam = raw['pred_uvd'], raw['pred_camera']
+  b = pred_camera.shape[0]
+  if bboxes is not None:
+    return bbox_offset(bboxes, img_center), jnp.zeros((b, 2), pred_camera.dtype)
+  trans = (pred_camera[:, 1:3] if pred_camera.shape[1] == 3
+           else jnp.zeros((b, 2), pred_camera.dtype))
+  return jnp.zeros((b, 1, 2), pred_camera.dtype), trans
+
+
+def place(uvd: jnp.ndarray, phi: jnp.ndarray, shape: jnp.ndarray, sigma: jnp.ndarray,
+          scale: jnp.ndarray, *, offset: jnp.ndarray, cam_trans: jnp.ndarray,
+          refine, smpl_model, convention: ik.IKConvention,
+          focal_length: float, input_size: float):
+  """Network outputs -> (cam_scale, cam_root, pred_xyz_29, body), row by row.
+
+  The skeleton is back-projected at the camera (its scale refined by
+  `update_scale` in the rows where `refine`), made root-relative and lifted by
+  the model's IK (`convention`, 29 joints).
+
+  Args:
+    uvd (B, 29, 3), phi (B, 23, 2), shape (B, 10), sigma (B, 29): the network's.
+    scale: (B, 1) its camera scale.
+    offset, cam_trans: `crop_offsets`.
+    refine: HRNetSMPLCam's evaluation-time refinement: a bool for all rows, or
+      a (B,) bool array per row (one compiled function for both classes).
+
+  Returns:
+    cam_scale (B, 1), cam_root (B, 3) m, pred_xyz_29 (B, 29, 3) m root-relative,
+    and the SMPLOutput of the IK.
+  """
+  from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   check_shape('pred_uvd', uvd, (None, constants.NUM_JOINTS_29, 3))
   b = uvd.shape[0]
-  check_shape('pred_camera', cam, (b, None))
-  offset = None if bboxes is None else bbox_offset(bboxes, img_center)
-  df = convention.depth_factor
-  scale = cam[:, :1]
-  if refine_scale:
-    weight = jnp.maximum(1.0 - 10.0 * raw['pred_sigma'], 0.0)
-    scale = update_scale(uvd, weight, scale, raw['pred_shape'], raw['pred_phi'],
-                         smpl_model=smpl_model, convention=convention,
-                         focal_length=focal_length, input_size=input_size, offset=offset)
+  check_shape('scale', scale, (b, 1))
+  refine_rows = not isinstance(refine, bool)
+  if refine_rows:
+    check_shape('refine', refine, (b,))
+  if refine_rows or refine:
+    weight = jnp.maximum(1.0 - 10.0 * sigma, 0.0)
+    refined = update_scale(uvd, weight, scale, shape, phi, smpl_model=smpl_model,
+                           convention=convention, focal_length=focal_length,
+                           input_size=input_size, offset=offset)
+    scale = jnp.where(refine[:, None], refined, scale) if refine_rows else refined
   cam_depth = root_depth(scale, focal_length, input_size)
-  cam_trans = cam[:, 1:3] if (offset is None and cam.shape[1] == 3) else None
   xyz = back_project(uvd, cam_depth, focal_length=focal_length, input_size=input_size,
-                     depth_factor=df, offset=offset, cam_trans=cam_trans)
-  cam_root = xyz[:, 0] + jnp.concatenate([jnp.zeros_like(cam_depth), jnp.zeros_like(cam_depth),
-                                          cam_depth], axis=-1)
+                     depth_factor=convention.depth_factor, offset=offset, cam_trans=cam_trans)
+  zeros = jnp.zeros_like(cam_depth)
+  cam_root = xyz[:, 0] + jnp.concatenate([zeros, zeros, cam_depth], axis=-1)
   xyz = xyz - xyz[:, :1]
-  body = smpl_lib.hybrik(smpl_model, raw['pred_shape'], xyz, raw['pred_phi'],
-                         convention=convention)
-  camera = CameraOutput(
-      pred_camera=cam, pred_sigma=raw['pred_sigma'], maxvals=raw['maxvals'],
-      cam_scale=scale, cam_root=cam_root, transl=cam_root - body.joints[:, 0],
-      pred_uvd_29=uvd, pred_xyz_29=xyz)
-  return camera, body
+  body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, convention=convention)
+  return scale, cam_root, xyz, body

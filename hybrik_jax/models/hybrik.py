@@ -310,36 +310,49 @@ def decode_camera(raw: dict[str, jnp.ndarray], *, smpl_model, convention: ik.IKC
                   img_center: Optional[jnp.ndarray] = None) -> ModelOutput:
   """A camera model's raw dict (models.heatmap_cam_head) -> ModelOutput with `camera`.
 
-  `models.camera.place` (focal_length px, input_size px, the convention's
-  depth_factor and IK; refine_scale: HRNetSMPLCam's update_scale; bboxes (B, 4)
-  xyxy px with img_center (B, 2) px, or neither). Rows with non-finite outputs
-  get valid=False and zeros (their inputs are replaced by safe values first).
+  Placement as the released classes (`models.camera`): focal_length px,
+  input_size px, the convention's depth_factor and IK; refine_scale:
+  HRNetSMPLCam's update_scale; bboxes (B, 4) xyxy px with img_center (B, 2) px
+  place the crop in the full image, or neither. Rows with non-finite outputs get
+  valid=False and zeros (their inputs are replaced by safe values first).
   """
+  offset, cam_trans = camera_lib.crop_offsets(raw['pred_camera'], bboxes, img_center)
+  return decode_camera_rows(raw, offset=offset, cam_trans=cam_trans, refine=refine_scale,
+                            smpl_model=smpl_model, convention=convention,
+                            focal_length=focal_length, input_size=input_size)
+
+
+def decode_camera_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray,
+                       cam_trans: jnp.ndarray, refine, smpl_model,
+                       convention: ik.IKConvention, focal_length: float,
+                       input_size: int) -> ModelOutput:
+  """`decode_camera` with the placement given per row (`camera.crop_offsets`:
+  offset (B, 1, 2), cam_trans (B, 2); refine a bool or (B,) bool)."""
   check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS_29, 3))
   valid = finite_rows(raw)
-  col = lambda x: valid.reshape((-1,) + (1,) * (x.ndim - 1))
-  safe = dict(raw)
-  safe['pred_uvd'] = _zero_invalid(raw['pred_uvd'], valid)
-  safe['pred_phi'] = jnp.where(col(raw['pred_phi']), raw['pred_phi'],
-                               jnp.array([1.0, 0.0], raw['pred_phi'].dtype))
-  safe['pred_shape'] = _zero_invalid(raw['pred_shape'], valid)
-  safe['pred_camera'] = _zero_invalid(raw['pred_camera'], valid, 1.0)
-  safe['pred_sigma'] = _zero_invalid(raw['pred_sigma'], valid, 1.0)
-  safe['maxvals'] = _zero_invalid(raw['maxvals'], valid)
-  cam, body = camera_lib.place(safe, smpl_model=smpl_model, convention=convention,
-                               focal_length=focal_length, input_size=input_size,
-                               refine_scale=refine_scale, bboxes=bboxes,
-                               img_center=img_center)
-  cam = jax.tree.map(lambda x: _zero_invalid(x, valid), cam)
+  phi = jnp.where(valid[:, None, None], raw['pred_phi'],
+                  jnp.array([1.0, 0.0], raw['pred_phi'].dtype))
+  uvd = _zero_invalid(raw['pred_uvd'], valid)
+  shape = _zero_invalid(raw['pred_shape'], valid)
+  scale = _zero_invalid(raw['pred_camera'][:, :1], valid, 1.0)
+  sigma = _zero_invalid(raw['pred_sigma'], valid, 1.0)
+  offset = _zero_invalid(jnp.where(jnp.isfinite(offset), offset, 0.0), valid)
+  cam_trans = _zero_invalid(jnp.where(jnp.isfinite(cam_trans), cam_trans, 0.0), valid)
+  cam_scale, cam_root, xyz, body = camera_lib.place(
+      uvd, phi, shape, sigma, scale, offset=offset, cam_trans=cam_trans, refine=refine,
+      smpl_model=smpl_model, convention=convention, focal_length=focal_length,
+      input_size=input_size)
+  z = lambda x: _zero_invalid(x, valid)
+  cam = camera_lib.CameraOutput(
+      pred_camera=z(raw['pred_camera']), pred_sigma=z(raw['pred_sigma']),
+      maxvals=z(raw['maxvals']), cam_scale=z(cam_scale), cam_root=z(cam_root),
+      transl=z(cam_root - body.joints[:, 0]), pred_uvd_29=uvd, pred_xyz_29=z(xyz))
   n = constants.NUM_JOINTS
   return ModelOutput(
-      pred_uvd=cam.pred_uvd_29[:, :n], pred_phi=safe['pred_phi'],
-      pred_shape=safe['pred_shape'], pred_leaf=None,
+      pred_uvd=uvd[:, :n], pred_phi=phi, pred_shape=shape, pred_leaf=None,
       pred_xyz_24=cam.pred_xyz_29[:, :n],
-      pred_xyz_24_struct=_zero_invalid(body.joints, valid),
-      pred_xyz_17=_zero_invalid(body.joints_h36m, valid),
-      pred_vertices=_zero_invalid(body.vertices, valid),
-      pred_rotmats=_zero_invalid(body.rot_mats, valid),
+      pred_xyz_24_struct=z(body.joints), pred_xyz_17=z(body.joints_h36m),
+      pred_vertices=z(body.vertices), pred_rotmats=z(body.rot_mats),
       valid=valid, camera=cam)
 
 
