@@ -107,8 +107,23 @@ def update_scale(uvd: jnp.ndarray, weight: jnp.ndarray, init_scale: jnp.ndarray,
   uv = uvd[:, :constants.NUM_JOINTS, :2]
   if offset is not None:
     uv = uv + offset
-  w = weight[:, :constants.NUM_JOINTS, None]
-  a = uv * w                                                              # (B, 24, 2)
+  return fit_scale(uv, joints, weight[:, :constants.NUM_JOINTS], init_scale,
+                   focal_length=focal_length, input_size=input_size)
+
+
+def fit_scale(uv: jnp.ndarray, joints: jnp.ndarray, weight: jnp.ndarray,
+              init_scale: jnp.ndarray, *, focal_length: float, input_size: float
+              ) -> jnp.ndarray:
+  """The weighted least-squares scale of `update_scale` -> (B, 1).
+
+  Finds r minimising sum_k w_k^2 |u_k r - (X_k - S u_k Z_k / f)|^2 (x and y
+  rows), i.e. the root depth r f / S that puts joints (B, K, 3) metres (their
+  root at depth 0 plus d) where uv (B, K, 2) (crop units, offset included) see
+  them; returns 1 / r, or init_scale (B, 1) where every weighted u is 0
+  (the released code's singular fallback, per row here). weight: (B, K).
+  """
+  w = weight[..., None]
+  a = uv * w
   rhs = (joints[..., :2] - input_size / focal_length * uv * joints[..., 2:]) * w
   ata = (a * a).sum((1, 2))
   atb = (a * rhs).sum((1, 2))
