@@ -78,7 +78,7 @@ def test_ik_convention_is_read_from_the_model_config_and_written_back():
 
 @pytest.mark.parametrize('fields, message', [
     (dict(ik_convention='paper'),
-     r"model.ik_convention must be one of \('released', 'corrected'\), got 'paper'"),
+     r"model.ik_convention must be one of \('released', 'corrected', 'hybrik'\), got 'paper'"),
     (dict(ik_convention=None), 'model.ik_convention must be one of'),
     (dict(leaf_joints='abc'),
      r"model.leaf_joints must be a list of distinct joints among \(15, 22, 23, 10, 11\) "

@@ -346,7 +346,7 @@ def test_twist_angles_wrong_shapes_raise():
     (dict(leaf_flip_pairs=(1, 2)), 'leaf_flip_pairs must be'),
     (dict(depth_factor=0.0), 'depth_factor must be a number > 0'),
     (dict(depth_factor='2.2'), 'depth_factor must be a number > 0'),
-    (dict(name='paper'), r"name must be one of \('released', 'corrected'\)"),
+    (dict(name='paper'), r"name must be one of \('released', 'corrected', 'hybrik'\)"),
 ])
 def test_invalid_convention_fields_raise(fields, message):
   with pytest.raises(errors.InputError, match=message):

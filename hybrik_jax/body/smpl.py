@@ -227,7 +227,9 @@ def hybrik(model: SMPLModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
     transl: optional (B, 3) translation, metres.
     convention: the `ik.IKConvention` of the IK (default 'corrected', this
       project's; `ik.IKConvention.released()` is the released HybrIK-Transformer
-      layer, reproduced to float32 precision, `.for_training()` its train mode).
+      layer, reproduced to float32 precision, `.for_training()` its train mode;
+      `ik.IKConvention.hybrik()` HybrIK's camera models, `.naive()` its layer's
+      `naive=True` call).
     return_fallback: also return the IK's (B, 23) bool fallback mask.
 
   Returns:
