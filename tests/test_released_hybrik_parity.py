@@ -99,9 +99,10 @@ def _run():
   cat = lambda *xs: jnp.concatenate(xs, axis=0)
   raw, offset, cam_trans, refine = jax.tree.map(cat, *rows)
   convention = model_config_lib.ik_convention(cfg)  # the same for both classes
+  smpl = synthetic_body.synthetic_smpl_model(0)  # (cached: never built under a trace)
   decode = jax.jit(lambda raw, offset, cam_trans, refine: hybrik.decode_camera_rows(
       raw, offset=offset, cam_trans=cam_trans, refine=refine,
-      smpl_model=synthetic_body.synthetic_smpl_model(0), convention=convention,
+      smpl_model=smpl, convention=convention,
       focal_length=cfg.focal_length, input_size=cfg.input_size))
   out = decode(raw, offset, cam_trans, refine)
   start = 0
