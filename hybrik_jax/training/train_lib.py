@@ -79,13 +79,53 @@ def create_learning_rate_fn(peak_lr: float, warmup_steps: int,
   return lr_fn
 
 
-def create_optimizer(optim_config: ml_collections.ConfigDict,
-                     total_steps: Optional[int] = None
-                     ) -> tuple[optax.GradientTransformation, Callable]:
-  """Adam (+ optional global-norm clipping) with the inverse-sqrt schedule.
+def create_step_learning_rate_fn(peak_lr: float, step_epochs, factor: float,
+                                 steps_per_epoch: int) -> Callable[[jnp.ndarray], jnp.ndarray]:
+  """HybrIK's MultiStepLR, stepped once per epoch: peak_lr * factor ** (number
+  of milestones in step_epochs <= the epoch of update `step`), with `step`
+  counted from 1 and epoch e holding updates e * steps_per_epoch + 1 ...
+  (e + 1) * steps_per_epoch (HybrIK's LR_STEP, LR_FACTOR; no warmup).
+  """
+  if steps_per_epoch is None or int(steps_per_epoch) <= 0:
+    raise ValueError("optim.schedule 'step' needs the run's steps_per_epoch, got "
+                     f'{steps_per_epoch!r}')
+  bounds = jnp.asarray(sorted(int(e) for e in step_epochs), jnp.float32)
+  spe, peak_lr, factor = float(steps_per_epoch), float(peak_lr), float(factor)
 
+  def lr_fn(step):
+    step = jnp.maximum(jnp.asarray(step, jnp.float32), 1.0)
+    epoch = jnp.floor((step - 1.0) / spe)
+    passed = jnp.sum(epoch[..., None] >= bounds, axis=-1) if bounds.size else 0
+    return peak_lr * jnp.power(factor, passed) * jnp.ones_like(step)
+
+  return lr_fn
+
+
+def clip_by_norm_per_parameter(max_norm: float) -> optax.GradientTransformation:
+  """Clips each parameter array's gradient to L2 norm max_norm on its own (as
+  HybrIK's train loop calls clip_grad_norm_ on every parameter separately)."""
+  def clip(g):
+    norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
+    return g * jnp.minimum(1.0, max_norm / (norm + 1e-6)).astype(g.dtype)
+
+  return optax.stateless(lambda updates, params=None: jax.tree.map(clip, updates))
+
+
+SCHEDULES = ('inverse_sqrt', 'step')
+
+
+def create_optimizer(optim_config: ml_collections.ConfigDict,
+                     total_steps: Optional[int] = None,
+                     steps_per_epoch: Optional[int] = None
+                     ) -> tuple[optax.GradientTransformation, Callable]:
+  """Adam (+ optional gradient clipping) with the configured schedule.
+
+  optim_config.schedule: 'inverse_sqrt' (default; create_learning_rate_fn) or
+  'step' (HybrIK's MultiStepLR: create_step_learning_rate_fn with
+  lr_step_epochs, lr_factor and steps_per_epoch).
   total_steps: the run's number of updates; needed when
   optim_config.cooldown_steps > 0 (see create_learning_rate_fn).
+  steps_per_epoch: the run's epoch length in updates; needed by 'step'.
 
   Returns:
     (tx, lr_fn) with lr_fn(step) the learning rate of update `step` (from 1).
@@ -93,12 +133,23 @@ def create_optimizer(optim_config: ml_collections.ConfigDict,
   if optim_config.optimizer != 'adam':
     raise ValueError(f'config.optim.optimizer: only "adam" is implemented, '
                      f'got {optim_config.optimizer!r}')
-  lr_fn = create_learning_rate_fn(optim_config.peak_lr,
-                                  optim_config.warmup_steps, total_steps,
-                                  optim_config.get('cooldown_steps', 0))
+  schedule_name = optim_config.get('schedule', 'inverse_sqrt')
+  if schedule_name == 'inverse_sqrt':
+    lr_fn = create_learning_rate_fn(optim_config.peak_lr,
+                                    optim_config.warmup_steps, total_steps,
+                                    optim_config.get('cooldown_steps', 0))
+  elif schedule_name == 'step':
+    lr_fn = create_step_learning_rate_fn(optim_config.peak_lr,
+                                         optim_config.get('lr_step_epochs', ()),
+                                         optim_config.get('lr_factor', 0.1), steps_per_epoch)
+  else:
+    raise ValueError(f'config.optim.schedule must be one of {SCHEDULES}, '
+                     f'got {schedule_name!r}')
   # optax passes the number of updates done so far (0 for the first).
   schedule = lambda count: lr_fn(count + 1)
   parts = []
+  if optim_config.get('grad_clip_per_parameter_norm'):
+    parts.append(clip_by_norm_per_parameter(float(optim_config.grad_clip_per_parameter_norm)))
   if optim_config.get('grad_clip_norm'):
     parts.append(optax.clip_by_global_norm(optim_config.grad_clip_norm))
   parts.append(optax.scale_by_adam(b1=optim_config.b1, b2=optim_config.b2,
