@@ -265,3 +265,55 @@ def test_per_parameter_clipping():
   out, _ = tx.update(grads, tx.init(grads))
   np.testing.assert_allclose(float(jnp.linalg.norm(out['a'])), 5.0, rtol=1e-5)
   np.testing.assert_allclose(np.asarray(out['b']), [3.0, 0.0], rtol=1e-5)
+
+
+def test_test_cam_config_loads():
+  """configs/test_cam.py: the tiny camera model the suite trains (camera fields aside)."""
+  config = train_config.load_config_file(os.path.join(REPO, 'configs', 'test_cam.py'))
+  checked = config.copy_and_resolve_references()
+  for key in CAMERA_MODEL_FIELDS:
+    if key not in train_config.base_config().model:
+      del checked.model[key]
+  train_config.check_config(checked)
+  assert config.model.predict_camera and config.model.head == 'deconv'
+  assert config.data.camera_targets and dict(config.loss) == camera_losses.CAMERA_LOSS_WEIGHTS
+
+
+class _FakeCameraModel:
+  """Stands in for a camera model: apply returns a fixed raw dict (train mode's
+  (raw, new state) pair)."""
+
+  def __init__(self, raw):
+    self.raw = raw
+
+  def apply(self, variables, images, train, rngs=None, mutable=None):
+    del variables, images, rngs
+    return (self.raw, {'batch_stats': {}}) if train and mutable else self.raw
+
+
+def test_train_step_sends_camera_models_to_the_camera_loss(loss_fixture):
+  """A raw dict with pred_camera goes to camera_loss, the target depths put in the
+  model's depth unit first (theta off: no decoding needed)."""
+  import functools  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
+  _, outputs, batch = loss_fixture
+  raw = {k: outputs[k] for k in ('pred_uvd', 'pred_sigma', 'pred_shape', 'pred_phi',
+                                 'pred_camera')}
+  b = raw['pred_uvd'].shape[0]
+  batch = dict(batch, image=jnp.zeros((b, 8, 8, 3)), depth_factor=jnp.full((b, 1), 2.2))
+  weights = {k: v for k, v in camera_losses.CAMERA_LOSS_WEIGHTS.items() if k != 'theta'}
+  convention = ik.IKConvention.corrected().replace(depth_factor=2.2)
+  loss = jax.jit(functools.partial(
+      train_lib.forward_and_loss, model=_FakeCameraModel(raw), smpl_model=None,
+      loss_weights=weights, convention=convention, input_size=8))
+  reference = jax.jit(lambda batch: camera_losses.camera_loss(outputs, batch, weights))
+  total, (comps, _) = loss({}, {}, batch, jax.random.key(0))
+  want, _ = reference(batch)
+  np.testing.assert_allclose(float(total), float(want), rtol=1e-6)
+  assert float(comps['cam_trans']) > 0
+  # Another example depth unit rescales the target d.
+  half = dict(batch, depth_factor=jnp.full((b, 1), 1.1))
+  _, (comps_half, _) = loss({}, {}, half, jax.random.key(0))
+  scaled = dict(batch, target_uvd_29=batch['target_uvd_29'].at[..., 2:].multiply(0.5))
+  _, want_half = reference(scaled)
+  np.testing.assert_allclose(float(comps_half['uvd']), float(want_half['uvd']), rtol=1e-6)
