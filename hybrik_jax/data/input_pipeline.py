@@ -130,12 +130,19 @@ class DataConfig:
     augmentation: the training augmentation (its defaults are HybrIK's).
     scale_mult: box margin (HybrIK: 1.25) ...
     scale_mult_per_dataset: ... except these datasets ((name, margin), ...).
+    flip_prob_per_dataset: ((name, probability), ...): these datasets' flip
+      probability instead of augmentation.flip_prob (HybrIK's camera preset
+      flips its SMPL datasets, H36M and 3DPW, with probability 0.25).
     worker_count: grain worker processes (0: in this process).
     worker_buffer_size: batches buffered per worker.
     read_threads: threads preprocessing elements per process.
     cache_decoded: keep each training example in memory once read and decoded
       (`DecodedCache`): later epochs skip the image decoding. For datasets that
       fit in memory (synthetic_humans/small: about 0.2 GB); per worker process.
+    camera_targets: HybrIK's camera preset (simple_smpl_3d_cam) for training
+      and evaluation batches: the camera models' targets (`preprocess_example`).
+    focal_length: the camera models' virtual focal length, px (their configs'
+      FOCAL_LENGTH; used with camera_targets).
   """
   train_datasets: tuple[tuple[str, float], ...] = ()
   data_dir: str | None = None
@@ -146,10 +153,13 @@ class DataConfig:
   scale_mult: float = DEFAULT_SCALE_MULT
   scale_mult_per_dataset: tuple[tuple[str, float], ...] = tuple(
       DEFAULT_SCALE_MULT_PER_DATASET.items())
+  flip_prob_per_dataset: tuple[tuple[str, float], ...] = ()
   worker_count: int = 0
   worker_buffer_size: int = 2
   read_threads: int = 4
   cache_decoded: bool = False
+  camera_targets: bool = False
+  focal_length: float = targets.DEFAULT_FOCAL_LENGTH
 
   # config.data fields that are the trainer's, not the loaders'.
   _TRAINER_FIELDS = ('build_if_missing',)
@@ -174,15 +184,23 @@ class DataConfig:
     kw = {k: data[k] for k in own if k in data}
     if 'train_datasets' in kw:
       kw['train_datasets'] = parse_mix(kw['train_datasets']) if kw['train_datasets'] else ()
-    if 'scale_mult_per_dataset' in kw:
-      kw['scale_mult_per_dataset'] = tuple(
-          (str(k), float(v)) for k, v in dict(kw['scale_mult_per_dataset'] or {}).items())
+    for key in ('scale_mult_per_dataset', 'flip_prob_per_dataset'):
+      if key in kw:
+        kw[key] = tuple((str(k), float(v)) for k, v in dict(kw[key] or {}).items())
     for k, typ in (('scale_mult', float), ('worker_count', int),
                    ('worker_buffer_size', int), ('read_threads', int),
-                   ('cache_decoded', bool)):
+                   ('cache_decoded', bool), ('camera_targets', bool),
+                   ('focal_length', float)):
       if k in kw:
         kw[k] = typ(kw[k])
     return cls(augmentation=aug, **kw)
+
+  def augmentation_for(self, name: str) -> augment.AugmentConfig:
+    """A dataset's augmentation: `augmentation` with its flip_prob_per_dataset."""
+    flip = dict(self.flip_prob_per_dataset).get(base_name(name))
+    if flip is None:
+      return self.augmentation
+    return dataclasses.replace(self.augmentation, flip_prob=float(flip))
 
   def scale_mult_for(self, name: str) -> float:
     """Box margin of a dataset: scale_mult_per_dataset[name] else scale_mult."""
@@ -217,7 +235,10 @@ def preprocess_image(image: np.ndarray, bbox, input_size,
 
 def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: float,
                        dataset_id: int, augmentation: augment.Augmentation | None = None,
-                       occlusion_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+                       occlusion_rng: np.random.Generator | None = None,
+                       camera_targets: bool = False,
+                       focal_length: float = targets.DEFAULT_FOCAL_LENGTH
+                       ) -> dict[str, np.ndarray]:
   """One stored example (data/features.py) -> one batch element (ARCHITECTURE.md).
 
   Args:
@@ -228,13 +249,22 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
     augmentation: scale, rotation, flip, colour; None for none.
     occlusion_rng: if given, paste HybrIK's synthetic occluder drawn from it
       (the SMPL-data occluder when smpl_valid, else the 2D-data one).
+    camera_targets: HybrIK's camera preset (simple_smpl_3d_cam, for the
+      camera models; data/targets.py): the rotation also turns theta's root
+      and target_xyz_24, uvd weights are kept outside the crop, and the batch
+      gains target_rotmats, target_rotmats_weight (24, 3, 3),
+      target_camera_scale (1,), target_camera_trans (2,) m,
+      target_camera_valid (1,), target_camera_error (1,) mm and img_center (2,)
+      (the stored image's centre, px).
+    focal_length: the camera models' virtual focal length, px (camera preset).
 
   Returns:
     dict of float32 arrays (dataset_id int32) with the batch fields, unbatched.
     After a flip, trans_inv, intrinsics, joint_root and bbox describe the
     mirrored stored image and camera (x -> Wc - 1 - x, X -> -X), so uvd and
-    target_xyz_24 stay consistent with them. As in HybrIK, the in-plane
-    rotation changes the 2D targets only (theta and xyz are not rotated).
+    target_xyz_24 stay consistent with them. As in HybrIK's SMPL preset, the
+    in-plane rotation changes the 2D targets only (theta and xyz are not
+    rotated), except with camera_targets (its camera preset).
   """
   aug = augmentation if augmentation is not None else augment.Augmentation()
   in_h, in_w = _pair(input_size)
@@ -282,9 +312,13 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
   z_root = float(joints_cam[0, 2]) if valid_3d[0] > 0 else float(joint_root[2])
   joints_in = augment.apply_affine(trans, joints_img)
   uvd, uvd_weight = targets.uvd_targets(
-      joints_in, joints_cam[:, 2], valid_2d, valid_3d, z_root, depth_factor, (in_h, in_w))
+      joints_in, joints_cam[:, 2], valid_2d, valid_3d, z_root, depth_factor, (in_h, in_w),
+      zero_outside=not camera_targets)
   w24 = valid_3d[:24] * valid_3d[0]
-  xyz24 = (joints_cam[:24] - joints_cam[0]) * w24[:, None]
+  xyz24 = joints_cam[:24] - joints_cam[0]
+  if camera_targets:
+    xyz24 = targets.rotate_xy(xyz24, aug.rotation)
+  xyz24 = xyz24 * w24[:, None]
 
   out = {
       'image': inp,
@@ -302,31 +336,46 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
       'dataset_id': np.int32(dataset_id),
       'mask': np.float32(1.0),
   }
-  out.update(targets.smpl_targets(example, aug.flip))
+  if not camera_targets:
+    out.update(targets.smpl_targets(example, aug.flip))
+    return out
+  out.update(targets.smpl_targets(example, aug.flip, rotation=aug.rotation, rotmats=True))
+  out.update(targets.camera_targets(xyz24, uvd, uvd_weight, focal_length=focal_length,
+                                    input_size=(in_h, in_w), depth_factor=depth_factor))
+  out['img_center'] = np.array([0.5 * width, 0.5 * height], np.float32)
   return out
 
 
 def preprocess_train(example: Mapping[str, Any], rng: np.random.Generator, *, input_size,
                      augment_config: augment.AugmentConfig = augment.AugmentConfig(),
                      scale_mult: float = DEFAULT_SCALE_MULT,
-                     dataset_id: int = UNKNOWN_DATASET_ID) -> dict[str, np.ndarray]:
+                     dataset_id: int = UNKNOWN_DATASET_ID,
+                     **camera) -> dict[str, np.ndarray]:
   """HybrIK's training transform of one example with randomness from `rng`.
 
-  See preprocess_example for the fields; grain's random_map calls this with a
-  generator seeded per element.
+  See preprocess_example for the fields (and `camera`: its camera_targets,
+  focal_length); grain's random_map calls this with a generator seeded per
+  element.
   """
   aug = augment.sample_augmentation(rng, augment_config)
   return preprocess_example(
       example, input_size=input_size, scale_mult=scale_mult, dataset_id=dataset_id,
-      augmentation=aug, occlusion_rng=rng if augment_config.occlusion else None)
+      augmentation=aug, occlusion_rng=rng if augment_config.occlusion else None, **camera)
 
 
 def preprocess_eval(example: Mapping[str, Any], *, input_size,
                     scale_mult: float = DEFAULT_SCALE_MULT,
-                    dataset_id: int = UNKNOWN_DATASET_ID) -> dict[str, np.ndarray]:
+                    dataset_id: int = UNKNOWN_DATASET_ID, **camera) -> dict[str, np.ndarray]:
   """Evaluation transform: the box crop without augmentation, same fields."""
   return preprocess_example(example, input_size=input_size, scale_mult=scale_mult,
-                            dataset_id=dataset_id)
+                            dataset_id=dataset_id, **camera)
+
+
+def camera_kwargs(data_config: 'DataConfig') -> dict[str, Any]:
+  """The camera preset's preprocess_example arguments of a DataConfig ({} without it)."""
+  if not data_config.camera_targets:
+    return {}
+  return {'camera_targets': True, 'focal_length': data_config.focal_length}
 
 
 # ----------------------------------------------------------------------------
@@ -489,9 +538,9 @@ def create_train_dataset(data_config: DataConfig, *, global_batch_size: int, see
     ds = ds.shuffle(seed=_seeds(seed, 0, i)).repeat()
     ds = ds.random_map(
         functools.partial(preprocess_train, input_size=_pair(input_size),
-                          augment_config=data_config.augmentation,
+                          augment_config=data_config.augmentation_for(name),
                           scale_mult=data_config.scale_mult_for(name),
-                          dataset_id=dataset_id(name)),
+                          dataset_id=dataset_id(name), **camera_kwargs(data_config)),
         seed=_seeds(seed, 1, i, shard_index))
     components.append(ds)
     weights.append(weight)
@@ -676,7 +725,7 @@ def create_eval_iterator(data_config: DataConfig, *, global_batch_size: int, inp
       _PaddedShard(data_source, shard_index, shard_count, length, num))
   ds = ds.map(functools.partial(_eval_element, input_size=_pair(input_size),
                                 scale_mult=data_config.scale_mult_for(name),
-                                dataset_id=dataset_id(name)))
+                                dataset_id=dataset_id(name), **camera_kwargs(data_config)))
   # Batch before the workers so every batch is whole (each worker reads batches).
   return _batch_iterator(ds.batch(batch_size, drop_remainder=False), data_config,
                          worker_count)

@@ -14,6 +14,8 @@ import ml_collections
 from hybrik_jax.data import augment
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.models import config as model_config_lib
+from hybrik_jax.training import camera_losses
+from hybrik_jax.training import losses
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -49,12 +51,18 @@ def base_config() -> ml_collections.ConfigDict:
   # (input_pipeline.DataConfig).
   c.data.scale_mult = defaults.scale_mult
   c.data.scale_mult_per_dataset = dict(defaults.scale_mult_per_dataset)
+  # {dataset: flip probability} replacing flip_prob for those datasets.
+  c.data.flip_prob_per_dataset = dict(defaults.flip_prob_per_dataset)
   c.data.worker_count = defaults.worker_count
   c.data.worker_buffer_size = defaults.worker_buffer_size
   c.data.read_threads = defaults.read_threads
   # Keep decoded training examples in memory (input_pipeline.DecodedCache);
   # for datasets that fit (the CPU main job's).
   c.data.cache_decoded = defaults.cache_decoded
+  # HybrIK's camera preset (simple_smpl_3d_cam): the camera models' targets
+  # (data/targets.py camera_targets) with this virtual focal length, px.
+  c.data.camera_targets = defaults.camera_targets
+  c.data.focal_length = defaults.focal_length
   # Build missing no-download datasets (synthetic_humans) on first use.
   c.data.build_if_missing = False
 
@@ -75,6 +83,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-8
   c.optim.weight_decay = 0.0
   c.optim.grad_clip_norm = 0.0  # 0: no clipping
+  # > 0: clip each parameter array's gradient to this L2 norm on its own
+  # (HybrIK's camera-model training loop: 5).
+  c.optim.grad_clip_per_parameter_norm = 0.0
+  # 'inverse_sqrt' (HybrIK-Transformer: peak_lr, warmup_steps, cooldown_steps)
+  # or 'step' (HybrIK's MultiStepLR: peak_lr times lr_factor at each epoch of
+  # lr_step_epochs, no warmup).
+  c.optim.schedule = 'inverse_sqrt'
+  c.optim.lr_step_epochs = ()
+  c.optim.lr_factor = 0.1
 
   # Body model: '' -> the synthetic body model (hybrik_jax.body.smpl).
   c.smpl = ml_collections.ConfigDict()
@@ -126,13 +143,20 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                          'trainer config (see hybrik_jax.training.train_config.base_config)')
       value, ref_value = cfg[key], ref[key]
       if (isinstance(ref_value, ml_collections.ConfigDict) and
-          key not in ('scale_mult_per_dataset',)):
+          key not in ('scale_mult_per_dataset', 'flip_prob_per_dataset', 'loss')):
         if not isinstance(value, ml_collections.ConfigDict):
           raise ValueError(f'config field {name!r} must be a section, got '
                            f'{type(value).__name__}')
         walk(value, ref_value, name + '.')
 
   walk(config, reference, 'config.')
+  # config.loss: the weights of losses.hybrik_loss or, for the camera models,
+  # camera_losses.camera_loss.
+  known = set(losses.LOSS_NAMES) | set(camera_losses.CAMERA_LOSS_NAMES)
+  unknown = sorted(set(config.get('loss', {}).keys()) - known)
+  if unknown:
+    raise ValueError(f'unknown config field(s) {["config.loss." + k for k in unknown]}: '
+                     f'loss weights are {sorted(known)}')
 
 
 def load_config_file(spec: str) -> ml_collections.ConfigDict:

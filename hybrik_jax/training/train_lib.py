@@ -28,6 +28,7 @@ from hybrik_jax.body import ik
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.models import inference
+from hybrik_jax.training import camera_losses
 from hybrik_jax.training import losses
 
 PyTree = Any
@@ -79,13 +80,53 @@ def create_learning_rate_fn(peak_lr: float, warmup_steps: int,
   return lr_fn
 
 
-def create_optimizer(optim_config: ml_collections.ConfigDict,
-                     total_steps: Optional[int] = None
-                     ) -> tuple[optax.GradientTransformation, Callable]:
-  """Adam (+ optional global-norm clipping) with the inverse-sqrt schedule.
+def create_step_learning_rate_fn(peak_lr: float, step_epochs, factor: float,
+                                 steps_per_epoch: int) -> Callable[[jnp.ndarray], jnp.ndarray]:
+  """HybrIK's MultiStepLR, stepped once per epoch: peak_lr * factor ** (number
+  of milestones in step_epochs <= the epoch of update `step`), with `step`
+  counted from 1 and epoch e holding updates e * steps_per_epoch + 1 ...
+  (e + 1) * steps_per_epoch (HybrIK's LR_STEP, LR_FACTOR; no warmup).
+  """
+  if steps_per_epoch is None or int(steps_per_epoch) <= 0:
+    raise ValueError("optim.schedule 'step' needs the run's steps_per_epoch, got "
+                     f'{steps_per_epoch!r}')
+  bounds = jnp.asarray(sorted(int(e) for e in step_epochs), jnp.float32)
+  spe, peak_lr, factor = float(steps_per_epoch), float(peak_lr), float(factor)
 
+  def lr_fn(step):
+    step = jnp.maximum(jnp.asarray(step, jnp.float32), 1.0)
+    epoch = jnp.floor((step - 1.0) / spe)
+    passed = jnp.sum(epoch[..., None] >= bounds, axis=-1) if bounds.size else 0
+    return peak_lr * jnp.power(factor, passed) * jnp.ones_like(step)
+
+  return lr_fn
+
+
+def clip_by_norm_per_parameter(max_norm: float) -> optax.GradientTransformation:
+  """Clips each parameter array's gradient to L2 norm max_norm on its own (as
+  HybrIK's train loop calls clip_grad_norm_ on every parameter separately)."""
+  def clip(g):
+    norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
+    return g * jnp.minimum(1.0, max_norm / (norm + 1e-6)).astype(g.dtype)
+
+  return optax.stateless(lambda updates, params=None: jax.tree.map(clip, updates))
+
+
+SCHEDULES = ('inverse_sqrt', 'step')
+
+
+def create_optimizer(optim_config: ml_collections.ConfigDict,
+                     total_steps: Optional[int] = None,
+                     steps_per_epoch: Optional[int] = None
+                     ) -> tuple[optax.GradientTransformation, Callable]:
+  """Adam (+ optional gradient clipping) with the configured schedule.
+
+  optim_config.schedule: 'inverse_sqrt' (default; create_learning_rate_fn) or
+  'step' (HybrIK's MultiStepLR: create_step_learning_rate_fn with
+  lr_step_epochs, lr_factor and steps_per_epoch).
   total_steps: the run's number of updates; needed when
   optim_config.cooldown_steps > 0 (see create_learning_rate_fn).
+  steps_per_epoch: the run's epoch length in updates; needed by 'step'.
 
   Returns:
     (tx, lr_fn) with lr_fn(step) the learning rate of update `step` (from 1).
@@ -93,12 +134,23 @@ def create_optimizer(optim_config: ml_collections.ConfigDict,
   if optim_config.optimizer != 'adam':
     raise ValueError(f'config.optim.optimizer: only "adam" is implemented, '
                      f'got {optim_config.optimizer!r}')
-  lr_fn = create_learning_rate_fn(optim_config.peak_lr,
-                                  optim_config.warmup_steps, total_steps,
-                                  optim_config.get('cooldown_steps', 0))
+  schedule_name = optim_config.get('schedule', 'inverse_sqrt')
+  if schedule_name == 'inverse_sqrt':
+    lr_fn = create_learning_rate_fn(optim_config.peak_lr,
+                                    optim_config.warmup_steps, total_steps,
+                                    optim_config.get('cooldown_steps', 0))
+  elif schedule_name == 'step':
+    lr_fn = create_step_learning_rate_fn(optim_config.peak_lr,
+                                         optim_config.get('lr_step_epochs', ()),
+                                         optim_config.get('lr_factor', 0.1), steps_per_epoch)
+  else:
+    raise ValueError(f'config.optim.schedule must be one of {SCHEDULES}, '
+                     f'got {schedule_name!r}')
   # optax passes the number of updates done so far (0 for the first).
   schedule = lambda count: lr_fn(count + 1)
   parts = []
+  if optim_config.get('grad_clip_per_parameter_norm'):
+    parts.append(clip_by_norm_per_parameter(float(optim_config.grad_clip_per_parameter_norm)))
   if optim_config.get('grad_clip_norm'):
     parts.append(optax.clip_by_global_norm(optim_config.grad_clip_norm))
   parts.append(optax.scale_by_adam(b1=optim_config.b1, b2=optim_config.b2,
@@ -175,8 +227,12 @@ def create_train_state(model, tx: optax.GradientTransformation,
 def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
                      loss_weights: Mapping[str, float],
                      convention: ik.IKConvention, input_size: int,
-                     train: bool = True):
+                     train: bool = True, focal_length: float = 1000.0):
   """Network -> (theta: decode for the rotations) -> hybrik_loss.
+
+  A camera model (its raw dict has 'pred_camera': HybrIK's camera classes)
+  goes to `camera_losses.camera_loss` instead (`_camera_model_loss`);
+  focal_length: its virtual camera's, px.
 
   convention: the model's `ik.IKConvention` (`models.config.ik_convention`):
   decode runs its IK (with `train`: `convention.for_training()`, the released
@@ -200,6 +256,12 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     raw = model.apply(variables, batch['image'], train=False)
     new_batch_stats = batch_stats
   raw = inference.float32_outputs(raw)
+  if 'pred_camera' in raw:
+    total, comps = _camera_model_loss(raw, batch, smpl_model=smpl_model,
+                                      loss_weights=loss_weights, convention=convention,
+                                      input_size=input_size, focal_length=focal_length,
+                                      train=train)
+    return total, (comps, new_batch_stats)
   outputs = dict(raw)
   if loss_weights.get('theta', 0.0):
     decoded = hybrik_model.decode(
@@ -220,14 +282,41 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
   return total, (comps, new_batch_stats)
 
 
+def _camera_model_loss(raw, batch, *, smpl_model, loss_weights, convention, input_size,
+                       focal_length, train):
+  """A camera model's raw dict (pred_uvd (B, 29, 3), pred_sigma (B, 29),
+  pred_shape, pred_phi, pred_camera (B, 3) or (B, 1)) -> camera_loss.
+
+  The rotations for the theta term come from the camera decoding as the
+  released classes train: the skeleton back-projected with the predicted
+  camera (no bboxes; the ResNet class's translation subtracted; no scale
+  refinement, which is evaluation-only) and lifted by the train-mode IK
+  (`convention.for_training()`). The targets' depths, normalised by each
+  example's depth_factor, are put in the model's depth unit first.
+  """
+  outputs = dict(raw)
+  if loss_weights.get('theta', 0.0):
+    decoded = hybrik_model.decode_camera(
+        raw, smpl_model=smpl_model,
+        convention=convention.for_training() if train else convention,
+        focal_length=focal_length, input_size=input_size, refine_scale=False)
+    outputs['pred_rotmats'] = decoded.pred_rotmats
+  uvd29 = jnp.asarray(batch['target_uvd_29'], jnp.float32)
+  depth_scale = (jnp.asarray(batch['depth_factor'], jnp.float32)[:, :, None] /
+                 convention.depth_factor)
+  batch = dict(batch, target_uvd_29=uvd29.at[..., 2:].multiply(depth_scale))
+  return camera_losses.camera_loss(outputs, batch, loss_weights)
+
+
 def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
                model, smpl_model, tx: optax.GradientTransformation,
                lr_fn: Callable, loss_weights: Mapping[str, float],
-               convention: ik.IKConvention, input_size: int
+               convention: ik.IKConvention, input_size: int,
+               focal_length: float = 1000.0
                ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
   """One Adam update on a (global) batch; pure.
 
-  convention, input_size: the model's (see `forward_and_loss`).
+  convention, input_size, focal_length: the model's (see `forward_and_loss`).
 
   A non-finite loss or gradient norm leaves params, batch stats and optimizer
   state unchanged (the step counter still advances and `num_skipped` counts
@@ -241,7 +330,7 @@ def train_step(state: TrainState, batch: Mapping[str, jnp.ndarray], *,
   loss_fn = functools.partial(
       forward_and_loss, model=model, smpl_model=smpl_model,
       loss_weights=loss_weights, convention=convention, input_size=input_size,
-      train=True)
+      train=True, focal_length=focal_length)
   (loss, (comps, new_batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params, state.batch_stats, batch, rng)
   grad_norm = optax.tree.norm(grads)
@@ -294,7 +383,8 @@ def jit_train_step(mesh, *, smpl_model, model_config, **kwargs) -> Callable:
   """`train_step` bound to kwargs, jitted over the mesh, state donated.
 
   model_config: the model's config, read here once: its IK convention
-  (`models.config.ik_convention`) and input_size go to `train_step`.
+  (`models.config.ik_convention`), input_size and (camera models)
+  focal_length go to `train_step`.
   The body model is passed as a (replicated) argument rather than baked into
   the program as constants. Returns step(state, batch) -> (state, metrics).
 
@@ -303,11 +393,13 @@ def jit_train_step(mesh, *, smpl_model, model_config, **kwargs) -> Callable:
   """
   convention = model_config_lib.ik_convention(model_config)
   input_size = int(model_config['input_size'])
+  focal_length = float(model_config.get('focal_length', 1000.0))
   repl = replicated_sharding(mesh)
   step = jax.jit(
       lambda state, batch, smpl: train_step(state, batch, smpl_model=smpl,
                                             convention=convention,
-                                            input_size=input_size, **kwargs),
+                                            input_size=input_size,
+                                            focal_length=focal_length, **kwargs),
       in_shardings=(repl, batch_sharding(mesh), repl),
       out_shardings=(repl, repl),
       donate_argnums=(0,))

@@ -217,7 +217,7 @@ class _Job:
     _say(f'{epoch_steps} steps per epoch, {num_steps} steps in total, global '
          f'batch {config.batch_size} on {jax.device_count()} device(s) of '
          f'{jax.process_count()} process(es)')
-    tx, lr_fn = train_lib.create_optimizer(config.optim, num_steps)
+    tx, lr_fn = train_lib.create_optimizer(config.optim, num_steps, epoch_steps)
     manager = train_checkpoints.create_checkpoint_manager(
         workdir, steps_per_epoch=epoch_steps, keep_epochs=config.keep_epochs,
         async_save=config.async_checkpoints)
