@@ -430,12 +430,14 @@ def write_synthetic_smplx(directory, seed: int = 0, layout: str = '20',
                           kinds=('npz', 'pkl')) -> dict[str, str]:
   """Writes SMPLX_NEUTRAL.npz / .pkl and smplx_kid_template.npy into `directory`.
 
-  The .npz holds plain arrays (readable with allow_pickle=False); the .pkl a dict
-  of numpy values with J_regressor as scipy.sparse csc, as the official pickles.
+  Float arrays are written as float32 (as the official files). The .npz holds
+  plain arrays (readable with allow_pickle=False); the .pkl a dict of numpy
+  values with J_regressor as scipy.sparse csc, as the official pickles.
   Returns {'npz': path, 'pkl': path, 'kid': path} for what was written.
   """
   os.makedirs(directory, exist_ok=True)
-  data = file_arrays(seed, layout)
+  data = {k: v.astype(np.float32) if v.dtype == np.float64 else v
+          for k, v in file_arrays(seed, layout).items()}
   paths = {}
   if 'npz' in kinds:
     paths['npz'] = os.path.join(directory, 'SMPLX_NEUTRAL.npz')
@@ -448,5 +450,5 @@ def write_synthetic_smplx(directory, seed: int = 0, layout: str = '20',
     with open(paths['pkl'], 'wb') as f:
       pickle.dump(pkl, f, protocol=2)
   paths['kid'] = os.path.join(directory, 'smplx_kid_template.npy')
-  np.save(paths['kid'], synthetic_smplx_arrays(seed)['kid_template'])
+  np.save(paths['kid'], synthetic_smplx_arrays(seed)['kid_template'].astype(np.float32))
   return paths
