@@ -215,11 +215,11 @@ def test_forward_jits_and_differentiates(model):
   args = {k: jnp.asarray(v, jnp.float32) for k, v in inputs.items()}
   betas, expr = args.pop('betas'), args.pop('expression')
 
-  def loss(body_pose):
-    out = sx.forward(model, betas, expr, **dict(args, body_pose=body_pose))
+  def loss(body_pose, body_model):  # the model as an argument, not a constant
+    out = sx.forward(body_model, betas, expr, **dict(args, body_pose=body_pose))
     return jnp.sum(out.vertices**2)
 
-  value, grad = jax.jit(jax.value_and_grad(loss))(args['body_pose'])
+  value, grad = jax.jit(jax.value_and_grad(loss))(args['body_pose'], model)
   assert np.isfinite(value) and np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
   # Zero pose, zero shape: the rest template, joints regressed from it.
   zero = sx.forward(model, jnp.zeros((1, 10)), flat_hand_mean=True)
