@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hybrik_jax.body import ik_smplx
 from hybrik_jax.body import smplx as sx
 from hybrik_jax.body import smplx_constants as xc
 from hybrik_jax.body import smplx_io
@@ -226,3 +227,70 @@ def test_forward_jits_and_differentiates(model):
   np.testing.assert_allclose(zero.vertices[0], model.v_template, atol=1e-6)
   with pytest.raises(ValueError, match='betas must have shape'):
     sx.forward(model, jnp.zeros((1, 12)))
+
+
+# ----------------------------------------------------------------------------------
+# HybrIK-X's IK
+
+# Per-joint tolerances on the local rotations against the released layer (float32
+# both). 'train' fits spine3 / head / wrists by "main child, then the others' mean";
+# on the noisy samples both float32 runs are ~1e-4 from the float64 answer there.
+_ROT_ATOL = {'eval': 3e-5, 'naive': 3e-5, 'train': 3e-4}
+_POS_ATOL = {'eval': 1e-5, 'naive': 1e-5, 'train': 3e-5}
+
+
+@pytest.fixture(scope='module')
+def released():
+  return dict(np.load(FIXTURE))
+
+
+@pytest.mark.parametrize('mode', ['eval', 'naive', 'train'])
+def test_ik_reproduces_released_hybrik_x_layer(model, released, mode):
+  # Eager: one call per mode costs less than compiling the 55-joint IK three times.
+  out = ik_smplx.hybrik(model, jnp.asarray(released['betas']), jnp.asarray(released['skel71']),
+                  jnp.asarray(released['phis']), jnp.asarray(released['expression']),
+                  mode=mode)
+  err = np.abs(np.asarray(out.rot_mats) - released[f'{mode}_rot_mats']).max(
+      axis=(0, 2, 3))
+  bad = [f'{xc.SMPLX_JOINT_NAMES[j]} ({err[j]:.2g})' for j in np.flatnonzero(
+      err > _ROT_ATOL[mode])]
+  assert not bad, f'{mode}: rotations differ at {bad}'
+  jerr = np.abs(np.asarray(out.joints) - released[f'{mode}_joints']).max(axis=(0, 2))
+  bad = [j for j in np.flatnonzero(jerr > _POS_ATOL[mode])]
+  assert not bad, f'{mode}: joints differ at {bad} (index into smplx\'s 127)'
+  np.testing.assert_allclose(out.joints_55, released[f'{mode}_joints_55'],
+                             atol=_POS_ATOL[mode])
+  np.testing.assert_allclose(out.vertices[:, ::5], released[f'{mode}_vertices'],
+                             atol=_POS_ATOL[mode])
+
+
+def test_ik_tree_matches_the_released_layer(released):
+  assert tuple(released['extended_parents'][1:]) == xc.SMPLX71_PARENTS[1:]
+  assert tuple(released['leaf_indices']) == xc.LEAF_VERTEX_IDS
+
+
+def test_ik_recovers_pose_vmaps_and_differentiates(model, released):
+  # Exact skeleton and twists of a known pose, one sample at a time under vmap:
+  # the same rotations as the released layer on the batch.
+  betas = jnp.asarray(released['betas'][:2])
+  expr = jnp.asarray(released['expression'][:2])
+  skel = jnp.asarray(released['skel71_exact'][:2])
+  twist = released['twist_exact'][:2]
+  phis = jnp.asarray(np.stack([np.cos(twist), np.sin(twist)], -1))
+  rest = ik_smplx.rest_joints71(model, betas, expr)
+  one = lambda s, p, r: ik_smplx.inverse_kinematics(s[None], p[None], r[None],
+                                                    mode='naive')[0]
+  rots = jax.vmap(one)(skel, phis, rest)
+  assert rots.shape == (2, 55, 3, 3)
+  # Away from the joints whose fit is least squares, the pose is recovered.
+  np.testing.assert_allclose(rots[:, 1:9], released['full_pose'][:2, 1:9], atol=1e-4)
+
+  def loss(phis_, rest_):
+    return jnp.sum(ik_smplx.inverse_kinematics(skel, phis_, rest_, mode='eval')**2 *
+                   jnp.arange(9.0).reshape(3, 3))
+
+  g_phis, g_rest = jax.grad(loss, argnums=(0, 1))(phis, rest)
+  assert np.all(np.isfinite(g_phis)) and np.abs(g_phis).max() > 0
+  assert np.all(np.isfinite(g_rest)) and np.abs(g_rest).max() > 0
+  with pytest.raises(ValueError, match='mode must be one of'):
+    ik_smplx.inverse_kinematics(skel, phis, rest, mode='fast')
