@@ -99,7 +99,7 @@ def shape_blend(model: SMPLXModel, betas: jnp.ndarray,
     expression: (B, NE) expression coefficients, or None (zeros).
   """
   nb = model.shapedirs.shape[-1]
-  if betas.ndim != 2 or betas.shape[1] != model.num_betas and betas.shape[1] != nb:
+  if betas.ndim != 2 or betas.shape[1] not in (nb, model.num_betas):
     raise errors.InputError(
         f'betas must have shape (B, {nb})' + (
             f' or (B, {nb + 1}) (the kid blend last)' if model.kid_dir is not None
