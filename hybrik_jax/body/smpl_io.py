@@ -125,6 +125,10 @@ class _SMPLUnpickler(pickle.Unpickler):
     return super().find_class(module, name)
 
 
+# The safe unpickler and stand-in conversion, shared with `smplx_io`.
+SafeUnpickler = _SMPLUnpickler
+
+
 def _plain(value):
   """Replaces chumpy / sparse stand-ins by numpy arrays / scipy matrices."""
   if isinstance(value, _ChumpyStandIn):
@@ -132,6 +136,11 @@ def _plain(value):
   if isinstance(value, _SparseStandIn):
     return value.to_sparse()
   return value
+
+
+def plain_value(value):
+  """A value read by `SafeUnpickler` with chumpy / sparse stand-ins made plain."""
+  return _plain(value)
 
 
 def _dense(value) -> np.ndarray:
