@@ -296,3 +296,27 @@ def test_protocol_facts():
     train_config.load_config_file('configs/missing.py')
   assert protocols.group_of(protocols.PROTOCOLS['h36m'],
                            's_09_act_16_subact_01_ca_01/x.jpg') == 'WalkTogether'
+
+
+def test_report_of_nothing_says_undefined_with_failure_counts(tmp_path):
+  """Issue 25 case 1: every prediction NaN -> 'undefined' (JSON null), the
+  failed samples counted beside each metric, never '0.00 mm'."""
+  target = np.random.default_rng(3).normal(size=(6, 17, 3)).astype(np.float32)
+  batch = {'joints17_cam': target, 'joints17_valid': np.ones((6, 17)),
+           'mask': np.ones(6)}
+  protocol = protocols.PROTOCOLS['mpi_inf_3dhp']
+  sums, _ = jax.device_get(protocols.batch_metrics(
+      protocol, batch, pred_xyz_17=np.full_like(target, np.nan)))
+  results = report.summarise(
+      loop.EvalRun(sums=sums, num_examples=6), protocol=protocol,
+      flip_test=True, dataset='mpi_inf_3dhp', split='test',
+      checkpoint_kind='model', body_model='test')
+  assert set(results['metrics']) == {'mpjpe', 'pa_mpjpe', 'pck', 'auc'}
+  assert all(v is None for v in results['metrics'].values())
+  assert all(n == 6 for n in results['non_finite_pred'].values())
+  table = report.format_table(results)
+  assert '0.00' not in table
+  assert table.count('undefined (no sample scored)  (0 averaged; left out: '
+                     '6 failed samples') == 4, table
+  path = report.write(results, str(tmp_path / 'r.json'))
+  assert json.load(open(path))['metrics']['mpjpe'] is None

@@ -384,17 +384,30 @@ def test_validation_never_scores_nan_as_good():
   sums, _ = jax.device_get(protocols.batch_metrics(
       every_joint, batch, pred_xyz_17=jnp.asarray(pred)))
   averages = protocols.averages(sums)
-  assert averages['non_finite_pred'] == 17
+  assert averages['non_finite_pred'] == 1  # one failed sample
   assert averages['non_finite_target'] == 1
   assert float(sums['mpjpe'].count) == 17 + 17 + 16
   np.testing.assert_allclose(averages['mpjpe'], 47 / 50 * 10 * np.sqrt(3),
                              rtol=1e-4)
+  # Every prediction NaN: undefined, never 0 mm.
+  sums, _ = jax.device_get(protocols.batch_metrics(
+      every_joint, batch, pred_xyz_17=jnp.full_like(pred, np.nan)))
+  averages = protocols.averages(sums)
+  assert np.isnan(averages['mpjpe']) and np.isnan(averages['pa_mpjpe'])
+  assert averages['non_finite_pred'] == 4
+  line = summary_lib.validation_line(3, 'all_17', averages)
+  assert 'MPJPE undefined, PA-MPJPE undefined' in line
+  assert '4 failed sample(s)' in line
   text = summary_lib.format_summary({
       'step': 1, 'workdir': '/w', 'checkpoint_dir': '/w/c',
       'eval': {'mpjpe': 17.3, 'pa_mpjpe': 1.0, 'non_finite_pred': 1.0,
                'non_finite_target': 1.0}})
-  assert '1 joint(s) with a non-finite prediction' in text
+  assert '1 failed sample(s) (a non-finite predicted joint)' in text
   assert '1 with non-finite ground truth' in text
+  # The suggested export command survives a pasted workdir with a space.
+  text = summary_lib.format_summary({'step': 1, 'workdir': '/tmp/my runs/a',
+                                     'checkpoint_dir': '/c'})
+  assert "--workdir '/tmp/my runs/a' --last 10" in text
 
 
 def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
