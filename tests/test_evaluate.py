@@ -14,7 +14,7 @@ from hybrik_jax import models
 from hybrik_jax.body import constants
 from hybrik_jax.body import smpl_io
 from hybrik_jax.checkpoints import config_json
-from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import integrity
 from hybrik_jax.checkpoints import loading
 from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.checkpoints import train_checkpoints
@@ -204,6 +204,48 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
   manager.close()
   with pytest.raises(model_dir.ConfigMismatchError, match='step 3: model'):
     loading.load_for_inference(str(tmp_path / 'other'))
+
+
+def test_reader_never_calls_a_vanished_step_corrupt(tmp_path, monkeypatch):
+  """Issue 25 case 3: the trainer removes the step evaluate is reading (its
+  garbage collection after a newer save): the newest step is read instead and
+  named, never 'corrupt'. A step that is still the newest and damaged is."""
+  cfg = models.get_tiny_model_config()
+  variables = jax.device_get(tiny_variables(models.create_model(cfg),
+                                            cfg.input_size))
+  meta = {'model': config_json.config_to_dict(cfg), 'steps_per_epoch': 5}
+  manager = train_checkpoints.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=5, async_save=False)
+  train_checkpoints.save_train_state(
+      manager, 7, dict(variables, step=np.int32(7)), meta=meta)
+  real_restore = train_checkpoints.restore_variables
+  calls = []
+
+  def trainer_collects_meanwhile(reader, step):
+    calls.append(step)
+    if step == 7:  # the trainer saves step 8 and removes step 7 meanwhile
+      train_checkpoints.save_train_state(
+          manager, 8, dict(variables, step=np.int32(8)), meta=meta)
+      shutil.rmtree(tmp_path / 'checkpoints' / '7', ignore_errors=True)
+      assert not (tmp_path / 'checkpoints' / '7').exists()
+    return real_restore(reader, step)
+
+  monkeypatch.setattr(train_checkpoints, 'restore_variables',
+                      trainer_collects_meanwhile)
+  loaded = loading.load_for_inference(str(tmp_path))
+  assert calls == [7, 8] and loaded.step == 8
+  assert loaded.description.endswith(
+      'step 8 (the trainer removed step 7 while it was read)')
+  monkeypatch.setattr(train_checkpoints, 'restore_variables', real_restore)
+  # The newest step itself damaged (and still there): corrupt, named.
+  state = tmp_path / 'checkpoints' / '8' / 'state'
+  for f in sorted(state.rglob('*')):
+    if f.is_file() and f.stat().st_size > 1000:
+      f.write_bytes(f.read_bytes()[:100])
+      break
+  manager.close()
+  with pytest.raises(integrity.CorruptCheckpointError, match='corrupt'):
+    loading.load_for_inference(str(tmp_path))
 
 
 def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):
