@@ -27,6 +27,7 @@ from hybrik_jax.data import synthetic
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.training import datasets
+from hybrik_jax.training import recovery
 from hybrik_jax.training import stop_signals
 from hybrik_jax.training import summary as summary_lib
 from hybrik_jax.training import train_lib
@@ -236,6 +237,30 @@ def test_refuses_checkpoint_of_another_model(examples, tmp_path):
   files_after = sorted(
       (str(p), p.stat().st_mtime_ns) for p in (tmp_path / 'checkpoints').rglob('*'))
   assert files_after == files_before
+
+
+def test_refuses_to_resume_with_another_batch_size(tmp_path):
+  """Issue 25 case 4: steps_per_epoch fixed in the config, so only the batch
+  size differs: refused, one message naming the field. The job's meta (what
+  restore_latest_readable compares) records the batch size."""
+  config = test_config.get_config()
+  meta = {'model': config_json.config_to_dict(config.model),
+          'steps_per_epoch': config.steps_per_epoch,
+          'batch_size': config.batch_size}
+  saved = dict(meta, batch_size=2 * config.batch_size)
+  with pytest.raises(recovery.IncompatibleCheckpointError) as info:
+    recovery.check_compatible(saved, meta, tmp_path)
+  message = str(info.value)
+  assert '\n' not in message
+  assert (f'trained with config.batch_size={2 * config.batch_size}, this '
+          f'config gives {config.batch_size}') in message
+  assert f'--config.batch_size={2 * config.batch_size}' in message
+  recovery.check_compatible(meta, meta, tmp_path)  # same: resumes
+  legacy = {k: v for k, v in meta.items() if k != 'batch_size'}
+  recovery.check_compatible(legacy, meta, tmp_path)  # not recorded: resumes
+  assert trainer._Job.meta.fget(  # pylint: disable=protected-access
+      type('J', (), {'config': config, 'epoch_steps': 2}))['batch_size'] == (
+          config.batch_size)
 
 
 def test_missing_dataset_names_the_build_command(tmp_path):
