@@ -1,7 +1,9 @@
 """Tests for hybrik_jax.checkpoints and hybrik_jax.average_checkpoints."""
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -538,3 +540,56 @@ def test_a_failed_restore_leaves_no_tracebacks_and_no_hook(tmp_path):
   assert proc.stdout.split() == ['REFUSED'] * 3
   assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
   assert 'never retrieved' not in proc.stderr, proc.stderr[-3000:]
+
+
+def _small_filesystem(path):
+  """A 1 MiB tmpfs at `path` (root), else None."""
+  path.mkdir()
+  if os.geteuid() != 0 or shutil.which('mount') is None:
+    return None
+  done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs',
+                         str(path)], capture_output=True, check=False)
+  return path if done.returncode == 0 else None
+
+
+@pytest.mark.parametrize('async_save', [False, True])
+def test_disk_full_is_one_line_and_removes_the_incomplete_step(
+    tmp_path, monkeypatch, async_save):
+  """Issue 25 case 5: a save that runs out of space: one line naming the
+  workdir, the space needed and the last good step; the incomplete step is
+  removed and the earlier one still reads. A real 1 MiB tmpfs where one can
+  be mounted, else a writer that raises ENOSPC as a full disk does."""
+  mount = _small_filesystem(tmp_path / 'small')
+  workdir = tmp_path / 'small' / 'work dir'
+  manager = train_checkpoints.create_checkpoint_manager(
+      workdir, steps_per_epoch=5, async_save=async_save)
+  try:
+    train_checkpoints.save_train_state(
+        manager, 1, {'params': {'w': np.ones(100, np.float32)}}, meta={})
+    train_checkpoints.wait(manager)
+    big = {'params': {'w': np.random.default_rng(0).normal(
+        size=600_000).astype(np.float32)}}  # 2.4 MB, incompressible
+    if mount is None:
+      real_save = manager.save
+
+      def full_disk(step, *args, **kwargs):
+        (workdir / 'checkpoints' / f'{step}.orbax-checkpoint-tmp').mkdir()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      monkeypatch.setattr(manager, 'save', full_disk)
+    with pytest.raises(train_checkpoints.DiskFullError) as info:
+      train_checkpoints.save_train_state(manager, 2, big, meta={})
+      train_checkpoints.wait(manager)
+    message = str(info.value)
+    assert '\n' not in message
+    assert f'no space left on the disk of {workdir} to save checkpoint step 2' in message
+    assert 'one needs about 2.3 MiB' in message
+    assert 'the last good checkpoint is step 1' in message
+    assert sorted(os.listdir(workdir / 'checkpoints')) == ['1']
+    manager.close()
+    reader = train_checkpoints.open_for_reading(workdir)
+    assert train_checkpoints.all_steps(reader) == [1]
+    assert train_checkpoints.restore_variables(reader, 1)['params']['w'].shape == (100,)
+    reader.close()
+  finally:
+    if mount is not None:
+      subprocess.run(['umount', str(mount)], check=False)
