@@ -14,6 +14,7 @@ from hybrik_jax.checkpoints import config_json
 from hybrik_jax.checkpoints import integrity
 from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.checkpoints import train_checkpoints
+from hybrik_jax.models import config as model_config_lib
 
 PyTree = Any
 
@@ -94,6 +95,11 @@ def _load_from_workdir(path: str) -> InferenceModel:
   model_dict = meta.get('model') or meta.get('model_config')
   model_config = model_dir.complete_model_config(
       config_json.dict_to_config(model_dict), path)
+  try:  # the IK fields, checked once where the model config is read
+    model_config_lib.ik_convention(model_config)
+  except errors.InputError as e:
+    raise errors.InputError(
+        f'{path} step {step} (its meta model config): {e}') from None
   model_dir.check_variables_match(variables, model_config,
                                   f'{path} step {step}')
   train_config = (config_json.dict_to_config(meta['config'])
