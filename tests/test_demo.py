@@ -265,3 +265,31 @@ def test_bad_ik_fields_are_one_line_everywhere(tmp_path, capsys):
       loading.load_for_inference(str(workdir))
     assert f'step 3 (its meta model config): model.{field} {expected}' in str(
         info.value)
+
+
+def test_huge_image_is_drawn_at_a_bounded_size():
+  """Issue 25 case 9: an 8000x6000 photo: the PNG is drawn with its longer
+  side at MAX_DISPLAY_SIDE per panel (the mesh where it belongs), unless
+  full resolution is asked for."""
+  h, w = 6000, 8000
+  image = np.zeros((h, w, 3), np.uint8)
+  K = np.array([[4000.0, 0, w / 2], [0, 4000.0, h / 2], [0, 0, 1]])
+  # A triangle 2 m away around the optical axis, bright on black.
+  vertices = np.array([[-0.3, -0.3, 2.0], [0.3, -0.3, 2.0], [0.0, 0.3, 2.0]])
+  faces = np.array([[0, 1, 2]])
+  out = image_demo.render_views(image, vertices, faces, K)
+  side = image_demo.MAX_DISPLAY_SIDE
+  assert out.shape == (side * h // w, 2 * side, 3)
+  overlay = out[:, :side].max(axis=-1)
+  ys, xs = np.nonzero(overlay[200:-200, 200:-200] > 50)  # the mesh, not labels
+  scale = side / w
+  # The triangle spans x in w/2 +- 600 px at full size.
+  assert abs((xs.min() + 200) / scale - (w / 2 - 600)) < 20
+  assert abs((xs.max() + 200) / scale - (w / 2 + 600)) < 20
+  del out
+  small = np.zeros((600, 800, 3), np.uint8)  # under the bound: as before
+  K_small = np.array([[400.0, 0, 400], [0, 400.0, 300], [0, 0, 1]])
+  assert image_demo.render_views(small, vertices, faces, K_small).shape == (
+      600, 1600, 3)
+  full = image_demo.render_views(small, vertices, faces, K_small, max_side=256)
+  assert full.shape == (192, 512, 3)
