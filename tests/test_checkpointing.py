@@ -593,3 +593,50 @@ def test_disk_full_is_one_line_and_removes_the_incomplete_step(
   finally:
     if mount is not None:
       subprocess.run(['umount', str(mount)], check=False)
+
+
+_RESUME_UNDER_ABSL = """
+import sys
+from absl import app
+import numpy as np
+from hybrik_jax.checkpoints import train_checkpoints
+from hybrik_jax.training import recovery
+
+def main(_):
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)  # as the trainer's console
+  manager = train_checkpoints.create_checkpoint_manager(
+      sys.argv[1], steps_per_epoch=5, async_save=False)
+  state = {'params': {'w': np.arange(4096, dtype=np.float32)}}
+  _, step = recovery.restore_latest_readable(
+      manager, state, {'model': {'d': 1}, 'steps_per_epoch': 5}, None)
+  manager.close()
+  print('resumed', step)
+
+app.run(main, argv=sys.argv[:1])
+"""
+
+
+def test_corrupt_step_warning_is_printed_once(tmp_path):
+  """Issue 25 case 10: the set-aside warning appears once on the console of
+  an absl program (the trainer's), not once printed and once logged."""
+  meta = {'model': {'d': 1}, 'steps_per_epoch': 5}
+  manager = train_checkpoints.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=5, async_save=False)
+  state = {'params': {'w': np.arange(4096, dtype=np.float32)}}
+  for step in (5, 10):  # epoch ends: both kept
+    train_checkpoints.save_train_state(manager, step, state, meta=meta)
+  train_checkpoints.wait(manager)
+  manager.close()
+  data = max((p for p in (tmp_path / 'checkpoints' / '10' / 'state').rglob('*')
+              if p.is_file()), key=lambda p: p.stat().st_size)
+  data.write_bytes(data.read_bytes()[:10])
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, '-c', _RESUME_UNDER_ABSL, str(tmp_path)],
+      env=dict(os.environ, PYTHONPATH=repo, JAX_PLATFORMS='cpu'),
+      capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ['resumed', '5']
+  assert result.stderr.count('checkpoint step 10 is unreadable') == 1, (
+      result.stderr)

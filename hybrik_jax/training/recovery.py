@@ -98,6 +98,8 @@ def restore_latest_readable(manager, state, meta: Mapping[str, Any],
     message = (f'WARNING: checkpoint step {latest} is unreadable: '
                f'{cli.one_line(error)} Moved it to {moved}; resuming from the '
                'newest readable checkpoint.')
-    logging.warning(message)
+    # Once on the console (process 0 prints it); the log keeps it at INFO,
+    # as a WARNING log would show it a second time.
+    logging.info(message)
     if jax.process_index() == 0:
       print(message, file=sys.stderr, flush=True)
