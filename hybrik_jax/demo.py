@@ -38,6 +38,9 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
   fs.smpl(cli_flags.SMPL_HELP + ' (default: the synthetic body)')
   fs.h36m_regressor()
   fs.flip_test()
+  fs.boolean('full_resolution', False, '--image: draw the PNG at the input\'s '
+             'full resolution (default: longer side at most 2048 px per panel; '
+             'the prediction always reads the full-resolution crop)')
   # --video only.
   fs.string('detections', None, '--video: person boxes: COCO results JSON, '
             'or frame,x,y,w,h[,track_id] lines')
@@ -64,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     pred = image_demo.run(args.image, args.checkpoint, args.out or 'demo_out.png',
                           bbox=args.bbox, smpl_path=args.smpl,
-                          h36m_regressor=args.h36m_regressor, flip_test=args.flip_test)
+                          h36m_regressor=args.h36m_regressor, flip_test=args.flip_test,
+                          full_resolution=args.full_resolution)
   except (errors.InputError, FileNotFoundError) as e:  # not every ValueError: bugs
     print(f'error: {e}', file=sys.stderr)          # keep their tracebacks
     return 2

@@ -19,6 +19,7 @@ The old spellings --datasets, --data-dir, --manual-dir, --file-format and
 --num-workers are accepted, deprecated.
 """
 
+import signal
 import sys
 import time
 from typing import Sequence
@@ -95,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   return 0
 
 
+def _terminated(signum, frame):
+  """SIGTERM ends the build like Ctrl-C: workers stopped, temp files removed."""
+  del signum, frame
+  print('terminated', file=sys.stderr, flush=True)
+  raise SystemExit(128 + signal.SIGTERM)
+
+
 if __name__ == '__main__':
   from hybrik_jax import cli  # pylint: disable=g-import-not-at-top
+  signal.signal(signal.SIGTERM, _terminated)
   cli.run(main)  # UserError -> one line, status 2; Ctrl-C -> one line, 130

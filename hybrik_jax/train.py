@@ -79,12 +79,23 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
     raise cli.UserError(f'--config: cannot load the config file ({reason})') from None
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections raises these for an unknown or mistyped --config.x=...
-    overrides = ' '.join(a for a in argv if a.startswith('--config.'))
+    overrides = ' '.join(_bad_overrides(argv, e))
     raise cli.UserError(
         f'bad config override in {overrides or "the flags"} '
         f'({type(e).__name__}: {cli.one_line(e)}): not a field of the config, '
         f'or a value of the wrong type. See {_FIELDS}.') from None
   return args
+
+
+def _bad_overrides(argv: Sequence[str], error: BaseException) -> list[str]:
+  """The --config.x=... flags the error names (by a field of their path),
+  else every --config. flag."""
+  overrides = [a for a in argv if a.startswith('--config.')]
+  text = str(error)
+  named = [a for a in overrides
+           if any(f"'{part}'" in text or f'"{part}"' in text
+                  for part in a[len('--config.'):].split('=')[0].split('.'))]
+  return named or overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
 """Tests for hybrik_jax.checkpoints and hybrik_jax.average_checkpoints."""
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -538,3 +540,103 @@ def test_a_failed_restore_leaves_no_tracebacks_and_no_hook(tmp_path):
   assert proc.stdout.split() == ['REFUSED'] * 3
   assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
   assert 'never retrieved' not in proc.stderr, proc.stderr[-3000:]
+
+
+def _small_filesystem(path):
+  """A 1 MiB tmpfs at `path` (root), else None."""
+  path.mkdir()
+  if os.geteuid() != 0 or shutil.which('mount') is None:
+    return None
+  done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs',
+                         str(path)], capture_output=True, check=False)
+  return path if done.returncode == 0 else None
+
+
+@pytest.mark.parametrize('async_save', [False, True])
+def test_disk_full_is_one_line_and_removes_the_incomplete_step(
+    tmp_path, monkeypatch, async_save):
+  """Issue 25 case 5: a save that runs out of space: one line naming the
+  workdir, the space needed and the last good step; the incomplete step is
+  removed and the earlier one still reads. A real 1 MiB tmpfs where one can
+  be mounted, else a writer that raises ENOSPC as a full disk does."""
+  mount = _small_filesystem(tmp_path / 'small')
+  workdir = tmp_path / 'small' / 'work dir'
+  manager = train_checkpoints.create_checkpoint_manager(
+      workdir, steps_per_epoch=5, async_save=async_save)
+  try:
+    train_checkpoints.save_train_state(
+        manager, 1, {'params': {'w': np.ones(100, np.float32)}}, meta={})
+    train_checkpoints.wait(manager)
+    big = {'params': {'w': np.random.default_rng(0).normal(
+        size=600_000).astype(np.float32)}}  # 2.4 MB, incompressible
+    if mount is None:
+      real_save = manager.save
+
+      def full_disk(step, *args, **kwargs):
+        (workdir / 'checkpoints' / f'{step}.orbax-checkpoint-tmp').mkdir()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+      monkeypatch.setattr(manager, 'save', full_disk)
+    with pytest.raises(train_checkpoints.DiskFullError) as info:
+      train_checkpoints.save_train_state(manager, 2, big, meta={})
+      train_checkpoints.wait(manager)
+    message = str(info.value)
+    assert '\n' not in message
+    assert f'no space left on the disk of {workdir} to save checkpoint step 2' in message
+    assert 'one needs about 2.3 MiB' in message
+    assert 'the last good checkpoint is step 1' in message
+    assert sorted(os.listdir(workdir / 'checkpoints')) == ['1']
+    manager.close()
+    reader = train_checkpoints.open_for_reading(workdir)
+    assert train_checkpoints.all_steps(reader) == [1]
+    assert train_checkpoints.restore_variables(reader, 1)['params']['w'].shape == (100,)
+    reader.close()
+  finally:
+    if mount is not None:
+      subprocess.run(['umount', str(mount)], check=False)
+
+
+_RESUME_UNDER_ABSL = """
+import sys
+from absl import app
+import numpy as np
+from hybrik_jax.checkpoints import train_checkpoints
+from hybrik_jax.training import recovery
+
+def main(_):
+  from absl import logging
+  logging.set_verbosity(logging.WARNING)  # as the trainer's console
+  manager = train_checkpoints.create_checkpoint_manager(
+      sys.argv[1], steps_per_epoch=5, async_save=False)
+  state = {'params': {'w': np.arange(4096, dtype=np.float32)}}
+  _, step = recovery.restore_latest_readable(
+      manager, state, {'model': {'d': 1}, 'steps_per_epoch': 5}, None)
+  manager.close()
+  print('resumed', step)
+
+app.run(main, argv=sys.argv[:1])
+"""
+
+
+def test_corrupt_step_warning_is_printed_once(tmp_path):
+  """Issue 25 case 10: the set-aside warning appears once on the console of
+  an absl program (the trainer's), not once printed and once logged."""
+  meta = {'model': {'d': 1}, 'steps_per_epoch': 5}
+  manager = train_checkpoints.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=5, async_save=False)
+  state = {'params': {'w': np.arange(4096, dtype=np.float32)}}
+  for step in (5, 10):  # epoch ends: both kept
+    train_checkpoints.save_train_state(manager, step, state, meta=meta)
+  train_checkpoints.wait(manager)
+  manager.close()
+  data = max((p for p in (tmp_path / 'checkpoints' / '10' / 'state').rglob('*')
+              if p.is_file()), key=lambda p: p.stat().st_size)
+  data.write_bytes(data.read_bytes()[:10])
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, '-c', _RESUME_UNDER_ABSL, str(tmp_path)],
+      env=dict(os.environ, PYTHONPATH=repo, JAX_PLATFORMS='cpu'),
+      capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split() == ['resumed', '5']
+  assert result.stderr.count('checkpoint step 10 is unreadable') == 1, (
+      result.stderr)

@@ -2,6 +2,7 @@
 geometry on an oracle, the CLI end to end, errors."""
 
 
+import json
 import os
 
 import cv2
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from hybrik_jax import demo
+from hybrik_jax import errors
 from hybrik_jax import models
 from hybrik_jax.body import constants
 from hybrik_jax.checkpoints import model_dir
@@ -208,3 +210,86 @@ def test_invalid_prediction_is_reported(tmp_path, capsys):
                   str(tmp_path / 'o.png'), '--noflip_test'])
   err = capsys.readouterr().err.strip()
   assert rc == 3 and 'the prediction is invalid' in err
+
+
+def test_bad_ik_fields_are_one_line_everywhere(tmp_path, capsys):
+  """Issue 25 case 7: an unknown ik_convention or leaf_joints 'abc' in an
+  exported model's model_config.json (demo image and video, evaluate) or in a
+  training checkpoint's meta: one line naming the file, field and values."""
+  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import config_json  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import loading  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.checkpoints import train_checkpoints  # pylint: disable=g-import-not-at-top
+  cfg = models.get_tiny_model_config()
+  variables = jax.device_get(tiny_variables(models.create_model(cfg),
+                                            cfg.input_size))
+  image_path = str(tmp_path / 'img.png')
+  cv2.imwrite(image_path, np.full((64, 64, 3), 128, np.uint8))
+  video_path = str(tmp_path / 'v.mp4')
+  writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*'mp4v'), 10,
+                           (64, 64))
+  for i in range(3):
+    writer.write(np.full((64, 64, 3), 100 + i, np.uint8))
+  writer.release()
+  cases = {'ik_convention': ('nope', "must be one of ('released', 'corrected'), "
+                             "got 'nope'"),
+           'leaf_joints': ('abc', "must be a list of distinct joints")}
+  for field, (value, expected) in cases.items():
+    ckpt = str(tmp_path / field)
+    model_dir.save_model(ckpt, variables, cfg)
+    path = os.path.join(ckpt, 'model_config.json')
+    with open(path) as f:
+      saved = json.load(f)
+    saved[field] = value
+    with open(path, 'w') as f:
+      json.dump(saved, f)
+    runs = [lambda a: demo.main(a + ['--image', image_path, '--out',
+                                     str(tmp_path / 'o.png')]),
+            lambda a: demo.main(a + ['--video', video_path, '--out',
+                                     str(tmp_path / 'o.mp4')]),
+            lambda a: evaluate.main(a + ['--dataset', 'synthetic_humans'])]
+    for run in runs:
+      rc = run(['--checkpoint', ckpt])
+      err = capsys.readouterr().err.strip()
+      assert rc == 2 and len(err.splitlines()) == 1, err
+      assert f'{path}: model.{field} {expected}' in err, err
+    # The same model config in a training checkpoint's meta.
+    workdir = tmp_path / f'work_{field}'
+    manager = train_checkpoints.create_checkpoint_manager(
+        workdir, steps_per_epoch=5, async_save=False)
+    train_checkpoints.save_train_state(
+        manager, 3, dict(variables, step=np.int32(3)),
+        meta={'model': dict(config_json.config_to_dict(cfg), **{field: value})})
+    manager.close()
+    with pytest.raises(errors.InputError) as info:
+      loading.load_for_inference(str(workdir))
+    assert f'step 3 (its meta model config): model.{field} {expected}' in str(
+        info.value)
+
+
+def test_huge_image_is_drawn_at_a_bounded_size():
+  """Issue 25 case 9: an 8000x6000 photo: the PNG is drawn with its longer
+  side at MAX_DISPLAY_SIDE per panel (the mesh where it belongs), unless
+  full resolution is asked for."""
+  h, w = 6000, 8000
+  image = np.zeros((h, w, 3), np.uint8)
+  K = np.array([[4000.0, 0, w / 2], [0, 4000.0, h / 2], [0, 0, 1]])
+  # A triangle 2 m away around the optical axis, bright on black.
+  vertices = np.array([[-0.3, -0.3, 2.0], [0.3, -0.3, 2.0], [0.0, 0.3, 2.0]])
+  faces = np.array([[0, 1, 2]])
+  out = image_demo.render_views(image, vertices, faces, K)
+  side = image_demo.MAX_DISPLAY_SIDE
+  assert out.shape == (side * h // w, 2 * side, 3)
+  overlay = out[:, :side].max(axis=-1)
+  ys, xs = np.nonzero(overlay[200:-200, 200:-200] > 50)  # the mesh, not labels
+  scale = side / w
+  # The triangle spans x in w/2 +- 600 px at full size.
+  assert abs((xs.min() + 200) / scale - (w / 2 - 600)) < 20
+  assert abs((xs.max() + 200) / scale - (w / 2 + 600)) < 20
+  del out
+  small = np.zeros((600, 800, 3), np.uint8)  # under the bound: as before
+  K_small = np.array([[400.0, 0, 400], [0, 400.0, 300], [0, 0, 1]])
+  assert image_demo.render_views(small, vertices, faces, K_small).shape == (
+      600, 1600, 3)
+  full = image_demo.render_views(small, vertices, faces, K_small, max_side=256)
+  assert full.shape == (192, 512, 3)

@@ -14,7 +14,7 @@ from hybrik_jax import models
 from hybrik_jax.body import constants
 from hybrik_jax.body import smpl_io
 from hybrik_jax.checkpoints import config_json
-from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import integrity
 from hybrik_jax.checkpoints import loading
 from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.checkpoints import train_checkpoints
@@ -206,6 +206,48 @@ def test_load_checkpoint_from_training_workdir(tmp_path):
     loading.load_for_inference(str(tmp_path / 'other'))
 
 
+def test_reader_never_calls_a_vanished_step_corrupt(tmp_path, monkeypatch):
+  """Issue 25 case 3: the trainer removes the step evaluate is reading (its
+  garbage collection after a newer save): the newest step is read instead and
+  named, never 'corrupt'. A step that is still the newest and damaged is."""
+  cfg = models.get_tiny_model_config()
+  variables = jax.device_get(tiny_variables(models.create_model(cfg),
+                                            cfg.input_size))
+  meta = {'model': config_json.config_to_dict(cfg), 'steps_per_epoch': 5}
+  manager = train_checkpoints.create_checkpoint_manager(
+      tmp_path, steps_per_epoch=5, async_save=False)
+  train_checkpoints.save_train_state(
+      manager, 7, dict(variables, step=np.int32(7)), meta=meta)
+  real_restore = train_checkpoints.restore_variables
+  calls = []
+
+  def trainer_collects_meanwhile(reader, step):
+    calls.append(step)
+    if step == 7:  # the trainer saves step 8 and removes step 7 meanwhile
+      train_checkpoints.save_train_state(
+          manager, 8, dict(variables, step=np.int32(8)), meta=meta)
+      shutil.rmtree(tmp_path / 'checkpoints' / '7', ignore_errors=True)
+      assert not (tmp_path / 'checkpoints' / '7').exists()
+    return real_restore(reader, step)
+
+  monkeypatch.setattr(train_checkpoints, 'restore_variables',
+                      trainer_collects_meanwhile)
+  loaded = loading.load_for_inference(str(tmp_path))
+  assert calls == [7, 8] and loaded.step == 8
+  assert loaded.description.endswith(
+      'step 8 (the trainer removed step 7 while it was read)')
+  monkeypatch.setattr(train_checkpoints, 'restore_variables', real_restore)
+  # The newest step itself damaged (and still there): corrupt, named.
+  state = tmp_path / 'checkpoints' / '8' / 'state'
+  for f in sorted(state.rglob('*')):
+    if f.is_file() and f.stat().st_size > 1000:
+      f.write_bytes(f.read_bytes()[:100])
+      break
+  manager.close()
+  with pytest.raises(integrity.CorruptCheckpointError, match='corrupt'):
+    loading.load_for_inference(str(tmp_path))
+
+
 def test_defaults_come_from_the_checkpoint(tiny_checkpoint, tmp_path):
   """A model knows what it was validated on: evaluate needs no --dataset, and
   the plain dataset name means the builder config it trained on."""
@@ -296,3 +338,27 @@ def test_protocol_facts():
     train_config.load_config_file('configs/missing.py')
   assert protocols.group_of(protocols.PROTOCOLS['h36m'],
                            's_09_act_16_subact_01_ca_01/x.jpg') == 'WalkTogether'
+
+
+def test_report_of_nothing_says_undefined_with_failure_counts(tmp_path):
+  """Issue 25 case 1: every prediction NaN -> 'undefined' (JSON null), the
+  failed samples counted beside each metric, never '0.00 mm'."""
+  target = np.random.default_rng(3).normal(size=(6, 17, 3)).astype(np.float32)
+  batch = {'joints17_cam': target, 'joints17_valid': np.ones((6, 17)),
+           'mask': np.ones(6)}
+  protocol = protocols.PROTOCOLS['mpi_inf_3dhp']
+  sums, _ = jax.device_get(protocols.batch_metrics(
+      protocol, batch, pred_xyz_17=np.full_like(target, np.nan)))
+  results = report.summarise(
+      loop.EvalRun(sums=sums, num_examples=6), protocol=protocol,
+      flip_test=True, dataset='mpi_inf_3dhp', split='test',
+      checkpoint_kind='model', body_model='test')
+  assert set(results['metrics']) == {'mpjpe', 'pa_mpjpe', 'pck', 'auc'}
+  assert all(v is None for v in results['metrics'].values())
+  assert all(n == 6 for n in results['non_finite_pred'].values())
+  table = report.format_table(results)
+  assert '0.00' not in table
+  assert table.count('undefined (no sample scored)  (0 averaged; left out: '
+                     '6 failed samples') == 4, table
+  path = report.write(results, str(tmp_path / 'r.json'))
+  assert json.load(open(path))['metrics']['mpjpe'] is None

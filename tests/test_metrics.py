@@ -139,7 +139,9 @@ def test_sum_count_averages_across_batches():
   np.testing.assert_allclose(float(summed['e'].compute()), a['e'], rtol=1e-6)
   with pytest.raises(ValueError, match='different metrics'):
     metrics.merge_sums(whole, {'f': whole['e']})
-  assert float(metrics.SumCount.from_values(err, np.zeros_like(mask)).compute()) == 0.0
+  # An average over nothing is undefined (NaN), never 0.
+  assert np.isnan(float(metrics.SumCount.from_values(
+      err, np.zeros_like(mask)).compute()))
 
 
 def test_degenerate_inputs_are_nan_free_with_finite_grads():
@@ -217,14 +219,17 @@ def test_non_finite_is_never_scored_as_good():
   sums = _joint_sums(pred, bad_target)
   counts = metrics.non_finite_counts(sums)
   averages = metrics.compute_averages(sums)
-  # MPJPE: 3 x 5 joints; 2 failed, 1 bad target, the other 12 averaged.
+  # 3 samples x 5 joints: samples 0 and 1 failed (left out whole, counted
+  # once each), sample 2's bad target joint left out; its 4 others averaged.
   assert counts['mpjpe'] == {'non_finite_pred': 2, 'non_finite_target': 1}
-  assert int(sums['mpjpe'].count) == 12
+  assert int(sums['mpjpe'].count) == 4
   np.testing.assert_allclose(averages['mpjpe'], 1000 * 0.01 * np.sqrt(3),
                              rtol=1e-4)
-  # PA-MPJPE fails the whole sample of a bad prediction (2 x 5 joints).
-  assert counts['pa_mpjpe']['non_finite_pred'] == 10
-  assert counts['pck'] == counts['mpjpe'] and averages['pck'] == 100.0
+  # The same rule in every metric: the same two samples fail.
+  for name in ('pa_mpjpe', 'pck', 'auc'):
+    assert counts[name] == counts['mpjpe'], name
+    assert int(sums[name].count) == 4, name
+  assert averages['pck'] == 100.0
   assert all(np.isfinite(v) for v in averages.values())
   # The counts add up across batches (merge and tree-sums alike).
   merged = metrics.merge_sums(sums, sums)
@@ -234,5 +239,32 @@ def test_non_finite_is_never_scored_as_good():
   mask[0, 2] = mask[1, 0] = mask[2, 1] = 0
   clean = metrics.non_finite_counts(_joint_sums(pred, bad_target, mask))
   assert clean['mpjpe'] == {'non_finite_pred': 0, 'non_finite_target': 0}
-  # PCK of a failed joint is a miss, not a hit.
-  assert float(metrics.pck(pred[:1], target[:1])[0]) == 80.0
+  # A failed sample has no PCK (not a hit, not a number).
+  assert np.isnan(float(metrics.pck(pred[:1], target[:1])[0]))
+
+
+def test_metrics_of_nothing_are_undefined_and_one_rule_everywhere():
+  """Issue 25 case 1: every prediction NaN -> undefined (not 0 mm); one NaN
+  joint fails its whole sample in every metric and both code paths."""
+  target = _random_points(31, b=4, j=17)
+  pred = target + 0.02
+  sums = _joint_sums(np.full_like(pred, np.nan), target)
+  averages = metrics.compute_averages(sums)
+  assert all(np.isnan(v) for v in averages.values()), averages
+  assert all(c['non_finite_pred'] == 4
+             for c in metrics.non_finite_counts(sums).values())
+  assert metrics.format_value(averages['mpjpe'], 'mm', 8) == 'undefined'
+  assert metrics.format_value(12.345, 'mm', 8) == '   12.35 mm'
+  # One NaN joint in sample 0: the per-sample functions and the (sum, count)
+  # form agree on every metric (the other three samples only).
+  pred[0, 5] = np.nan
+  sums = _joint_sums(pred, target)
+  averages = metrics.compute_averages(sums)
+  for name, fn in (('mpjpe', metrics.mpjpe), ('pa_mpjpe', metrics.pa_mpjpe),
+                   ('pck', metrics.pck), ('auc', metrics.auc)):
+    per_sample = np.asarray(fn(pred, target))
+    assert not np.isfinite(per_sample[0]), name
+    np.testing.assert_allclose(averages[name], per_sample[1:].mean(),
+                               rtol=1e-5, err_msg=name)
+    assert int(sums[name].count) == 3 * 17, name
+    assert metrics.non_finite_counts(sums)[name]['non_finite_pred'] == 1

@@ -27,6 +27,7 @@ from hybrik_jax.data import synthetic
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.training import datasets
+from hybrik_jax.training import recovery
 from hybrik_jax.training import stop_signals
 from hybrik_jax.training import summary as summary_lib
 from hybrik_jax.training import train_lib
@@ -238,6 +239,30 @@ def test_refuses_checkpoint_of_another_model(examples, tmp_path):
   assert files_after == files_before
 
 
+def test_refuses_to_resume_with_another_batch_size(tmp_path):
+  """Issue 25 case 4: steps_per_epoch fixed in the config, so only the batch
+  size differs: refused, one message naming the field. The job's meta (what
+  restore_latest_readable compares) records the batch size."""
+  config = test_config.get_config()
+  meta = {'model': config_json.config_to_dict(config.model),
+          'steps_per_epoch': config.steps_per_epoch,
+          'batch_size': config.batch_size}
+  saved = dict(meta, batch_size=2 * config.batch_size)
+  with pytest.raises(recovery.IncompatibleCheckpointError) as info:
+    recovery.check_compatible(saved, meta, tmp_path)
+  message = str(info.value)
+  assert '\n' not in message
+  assert (f'trained with config.batch_size={2 * config.batch_size}, this '
+          f'config gives {config.batch_size}') in message
+  assert f'--config.batch_size={2 * config.batch_size}' in message
+  recovery.check_compatible(meta, meta, tmp_path)  # same: resumes
+  legacy = {k: v for k, v in meta.items() if k != 'batch_size'}
+  recovery.check_compatible(legacy, meta, tmp_path)  # not recorded: resumes
+  assert trainer._Job.meta.fget(  # pylint: disable=protected-access
+      type('J', (), {'config': config, 'epoch_steps': 2}))['batch_size'] == (
+          config.batch_size)
+
+
 def test_missing_dataset_names_the_build_command(tmp_path):
   config = test_config.get_config()
   config.data.data_dir = str(tmp_path / 'no_data_here')
@@ -384,17 +409,30 @@ def test_validation_never_scores_nan_as_good():
   sums, _ = jax.device_get(protocols.batch_metrics(
       every_joint, batch, pred_xyz_17=jnp.asarray(pred)))
   averages = protocols.averages(sums)
-  assert averages['non_finite_pred'] == 17
+  assert averages['non_finite_pred'] == 1  # one failed sample
   assert averages['non_finite_target'] == 1
   assert float(sums['mpjpe'].count) == 17 + 17 + 16
   np.testing.assert_allclose(averages['mpjpe'], 47 / 50 * 10 * np.sqrt(3),
                              rtol=1e-4)
+  # Every prediction NaN: undefined, never 0 mm.
+  sums, _ = jax.device_get(protocols.batch_metrics(
+      every_joint, batch, pred_xyz_17=jnp.full_like(pred, np.nan)))
+  averages = protocols.averages(sums)
+  assert np.isnan(averages['mpjpe']) and np.isnan(averages['pa_mpjpe'])
+  assert averages['non_finite_pred'] == 4
+  line = summary_lib.validation_line(3, 'all_17', averages)
+  assert 'MPJPE undefined, PA-MPJPE undefined' in line
+  assert '4 failed sample(s)' in line
   text = summary_lib.format_summary({
       'step': 1, 'workdir': '/w', 'checkpoint_dir': '/w/c',
       'eval': {'mpjpe': 17.3, 'pa_mpjpe': 1.0, 'non_finite_pred': 1.0,
                'non_finite_target': 1.0}})
-  assert '1 joint(s) with a non-finite prediction' in text
+  assert '1 failed sample(s) (a non-finite predicted joint)' in text
   assert '1 with non-finite ground truth' in text
+  # The suggested export command survives a pasted workdir with a space.
+  text = summary_lib.format_summary({'step': 1, 'workdir': '/tmp/my runs/a',
+                                     'checkpoint_dir': '/c'})
+  assert "--workdir '/tmp/my runs/a' --last 10" in text
 
 
 def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
@@ -445,12 +483,14 @@ def test_unknown_config_override_is_one_line(tmp_path):
   result = subprocess.run(
       [sys.executable, '-m', 'hybrik_jax.train', '--config',
        os.path.join(repo, 'configs', 'test.py'), f'--workdir={tmp_path / "w"}',
-       '--config.foo=1'], capture_output=True, text=True, timeout=300,
+       '--config.seed=3', '--config.foo=1', '--config.batch_size=4'],
+      capture_output=True, text=True, timeout=300,
       env=dict(os.environ, PYTHONPATH=repo))
   assert result.returncode == 2
   assert 'Traceback' not in result.stderr
   last = result.stderr.strip().splitlines()[-1]
-  assert last.startswith('error: bad config override in --config.foo=1')
+  # Only the bad override is quoted (issue 25 case 10), not every one.
+  assert last.startswith('error: bad config override in --config.foo=1 ('), last
   assert not (tmp_path / 'w').exists()
 
 

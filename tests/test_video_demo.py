@@ -413,3 +413,45 @@ def test_box_from_joints():
   assert video_io.box_from_joints(joints * np.nan, 200, 200) is None
   assert video_io.box_from_joints(joints + 500, 200, 200) is None
   assert boxes.iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+
+
+def test_truncated_video_and_bad_detection_entries(tmp_path):
+  """Issue 25 case 8: a truncated mp4 says how many declared frames are
+  missing; malformed --detections entries are one line naming the entry."""
+  iio = pytest.importorskip('imageio_ffmpeg')
+  path = str(tmp_path / 'full.mp4')
+  rng = np.random.default_rng(0)
+  writer = iio.write_frames(path, (64, 64), fps=10, codec='libx264',
+                            output_params=['-movflags', '+faststart'],
+                            macro_block_size=1)
+  writer.send(None)
+  for _ in range(24):
+    writer.send(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+  writer.close()
+  full = video_io.probe_video(path)
+  assert (full.num_frames, full.declared_frames) == (24, 24)
+  assert video_io.missing_frames_note(full) is None
+  data = open(path, 'rb').read()
+  cut = tmp_path / 'cut.mp4'
+  cut.write_bytes(data[:len(data) // 2])
+  info = video_io.probe_video(str(cut))
+  assert info.declared_frames == 24 and 0 < info.num_frames < 20
+  note = video_io.missing_frames_note(info)
+  assert note == (f"warning: video {str(cut)!r}: its header declares 24 frames "
+                  f"but only {info.num_frames} decode ({24 - info.num_frames} "
+                  'missing: a truncated or damaged file?); the results cover '
+                  f'those {info.num_frames}')
+
+  dets = tmp_path / 'd.json'
+  good = {'image_id': 0, 'bbox': [1, 1, 20, 20], 'score': 0.5}
+  for entry, message in [
+      (dict(good, bbox='oops'), "entry 1 bbox must be [x, y, w, h] (four "
+       "numbers, pixels), got 'oops'"),
+      (dict(good, bbox=None), 'entry 1 bbox must be [x, y, w, h]'),
+      (dict(good, bbox=[1, 2, 3]), 'entry 1 bbox must be [x, y, w, h]'),
+      (dict(good, score='high'), "entry 1 score must be a finite number, got "
+       "'high'")]:
+    dets.write_text(json.dumps([good, entry]))
+    with pytest.raises(video_io.VideoError) as e:
+      video_io.load_detections(str(dets), full)
+    assert message in str(e.value) and '\n' not in str(e.value)

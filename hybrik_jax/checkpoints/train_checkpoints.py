@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging as logging_lib
 import os
+import shutil
 from typing import Any, Iterator, Mapping, Sequence
 
 from absl import logging
@@ -37,6 +39,7 @@ from grain import checkpoint as grain_checkpoint
 import jax
 import orbax.checkpoint as ocp
 
+from hybrik_jax import errors
 from hybrik_jax.checkpoints import config_json
 from hybrik_jax.checkpoints import integrity
 from hybrik_jax.checkpoints import model_dir
@@ -222,6 +225,102 @@ def _write_missing_manifests(manager: ocp.CheckpointManager) -> None:
       continue
 
 
+# ---------------------------------------------------------------------------
+# A full disk: one line, the incomplete step removed.
+# ---------------------------------------------------------------------------
+
+
+class DiskFullError(errors.InputError):
+  """A checkpoint could not be written: no space left on the workdir's disk."""
+
+
+_NO_SPACE = ('No space left on device', "os_error_code='28'")
+
+
+def _is_disk_full(e: BaseException | None) -> bool:
+  """Whether `e` (or its cause / context) is ENOSPC (also Orbax's wrapped
+  TensorStore 'RESOURCE_EXHAUSTED ... No space left on device')."""
+  seen = 0
+  while e is not None and seen < 20:
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+      return True
+    if any(text in str(e) for text in _NO_SPACE):
+      return True
+    e, seen = e.__cause__ or e.__context__, seen + 1
+  return False
+
+
+class _NoSpaceLogFilter(logging_lib.Filter):
+  """Drops Orbax's per-thread ENOSPC tracebacks (the error is raised once,
+  as a DiskFullError); installed while saves are pending."""
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    text = str(record.msg)
+    if record.exc_info and record.exc_info[1] is not None:
+      text += str(record.exc_info[1])
+    try:
+      text += record.getMessage()
+    except Exception:  # pylint: disable=broad-except
+      pass
+    return not any(t in text for t in _NO_SPACE)
+
+
+_NO_SPACE_FILTER = _NoSpaceLogFilter()
+
+
+def _quiet_no_space(on: bool) -> None:
+  """Adds (on) or removes the ENOSPC filter on the absl logger."""
+  logger = logging_lib.getLogger('absl')
+  if on and _NO_SPACE_FILTER not in logger.filters:
+    logger.addFilter(_NO_SPACE_FILTER)
+  elif not on:
+    logger.removeFilter(_NO_SPACE_FILTER)
+
+
+def _dir_bytes(directory: str | os.PathLike[str]) -> int:
+  total = 0
+  for root, _, names in os.walk(directory):
+    for name in names:
+      try:
+        total += os.path.getsize(os.path.join(root, name))
+      except OSError:
+        pass
+  return total
+
+
+# Bytes of the state each manager is saving (a failed asynchronous save is
+# reported later, by `wait`).
+_PENDING_BYTES: dict[int, int] = {}
+
+
+def _disk_full(manager: ocp.CheckpointManager) -> DiskFullError:
+  """Removes the incomplete step(s) and says what happened, in one line."""
+  directory = epath.Path(manager.directory)
+  incomplete = sorted(p for p in os.listdir(directory)
+                      if '.orbax-checkpoint-tmp' in p)
+  failed = sorted({p.split('.')[0] for p in incomplete if p.split('.')[0].isdigit()},
+                  key=int)
+  if jax.process_index() == 0:
+    for name in incomplete:
+      shutil.rmtree(directory / name, ignore_errors=True)
+  committed = sorted(int(p) for p in os.listdir(directory) if p.isdigit())
+  last = committed[-1] if committed else None
+  # What a step takes: the state's bytes, or (after an asynchronous save,
+  # state unknown) the size of the last committed step.
+  needed = max(_PENDING_BYTES.get(id(manager), 0),
+               _dir_bytes(directory / str(last)) if last is not None else 0)
+  free = shutil.disk_usage(directory).free
+  workdir = directory.parent
+  what = f'checkpoint step {", ".join(failed)}' if failed else 'a checkpoint'
+  resume = (f'the last good checkpoint is step {last}' if last is not None
+            else 'no checkpoint was saved yet')
+  return DiskFullError(
+      f'no space left on the disk of {workdir} to save {what} (one needs '
+      f'about {needed / 2**20:.1f} MiB, {free / 2**20:.1f} MiB free): {resume}; '
+      'the incomplete step was removed. Free space (or use another --workdir) '
+      'and rerun to resume.')
+
+
 def _state_checksums(state: PyTree) -> dict[str, int]:
   """{'state': crc of everything, 'params': ..., 'batch_stats': ...}."""
   sums = {'state': integrity.tree_checksum(state)}
@@ -267,9 +366,17 @@ def save_train_state(manager: ocp.CheckpointManager,
         _IteratorStateSnapshot(data_iterator))
   # Orbax's save waits for the previous one anyway; waiting first lets the
   # now-committed checkpoints get their file manifests.
-  manager.wait_until_finished()
-  _write_missing_manifests(manager)
-  return manager.save(step, args=ocp.args.Composite(**items), force=force)
+  _quiet_no_space(True)
+  try:
+    wait(manager, quiet=False)
+    _PENDING_BYTES[id(manager)] = sum(
+        int(getattr(x, 'nbytes', 0)) for x in jax.tree.leaves(state))
+    return manager.save(step, args=ocp.args.Composite(**items), force=force)
+  except Exception as e:  # pylint: disable=broad-except
+    if not _is_disk_full(e):
+      raise
+    _quiet_no_space(False)
+    raise _disk_full(manager) from None
 
 
 def _meta_file(meta_dir: epath.Path) -> epath.Path:
@@ -404,7 +511,21 @@ def set_aside(manager: ocp.CheckpointManager, step: int) -> epath.Path:
   return target
 
 
-def wait(manager: ocp.CheckpointManager) -> None:
-  """Blocks until pending saves are committed; writes their file manifests."""
-  manager.wait_until_finished()
-  _write_missing_manifests(manager)
+def wait(manager: ocp.CheckpointManager, quiet: bool = True) -> None:
+  """Blocks until pending saves are committed; writes their file manifests.
+
+  Raises:
+    DiskFullError: a save ran out of disk space (one line naming the
+      workdir, the space needed and the last good step; the incomplete step
+      is removed).
+  """
+  try:
+    manager.wait_until_finished()
+    _write_missing_manifests(manager)
+  except Exception as e:  # pylint: disable=broad-except
+    if not _is_disk_full(e):
+      raise
+    _quiet_no_space(False)
+    raise _disk_full(manager) from None
+  if quiet:
+    _quiet_no_space(False)

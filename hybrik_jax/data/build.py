@@ -8,6 +8,7 @@ no download; the real datasets read the files downloaded by hand from a
 """
 
 import os
+import shutil
 from typing import Sequence
 
 from absl import logging
@@ -86,6 +87,28 @@ def _remove_empty_dirs(top: str, created: Sequence[str]) -> None:
       pass
 
 
+INCOMPLETE_PREFIX = 'incomplete.'  # TFDS's temporary build folders
+
+
+def remove_incomplete(builder) -> list[str]:
+  """Removes what a killed build of this dataset left: TFDS's
+  `incomplete.*` folders beside its version folder. Returns their paths.
+
+  Builds of one dataset into one data_dir run one at a time (TFDS renames the
+  temporary folder into place at the end), so any such folder is stale.
+  """
+  parent = os.path.dirname(os.path.abspath(os.fspath(builder.data_dir)))
+  if not os.path.isdir(parent):
+    return []
+  removed = []
+  for name in sorted(os.listdir(parent)):
+    path = os.path.join(parent, name)
+    if name.startswith(INCOMPLETE_PREFIX) and os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+      removed.append(path)
+  return removed
+
+
 def describe(builder) -> str:
   """'synthetic_humans/small 1.0.0 (4,000 train + 500 validation examples,
   128 px renders) in DIR': what a build makes, and how big when known."""
@@ -136,6 +159,8 @@ def build(name: str, *, data_dir: str | None = None, manual_dir: str | None = No
   fresh = [p for p in (os.path.join(root, name), os.path.join(root, 'downloads'))
            if not os.path.exists(p)]
   builder = make_builder(name, config, data_dir, file_format, num_workers)
+  for path in remove_incomplete(builder):
+    print(f'Removed {path} (left by a build that was killed)', flush=True)
   print(f'Building {describe(builder)}', flush=True)
   # TFDS prints 'Downloading and preparing dataset Unknown size (download:
   # Unknown size, generated: Unknown size, ...)' before every build

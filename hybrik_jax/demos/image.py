@@ -38,6 +38,10 @@ DemoError = core.DemoError
 
 # Small images are drawn larger (the mesh rendered at that resolution).
 MIN_DISPLAY_SIDE = 480
+# Larger images are drawn with this longer side (the prediction still reads
+# the full-resolution crop): bounded memory and a PNG of reasonable size.
+# `run(..., full_resolution=True)` (demo --full_resolution) draws at full size.
+MAX_DISPLAY_SIDE = 2048
 BOX_COLOR = (255, 200, 0)
 # The smallest image side the demo accepts, px.
 MIN_IMAGE_SIDE = 8
@@ -137,13 +141,30 @@ def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
   }
 
 
+def _display_scale(image: np.ndarray, K: np.ndarray,
+                   bbox: np.ndarray | None, size: tuple[int, int]):
+  """(image, K, bbox) resized to `size` (w, h), pixel centres kept aligned."""
+  h, w = image.shape[:2]
+  sx, sy = size[0] / w, size[1] / h
+  interpolation = cv2.INTER_AREA if sx < 1 else cv2.INTER_CUBIC
+  image = cv2.resize(image, size, interpolation=interpolation)
+  K = np.diag([sx, sy, 1.0]) @ np.asarray(K, np.float64)
+  K[:2, 2] += 0.5 * (np.array([sx, sy]) - 1)  # x' = s x + (s - 1) / 2
+  if bbox is not None:
+    s4 = np.array([sx, sy, sx, sy])
+    bbox = np.asarray(bbox, np.float64) * s4 + 0.5 * (s4 - 1)
+  return image, K, bbox
+
+
 def render_views(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
                  K: np.ndarray, bbox: np.ndarray | None = None,
-                 color=core.MESH_COLOR) -> np.ndarray:
+                 color=core.MESH_COLOR,
+                 max_side: int | None = MAX_DISPLAY_SIDE) -> np.ndarray:
   """[overlay | side view] as one (sH, 2sW, 3) uint8 image.
 
   Images with a side under MIN_DISPLAY_SIDE are drawn s times larger (integer
-  s), the mesh rendered at that resolution.
+  s), the mesh rendered at that resolution; images with a side over
+  `max_side` are drawn with that longer side (None: full resolution).
 
   Args:
     image: (H, W, 3) uint8 RGB.
@@ -153,12 +174,14 @@ def render_views(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     bbox: optional (4,) box drawn on the overlay.
     color: mesh colour, float RGB.
   """
-  scale = max(1, int(np.ceil(MIN_DISPLAY_SIDE / min(image.shape[:2]))))
+  h, w = image.shape[:2]
+  scale = max(1, int(np.ceil(MIN_DISPLAY_SIDE / min(h, w))))
   if scale > 1:  # render at the display resolution, not upsampled pixels
-    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    K = np.diag([scale, scale, 1.0]) @ np.asarray(K, np.float64)
-    K[:2, 2] += 0.5 * (scale - 1)  # pixel centres: x' = s x + (s - 1) / 2
-    bbox = None if bbox is None else np.asarray(bbox, np.float64) * scale + 0.5 * (scale - 1)
+    image, K, bbox = _display_scale(image, K, bbox, (w * scale, h * scale))
+  elif max_side is not None and max(h, w) > max_side:
+    shrink = max_side / max(h, w)
+    image, K, bbox = _display_scale(
+        image, K, bbox, (max(1, round(w * shrink)), max(1, round(h * shrink))))
   h, w = image.shape[:2]
   overlay = core.draw_meshes(image, [(vertices, K, color)], faces)
   if bbox is not None:
@@ -178,8 +201,13 @@ def write_png(path: str, rgb: np.ndarray) -> None:
 def run(image_path: str, checkpoint: str | None, out_path: str, *,
         bbox: str | None = None, smpl_path: str | None = None,
         h36m_regressor: str | None = None, flip_test: bool = True,
-        smpl_model=None, detector: detect.PersonDetector | None = None) -> dict[str, Any]:
+        smpl_model=None, detector: detect.PersonDetector | None = None,
+        full_resolution: bool = False) -> dict[str, Any]:
   """Reads, finds the person, predicts, draws.
+
+  The PNG is drawn with its longer side at most MAX_DISPLAY_SIDE per panel
+  unless `full_resolution`; the prediction and the .npz (pixels of the input
+  image) do not depend on it.
 
   Returns:
     the prediction (`predict_image`) plus 'png' and 'npz' paths, 'body_model'
@@ -200,7 +228,9 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   box, box_source = person_box(image, bbox, detector=detector)
   pred = predict_image(model, image, box, flip_test=flip_test)
   faces = np.asarray(model.smpl_model.faces)
-  write_png(out_path, render_views(image, pred['vertices'], faces, pred['intrinsics'], box))
+  write_png(out_path, render_views(
+      image, pred['vertices'], faces, pred['intrinsics'], box,
+      max_side=None if full_resolution else MAX_DISPLAY_SIDE))
   npz_path = os.path.splitext(out_path)[0] + '.npz'
   np.savez(npz_path, faces=faces.astype(np.int32), flip_test=np.bool_(flip_test),
            image_size=np.array(image.shape[:2], np.int32),

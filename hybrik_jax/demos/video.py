@@ -203,6 +203,9 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
                   batch_size=batch_size, focal=focal, smooth=smooth,
                   smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta)
   info = video_io.probe_video(video_path)
+  note = video_io.missing_frames_note(info)
+  if note:
+    print(note, file=sys.stderr, flush=True)
   dets, tracking, box_source = people_boxes(info, detections, bbox, tracks, detector)
   num_tracks = len(dets.track_ids)
   results = results_lib.empty_results(info.num_frames, dets.track_ids, info.fps,

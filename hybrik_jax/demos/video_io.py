@@ -50,12 +50,34 @@ def _ffmpeg():
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
-  """What a video file holds: num_frames decoded frames of height x width at fps."""
+  """What a video file holds: num_frames decoded frames of height x width at fps.
+
+  declared_frames: what the container's header promises (duration x fps),
+  None if it says nothing; more than num_frames for a truncated file.
+  """
   path: str
   num_frames: int
   fps: float
   width: int
   height: int
+  declared_frames: int | None = None
+
+  @property
+  def missing_frames(self) -> int:
+    """Frames the header declares that do not decode (0 if none)."""
+    if self.declared_frames is None:
+      return 0
+    return max(0, self.declared_frames - self.num_frames)
+
+
+def missing_frames_note(info: VideoInfo) -> str | None:
+  """One line saying how many declared frames are missing, or None."""
+  if info.missing_frames <= 1:  # a frame of rounding in the duration
+    return None
+  return (f'warning: video {info.path!r}: its header declares '
+          f'{info.declared_frames} frames but only {info.num_frames} decode '
+          f'({info.missing_frames} missing: a truncated or damaged file?); the '
+          f'results cover those {info.num_frames}')
 
 
 def probe_video(path: str) -> VideoInfo:
@@ -82,8 +104,12 @@ def probe_video(path: str) -> VideoInfo:
     raise VideoError(f'video {path!r} has no frames')
   if not np.isfinite(fps) or fps <= 0:
     raise VideoError(f'video {path!r} has no frame rate')
+  try:
+    declared = int(round(float(meta.get('duration') or 0.0) * fps))
+  except (TypeError, ValueError):
+    declared = 0
   return VideoInfo(path=path, num_frames=int(num_frames), fps=fps, width=width,
-                   height=height)
+                   height=height, declared_frames=declared or None)
 
 
 def read_frames(info: VideoInfo) -> Iterator[np.ndarray]:
@@ -230,9 +256,29 @@ def _rows_from_coco(path: str, data) -> list[tuple[int, float, list[float], int 
       continue
     track = d.get('track_id')
     rows.append((_as_int(d['image_id'], path, f'entry {i} image_id'),
-                 float(d.get('score', 1.0)), list(d['bbox']),
+                 _as_number(d.get('score', 1.0), path, f'entry {i} score'),
+                 _as_box(d['bbox'], path, f'entry {i} bbox'),
                  None if track is None else _as_int(track, path, f'entry {i} track_id')))
   return rows
+
+
+def _as_number(value, path: str, what: str) -> float:
+  """A finite number (not a string, bool or null), else VideoError."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+      not np.isfinite(value):
+    raise VideoError(f'detections {path!r}: {what} must be a finite number, '
+                     f'got {value!r}')
+  return float(value)
+
+
+def _as_box(value, path: str, what: str) -> list[float]:
+  """[x, y, w, h]: a list of four finite numbers, else VideoError."""
+  if not isinstance(value, (list, tuple)) or len(value) != 4 or any(
+      isinstance(v, bool) or not isinstance(v, (int, float)) or
+      not np.isfinite(v) for v in value):
+    raise VideoError(f'detections {path!r}: {what} must be [x, y, w, h] (four '
+                     f'numbers, pixels), got {value!r}')
+  return [float(v) for v in value]
 
 
 def _as_int(value, path: str, what: str) -> int:

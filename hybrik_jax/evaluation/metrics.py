@@ -20,21 +20,30 @@ hybrik/datasets/{h36m_smpl,pw3d,hp3d}.py and hybrik/utils/pose_utils.py):
 Joint masks (B, J) in {0, 1} (or bool) drop joints from every metric; a sample
 without valid joints contributes nothing.
 
-Non-finite inputs are never scored as good (a NaN must not look like 0 mm):
+Non-finite inputs are never scored as good (a NaN must not look like 0 mm),
+and one rule decides what a failure is, in every metric and both forms:
 
 - A joint whose **prediction** is not finite (NaN or inf) while its target is
-  finite is a *failed prediction*: `joint_errors` gives it +inf.
+  finite is a failed prediction: `joint_errors` gives it +inf. A **sample**
+  with any failed (valid) joint is a *failed sample*: it has no MPJPE,
+  PA-MPJPE, PVE, PCK or AUC at all (none of its joints is scored), and is
+  counted as one failure. Leaving out only its bad joints would bias what
+  remains (the hard joints fail first).
 - A joint whose **target** is not finite is *bad ground truth*: `joint_errors`
   gives it NaN, and it is treated as an invalid joint (no alignment weight).
-- The per-sample functions (`mpjpe`, `pa_mpjpe`, `pve`) return +inf for a
-  sample with a failed prediction and ignore bad-ground-truth joints; PCK and
-  AUC count a failed joint as a miss and ignore bad ground truth.
-- The (sum, count) forms exclude both from the mean and **count** them:
-  `SumCount.non_finite_pred` and `SumCount.non_finite_target` (entries of
-  `values` that are +inf, resp. NaN, where the mask is 1). Every report
-  (trainer logs, `evaluate`'s table and JSON) prints those counts.
-  `pck_values` / `auc_values` carry a joint's non-finite error through, so
-  `SumCount.from_values(pck_values(err), mask)` counts the same joints.
+- The per-sample functions return +inf (`mpjpe`, `pa_mpjpe`, `pve`) or NaN
+  (`pck`, `auc`: no percentage) for a failed sample and ignore bad-ground-
+  truth joints.
+- The (sum, count) forms leave failed samples out of the mean and **count**
+  them: `SumCount.non_finite_pred` (failed samples) and
+  `SumCount.non_finite_target` (valid items, e.g. joints, with NaN ground
+  truth). Every report (trainer logs, `evaluate`'s table and JSON) prints
+  those counts beside each metric. `pck_values` / `auc_values` carry a joint's
+  non-finite error through, so `SumCount.from_values(pck_values(err), mask)`
+  fails the same samples as `pck`.
+- An average over nothing (every sample failed, or none valid) is undefined:
+  `SumCount.compute` returns NaN, reports print 'undefined' (JSON null),
+  never a number (`format_value`).
 
 To average over many batches or devices, use the (sum, count) form
 `SumCount` (`protocols.batch_metrics` returns a dict of them), which adds up
@@ -299,6 +308,12 @@ def pve(pred_vertices: jnp.ndarray, target_vertices: jnp.ndarray,
   return mpjpe(pred_vertices, target_vertices, mask)
 
 
+def _failed_samples(errors_mm: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """(B, ...) errors, (B, ...) mask -> (B,) bool: a valid item is +inf."""
+  bad = (mask > 0) & jnp.isposinf(errors_mm)
+  return jnp.any(bad.reshape(bad.shape[0], -1), axis=-1)
+
+
 def pck_from_errors(errors_mm: jnp.ndarray, mask: jnp.ndarray | None = None,
                     threshold_mm: float = PCK_THRESHOLD_MM) -> jnp.ndarray:
   """Percentage of valid joints with error strictly below `threshold_mm`.
@@ -309,13 +324,14 @@ def pck_from_errors(errors_mm: jnp.ndarray, mask: jnp.ndarray | None = None,
     threshold_mm: the threshold, mm.
 
   Returns:
-    (B,) percent.
+    (B,) percent; NaN for a failed sample (a valid joint's error is +inf).
   """
   check_shape('errors_mm', errors_mm, (None, None))
   m = _joint_mask(mask, *errors_mm.shape, errors_mm.dtype)
   m = jnp.where(jnp.isnan(errors_mm), 0, m)  # bad ground truth: left out
-  hit = (errors_mm < threshold_mm).astype(errors_mm.dtype)  # failed: a miss
-  return 100.0 * _masked_mean(hit, m)
+  hit = (errors_mm < threshold_mm).astype(errors_mm.dtype)
+  return jnp.where(_failed_samples(errors_mm, m), jnp.nan,
+                   100.0 * _masked_mean(hit, m))
 
 
 def auc_from_errors(errors_mm: jnp.ndarray, mask: jnp.ndarray | None = None,
@@ -329,14 +345,15 @@ def auc_from_errors(errors_mm: jnp.ndarray, mask: jnp.ndarray | None = None,
     thresholds_mm: the thresholds, mm (3DHP: 0, 5, ..., 150).
 
   Returns:
-    (B,) percent.
+    (B,) percent; NaN for a failed sample.
   """
   check_shape('errors_mm', errors_mm, (None, None))
   m = _joint_mask(mask, *errors_mm.shape, errors_mm.dtype)
   m = jnp.where(jnp.isnan(errors_mm), 0, m)  # bad ground truth: left out
   t = jnp.asarray(thresholds_mm, errors_mm.dtype)
   below = (errors_mm[..., None] < t).astype(errors_mm.dtype)  # (B, J, T)
-  return 100.0 * _masked_mean(jnp.mean(below, axis=-1), m)
+  return jnp.where(_failed_samples(errors_mm, m), jnp.nan,
+                   100.0 * _masked_mean(jnp.mean(below, axis=-1), m))
 
 
 def pck(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray | None = None,
@@ -350,7 +367,7 @@ def pck(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray | None = None,
     threshold_mm: mm.
 
   Returns:
-    (B,) percent.
+    (B,) percent; NaN for a failed sample.
   """
   return pck_from_errors(joint_errors(pred, target), mask, threshold_mm)
 
@@ -366,7 +383,7 @@ def auc(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray | None = None,
     thresholds_mm: mm.
 
   Returns:
-    (B,) percent.
+    (B,) percent; NaN for a failed sample.
   """
   return auc_from_errors(joint_errors(pred, target), mask, thresholds_mm)
 
@@ -380,16 +397,17 @@ def auc(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray | None = None,
 class SumCount:
   """A running sum and its count; the average is total / count.
 
-  Non-finite values are never summed: they are counted instead (see the
-  module docstring), so a NaN cannot pull an average towards 0.
+  Non-finite values are never summed: a failed sample is left out whole and
+  counted instead (see the module docstring), so a NaN can neither pull an
+  average towards 0 nor drop only the joints it failed on.
 
   Attributes:
-    total: () the sum of the finite per-item values (mm or percent).
+    total: () the sum of the values of the samples that did not fail.
     count: () how many items (valid joints, vertices) were summed.
-    non_finite_pred: () valid items left out because the prediction was not
-      finite (value +inf: failed predictions).
-    non_finite_target: () valid items left out because the ground truth was
-      not finite (value NaN, or -inf).
+    non_finite_pred: () failed samples: a valid item's prediction was not
+      finite (value +inf); none of their items is summed.
+    non_finite_target: () valid items of the other samples left out because
+      the ground truth was not finite (value NaN, or -inf).
   """
   total: jnp.ndarray
   count: jnp.ndarray
@@ -399,21 +417,27 @@ class SumCount:
   @classmethod
   def from_values(cls, values: jnp.ndarray,
                   mask: jnp.ndarray | None = None) -> 'SumCount':
-    """Sums the finite `values` (any shape) where `mask` is 1, counts the rest.
+    """Sums `values` (B, ...) where `mask` is 1, leaving out failed samples.
 
-    +inf entries count as `non_finite_pred`, NaN / -inf as `non_finite_target`
-    (the markers `joint_errors`, `pck_values` and `auc_values` produce).
+    The leading axis is the sample. A sample with a valid +inf entry (the
+    failed-prediction marker of `joint_errors`, `pck_values`, `auc_values`)
+    counts once in `non_finite_pred` and adds nothing else; NaN / -inf
+    entries of the other samples count in `non_finite_target`.
     """
     values = jnp.asarray(values)
+    if values.ndim == 0:
+      values = values[None]
     if mask is None:
       m = jnp.ones(values.shape, values.dtype)
     else:
       m = jnp.broadcast_to(jnp.asarray(mask).astype(values.dtype), values.shape)
+    failed = _failed_samples(values, m)  # (B,)
+    keep = jnp.where(failed.reshape((-1,) + (1,) * (values.ndim - 1)), 0, m)
     finite = jnp.isfinite(values)
-    ok = jnp.where(finite, m, 0)
+    ok = jnp.where(finite, keep, 0)
     return cls(jnp.sum(jnp.where(finite, values, 0) * ok), jnp.sum(ok),
-               jnp.sum(jnp.where(jnp.isposinf(values), m, 0)),
-               jnp.sum(jnp.where(finite | jnp.isposinf(values), 0, m)))
+               jnp.sum(failed.astype(values.dtype)),
+               jnp.sum(jnp.where(finite, 0, keep)))
 
   def merge(self, other: 'SumCount') -> 'SumCount':
     return SumCount(self.total + other.total, self.count + other.count,
@@ -421,20 +445,33 @@ class SumCount:
                     self.non_finite_target + other.non_finite_target)
 
   def compute(self) -> jnp.ndarray:
-    """The average, 0 if nothing was counted."""
-    return _safe_divide(self.total, self.count)
+    """The average; NaN (undefined) if nothing was counted."""
+    return jnp.where(self.count > 0, _safe_divide(self.total, self.count),
+                     jnp.nan)
 
 
 def finite_sum_count(values: jnp.ndarray, mask: jnp.ndarray, axis: int = -1
                      ) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """(sum, count) along `axis` of the finite `values` where `mask` is 1.
+  """(sum (B,), count (B,)) of each sample's finite `values` (B, N) where
+  `mask` is 1; (0, 0) for a failed sample (a valid +inf entry).
 
   The per-example form of `SumCount.from_values` (per-action tables).
   """
   values = jnp.asarray(values)
-  ok = jnp.where(jnp.isfinite(values), jnp.asarray(mask).astype(values.dtype), 0)
+  m = jnp.asarray(mask).astype(values.dtype)
+  keep = jnp.where(jnp.expand_dims(_failed_samples(values, m), axis), 0, m)
+  ok = jnp.where(jnp.isfinite(values), keep, 0)
   return (jnp.sum(jnp.where(ok > 0, values, 0) * ok, axis=axis),
           jnp.sum(ok, axis=axis))
+
+
+def format_value(value, unit: str = '', width: int = 0,
+                 precision: int = 2) -> str:
+  """'123.45 mm', or 'undefined' for an average over nothing (NaN / None)."""
+  if value is None or not np.isfinite(value):
+    return 'undefined'.rjust(width)
+  text = f'{float(value):{width}.{precision}f}'
+  return f'{text} {unit}' if unit else text
 
 
 def merge_sums(a: Mapping[str, SumCount] | None,
@@ -448,13 +485,15 @@ def merge_sums(a: Mapping[str, SumCount] | None,
 
 
 def compute_averages(sums: Mapping[str, SumCount]) -> dict[str, float]:
-  """{'mpjpe': SumCount, ...} -> {'mpjpe': float mm, ...} as Python floats."""
+  """{'mpjpe': SumCount, ...} -> {'mpjpe': float mm, ...} as Python floats
+  (NaN: undefined, nothing averaged)."""
   return {k: float(v.compute()) for k, v in sums.items()}
 
 
 def non_finite_counts(sums: Mapping[str, SumCount]) -> dict[str, dict[str, int]]:
   """{'mpjpe': SumCount, ...} -> {'mpjpe': {'non_finite_pred': n,
-  'non_finite_target': m}, ...}: the items each average left out."""
+  'non_finite_target': m}, ...}: what each average left out (n failed
+  samples, m items with non-finite ground truth)."""
   return {k: {'non_finite_pred': int(round(float(v.non_finite_pred))),
               'non_finite_target': int(round(float(v.non_finite_target)))}
           for k, v in sums.items()}

@@ -158,15 +158,25 @@ def tag(protocol: Protocol, metric: str) -> str:
   return f'{protocol.name}/{metric}'
 
 
-def _sums(errors: jnp.ndarray, mask: jnp.ndarray):
-  """(B, N) per-item values and (B, N) mask -> (SumCount, per-example (total (B,),
-  count (B,))).
+def _sums(errors: jnp.ndarray, mask: jnp.ndarray, failed: jnp.ndarray):
+  """(B, N) per-item values, (B, N) mask, (B,) failed samples -> (SumCount,
+  per-example (total (B,), count (B,))).
 
-  Non-finite items (metrics.joint_errors marks failed predictions +inf and bad
-  ground truth NaN) are left out of both forms and counted in the SumCount.
+  A failed sample (any non-finite predicted joint or vertex, in any output) is
+  left out whole of every metric and counted once in the SumCount; items with
+  bad ground truth (NaN) are left out and counted (metrics.py).
   """
+  errors = jnp.where(failed[:, None], jnp.inf, errors)
   return (metrics.SumCount.from_values(errors, mask),
           metrics.finite_sum_count(errors, mask))
+
+
+def _non_finite(points: jnp.ndarray | None, mask: jnp.ndarray) -> jnp.ndarray:
+  """(B, N, 3) points, (B, N) mask -> (B,) bool: a valid point not finite."""
+  if points is None:
+    return jnp.zeros(mask.shape[:1], bool)
+  bad = ~jnp.all(jnp.isfinite(points), axis=-1)
+  return jnp.any(bad & (mask > 0), axis=-1)
 
 
 def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
@@ -210,27 +220,38 @@ def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
   mask17 = valid17 * valid17[:, :1] * sample[:, None]  # needs the pelvis
   sel = jnp.asarray(protocol.eval_joints)
   m = mask17[:, sel]
+  # One rule for every metric: a sample with any non-finite predicted joint
+  # (of the 17, the 24 or the mesh) is one failed sample, scored nowhere.
+  sample_mask = jnp.broadcast_to(sample[:, None], pred_xyz_17.shape[:2])
+  failed = _non_finite(pred_xyz_17, sample_mask)
+  if protocol.smpl_24 and pred_xyz_24 is not None:
+    failed |= _non_finite(pred_xyz_24, jnp.broadcast_to(
+        sample[:, None], pred_xyz_24.shape[:2]))
+  if protocol.pve and pred_vertices is not None:
+    failed |= _non_finite(pred_vertices, jnp.broadcast_to(
+        sample[:, None], pred_vertices.shape[:2]))
   sums['mpjpe'], per_example['mpjpe'] = _sums(
-      metrics.joint_errors(pred17[:, sel], gt17[:, sel]), m)
+      metrics.joint_errors(pred17[:, sel], gt17[:, sel]), m, failed)
   if protocol.align_all_17:
     aligned = metrics.procrustes_align(pred17, gt17, mask17)[:, sel]
   else:
     aligned = metrics.procrustes_align(pred17[:, sel], gt17[:, sel], m)
-  sums['pa_mpjpe'], _ = _sums(metrics.joint_errors(aligned, gt17[:, sel]), m)
+  sums['pa_mpjpe'], _ = _sums(metrics.joint_errors(aligned, gt17[:, sel]), m,
+                              failed)
   if protocol.pck:
     psel = jnp.asarray(protocol.pck_joints)
     err = metrics.joint_errors(pred17[:, psel], gt17[:, psel])
     pm = mask17[:, psel]
-    sums['pck'], per_example['pck'] = _sums(metrics.pck_values(err), pm)
-    sums['auc'], per_example['auc'] = _sums(metrics.auc_values(err), pm)
+    sums['pck'], per_example['pck'] = _sums(metrics.pck_values(err), pm, failed)
+    sums['auc'], per_example['auc'] = _sums(metrics.auc_values(err), pm, failed)
   if protocol.smpl_24 and pred_xyz_24 is not None:
     pred24 = metrics.root_align(pred_xyz_24.astype(jnp.float32))
     gt24 = batch['target_xyz_24'].astype(jnp.float32)  # root-relative
     m24 = (batch['target_xyz_weight_24'][..., 0].astype(jnp.float32) *
            sample[:, None])
-    sums['mpjpe_24'], _ = _sums(metrics.joint_errors(pred24, gt24), m24)
+    sums['mpjpe_24'], _ = _sums(metrics.joint_errors(pred24, gt24), m24, failed)
     sums['pa_mpjpe_24'], _ = _sums(metrics.joint_errors(
-        metrics.procrustes_align(pred24, gt24, m24), gt24), m24)
+        metrics.procrustes_align(pred24, gt24, m24), gt24), m24, failed)
   if protocol.pve and pred_vertices is not None:
     from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
     rot = geometry.quaternion_to_matrix(batch['target_theta'].astype(jnp.float32))
@@ -242,22 +263,24 @@ def batch_metrics(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
     pred_verts = pred_vertices - pred_xyz_17[:, :1]
     vmask = batch['target_smpl_weight'].reshape(-1).astype(jnp.float32) * sample
     sums['pve'], _ = _sums(metrics.joint_errors(pred_verts, gt_verts),
-                           jnp.broadcast_to(vmask[:, None], pred_verts.shape[:2]))
+                           jnp.broadcast_to(vmask[:, None], pred_verts.shape[:2]),
+                           failed)
   return sums, per_example
 
 
 def averages(sums: Mapping[str, metrics.SumCount]) -> dict[str, float]:
-  """Summed batch_metrics -> {metric: mean (mm / %)} plus 'num_examples',
-  'non_finite_outputs' (examples) and 'non_finite_pred' / 'non_finite_target'
-  (joints the MPJPE left out) counts."""
+  """Summed batch_metrics -> {metric: mean (mm / %), NaN if undefined} plus
+  'num_examples', 'non_finite_outputs' (examples), 'non_finite_pred' (failed
+  samples, left out of every metric) and 'non_finite_target' (joints with
+  non-finite ground truth the MPJPE left out)."""
   sums = dict(sums)
   non_finite = sums.pop('non_finite_outputs')
   out = {k: v for k, v in metrics.compute_averages(sums).items()
          if k in METRIC_LABELS}
   out['num_examples'] = float(non_finite.count)
   out['non_finite_outputs'] = float(non_finite.total)
-  # Joints the MPJPE left out: non-finite predictions (failures) and
-  # non-finite ground truth (metrics.SumCount); never scored as 0 mm.
+  # What the MPJPE left out: failed samples (a non-finite predicted joint)
+  # and joints with non-finite ground truth (metrics.SumCount); never 0 mm.
   if 'mpjpe' in sums:
     out['non_finite_pred'] = float(sums['mpjpe'].non_finite_pred)
     out['non_finite_target'] = float(sums['mpjpe'].non_finite_target)

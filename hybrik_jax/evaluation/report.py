@@ -32,7 +32,9 @@ def summarise(result: loop.EvalRun, *, protocol: protocols.Protocol,
   `info` (dataset, split, checkpoint, ...) is copied in first.
   """
   averages = protocols.averages(result.sums)
-  values = {k: averages[k] for k in protocols.METRIC_LABELS if k in averages}
+  # An average over nothing (every sample failed) is undefined: JSON null.
+  values = {k: (averages[k] if np.isfinite(averages[k]) else None)
+            for k in protocols.METRIC_LABELS if k in averages}
   counts = {k: int(round(float(result.sums[k].count))) for k in values}
   left_out = metrics.non_finite_counts({k: result.sums[k] for k in values})
   n, n_rootnet = result.num_examples, result.num_rootnet
@@ -52,8 +54,9 @@ def summarise(result: loop.EvalRun, *, protocol: protocols.Protocol,
       'root_depth': root_source, 'root_depth_rootnet_examples': n_rootnet,
       'eval_joints': list(protocol.eval_joints),
       'metrics': values, 'counts': counts,
-      # Items (joints / vertices) each average left out: non-finite
-      # prediction (a failure) or non-finite ground truth (metrics.py).
+      # What each average left out: failed samples (a non-finite predicted
+      # joint: the whole sample) and items (joints / vertices) with
+      # non-finite ground truth (metrics.py).
       'non_finite_pred': {k: v['non_finite_pred'] for k, v in left_out.items()},
       'non_finite_target': {k: v['non_finite_target']
                             for k, v in left_out.items()},
@@ -93,9 +96,12 @@ def format_table(results: Mapping[str, Any]) -> str:
     label, unit = protocols.METRIC_LABELS[key]
     bad_pred = results.get('non_finite_pred', {}).get(key, 0)
     bad_target = results.get('non_finite_target', {}).get(key, 0)
-    rows.append((label, f'{value:8.2f} {unit}  ({results["counts"][key]} '
-                 f'averaged; left out: {bad_pred} non-finite predictions, '
-                 f'{bad_target} non-finite ground truths)'))
+    shown = metrics.format_value(value, unit, width=8)
+    if value is None:
+      shown += ' (no sample scored)'
+    rows.append((label, f'{shown}  ({results["counts"][key]} '
+                 f'averaged; left out: {bad_pred} failed samples (non-finite '
+                 f'prediction), {bad_target} non-finite ground truths)'))
   for key, value in results.items():
     if key.endswith('_mean_over_sequences'):
       label, unit = protocols.METRIC_LABELS[key.split('_mean_over_')[0]]

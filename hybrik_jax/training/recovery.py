@@ -2,7 +2,8 @@
 
 Unreadable checkpoints (truncated, bit-flipped, non-finite) are named, moved
 to WORKDIR/checkpoints_corrupt/ (never deleted) and skipped; a checkpoint of
-another model or epoch length is refused before anything is written.
+another model, batch size or epoch length is refused before anything is
+written.
 """
 
 import sys
@@ -24,7 +25,8 @@ class IncompatibleCheckpointError(errors.InputError):
 
 def check_compatible(saved_meta: Mapping[str, Any], meta: Mapping[str, Any],
                      directory) -> None:
-  """Refuses to resume from a checkpoint of another model or epoch length.
+  """Refuses to resume from a checkpoint of another model, batch size or
+  epoch length.
 
   Raises:
     IncompatibleCheckpointError: naming the fields that differ.
@@ -41,6 +43,16 @@ def check_compatible(saved_meta: Mapping[str, Any], meta: Mapping[str, Any],
         f'{directory} holds a checkpoint of another model ({details}). '
         'Refusing to resume or overwrite it: use a new --workdir, or the '
         'config that trained it.')
+  saved_batch = saved_meta.get('batch_size')
+  if saved_batch is not None and saved_batch != meta.get('batch_size'):
+    # The data iterator's saved position counts batches of the saved size:
+    # resuming with another would skip or repeat examples, and the run's
+    # hparams would no longer describe it.
+    raise IncompatibleCheckpointError(
+        f'{directory} was trained with config.batch_size={saved_batch}, this '
+        f'config gives {meta.get("batch_size")}. Refusing to resume (the data '
+        'position is saved in batches of the old size): use a new --workdir, '
+        f'or --config.batch_size={saved_batch}.')
   if saved_meta.get('steps_per_epoch') != meta['steps_per_epoch']:
     raise IncompatibleCheckpointError(
         f'{directory} was trained with {saved_meta.get("steps_per_epoch")} '
@@ -86,6 +98,8 @@ def restore_latest_readable(manager, state, meta: Mapping[str, Any],
     message = (f'WARNING: checkpoint step {latest} is unreadable: '
                f'{cli.one_line(error)} Moved it to {moved}; resuming from the '
                'newest readable checkpoint.')
-    logging.warning(message)
+    # Once on the console (process 0 prints it); the log keeps it at INFO,
+    # as a WARNING log would show it a second time.
+    logging.info(message)
     if jax.process_index() == 0:
       print(message, file=sys.stderr, flush=True)

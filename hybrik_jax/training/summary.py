@@ -1,9 +1,12 @@
 """What a run reports: interval averages, hyperparameters, the final table."""
 
+import math
+import shlex
 from typing import Any, Mapping
 
 from hybrik_jax import parallel
 from hybrik_jax.checkpoints import config_json
+from hybrik_jax.evaluation import metrics
 
 
 class Averager:
@@ -48,8 +51,8 @@ def left_out(m: Mapping[str, float]) -> str:
   """' [left out: N joint(s) with a non-finite prediction ...]' or ''."""
   parts = []
   if m.get('non_finite_pred'):
-    parts.append(f'{int(m["non_finite_pred"])} joint(s) with a non-finite '
-                 'prediction (failures)')
+    parts.append(f'{int(m["non_finite_pred"])} failed sample(s) (a non-finite '
+                 'predicted joint)')
   if m.get('non_finite_target'):
     parts.append(f'{int(m["non_finite_target"])} with non-finite ground truth')
   return f' [left out: {"; ".join(parts)}]' if parts else ''
@@ -58,9 +61,10 @@ def left_out(m: Mapping[str, float]) -> str:
 def validation_line(step: int, protocol_name: str,
                     m: Mapping[str, float]) -> str:
   """'step N: validation P MPJPE x mm, PA-MPJPE y mm over n examples'."""
-  return (f'step {step}: validation {protocol_name} MPJPE {m["mpjpe"]:.1f} mm, '
-          f'PA-MPJPE {m["pa_mpjpe"]:.1f} mm over {int(m["num_examples"])} '
-          f'examples{left_out(m)}')
+  return (f'step {step}: validation {protocol_name} MPJPE '
+          f'{metrics.format_value(m["mpjpe"], "mm", precision=1)}, PA-MPJPE '
+          f'{metrics.format_value(m["pa_mpjpe"], "mm", precision=1)} over '
+          f'{int(m["num_examples"])} examples{left_out(m)}')
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -78,9 +82,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
       lines.append(f'Validation protocol: {summary["protocol"]}')
     lines.append(f'{"validation":32s} {"MPJPE mm":>10s} {"PA-MPJPE mm":>12s}')
     for label, m in rows:
-      lines.append(f'{label:32s} {m["mpjpe"]:10.1f} {m["pa_mpjpe"]:12.1f}'
+      lines.append(f'{label:32s} '
+                   f'{metrics.format_value(m["mpjpe"], width=10, precision=1)} '
+                   f'{metrics.format_value(m["pa_mpjpe"], width=12, precision=1)}'
                    f'{left_out(m)}')
-  if 'baselines' in summary and 'eval' in summary:
+  if ('baselines' in summary and 'eval' in summary and
+      math.isfinite(summary['eval']['mpjpe'])):
     const = summary['baselines']['mean_pose']['mpjpe']
     gain = 100.0 * (1.0 - summary['eval']['mpjpe'] / max(const, 1e-9))
     side = 'below' if gain >= 0 else 'ABOVE (train longer)'
@@ -91,6 +98,6 @@ def format_summary(summary: Mapping[str, Any]) -> str:
   lines.append(f'Checkpoints: {summary["checkpoint_dir"]}')
   lines.append('Export the last epochs\' average: python -m '
                'hybrik_jax.average_checkpoints --workdir '
-               f'{summary["workdir"]} --last 10 --out DIR')
+               f'{shlex.quote(str(summary["workdir"]))} --last 10 --out DIR')
   lines.append('=' * 64)
   return '\n'.join(lines)
