@@ -14,6 +14,9 @@ Several hosts (one process per host; every process runs the same command):
         --coordinator_address=HOST0:1234 --num_processes=N --process_id=I
 
 On TPU pods and SLURM, `--distributed` alone lets JAX detect the cluster.
+A process lost for --heartbeat_timeout_s (killed, preempted, unreachable)
+stops the others with one line naming it and status 75 (EX_TEMPFAIL); run
+the same command again on every host to resume.
 """
 
 import os
@@ -110,6 +113,7 @@ def _main(args: flags.FlagValues) -> int:
   try:
     train_and_evaluate(args.config, args.workdir)
   except errors.InputError as e:  # a Stopped run too: its line and status
+    _exit_together(args)
     cli.fail(e)
   except KeyboardInterrupt:  # before the training loop's handlers are set
     print('Interrupted before training started; nothing was saved.',
@@ -119,6 +123,7 @@ def _main(args: flags.FlagValues) -> int:
     if jax.process_count() > 1 and _is_lost_peer_error(e):
       _lost_peer_exit(args, e)
     raise
+  _exit_together(args)
   return 0
 
 
@@ -185,6 +190,25 @@ def _lost_peer_exit(args, error: BaseException) -> NoReturn:
     who, reason = '', cli.one_line(str(error))[:300]
   print(_lost_peer_line(args, who, reason), file=sys.stderr, flush=True)
   os._exit(EXIT_LOST_PROCESS)  # pylint: disable=protected-access
+
+
+def _exit_together(args) -> None:
+  """Several processes: waits until all are done before any exits.
+
+  With recoverability on, JAX's shutdown no longer waits for the others, and
+  process 0 (which hosts the coordination service) leaving first would make
+  the others fail on their way out.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  try:
+    jax_distributed.global_state.client.wait_at_barrier(
+        'hybrik_jax_exit', timeout_in_ms=1000 * (args.heartbeat_timeout_s + 300))
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    if _is_lost_peer_error(e) or 'deadline' in str(e).lower():
+      _lost_peer_exit(args, e)
+    raise
 
 
 def _initialize_distributed(args) -> None:

@@ -24,6 +24,7 @@ installed), never by sleeping on the clock.
 """
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -231,3 +232,53 @@ def test_two_processes_preempted_refused_corrupt_and_killed(tmp_path,
   finally:
     for run in runs:
       run.kill()
+
+
+_CACHE_DRIVER = '''
+import json, logging, sys
+from hybrik_jax import train
+hits = []
+
+class Hits(logging.Handler):
+  def emit(self, record):
+    message = record.getMessage()
+    if message.startswith('Persistent compilation cache hit for'):
+      hits.append(message.split("'")[1])
+
+logger = logging.getLogger('jax._src.compiler')
+logger.setLevel(logging.DEBUG)
+logger.addHandler(Hits())
+logger.propagate = False
+status = train.main(sys.argv[2:])
+with open(sys.argv[1], 'w') as f:
+  json.dump({'status': status, 'hits': hits}, f)
+'''
+
+
+def test_second_run_loads_its_train_step_from_the_cache(tmp_path, data_dir):
+  """config.compilation_cache_dir: a restart does not compile its train step
+  again (JAX's own cache-hit log records, not timing)."""
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
+  cache = tmp_path / 'cache'
+  results = []
+  for name in ('cold', 'warm'):
+    out = tmp_path / f'{name}.json'
+    run = subprocess.run(
+        [sys.executable, '-c', _CACHE_DRIVER, str(out), '--config',
+         os.path.join(REPO, 'configs', 'test.py'),
+         f'--workdir={tmp_path / name}', f'--config.data.data_dir={data_dir}',
+         '--config.num_train_steps=1', '--config.evals.max_batches=1',
+         f'--config.compilation_cache_dir={cache}',
+         '--config.compilation_cache_min_compile_s=0'],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=REPO,
+        check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results.append(json.loads(out.read_text()))
+  cold, warm = results
+  assert 'jit_hybrik_train_step' not in cold['hits']
+  assert 'jit_hybrik_train_step' in warm['hits']
+  assert glob.glob(str(cache / 'jit_hybrik_train_step-*'))
+  # A relative setting is inside the workdir; '' leaves JAX's settings alone.
+  from hybrik_jax.training import compilation_cache  # pylint: disable=g-import-not-at-top
+  assert compilation_cache.cache_dir('xla_cache', '/w') == '/w/xla_cache'
+  assert compilation_cache.cache_dir('', '/w') == ''

@@ -304,10 +304,13 @@ def jit_train_step(mesh, *, smpl_model, model_config, **kwargs) -> Callable:
   convention = model_config_lib.ik_convention(model_config)
   input_size = int(model_config['input_size'])
   repl = replicated_sharding(mesh)
+
+  def hybrik_train_step(state, batch, smpl):  # named: 'jit_hybrik_train_step'
+    return train_step(state, batch, smpl_model=smpl, convention=convention,
+                      input_size=input_size, **kwargs)
+
   step = jax.jit(
-      lambda state, batch, smpl: train_step(state, batch, smpl_model=smpl,
-                                            convention=convention,
-                                            input_size=input_size, **kwargs),
+      hybrik_train_step,
       in_shardings=(repl, batch_sharding(mesh), repl),
       out_shardings=(repl, repl),
       donate_argnums=(0,))
