@@ -113,7 +113,7 @@ def _main(args: flags.FlagValues) -> int:
   try:
     train_and_evaluate(args.config, args.workdir)
   except errors.InputError as e:  # a Stopped run too: its line and status
-    _exit_together(args)
+    _exit_together(args, e)
     cli.fail(e)
   except KeyboardInterrupt:  # before the training loop's handlers are set
     print('Interrupted before training started; nothing was saved.',
@@ -192,12 +192,14 @@ def _lost_peer_exit(args, error: BaseException) -> NoReturn:
   os._exit(EXIT_LOST_PROCESS)  # pylint: disable=protected-access
 
 
-def _exit_together(args) -> None:
-  """Several processes: waits until all are done before any exits.
+def _exit_together(args, error: errors.InputError | None = None) -> None:
+  """Several processes: waits until all are done, then processes other than
+  0 exit here (with `error`'s line and status, if any).
 
-  With recoverability on, JAX's shutdown no longer waits for the others, and
-  process 0 (which hosts the coordination service) leaving first would make
-  the others fail on their way out.
+  With recoverability on, JAX's atexit shutdown no longer waits for the
+  others: process 0 (which hosts the coordination service) leaving first
+  would make the others abort in their own shutdown. So they leave without
+  it, once everything is saved and every process has reached this point.
   """
   if jax.process_count() == 1:
     return
@@ -209,6 +211,16 @@ def _exit_together(args) -> None:
     if _is_lost_peer_error(e) or 'deadline' in str(e).lower():
       _lost_peer_exit(args, e)
     raise
+  if jax.process_index() == 0:
+    return
+  status = 0
+  if error is not None:
+    print(f'{getattr(error, "prefix", "error: ")}{cli.one_line(error)}',
+          file=sys.stderr, flush=True)
+    status = getattr(error, 'exit_code', cli.EXIT_USER_ERROR)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def _initialize_distributed(args) -> None:
