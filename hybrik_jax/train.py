@@ -14,10 +14,15 @@ Several hosts (one process per host; every process runs the same command):
         --coordinator_address=HOST0:1234 --num_processes=N --process_id=I
 
 On TPU pods and SLURM, `--distributed` alone lets JAX detect the cluster.
+A process lost for --heartbeat_timeout_s (killed, preempted, unreachable)
+stops the others with one line naming it and status 75 (EX_TEMPFAIL); run
+the same command again on every host to resume.
 """
 
+import os
 import sys
-from typing import Sequence
+import time
+from typing import NoReturn, Sequence
 
 from absl import app
 from absl import flags
@@ -67,6 +72,10 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
             'several processes (implies --distributed).')
   fs.integer('num_processes', None, 'Number of processes (hosts).')
   fs.integer('process_id', None, "This process's index in [0, num_processes).")
+  fs.integer('heartbeat_timeout_s', 100, 'Several processes: a process that '
+             'has not been heard from for this long is lost, and the others '
+             'stop with one line naming it (JAX heartbeat timeout).',
+             lower_bound=1)
   try:
     args = fs.parse(argv)
     args.config.get  # pylint: disable=pointless-statement
@@ -109,20 +118,136 @@ def _main(args: flags.FlagValues) -> int:
     # INFO); --verbosity=0 brings the INFO logs back. TensorBoard gets all.
     logging.set_verbosity(logging.WARNING)
   if args.coordinator_address or args.distributed:
-    jax.distributed.initialize(coordinator_address=args.coordinator_address,
-                               num_processes=args.num_processes,
-                               process_id=args.process_id)
+    _initialize_distributed(args)
   logging.info('JAX process %d of %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
     train_and_evaluate(args.config, args.workdir)
   except errors.InputError as e:  # a Stopped run too: its line and status
+    _exit_together(args, e)
     cli.fail(e)
   except KeyboardInterrupt:  # before the training loop's handlers are set
     print('Interrupted before training started; nothing was saved.',
           file=sys.stderr, flush=True)
     sys.exit(cli.EXIT_INTERRUPTED)
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    if jax.process_count() > 1 and _is_lost_peer_error(e):
+      _lost_peer_exit(args, e)
+    raise
+  _exit_together(args)
   return 0
+
+
+# ---------------------------------------------------------------------------
+# Several processes: a lost peer is one line and EXIT_LOST_PROCESS.
+# ---------------------------------------------------------------------------
+
+# Exit status when another process of a multi-process run was lost (killed,
+# preempted, unreachable). Run the same command again on every host.
+EXIT_LOST_PROCESS = 75  # sysexits' EX_TEMPFAIL: try again
+
+# What a collective (gloo / the coordination service) says when a peer died.
+_LOST_PEER_WORDS = ('gloo', 'connection reset', 'connection closed',
+                    'connection refused', 'broken pipe', 'unavailable',
+                    'heartbeat', 'socket closed', 'barrier')
+
+
+def _is_lost_peer_error(error: BaseException) -> bool:
+  text = str(error).lower()
+  return any(w in text for w in _LOST_PEER_WORDS)
+
+
+def _lost_peer_line(args, lost: str, reason: str) -> str:
+  who = (f'process {lost}' if lost and ',' not in lost else
+         f'processes {lost}' if lost else 'another process')
+  return (f'error: lost {who} of this {jax.process_count()}-process run '
+          f'({reason}); process {jax.process_index()} stops too. The '
+          f'checkpoints up to the last committed one are in {args.workdir}: '
+          'run the same command again on every host to resume from it.')
+
+
+def _live_processes(timeout_s: float) -> tuple[set[int], bool]:
+  """(processes the coordination service still sees, whether it answered),
+  polled until one is missing or `timeout_s` has passed."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  client = jax_distributed.global_state.client
+  everyone = list(range(jax.process_count()))
+  deadline = time.monotonic() + timeout_s
+  live = set(everyone)
+  while True:
+    try:
+      live = set(client.get_live_nodes(everyone))
+    except Exception:  # pylint: disable=broad-exception-caught
+      return live, False  # the coordinator (process 0) is gone
+    if len(live) < len(everyone) or time.monotonic() > deadline:
+      return live, True
+    time.sleep(0.1)
+
+
+def _lost_peer_exit(args, error: BaseException) -> NoReturn:
+  """A collective failed: names the lost process(es) once the coordination
+  service has noticed (at most --heartbeat_timeout_s, plus a margin), prints
+  one line and exits with EXIT_LOST_PROCESS (os._exit: the atexit shutdown
+  would wait for the lost process)."""
+  live, answered = _live_processes(args.heartbeat_timeout_s + 5)
+  lost = sorted(set(range(jax.process_count())) - live)
+  if not answered:
+    who, reason = '0', 'the coordinator stopped answering'
+  elif lost:
+    who = ', '.join(map(str, lost))
+    reason = (f'no heartbeat for {args.heartbeat_timeout_s} s: killed, '
+              'preempted or unreachable')
+  else:
+    who, reason = '', cli.one_line(str(error))[:300]
+  print(_lost_peer_line(args, who, reason), file=sys.stderr, flush=True)
+  os._exit(EXIT_LOST_PROCESS)  # pylint: disable=protected-access
+
+
+def _exit_together(args, error: errors.InputError | None = None) -> None:
+  """Several processes: waits until all are done, then processes other than
+  0 exit here (with `error`'s line and status, if any).
+
+  With recoverability on, JAX's atexit shutdown no longer waits for the
+  others: process 0 (which hosts the coordination service) leaving first
+  would make the others abort in their own shutdown. So they leave without
+  it, once everything is saved and every process has reached this point.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  try:
+    jax_distributed.global_state.client.wait_at_barrier(
+        'hybrik_jax_exit', timeout_in_ms=1000 * (args.heartbeat_timeout_s + 300))
+  except Exception as e:  # pylint: disable=broad-exception-caught
+    if _is_lost_peer_error(e) or 'deadline' in str(e).lower():
+      _lost_peer_exit(args, e)
+    raise
+  if jax.process_index() == 0:
+    return
+  status = 0
+  if error is not None:
+    print(f'{getattr(error, "prefix", "error: ")}{cli.one_line(error)}',
+          file=sys.stderr, flush=True)
+    status = getattr(error, 'exit_code', cli.EXIT_USER_ERROR)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
+
+
+def _initialize_distributed(args) -> None:
+  """jax.distributed.initialize, with a bounded wait for a lost process.
+
+  By default JAX's coordination service aborts every process with a C++
+  stack trace once one stops sending heartbeats; with recoverability on, the
+  others go on to their next collective, which fails: `_main` then waits
+  (at most --heartbeat_timeout_s) for the service to name the lost process
+  and prints one line (`_lost_peer_exit`).
+  """
+  jax.config.update('jax_enable_recoverability', True)
+  jax.distributed.initialize(
+      coordinator_address=args.coordinator_address,
+      num_processes=args.num_processes, process_id=args.process_id,
+      heartbeat_timeout_seconds=args.heartbeat_timeout_s)
 
 
 def _parse_or_fail(argv: Sequence[str]) -> flags.FlagValues:

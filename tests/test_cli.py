@@ -26,7 +26,8 @@ REPO = os.path.join(os.path.dirname(__file__), '..')
 
 # Each program and flags its --help must list (the shared names included).
 HELP_LISTS = {
-    'train': ['--config', '--workdir', '--distributed', '--config.FIELD'],
+    'train': ['--config', '--workdir', '--distributed', '--heartbeat_timeout_s',
+              '--config.FIELD'],
     'evaluate': ['--checkpoint', '--dataset', '--data_dir', '--smpl', '--h36m_regressor',
                  '--batch_size', '--[no]flip_test', '--out', '--num_examples'],
     'demo': ['--image', '--video', '--checkpoint', '--out', '--bbox', '--smpl',

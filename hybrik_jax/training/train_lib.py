@@ -395,11 +395,13 @@ def jit_train_step(mesh, *, smpl_model, model_config, **kwargs) -> Callable:
   input_size = int(model_config['input_size'])
   focal_length = float(model_config.get('focal_length', 1000.0))
   repl = replicated_sharding(mesh)
+
+  def hybrik_train_step(state, batch, smpl):  # named: 'jit_hybrik_train_step'
+    return train_step(state, batch, smpl_model=smpl, convention=convention,
+                      input_size=input_size, focal_length=focal_length, **kwargs)
+
   step = jax.jit(
-      lambda state, batch, smpl: train_step(state, batch, smpl_model=smpl,
-                                            convention=convention,
-                                            input_size=input_size,
-                                            focal_length=focal_length, **kwargs),
+      hybrik_train_step,
       in_shardings=(repl, batch_sharding(mesh), repl),
       out_shardings=(repl, repl),
       donate_argnums=(0,))

@@ -35,6 +35,7 @@ from hybrik_jax.evaluation import loop
 from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.training import baselines
+from hybrik_jax.training import compilation_cache
 from hybrik_jax.training import datasets
 from hybrik_jax.training import initial_weights
 from hybrik_jax.training import metric_writer
@@ -111,7 +112,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   workdir.mkdir(parents=True, exist_ok=True)
   lock = workdir_lock.lock_workdir(workdir)
   try:
-    with stop_signals.StopSignals(config.preemption_sync_every_steps) as signals:
+    with stop_signals.StopSignals(config.preemption_sync_every_steps) as signals, \
+        compilation_cache.persistent_cache(
+            config.compilation_cache_dir, workdir,
+            config.compilation_cache_min_compile_s):
       job = _Job.create(config, data, workdir, sources)
       state, start_step = _initial_state(job)
 

@@ -1,0 +1,65 @@
+"""JAX's persistent compilation cache for a training run.
+
+A restarted (preempted) run loads its compiled train and eval steps from disk
+instead of compiling them again: `config.compilation_cache_dir` (relative to
+the workdir by default, 'xla_cache'; an absolute path to share one cache
+between workdirs; '' leaves JAX's own settings, e.g. JAX_COMPILATION_CACHE_DIR,
+alone) and `config.compilation_cache_min_compile_s` (compiles shorter than
+this are not written). JAX keys each entry on the computation, the compile
+options, the backend and the JAX / jaxlib version, so a stale entry is never
+used. The cache is trusted code: keep it in a directory only you can write.
+"""
+
+import contextlib
+import os
+from typing import Iterator
+
+from absl import logging
+import jax
+from jax.experimental.compilation_cache import compilation_cache as jax_cc
+
+DEFAULT_DIR = 'xla_cache'
+
+_DIR = 'jax_compilation_cache_dir'
+_MIN_TIME = 'jax_persistent_cache_min_compile_time_secs'
+_MIN_SIZE = 'jax_persistent_cache_min_entry_size_bytes'
+
+
+def cache_dir(setting: str, workdir: str | os.PathLike[str]) -> str:
+  """The cache directory of `setting` (config.compilation_cache_dir): a
+  relative path is inside `workdir`; '' is ''."""
+  if not setting:
+    return ''
+  if '://' in setting or os.path.isabs(setting):
+    return setting
+  return os.path.join(os.fspath(workdir), setting)
+
+
+@contextlib.contextmanager
+def persistent_cache(setting: str, workdir: str | os.PathLike[str],
+                     min_compile_s: float) -> Iterator[str]:
+  """Compiles inside use (and fill) the cache; yields its directory ('' off).
+
+  Must be entered before the steps compile. JAX's previous settings are put
+  back on exit, so later compiles of the same process (tests, notebooks) do not
+  write into this workdir.
+  """
+  path = cache_dir(setting, workdir)
+  if not path:
+    yield ''
+    return
+  old = {k: getattr(jax.config, k) for k in (_DIR, _MIN_TIME, _MIN_SIZE)}
+  if '://' not in path:
+    os.makedirs(path, exist_ok=True)
+  jax_cc.reset_cache()  # JAX opens its cache once, at the first compile
+  jax.config.update(_DIR, path)
+  jax.config.update(_MIN_TIME, float(min_compile_s))
+  jax.config.update(_MIN_SIZE, 0)
+  logging.info('Persistent compilation cache: %s (compiles of %.1f s or more)',
+               path, min_compile_s)
+  try:
+    yield path
+  finally:
+    jax_cc.reset_cache()
+    for key, value in old.items():
+      jax.config.update(key, value)
