@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 
+from hybrik_jax.body import ik
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik
 
@@ -28,7 +29,8 @@ def float32_outputs(raw: Mapping[str, Any]) -> dict[str, Any]:
 def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
             trans_inv: jnp.ndarray, intrinsics: jnp.ndarray,
             joint_root: jnp.ndarray, smpl_model, flip_test: bool,
-            model_config: Mapping[str, Any]) -> hybrik.ModelOutput:
+            model_config: Mapping[str, Any],
+            convention: ik.IKConvention | None = None) -> hybrik.ModelOutput:
   """Images -> decoded body (eval mode, no rng); jit-able.
 
   Args:
@@ -46,11 +48,15 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
       (`models.config.ik_convention`) whose IK, leaf flip pairs and depth unit
       of the network's d (`depth_factor`, metres) decoding and the flip test
       use; a batch's own depth_factor is never used for decoding.
+    convention: overrides the model config's convention (the exporter passes
+      it with `kabsch='horn'`, the same rotations without SVD); default: read
+      from `model_config`.
 
   Returns:
     hybrik.ModelOutput (metres, camera axes, root-relative; float32).
   """
-  convention = model_config_lib.ik_convention(model_config)
+  if convention is None:
+    convention = model_config_lib.ik_convention(model_config)
   apply = lambda x: model.apply(variables, x, train=False)
   raw = (hybrik.flip_test(apply, images, convention.leaf_flip_pairs) if flip_test
          else apply(images))
