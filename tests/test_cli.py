@@ -19,6 +19,7 @@ from hybrik_jax import cli_flags
 from hybrik_jax import convert
 from hybrik_jax import demo
 from hybrik_jax import evaluate
+from hybrik_jax import export_model
 from hybrik_jax import prepare_data
 from hybrik_jax import train
 
@@ -37,6 +38,8 @@ HELP_LISTS = {
     'prepare_data': ['--dataset', '--data_dir', '--manual_dir', '--file_format',
                      '--num_workers', '--[no]overwrite'],
     'average_checkpoints': ['--workdir', '--last', '--out', '--[no]overwrite'],
+    'export_model': ['--checkpoint', '--out', '--format', '--batch', '--[no]dynamic_batch',
+                     '--[no]flip_test', '--[no]with_mesh', '--[no]joints_only', '--smpl'],
     'demo_inputs images': ['--dataset', '--n', '--out', '--split', '--first', '--data_dir'],
     'demo_inputs clip': ['--out', '--frames', '--size', '--fps', '--seed'],
 }
@@ -49,6 +52,8 @@ WRONG_FLAGS = {
     'convert': ['--torch_checkpoint', 'x.pth', '--out', '/nonexistent', '--chekpoint=x'],
     'prepare_data': ['--chekpoint=x'],
     'average_checkpoints': ['--chekpoint=x'],
+    'export_model': ['--checkpoint', '/nonexistent', '--out', '/nonexistent',
+                     '--format', 'onnx', '--chekpoint=x'],
     'demo_inputs': ['images', '--chekpoint=x'],
 }
 
@@ -100,7 +105,8 @@ def test_wrong_flag_is_one_line_and_exit_2(runs, tool):
 
 PARSERS = {'evaluate': evaluate.parse, 'demo': demo.parse, 'convert': convert.parse,
            'prepare_data': prepare_data.parse,
-           'average_checkpoints': average_checkpoints.parse}
+           'average_checkpoints': average_checkpoints.parse,
+           'export_model': export_model.parse}
 
 
 def test_parse_runs_many_times_in_one_process():
@@ -191,6 +197,7 @@ def test_the_shared_flags_have_one_name_and_help_text():
                      'flip_test': {cli_flags.FLIP_TEST_HELP}}
   valid = {'evaluate': ['--checkpoint', 'c'], 'demo': ['--image', 'i'],
            'convert': ['--torch_checkpoint', 'x', '--out', 'o'], 'prepare_data': [],
-           'average_checkpoints': ['--workdir', 'w', '--out', 'o']}
+           'average_checkpoints': ['--workdir', 'w', '--out', 'o'],
+           'export_model': ['--checkpoint', 'c', '--out', 'o', '--format', 'onnx']}
   for name, parse in PARSERS.items():  # absl's style: no hyphenated names
     assert not [flag for flag in parse(valid[name]) if '-' in flag], name

@@ -192,3 +192,75 @@ def test_closest_rotation_grads():
   d = jnp.asarray([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
   _, tangent = jax.jvp(geometry.closest_rotation, (jnp.eye(3),), (d,))
   np.testing.assert_allclose(tangent, (d - d.T) / 2, atol=1e-6)
+
+
+def _kabsch_cases(rng, n=200):
+  """m = sum target rest^T for generic, reflected and near-degenerate fits:
+  three rest vectors nearly in a plane or nearly on a line (spread eps)."""
+  rot = Rotation.random(n, random_state=11).as_matrix()
+  cases = {'generic': rng.normal(size=(n, 3, 3))}
+  cases['reflected'] = -cases['generic']
+  for eps in (1e-1, 1e-2):
+    rest = rng.normal(size=(n, 3, 3))
+    planar = rest.copy()
+    planar[:, 2] = 0.7 * rest[:, 0] + eps * rng.normal(size=(n, 3))
+    line = rest.copy()
+    line[:, 1] = 1.3 * rest[:, 0] + eps * rng.normal(size=(n, 3))
+    line[:, 2] = 0.5 * rest[:, 0] + eps * rng.normal(size=(n, 3))
+    for name, r in (('planar', planar), ('collinear', line)):
+      target = np.einsum('bij,bkj->bki', rot, r) + 1e-3 * eps * rng.normal(size=r.shape)
+      cases[f'{name} {eps}'] = np.einsum('bki,bkj->bij', target, r)
+  return cases
+
+
+def _numpy_kabsch(m):
+  u, _, vt = np.linalg.svd(m)
+  vt = vt.copy()
+  vt[:, 2] *= np.sign(np.linalg.det(u) * np.linalg.det(vt))[:, None]
+  return u @ vt
+
+
+def test_closest_rotation_horn_equals_svd():
+  """Horn's quaternion fit (no SVD) is the SVD fit: to 1e-6 in float64 on
+  generic, reflected and near-degenerate fits; in float32 as close to the
+  float64 answer as the SVD's own float32 result (both are float32 rounding
+  amplified by the fit's conditioning)."""
+  cases = _kabsch_cases(np.random.default_rng(12))
+  horn = jax.jit(geometry.closest_rotation_horn)
+  svd = jax.jit(geometry.closest_rotation)
+  for name, m in cases.items():
+    ref = _numpy_kabsch(m)
+    with jax.enable_x64(True):
+      np.testing.assert_allclose(horn(jnp.asarray(m)), ref, atol=1e-6, err_msg=name)
+      np.testing.assert_allclose(horn(jnp.asarray(m)), svd(jnp.asarray(m)), atol=1e-6,
+                                 err_msg=name)
+    m32 = jnp.asarray(m, jnp.float32)
+    err_horn = np.abs(np.asarray(horn(m32)) - ref).max()
+    err_svd = np.abs(np.asarray(svd(m32)) - ref).max()
+    assert err_horn <= 5.0 * err_svd + 1e-6, (name, err_horn, err_svd)
+    r = np.asarray(horn(m32), np.float64)
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-5, err_msg=name)
+  # A zero m gives the identity, as closest_rotation's.
+  np.testing.assert_array_equal(horn(jnp.zeros((2, 3, 3))), np.stack([np.eye(3)] * 2))
+
+
+def test_closest_rotation_horn_grads_match_svd():
+  with jax.enable_x64(True):
+    rng = np.random.default_rng(13)
+    m = jnp.asarray(rng.normal(size=(4, 3, 3)))
+    d = jnp.asarray(rng.normal(size=(4, 3, 3)))
+    jvp = lambda f: jax.jit(lambda m, d: jax.jvp(f, (m,), (d,))[1])
+    t_horn = jvp(geometry.closest_rotation_horn)(m, d)
+    t_svd = jvp(geometry.closest_rotation)(m, d)
+    # The same derivative; only the damping scale differs (|m|_F for s_max).
+    np.testing.assert_allclose(t_horn, t_svd, rtol=1e-5, atol=1e-8)
+  hard = jnp.stack([jnp.eye(3), jnp.zeros((3, 3)), jnp.diag(jnp.array([1.0, 0.0, 0.0]))])
+  _assert_all_finite(jax.jit(jax.grad(
+      lambda m: jnp.sum(geometry.closest_rotation_horn(m))))(hard))
+
+
+def test_inv3_is_the_inverse():
+  m = np.random.default_rng(14).normal(size=(8, 3, 3))
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(geometry.inv3(jnp.asarray(m)), np.linalg.inv(m), rtol=1e-9,
+                               atol=1e-9)

@@ -295,3 +295,112 @@ def _closest_rotation_jvp(primals, tangents):
   a = (x - jnp.swapaxes(x, -1, -2)) * (g / (g * g + eps[..., None, None]))
   drot = jnp.where(zero[..., None, None], jnp.zeros_like(m), u @ a @ vt)
   return rot, drot
+
+
+# ----------------------------------------------------------------------------
+# The same Kabsch fit without SVD (runtimes without one, e.g. ONNX).
+# ----------------------------------------------------------------------------
+
+# Squarings of Horn's shifted 4x4 matrix: the top eigenvector's weight grows as
+# ((l1 + c) / (l2 + c))^(2^k); 2^32 resolves eigenvalue gaps down to ~1e-8 of
+# the spread (float32 itself resolves ~1e-7).
+_HORN_SQUARINGS = 32
+
+
+def _horn_matrix(m: jnp.ndarray) -> jnp.ndarray:
+  """(..., 3, 3) m = sum target rest^T -> (..., 4, 4) Horn's symmetric matrix.
+
+  Its eigenvector of the largest eigenvalue is the unit quaternion (w, x, y, z)
+  of the rotation maximising trace(R^T m) (Horn 1987, with S = m^T).
+  """
+  s = jnp.swapaxes(m, -1, -2)
+  sxx, sxy, sxz = s[..., 0, 0], s[..., 0, 1], s[..., 0, 2]
+  syx, syy, syz = s[..., 1, 0], s[..., 1, 1], s[..., 1, 2]
+  szx, szy, szz = s[..., 2, 0], s[..., 2, 1], s[..., 2, 2]
+  rows = [
+      [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+      [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+      [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+      [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+  ]
+  return jnp.stack([jnp.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def inv3(m: jnp.ndarray) -> jnp.ndarray:
+  """(..., 3, 3) -> inverses by the adjugate (no LU); singular m -> inf/NaN."""
+  adj = jnp.stack([jnp.cross(m[..., 1, :], m[..., 2, :]),
+                   jnp.cross(m[..., 2, :], m[..., 0, :]),
+                   jnp.cross(m[..., 0, :], m[..., 1, :])], axis=-1)
+  return adj / det3(m)[..., None, None]
+
+
+def _horn_rotation(m: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(rotation, zero mask) of `closest_rotation_horn` (no derivative rule)."""
+  n = _horn_matrix(m)
+  scale = jnp.sqrt(jnp.sum(m * m, axis=(-2, -1)))  # |m|_F >= s_max
+  zero = scale <= jnp.finfo(m.dtype).tiny
+  # Eigenvalues of n lie in [-sqrt(3) |m|_F, sqrt(3) |m|_F]: shift them >= 0 so
+  # that the largest one also has the largest magnitude, scale to O(1).
+  safe = jnp.where(zero, 1.0, scale)[..., None, None]
+  eye4 = jnp.eye(4, dtype=m.dtype)
+  a = n / safe + 1.8 * eye4
+  a = jnp.where(zero[..., None, None], eye4, a)
+
+  for _ in range(_HORN_SQUARINGS):  # unrolled: a loop costs more on CPU
+    a = jnp.sum(a[..., :, :, None] * a[..., None, :, :], axis=-2)  # a @ a, fused
+    a = a / jnp.sum(jnp.abs(a), axis=(-2, -1), keepdims=True)
+  # a ~ q q^T: its largest-diagonal column is the best-conditioned copy of q.
+  col = jnp.argmax(jnp.diagonal(a, axis1=-2, axis2=-1), axis=-1)
+  onehot = (jnp.arange(4) == col[..., None]).astype(m.dtype)
+  q = jnp.sum(a * onehot[..., None, :], axis=-1)
+  q = normalize(q, default=jnp.asarray([1.0, 0.0, 0.0, 0.0], m.dtype))
+  rot = _unit_quaternion_to_matrix(q[..., 0], q[..., 1:])
+  return jnp.where(zero[..., None, None], jnp.eye(3, dtype=m.dtype), rot), zero
+
+
+@jax.custom_jvp
+def closest_rotation_horn(m: jnp.ndarray) -> jnp.ndarray:
+  """`closest_rotation` without SVD: Horn's quaternion eigenvector.
+
+  The rotation maximising trace(R^T m) is the unit quaternion of the largest
+  eigenvalue of Horn's symmetric 4x4 matrix of m; it is found by repeated
+  squaring of that matrix (shifted positive), i.e. power iteration with
+  2^32 steps, in matrix products and elementwise operations only (exported
+  graphs run it on any runtime: ONNX has no SVD). Always a proper rotation
+  (det +1, Kabsch's reflection case included); a zero m gives the identity.
+  Equal to `closest_rotation` to float precision wherever that is determined
+  (rank >= 2; tests/test_geometry.py).
+
+  Gradients: the same as `closest_rotation`'s, from the polar relation
+  m = R S (S = R^T m symmetric): dR = R [w]_x with
+  (tr(S) I - S) w = vee(R^T dm - dm^T R), solved by a 3x3 adjugate with the
+  same Tikhonov damping (eigenvalues s_i + s_j).
+
+  Args:
+    m: (..., 3, 3) matrices.
+
+  Returns:
+    (..., 3, 3) rotations.
+  """
+  return _horn_rotation(m)[0]
+
+
+@closest_rotation_horn.defjvp
+def _closest_rotation_horn_jvp(primals, tangents):
+  (m,), (dm,) = primals, tangents
+  rot, zero = _horn_rotation(m)
+  rt = jnp.swapaxes(rot, -1, -2)
+  s = rt @ m
+  s = 0.5 * (s + jnp.swapaxes(s, -1, -2))
+  eye = jnp.eye(3, dtype=m.dtype)
+  a = jnp.trace(s, axis1=-2, axis2=-1)[..., None, None] * eye - s
+  w = rt @ dm
+  w = w - jnp.swapaxes(w, -1, -2)
+  vee = jnp.stack([w[..., 2, 1], w[..., 0, 2], w[..., 1, 0]], axis=-1)
+  scale = jnp.sqrt(jnp.sum(m * m, axis=(-2, -1)))
+  eps = (1e-4 * scale)**2 + jnp.finfo(m.dtype).tiny
+  damped = a @ a + eps[..., None, None] * eye
+  damped = jnp.where(zero[..., None, None], eye, damped)  # finite cotangents at m = 0
+  omega = jnp.einsum('...ij,...j->...i', inv3(damped) @ a, vee)
+  drot = rot @ skew(omega)
+  return rot, jnp.where(zero[..., None, None], jnp.zeros_like(m), drot)

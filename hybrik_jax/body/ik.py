@@ -67,6 +67,8 @@ They differ in these fields, on which a converted checkpoint depends:
   and leaves a matrix that is not a rotation, which the released model then skins with.
 * `detach_reference`: the released code reads the root fit and the fallback's target
   bone from a detached copy of the skeleton (no gradient flows through them).
+* `kabsch`: 'svd' or 'horn', how the Kabsch fits are solved (the same rotation
+  to float precision; 'horn' has no SVD, for exported graphs: `hybrik_jax.export`).
 * `leaf_flip_pairs`, `depth_factor`: not used by the IK but by the decoding in front
   of it (the flip test's leaf slot pairs; metres per unit of the network's depth d).
 
@@ -123,6 +125,10 @@ DEPTH_GROUPS = tuple(
 JOINT_GROUPS = tuple((j,) for j in range(1, 24))
 
 ROOT_FITS = ('svd', 'spine_hips')
+# How the Kabsch fits (root_fit 'svd', spine3_svd) find their rotation:
+# 'svd' (`geometry.closest_rotation`) or 'horn' (`geometry.closest_rotation_horn`,
+# the same rotation without SVD, for runtimes that have none, e.g. ONNX).
+KABSCH_SOLVERS = ('svd', 'horn')
 # The released layer's swing regularisation, m^2 (see the module docstring).
 RELEASED_SWING_EPS = 1e-8
 # HybrIK's inference-time fallback threshold, metres (see the module docstring).
@@ -176,6 +182,7 @@ class IKConvention:
       target bone.
     spine3_svd: fit spine3 to its three children instead of swing-twist to the
       neck (HybrIK-Transformer's unused "optimized" variant).
+    kabsch: 'svd' (default) or 'horn': the Kabsch fits' solver (`KABSCH_SOLVERS`).
     leaf_flip_pairs: leaf-slot pairs the flip test swaps (indices 0..4).
     depth_factor: metres per unit of the network's relative depth d (decoding).
   """
@@ -187,6 +194,7 @@ class IKConvention:
   swing_eps: float = 0.0
   detach_reference: bool = False
   spine3_svd: bool = False
+  kabsch: str = 'svd'
   leaf_flip_pairs: tuple[tuple[int, int], ...] = constants.FLIP_PAIRS_LEAF
   depth_factor: float = constants.CORRECTED_DEPTH_FACTOR
 
@@ -211,6 +219,8 @@ class IKConvention:
                               f'(leaf_joints={self.leaf_joints})')
     if self.root_fit not in ROOT_FITS:
       raise _invalid('root_fit', f'one of {ROOT_FITS}', self.root_fit)
+    if self.kabsch not in KABSCH_SOLVERS:
+      raise _invalid('kabsch', f'one of {KABSCH_SOLVERS}', self.kabsch)
     if self.max_drift is not None:
       if not (_is_real(self.max_drift) and self.max_drift >= 0):
         raise _invalid('max_drift', 'None or a number >= 0 (metres; inf: no fallback)',
@@ -337,9 +347,11 @@ def _mtv(m: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
   return jnp.einsum('...ji,...j->...i', m, v)
 
 
-def _fit_children(targets: jnp.ndarray, rests: jnp.ndarray) -> jnp.ndarray:
+def _fit_children(targets: jnp.ndarray, rests: jnp.ndarray,
+                  kabsch: str = 'svd') -> jnp.ndarray:
   """Kabsch: (B, K, 3) target and rest vectors -> (B, 3, 3) best rotation."""
-  return geometry.closest_rotation(jnp.einsum('bki,bkj->bij', targets, rests))
+  fit = geometry.closest_rotation if kabsch == 'svd' else geometry.closest_rotation_horn
+  return fit(jnp.einsum('bki,bkj->bij', targets, rests))
 
 
 def _regularised_swing(a: jnp.ndarray, b: jnp.ndarray, eps: float) -> jnp.ndarray:
@@ -455,7 +467,8 @@ def inverse_kinematics(
 
   if c.root_fit == 'svd':
     pelvis_children = list(PELVIS_CHILDREN)
-    local[0] = _fit_children(reference[:, pelvis_children], rest_bone[:, pelvis_children])
+    local[0] = _fit_children(reference[:, pelvis_children], rest_bone[:, pelvis_children],
+                             c.kabsch)
   else:
     local[0] = _spine_hips_root(reference, rest_bone, c.swing_eps)
   chain[0] = local[0]
@@ -484,7 +497,7 @@ def inverse_kinematics(
         kids = list(SPINE3_CHILDREN)
         vecs = target[:, kids] - posed[j][:, None]
         vecs = _mtv(chain[_PARENTS[j]][:, None], vecs)
-        local[j] = _fit_children(vecs, rest_bone[:, kids])
+        local[j] = _fit_children(vecs, rest_bone[:, kids], c.kabsch)
       else:
         swing_twist.append(j)
     if swing_twist:

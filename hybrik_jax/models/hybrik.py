@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from hybrik_jax.body import constants
+from hybrik_jax.body import geometry
 from hybrik_jax.body import ik
 from hybrik_jax.models import backbones
 from hybrik_jax.models import camera as camera_lib
@@ -183,7 +184,8 @@ def uvd_to_xyz(uvd: jnp.ndarray, trans_inv: jnp.ndarray, intrinsics: jnp.ndarray
   uv_homo = jnp.concatenate([uv_input, jnp.ones_like(uv_input[..., :1])], axis=-1)
   uv_image = jnp.einsum('bij,bkj->bki', trans_inv, uv_homo)
   image_homo = jnp.concatenate([uv_image, jnp.ones_like(uv_image[..., :1])], axis=-1)
-  rays = jnp.einsum('bij,bkj->bki', jnp.linalg.inv(intrinsics), image_homo)
+  # Adjugate inverse (no LU: exported graphs run on runtimes without one).
+  rays = jnp.einsum('bij,bkj->bki', geometry.inv3(intrinsics), image_homo)
   abs_z = joint_root[:, None, 2:3] + uvd[..., 2:3] * depth_factor[:, None, :]
   return rays * abs_z - joint_root[:, None, :]
 

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Optional
 import jax
 import jax.numpy as jnp
 
+from hybrik_jax.body import ik
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik
 
@@ -31,7 +32,8 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
             joint_root: Optional[jnp.ndarray] = None, smpl_model, flip_test: bool,
             model_config: Mapping[str, Any],
             bboxes: Optional[jnp.ndarray] = None,
-            img_center: Optional[jnp.ndarray] = None) -> hybrik.ModelOutput:
+            img_center: Optional[jnp.ndarray] = None,
+            convention: ik.IKConvention | None = None) -> hybrik.ModelOutput:
   """Images -> decoded body (eval mode, no rng); jit-able.
 
   Args:
@@ -52,6 +54,9 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
     bboxes: camera models only (`predict_camera`), optional (B, 4) xyxy px:
       the crop's box in the full image, with img_center (B, 2) px, the image
       centre (HybrIK's demo passes both: the camera is then the full image's).
+    convention: overrides the model config's convention (the exporter passes
+      it with `kabsch='horn'`, the same rotations without SVD); default: read
+      from `model_config`.
 
   trans_inv, intrinsics and joint_root are needed by models without a camera
   and ignored by camera models, which place the body with their own camera.
@@ -61,7 +66,8 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
     camera model with `camera` (models.camera.CameraOutput: cam_scale (B, 1),
     cam_root (B, 3) m, transl (B, 3) m, ...).
   """
-  convention = model_config_lib.ik_convention(model_config)
+  if convention is None:
+    convention = model_config_lib.ik_convention(model_config)
   if model_config.get('predict_camera', False):
     raw = model.apply(variables, images, train=False, flip_test=flip_test)
     return hybrik.decode_camera(

@@ -1,0 +1,156 @@
+"""Writers of the three artefact formats, each over a serving function.
+
+  stablehlo   `jax.export`: OUT/model.stablehlo (serialised; reload with
+              `jax.export.deserialize(bytearray(data)).call(*inputs)`, no
+              hybrik_jax needed), lowered for CPU and CUDA.
+  savedmodel  `jax2tf.convert` (native serialisation: the same StableHLO in an
+              XlaCallModule op) in a tf.Module with a 'serving_default'
+              signature (TF Serving, `tf.saved_model.load`).
+  onnx        jax2onnx from the jaxpr: OUT/model.onnx, checked by
+              `onnx.checker`, run by onnxruntime.
+Each also writes OUT/export.json (`manifest`). TensorFlow, jax2onnx and onnx
+are imported only by their writer (the `export` extra installs them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from hybrik_jax import errors
+from hybrik_jax.export import serving
+
+FORMATS = ('savedmodel', 'stablehlo', 'onnx')
+MANIFEST_FILE = 'export.json'
+STABLEHLO_FILE = 'model.stablehlo'
+ONNX_FILE = 'model.onnx'
+# Lowered for both: the artefact has no platform-specific call (no LAPACK SVD).
+STABLEHLO_PLATFORMS = ('cpu', 'cuda')
+ONNX_OPSET = 23
+
+
+class ExportError(errors.InputError):
+  """An export cannot be made (missing tool, unsupported option)."""
+
+
+def _missing(tool: str, e: ImportError) -> ExportError:
+  return ExportError(f'{tool} is not installed ({e}); install the export extra: '
+                     "pip install -e '.[export]'")
+
+
+def _tuple_fn(serve: Callable, names: Sequence[str]) -> Callable:
+  return lambda *args: tuple(serve(*args)[name] for name in names)
+
+
+def _specs(input_size: int, options: serving.ServingOptions, symbolic: Any):
+  return serving.input_specs(input_size, options,
+                             batch_dim=symbolic if options.batch is None else None)
+
+
+def write_stablehlo(serve: Callable, input_size: int,
+                    options: serving.ServingOptions, out_dir: str) -> str:
+  """jax.export of `serve` -> OUT/model.stablehlo; returns its path."""
+  symbolic = jax.export.symbolic_shape('b')[0] if options.batch is None else None
+  exported = jax.export.export(jax.jit(serve), platforms=STABLEHLO_PLATFORMS)(
+      *_specs(input_size, options, symbolic))
+  path = os.path.join(out_dir, STABLEHLO_FILE)
+  with open(path, 'wb') as f:
+    f.write(exported.serialize())
+  return path
+
+
+def write_savedmodel(serve: Callable, input_size: int,
+                     options: serving.ServingOptions, out_dir: str) -> str:
+  """jax2tf SavedModel with a 'serving_default' signature; returns out_dir."""
+  try:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise _missing('tensorflow', e) from e
+  names = serving.input_names()
+  poly = None if options.batch is not None else ['(b, ...)'] * len(names)
+  tf_serve = jax2tf.convert(serve, polymorphic_shapes=poly, with_gradient=False,
+                            native_serialization_platforms=STABLEHLO_PLATFORMS)
+  signature = [tf.TensorSpec(spec.shape if options.batch is not None
+                             else (None,) + spec.shape[1:], tf.as_dtype(spec.dtype), name=name)
+               for name, spec in zip(names, serving.input_specs(input_size, options,
+                                                                batch_dim=1))]
+  module = tf.Module()
+  module.serve = tf.function(lambda *args: tf_serve(*args), input_signature=signature,
+                             autograph=False)
+  tf.saved_model.save(module, out_dir, signatures={'serving_default': module.serve})
+  return out_dir
+
+
+def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions,
+               out_dir: str) -> str:
+  """jax2onnx -> OUT/model.onnx (onnx.checker-checked); returns its path."""
+  try:
+    import jax2onnx  # pylint: disable=g-import-not-at-top
+    import onnx  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise _missing('jax2onnx', e) from e
+  outputs = serving.output_names(serve, input_size, options)
+  if options.batch is None:
+    specs = [('B',) + tuple(s.shape[1:]) for s in serving.input_specs(input_size, options)]
+    if options.image_dtype != 'float32':
+      raise ExportError('onnx with a dynamic batch takes float32 images only '
+                        '(jax2onnx types shape-only inputs float32): add '
+                        '--image_dtype float32 or give --batch')
+  else:
+    specs = serving.input_specs(input_size, options)
+  path = os.path.join(out_dir, ONNX_FILE)
+  # jax2onnx prints debugging lines of its own while tracing.
+  with contextlib.redirect_stdout(io.StringIO()):
+    model = jax2onnx.to_onnx(_tuple_fn(serve, outputs), specs, model_name='hybrik',
+                             opset=ONNX_OPSET, input_names=list(serving.input_names()),
+                             output_names=list(outputs))
+  onnx.checker.check_model(model)
+  onnx.save(model, path)
+  return path
+
+
+WRITERS = {'savedmodel': write_savedmodel, 'stablehlo': write_stablehlo,
+           'onnx': write_onnx}
+
+
+def manifest(fmt: str, serve: Callable, input_size: int,
+             options: serving.ServingOptions, extra: dict[str, Any]) -> dict[str, Any]:
+  """What export.json records: the format, the inputs and outputs (name,
+  shape with null for the dynamic batch, dtype), the options, `extra`."""
+  specs = serving.input_specs(input_size, options, batch_dim=1)
+  outs = jax.eval_shape(serve, *specs)
+  batch = options.batch
+  shape = lambda s: [batch] + list(s[1:])
+  return {
+      'format': fmt,
+      'inputs': [{'name': n, 'shape': shape(s.shape), 'dtype': str(np.dtype(s.dtype))}
+                 for n, s in zip(serving.input_names(), specs)],
+      'outputs': [{'name': n, 'shape': shape(s.shape), 'dtype': str(np.dtype(s.dtype))}
+                  for n, s in outs.items()],
+      'options': {'batch': batch, 'flip_test': options.flip_test,
+                  'with_mesh': options.with_mesh, 'image_dtype': options.image_dtype},
+      **extra,
+  }
+
+
+def write(fmt: str, serve: Callable, input_size: int, options: serving.ServingOptions,
+          out_dir: str, extra: dict[str, Any] | None = None) -> str:
+  """Writes the artefact of `fmt` and export.json into out_dir; returns the
+  artefact's path."""
+  if fmt not in WRITERS:
+    raise ExportError(f'format must be one of {FORMATS}, got {fmt!r}')
+  os.makedirs(out_dir, exist_ok=True)
+  path = WRITERS[fmt](serve, input_size, options, out_dir)
+  info = manifest(fmt, serve, input_size, options, dict(extra or {}))
+  info['artefact'] = os.path.relpath(path, out_dir)
+  with open(os.path.join(out_dir, MANIFEST_FILE), 'w') as f:
+    json.dump(info, f, indent=1)
+    f.write('\n')
+  return path
