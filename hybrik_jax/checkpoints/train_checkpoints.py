@@ -493,7 +493,8 @@ def restore_variables(manager: ocp.CheckpointManager,
 def set_aside(manager: ocp.CheckpointManager, step: int) -> epath.Path:
   """Moves checkpoint `step` to WORKDIR/checkpoints_corrupt/ (never deletes).
 
-  Process 0 renames; the others wait for it. Returns the new path.
+  Process 0 renames; the others wait for it. Returns the new path (the same
+  on every process: each picks the name before process 0 renames).
   """
   source = step_dir(manager, step)
   target_dir = epath.Path(manager.directory).parent / CORRUPT_DIR
@@ -501,6 +502,9 @@ def set_aside(manager: ocp.CheckpointManager, step: int) -> epath.Path:
   n = 1
   while target.exists():
     target, n = target_dir / f'{step}.{n}', n + 1
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(f'hybrik_jax name set aside {step}')
   if jax.process_index() == 0:
     target_dir.mkdir(parents=True, exist_ok=True)
     os.rename(source, target)
