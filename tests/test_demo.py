@@ -231,7 +231,7 @@ def test_bad_ik_fields_are_one_line_everywhere(tmp_path, capsys):
   for i in range(3):
     writer.write(np.full((64, 64, 3), 100 + i, np.uint8))
   writer.release()
-  cases = {'ik_convention': ('nope', "must be one of ('released', 'corrected'), "
+  cases = {'ik_convention': ('nope', "must be one of ('released', 'corrected', 'hybrik'), "
                              "got 'nope'"),
            'leaf_joints': ('abc', "must be a list of distinct joints")}
   for field, (value, expected) in cases.items():
