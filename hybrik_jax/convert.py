@@ -276,21 +276,16 @@ def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str
     fields['predict_leaf'] = 'decleaf.weight' in sd
     fields['twist_joint_offset'] = 0  # the released code's joint_embeddings[:23]
     fields['input_size'] = 32 * sd['pos_embedding.row_embed.weight'].shape[0]
-  elif arch == 'deconv':
+  elif arch in ('deconv', 'deconv_cam'):  # 24 heatmaps (+ leaf) or 29 (+ camera)
+    joints = constants.NUM_JOINTS if arch == 'deconv' else constants.NUM_JOINTS_29
     fields['head'] = 'deconv'
     fields['backbone'] = backbone_arch(sd, 'preact.')
     fields['deconv_channels'] = tuple(
         sd[f'deconv_layers.{i}.weight'].shape[1] for i in (0, 3, 6))
-    fields['depth_dim'] = sd['final_layer.weight'].shape[0] // constants.NUM_JOINTS
+    fields['depth_dim'] = sd['final_layer.weight'].shape[0] // joints
     fields['fc_width'] = sd['fc1.weight'].shape[0]
-    fields['predict_leaf'] = 'decleaf.weight' in sd
-  elif arch == 'deconv_cam':
-    fields['head'] = 'deconv'
-    fields['backbone'] = backbone_arch(sd, 'preact.')
-    fields['deconv_channels'] = tuple(
-        sd[f'deconv_layers.{i}.weight'].shape[1] for i in (0, 3, 6))
-    fields['depth_dim'] = sd['final_layer.weight'].shape[0] // constants.NUM_JOINTS_29
-    fields['fc_width'] = sd['fc1.weight'].shape[0]
+    if arch == 'deconv':
+      fields['predict_leaf'] = 'decleaf.weight' in sd
   elif arch == 'hrnet_cam':
     fields['head'] = 'heatmap'
     fields['backbone'] = backbone_arch(sd, 'preact.')
@@ -302,7 +297,7 @@ def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str
     # `batch_inverse_kinematics_transform` at test time), flip leaf slots
     # ((0, 1), (3, 4)) and scale depth by their datasets' bbox_3d_shape, 2000 mm
     # (hybrikTransformerSMPL24.py / simple3dposeBaseSMPL24.py: `* 2` into the layer).
-    # HybrIK's own training runs a different ("naive") train-mode IK, not reproduced.
+    # (HybrIK's own train-mode IK is the 'hybrik' convention's naive(), below.)
     fields.update(config_lib.ik_fields(ik.IKConvention.released()))
   if arch in CAMERA_ARCHS:
     # HybrIK's camera models: the released eval-mode IK on 29 joints with their
