@@ -29,6 +29,7 @@ import numpy as np
 from hybrik_jax import errors
 from hybrik_jax import utils
 from hybrik_jax.body import geometry
+from hybrik_jax.body import lbs
 from hybrik_jax.body import smplx as sx
 from hybrik_jax.body import smplx_constants as xc
 
@@ -239,14 +240,9 @@ def hybrik(model: sx.SMPLXModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
   rest = jnp.concatenate([joints, v_shaped[:, np.asarray(xc.LEAF_VERTEX_IDS)]], 1)
   rot_mats = inverse_kinematics(pose_skeleton, phis, rest, mode)
   batch = rot_mats.shape[0]
-  posed, rots = sx.forward_kinematics(rot_mats, joints, model.parents)
-  pose_feature = (rot_mats[:, 1:] - jnp.eye(3, dtype=rot_mats.dtype)).reshape(batch, -1)
-  v_posed = jax.lax.stop_gradient(v_shaped) + (pose_feature @ model.posedirs).reshape(
-      batch, -1, 3)
-  trans = posed - jnp.einsum('bkij,bkj->bki', rots, joints)
-  w = model.lbs_weights
-  vertices = (jnp.einsum('bvij,bvj->bvi', jnp.einsum('vk,bkij->bvij', w, rots), v_posed)
-              + jnp.einsum('vk,bki->bvi', w, trans))
+  vertices, posed, _ = lbs.linear_blend_skinning(
+      v_shaped, rot_mats, model.J_regressor, model.posedirs, model.lbs_weights,
+      model.parents, template_gradient=False)
   all_joints = jnp.concatenate([posed, sx.extra_joints(model, vertices)], 1)
   if transl is not None:
     utils.check_shape('transl', transl, (batch, 3))

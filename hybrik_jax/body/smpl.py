@@ -21,7 +21,7 @@ from hybrik_jax import utils
 from hybrik_jax.body import constants
 from hybrik_jax.body import geometry
 from hybrik_jax.body import ik
-from hybrik_jax.body import kinematics
+from hybrik_jax.body import lbs
 
 NUM_POSE_FEATURES = 9 * (constants.NUM_JOINTS - 1)  # 207
 
@@ -147,18 +147,11 @@ def skin(model: SMPLModel, betas: jnp.ndarray, rot_mats: jnp.ndarray,
   if rot_mats.shape[0] != batch:
     raise ValueError(f'betas and rot_mats must have the same batch size, got '
                      f'{betas.shape} and {rot_mats.shape}')
-  dtype = jnp.result_type(v_shaped, rot_mats)
-  v_shaped = v_shaped.astype(dtype)
+  vertices, posed_joints, _ = lbs.linear_blend_skinning(
+      v_shaped, rot_mats, model.J_regressor, model.posedirs, model.lbs_weights,
+      constants.SMPL_PARENTS)
+  dtype = vertices.dtype
   rot_mats = rot_mats.astype(dtype)
-  joints = jnp.einsum('jv,bvc->bjc', model.J_regressor.astype(dtype), v_shaped)
-  pose_feature = (rot_mats[:, 1:] - jnp.eye(3, dtype=dtype)).reshape(batch, -1)
-  v_posed = v_shaped + (pose_feature @ model.posedirs.astype(dtype)).reshape(
-      batch, -1, 3)
-  posed_joints, transforms = kinematics.forward_kinematics(rot_mats, joints)
-  per_vertex = jnp.einsum('vj,bjmn->bvmn', model.lbs_weights.astype(dtype),
-                          transforms[:, :, :3, :])  # (B, V, 3, 4)
-  vertices = (jnp.einsum('bvmn,bvn->bvm', per_vertex[..., :3], v_posed)
-              + per_vertex[..., 3])
   if transl is not None:
     utils.check_shape('transl', transl, (batch, 3))
     shift = transl.astype(dtype)[:, None]

@@ -20,6 +20,7 @@ import numpy as np
 from hybrik_jax import errors
 from hybrik_jax import utils
 from hybrik_jax.body import geometry
+from hybrik_jax.body import lbs
 from hybrik_jax.body import smplx_constants as xc
 
 
@@ -120,27 +121,7 @@ def rest_joints(model: SMPLXModel, betas: jnp.ndarray,
                     shape_blend(model, betas, expression))
 
 
-def forward_kinematics(rot_mats: jnp.ndarray, joints: jnp.ndarray,
-                       parents: tuple[int, ...]
-                       ) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """Poses a rest skeleton on any tree (parents before children).
-
-  Args:
-    rot_mats: (B, J, 3, 3) local rotations.
-    joints: (B, J, 3) rest joints, metres.
-    parents: static (J,) parents, -1 for the root.
-
-  Returns:
-    posed: (B, J, 3) posed joints (root at its rest position).
-    rots: (B, J, 3, 3) global rotations.
-  """
-  rots = [rot_mats[:, 0]]
-  posed = [joints[:, 0]]
-  for j in range(1, len(parents)):
-    p = parents[j]
-    posed.append(posed[p] + jnp.einsum('bij,bj->bi', rots[p], joints[:, j] - joints[:, p]))
-    rots.append(rots[p] @ rot_mats[:, j])
-  return jnp.stack(posed, 1), jnp.stack(rots, 1)
+forward_kinematics = lbs.forward_kinematics  # Poses any tree (see body.lbs).
 
 
 def skin(model: SMPLXModel, betas: jnp.ndarray, rot_mats: jnp.ndarray,
@@ -167,19 +148,11 @@ def skin(model: SMPLXModel, betas: jnp.ndarray, rot_mats: jnp.ndarray,
   if rot_mats.shape[0] != batch:
     raise errors.InputError(f'betas and rot_mats must have the same batch size, got '
                             f'{betas.shape} and {rot_mats.shape}')
-  dtype = jnp.result_type(v_shaped, rot_mats)
-  v_shaped = v_shaped.astype(dtype)
+  vertices, posed, _ = lbs.linear_blend_skinning(
+      v_shaped, rot_mats, model.J_regressor, model.posedirs, model.lbs_weights,
+      model.parents)
+  dtype = vertices.dtype
   rot_mats = rot_mats.astype(dtype)
-  joints = jnp.einsum('jv,bvc->bjc', model.J_regressor.astype(dtype), v_shaped)
-  pose_feature = (rot_mats[:, 1:] - jnp.eye(3, dtype=dtype)).reshape(batch, -1)
-  v_posed = v_shaped + (pose_feature @ model.posedirs.astype(dtype)).reshape(
-      batch, -1, 3)
-  posed, rots = forward_kinematics(rot_mats, joints, model.parents)
-  trans = posed - jnp.einsum('bkij,bkj->bki', rots, joints)  # (B, 55, 3)
-  w = model.lbs_weights.astype(dtype)
-  per_rot = jnp.einsum('vk,bkij->bvij', w, rots)
-  per_trans = jnp.einsum('vk,bki->bvi', w, trans)
-  vertices = jnp.einsum('bvij,bvj->bvi', per_rot, v_posed) + per_trans
   if transl is not None:
     utils.check_shape('transl', transl, (batch, 3))
     shift = transl.astype(dtype)[:, None]

@@ -42,13 +42,26 @@ def soft_argmax_3d_channels_last(logits: jnp.ndarray) -> jnp.ndarray:
   The layout the final 1x1 convolution produces (channel = joint * D + depth),
   so the head never transposes its (B, 24, 64, 64, 64) heatmaps.
   """
-  b, h, w, j, d = logits.shape
   probs = jax.nn.softmax(logits.astype(jnp.promote_types(logits.dtype, jnp.float32)),
                          axis=(1, 2, 4))
-  coord = lambda marginal, size: (marginal * jnp.arange(size, dtype=marginal.dtype)).sum(-1)
-  u = coord(probs.sum((1, 4)).transpose(0, 2, 1), w) / w - 0.5    # (B, J, W) marginal
-  v = coord(probs.sum((2, 4)).transpose(0, 2, 1), h) / h - 0.5    # (B, J, H)
-  z = coord(probs.sum((1, 2)), d) / d - 0.5                       # (B, J, D)
+  return integral(probs)
+
+
+def expected_index(marginal: jnp.ndarray) -> jnp.ndarray:
+  """(..., N) probabilities -> (...) expected index / N - 0.5 (the released
+  integral's coordinate, in [-0.5, 0.5))."""
+  size = marginal.shape[-1]
+  return (marginal * jnp.arange(size, dtype=marginal.dtype)).sum(-1) / size - 0.5
+
+
+def integral(probs: jnp.ndarray) -> jnp.ndarray:
+  """Normalised heatmaps (B, H, W, J, D) -> (B, J, 3) uvd, index / size - 0.5.
+
+  The heatmap integral of every HybrIK head (soft-argmax once normalised).
+  """
+  u = expected_index(probs.sum((1, 4)).transpose(0, 2, 1))    # (B, J, W) marginal
+  v = expected_index(probs.sum((2, 4)).transpose(0, 2, 1))    # (B, J, H)
+  z = expected_index(probs.sum((1, 2)))                       # (B, J, D)
   return jnp.stack([u, v, z], axis=-1)
 
 
@@ -129,6 +142,32 @@ class ConvTranspose4x4S2(nn.Module):
     raise ValueError(f"ConvTranspose4x4S2.impl must be 'subpixel' or 'lax', got {self.impl!r}")
 
 
+def deconv_stack(x: jnp.ndarray, channels: tuple[int, ...], train: bool, *, dtype,
+                 impl: str = 'subpixel') -> jnp.ndarray:
+  """HybrIK's deconvolution stack, called inside a head's compact `__call__`
+  (its layers are that head's: `deconv_layers_{0,1,3,4,6,7}`, the PyTorch
+  nn.Sequential indices): per entry of `channels`, ConvTranspose 4x4 stride 2,
+  BatchNorm, ReLU. (B, h, w, C) -> (B, 2^n h, 2^n w, channels[-1])."""
+  x = x.astype(dtype)
+  for i, c in enumerate(channels):
+    x = ConvTranspose4x4S2(c, dtype=dtype, impl=impl, name=f'deconv_layers_{3 * i}')(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     dtype=dtype, name=f'deconv_layers_{3 * i + 1}')(x)
+    x = nn.relu(x)
+  return x
+
+
+def fc_stack(features: jnp.ndarray, width: int, dropout: float, train: bool, *,
+             dtype) -> jnp.ndarray:
+  """HybrIK's pooled-feature MLP, called inside a head's compact `__call__`:
+  global average pool -> fc1 -> dropout -> fc2 -> dropout (no nonlinearity, as
+  released). (B, h, w, C) -> (B, width)."""
+  dense = lambda n, name: nn.Dense(n, dtype=dtype, kernel_init=torch_linear_init, name=name)
+  xc = features.astype(dtype).mean(axis=(1, 2))
+  xc = nn.Dropout(dropout)(dense(width, 'fc1')(xc), deterministic=not train)
+  return nn.Dropout(dropout)(dense(width, 'fc2')(xc), deterministic=not train)
+
+
 class DeconvHead(nn.Module):
   """Backbone features (B, h, w, C) -> the same dict as TransformerHead."""
   deconv_channels: tuple[int, ...] = (256, 256, 256)
@@ -150,13 +189,8 @@ class DeconvHead(nn.Module):
     """
     b = features.shape[0]
     n_j = constants.NUM_JOINTS
-    x = features.astype(self.dtype)
-    for i, channels in enumerate(self.deconv_channels):
-      x = ConvTranspose4x4S2(channels, dtype=self.dtype, impl=self.deconv_impl,
-                             name=f'deconv_layers_{3 * i}')(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       dtype=self.dtype, name=f'deconv_layers_{3 * i + 1}')(x)
-      x = nn.relu(x)
+    x = deconv_stack(features, self.deconv_channels, train, dtype=self.dtype,
+                     impl=self.deconv_impl)
     x = nn.Conv(n_j * self.depth_dim, (1, 1), dtype=self.dtype,
                 kernel_init=nn.initializers.normal(0.001), name='final_layer')(x)
     _, h, w, _ = x.shape
@@ -167,9 +201,7 @@ class DeconvHead(nn.Module):
 
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype, kernel_init=torch_linear_init,
                                      name=name)
-    xc = features.astype(self.dtype).mean(axis=(1, 2))
-    xc = nn.Dropout(self.fc_dropout)(dense(self.fc_width, 'fc1')(xc), deterministic=not train)
-    xc = nn.Dropout(self.fc_dropout)(dense(self.fc_width, 'fc2')(xc), deterministic=not train)
+    xc = fc_stack(features, self.fc_width, self.fc_dropout, train, dtype=self.dtype)
     mean_shape = jnp.asarray(self.mean_shape, jnp.float32)
     result['pred_shape'] = (dense(constants.NUM_BETAS, 'decshape')(xc)
                             + mean_shape).astype(out_dtype)

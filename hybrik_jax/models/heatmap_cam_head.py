@@ -56,14 +56,7 @@ def flip_heatmap_logits(logits: jnp.ndarray) -> jnp.ndarray:
   return jnp.concatenate([x[:, :, :1], x[:, :, :-1]], axis=2)
 
 
-def integral(probs: jnp.ndarray) -> jnp.ndarray:
-  """Normalised heatmaps (B, H, W, J, D) -> (B, J, 3) uvd, index / size - 0.5."""
-  _, h, w, _, d = probs.shape
-  coord = lambda marginal, size: (marginal * jnp.arange(size, dtype=marginal.dtype)).sum(-1)
-  u = coord(probs.sum((1, 4)).transpose(0, 2, 1), w) / w - 0.5
-  v = coord(probs.sum((2, 4)).transpose(0, 2, 1), h) / h - 0.5
-  z = coord(probs.sum((1, 2)), d) / d - 0.5
-  return jnp.stack([u, v, z], axis=-1)
+integral = deconv_head.integral  # The one heatmap integral (kept for callers).
 
 
 def heatmaps_to_uvd(logits: jnp.ndarray, flip_test: bool,
@@ -86,35 +79,44 @@ def heatmaps_to_uvd(logits: jnp.ndarray, flip_test: bool,
   return integral(probs), probs.max(axis=(1, 2, 4))
 
 
-def _flip_phi(phi: jnp.ndarray) -> jnp.ndarray:
-  perm = [constants.FLIP_PERM_24[i + 1] - 1 for i in range(constants.NUM_TWISTS)]
-  return phi[:, jnp.array(perm)] * jnp.array([1.0, -1.0], phi.dtype)
+_TWIST_PERM_23 = tuple(constants.FLIP_PERM_24[i + 1] - 1 for i in range(constants.NUM_TWISTS))
 
 
-def _read_out(xc: jnp.ndarray, flip_test: bool, init_cam, mean_shape,
-              dtype) -> dict[str, jnp.ndarray]:
+def _flip_phi(phi: jnp.ndarray, twist_perm=_TWIST_PERM_23) -> jnp.ndarray:
+  return phi[:, jnp.array(twist_perm)] * jnp.array([1.0, -1.0], phi.dtype)
+
+
+def _read_out(xc: jnp.ndarray, flip_test: bool, init_cam, mean_shape, dtype, *,
+              joint_perm=constants.FLIP_PERM_29,
+              twist_perm=_TWIST_PERM_23) -> dict[str, jnp.ndarray]:
   """The linear outputs of pooled features xc (N, F); called inside a head's
-  compact `__call__` (the Dense layers are that head's)."""
+  compact `__call__` (the Dense layers are that head's).
+
+  len(mean_shape) shape values, len(twist_perm) twists and len(joint_perm)
+  sigmas (HybrIK: 10, 23, 29; HybrIK-X: 21, 54, 71); the permutations are the
+  flip test's left/right swaps.
+  """
   dense = lambda n, name: nn.Dense(n, dtype=dtype, kernel_init=torch_linear_init,
                                    name=name)
   f32 = lambda x: x.astype(jnp.promote_types(dtype, jnp.float32))
   n = xc.shape[0]
-  shape = f32(dense(constants.NUM_BETAS, 'decshape')(xc)) + jnp.asarray(mean_shape, jnp.float32)
-  phi = f32(dense(constants.NUM_TWISTS * 2, 'decphi')(xc)).reshape(n, constants.NUM_TWISTS, 2)
+  n_twists = len(twist_perm)
+  shape = f32(dense(len(mean_shape), 'decshape')(xc)) + jnp.asarray(mean_shape, jnp.float32)
+  phi = f32(dense(n_twists * 2, 'decphi')(xc)).reshape(n, n_twists, 2)
   cam = f32(dense(len(init_cam), 'deccam')(xc)) + jnp.asarray(init_cam, jnp.float32)
-  sigma = jax.nn.sigmoid(f32(dense(NUM_JOINTS, 'decsigma')(xc)))
+  sigma = jax.nn.sigmoid(f32(dense(len(joint_perm), 'decsigma')(xc)))
   if not flip_test:
     return dict(pred_shape=shape, pred_phi=phi, pred_camera=cam, pred_sigma=sigma)
   b = n // 2
   if len(init_cam) == 3:   # ResNet class: arithmetic mean, tx of the mirror negated.
     cam = 0.5 * (cam[:b] + cam[b:] * jnp.array([1.0, -1.0, 1.0], cam.dtype))
-  else:                    # HRNet class: harmonic mean.
+  else:                    # HRNet classes: harmonic mean.
     cam = 2.0 / (1.0 / cam[:b] + 1.0 / cam[b:])
   return dict(
       pred_shape=0.5 * (shape[:b] + shape[b:]),
-      pred_phi=0.5 * (phi[:b] + _flip_phi(phi[b:])),
+      pred_phi=0.5 * (phi[:b] + _flip_phi(phi[b:], twist_perm)),
       pred_camera=cam,
-      pred_sigma=0.5 * (sigma[:b] + sigma[b:, jnp.array(constants.FLIP_PERM_29)]))
+      pred_sigma=0.5 * (sigma[:b] + sigma[b:, jnp.array(joint_perm)]))
 
 
 def _check_init_cam(init_cam, size: int, cls: str) -> None:
@@ -139,23 +141,15 @@ class DeconvCamHead(nn.Module):
     """features (N, h, w, C) (N = 2B with flip_test) -> the module docstring's dict."""
     _check_init_cam(self.init_cam, 3, 'DeconvCamHead')
     n = features.shape[0]
-    x = features.astype(self.dtype)
-    for i, channels in enumerate(self.deconv_channels):
-      x = deconv_head.ConvTranspose4x4S2(channels, dtype=self.dtype, impl=self.deconv_impl,
-                                         name=f'deconv_layers_{3 * i}')(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       dtype=self.dtype, name=f'deconv_layers_{3 * i + 1}')(x)
-      x = nn.relu(x)
+    x = deconv_head.deconv_stack(features, self.deconv_channels, train, dtype=self.dtype,
+                                 impl=self.deconv_impl)
     x = nn.Conv(NUM_JOINTS * self.depth_dim, (1, 1), dtype=self.dtype,
                 kernel_init=nn.initializers.normal(0.001), name='final_layer')(x)
     _, h, w, _ = x.shape
     uvd, maxvals = heatmaps_to_uvd(x.reshape(n, h, w, NUM_JOINTS, self.depth_dim),
                                    flip_test, renormalise=True)
-    dense = lambda k, name: nn.Dense(k, dtype=self.dtype, kernel_init=torch_linear_init,
-                                     name=name)
-    xc = features.astype(self.dtype).mean(axis=(1, 2))
-    xc = nn.Dropout(self.fc_dropout)(dense(self.fc_width, 'fc1')(xc), deterministic=not train)
-    xc = nn.Dropout(self.fc_dropout)(dense(self.fc_width, 'fc2')(xc), deterministic=not train)
+    xc = deconv_head.fc_stack(features, self.fc_width, self.fc_dropout, train,
+                              dtype=self.dtype)
     out = _read_out(xc, flip_test, self.init_cam, self.mean_shape, self.dtype)
     return dict(pred_uvd=uvd, maxvals=maxvals, **out)
 
@@ -182,3 +176,4 @@ class HRNetCamHead(nn.Module):
     xc = features.astype(self.dtype).mean(axis=(1, 2))
     out = _read_out(xc, flip_test, self.init_cam, self.mean_shape, self.dtype)
     return dict(pred_uvd=uvd, maxvals=maxvals, **out)
+
