@@ -1,7 +1,8 @@
 """PyTorch checkpoints -> exported hybrik_jax models.
 
     python -m hybrik_jax.convert --torch_checkpoint X.pth --out DIR \
-        [--arch auto|transformer|deconv|deconv_cam|hrnet_cam|backbone]
+        [--arch auto|transformer|deconv|deconv_cam|hrnet_cam|hrnet_smplx_cam|
+              hrnet_smplx_reg|backbone]
 
 Three sources (key names and tensor layouts are facts of the public code):
   backbone     torchvision ImageNet ResNet-18/34/50 (`conv1`, `bn1`,
@@ -29,6 +30,20 @@ Three sources (key names and tensor layouts are facts of the public code):
                `preact.*` an HRNet with its feature head and its heatmap layer
                `preact.final_layer`, `decshape`, `decphi`, `deccam`, `decsigma`,
                `init_cam` (1 value), `init_shape`.
+  hrnet_smplx_cam  Jeff-sjtu/HybrIK HRNetSMPLXCamKid (HybrIK-X's HRNet-W48 zoo entry):
+               `preact.*` an HRNet with its feature head, its 2.5D heatmap layers
+               `preact.final_layer` (71 uv maps) and `preact.depth_layer` (71 x 64
+               depth logits), `decshape` (21), `decphi` (54 x 2), `deccam`,
+               `decsigma` (71), `init_cam` (1 value); its SMPL-X layer's buffers
+               (`smplx_layer.*`) are skipped. Model config: body 'smplx', head
+               'heatmap', predict_camera, focal length 1000 px, ik_convention
+               'hybrik' (depth factor 2.2 m; the SMPL-X IK is body.ik_smplx's).
+  hrnet_smplx_reg  Jeff-sjtu/HybrIK HRNetSMPLXCamKidReg (HybrIK-X + RLE): `preact.*`
+               an HRNet with its feature head only, `fc_coord` (70 x 3),
+               `fc_coord_mouthtop`, `decsigma` (70), `decsigma_mouthtop`,
+               `decshape`, `decphi`, `deccam`, `init_cam`. Model config as
+               hrnet_smplx_cam with head 'regression'. (The RLE flow is part of the
+               released training loss, not of the network's state dict.)
 transformer and deconv get the released models' IK convention
 (`ik.IKConvention.released()`: leaf slots -> joints 10, 11, 15, 22, joint 23
 aimed at the pelvis, leaf flip pairs ((0, 1), (3, 4)), depth factor 2.0 m);
@@ -71,12 +86,13 @@ from hybrik_jax.models import hybrik
 from hybrik_jax.models import resnet
 from hybrik_jax.models import variables as variables_lib
 
-ARCHS = ('transformer', 'deconv', 'deconv_cam', 'hrnet_cam', 'backbone')
-CAMERA_ARCHS = ('deconv_cam', 'hrnet_cam')
+ARCHS = ('transformer', 'deconv', 'deconv_cam', 'hrnet_cam', 'hrnet_smplx_cam',
+         'hrnet_smplx_reg', 'backbone')
+CAMERA_ARCHS = ('deconv_cam', 'hrnet_cam', 'hrnet_smplx_cam', 'hrnet_smplx_reg')
 # HybrIK's camera models' FOCAL_LENGTH (every released config), px.
 HYBRIK_FOCAL_LENGTH = 1000.0
 # State-dict prefixes that are deliberately not converted.
-SKIPPED_PREFIXES = ('smpl.',)
+SKIPPED_PREFIXES = ('smpl.', 'smplx_layer.')
 # torchvision's ImageNet classifier: not part of the backbone.
 SKIPPED_BACKBONE_KEYS = ('fc.weight', 'fc.bias')
 # The ImageNet HRNet's classification head (--arch backbone): the released
@@ -176,6 +192,10 @@ def detect_arch(state_dict: Mapping[str, np.ndarray]) -> str:
   if any(k.startswith('transformer.') for k in keys) and 'joint_embeddings' in keys:
     return 'transformer'
   camera = any(k.startswith(('deccam.', 'decsigma.')) for k in keys) or 'init_cam' in keys
+  if camera and any(k.startswith('preact.depth_layer.') for k in keys):
+    return 'hrnet_smplx_cam'
+  if camera and 'fc_coord.weight' in keys:
+    return 'hrnet_smplx_reg'
   if camera and any(k.startswith('preact.final_layer.') for k in keys):
     return 'hrnet_cam'
   if camera and any(k.startswith('deconv_layers.') for k in keys):
@@ -190,7 +210,9 @@ def detect_arch(state_dict: Mapping[str, np.ndarray]) -> str:
       '(conv1.*, layer1.*), a HybrIK-Transformer (transformer.*, joint_embeddings), '
       'a HybrIK Simple3DPoseBaseSMPL24 (deconv_layers.*, final_layer.*), '
       'Simple3DPoseBaseSMPLCam (those with deccam.*, decsigma.*, init_cam) nor '
-      'HRNetSMPLCam (preact.final_layer.*, deccam.*, decsigma.*, init_cam). '
+      'HRNetSMPLCam (preact.final_layer.*, deccam.*, decsigma.*, init_cam) nor '
+      'HRNetSMPLXCamKid (those with preact.depth_layer.*) nor HRNetSMPLXCamKidReg '
+      '(fc_coord.*, deccam.*, init_cam). '
       f'Its keys: {_format_keys(keys, 20)}')
 
 
@@ -290,6 +312,16 @@ def model_config_from_state_dict(state_dict: Mapping[str, np.ndarray], arch: str
     fields['head'] = 'heatmap'
     fields['backbone'] = backbone_arch(sd, 'preact.')
     fields['depth_dim'] = sd['preact.final_layer.weight'].shape[0] // constants.NUM_JOINTS_29
+  elif arch == 'hrnet_smplx_cam':
+    fields['head'] = 'heatmap'
+    fields['body'] = 'smplx'
+    fields['backbone'] = backbone_arch(sd, 'preact.')
+    fields['depth_dim'] = (sd['preact.depth_layer.weight'].shape[0]
+                           // sd['preact.final_layer.weight'].shape[0])
+  elif arch == 'hrnet_smplx_reg':
+    fields['head'] = 'regression'
+    fields['body'] = 'smplx'
+    fields['backbone'] = backbone_arch(sd, 'preact.')
   else:
     raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS}')
   if arch in ('transformer', 'deconv'):
@@ -452,7 +484,10 @@ def _translate_hrnet_cam_head(key: str):
   module, _, leaf = key.rpartition('.')
   if module == 'preact.final_layer':
     return _conv(key, ('head', 'final_layer'), leaf)
-  if module in ('decshape', 'decphi', 'deccam', 'decsigma'):
+  if module == 'preact.depth_layer':  # HRNetSMPLXCamKid only
+    return _linear(('head', 'depth_layer'), leaf)
+  if module in ('decshape', 'decphi', 'deccam', 'decsigma', 'fc_coord', 'fc_coord_mouthtop',
+                'decsigma_mouthtop'):
     return _linear(('head', module), leaf)
   return None
 
@@ -467,7 +502,8 @@ def translate_key(key: str, arch: str):
     return _translate_backbone(key, ('backbone',))
   if key == 'init_shape' or (key == 'init_cam' and arch in CAMERA_ARCHS):
     return _SKIP  # -> model_config.mean_shape / init_cam
-  if arch == 'hrnet_cam' and key.startswith('preact.final_layer.'):
+  if arch in ('hrnet_cam', 'hrnet_smplx_cam') and key.startswith(
+      ('preact.final_layer.', 'preact.depth_layer.')):
     return _translate_hrnet_cam_head(key)
   if key.startswith('preact.'):
     return _translate_backbone(key[len('preact.'):], ('backbone',))
@@ -475,7 +511,7 @@ def translate_key(key: str, arch: str):
     return _translate_transformer_head(key)
   if arch in ('deconv', 'deconv_cam'):
     return _translate_deconv_head(key)
-  if arch == 'hrnet_cam':
+  if arch in ('hrnet_cam', 'hrnet_smplx_cam', 'hrnet_smplx_reg'):
     return _translate_hrnet_cam_head(key)
   raise ConversionError(f'Unknown architecture {arch!r}; choose one of {ARCHS}')
 

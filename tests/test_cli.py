@@ -158,7 +158,7 @@ def test_old_spellings_of_prepare_data_and_evaluate(capsys):
     (evaluate.parse, ['--checkpoint', 'c', '--batch_size=many'], r'^--batch_size=many: '),
     (evaluate.parse, ['--checkpoint', 'c', '--flip_test=maybe'], r'^--flip_test=maybe: not true or false'),
     (convert.parse, ['--torch_checkpoint', 'x', '--out', 'o', '--arch', 'vit'],
-     r'^--arch=vit: value should be one of <auto\|transformer\|deconv\|deconv_cam\|hrnet_cam\|backbone>'),
+     r'^--arch=vit: value should be one of <auto\|transformer\|deconv\|deconv_cam\|hrnet_cam\|hrnet_smplx_cam\|hrnet_smplx_reg\|backbone>'),
     (prepare_data.parse, ['--file_format', 'zip'], r'^--file_format=zip'),
     (evaluate.parse, ['--checkpoint', 'c', 'stray'], r"^unexpected argument 'stray'"),
     (evaluate.parse, ['stray', '--checkpoint', 'c'], r"^unexpected argument 'stray'"),

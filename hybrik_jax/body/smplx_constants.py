@@ -74,3 +74,22 @@ LEAF_VERTEX_IDS = (
     VERTEX_IDS['rring'], VERTEX_IDS['rthumb'], MOUTH_TOP_VERTEX)
 LEAF_PARENTS = (10, 11, 22, 23, 24, 27, 30, 33, 36, 39, 42, 45, 48, 51, 54, 15)
 SMPLX71_PARENTS = SMPLX_PARENTS + LEAF_PARENTS
+
+NUM_JOINTS_71 = 71
+NUM_TWISTS_X = 54  # joints 1..54
+# HybrIK-X's left/right pairs of the 71 joints (its networks' flip test): body,
+# eyes, the 15 finger joints of each hand, the leaf joints (toes, eyes, fingertips).
+FLIP_PAIRS_71 = (
+    ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21), (23, 24))
+    + tuple((25 + i, 40 + i) for i in range(15))
+    + ((55, 56), (58, 59)) + tuple((60 + i, 65 + i) for i in range(5)))
+
+
+def _flip_perm(n: int, pairs) -> tuple[int, ...]:
+  perm = list(range(n))
+  for a, b in pairs:
+    perm[a], perm[b] = b, a
+  return tuple(perm)
+
+
+FLIP_PERM_71 = _flip_perm(NUM_JOINTS_71, FLIP_PAIRS_71)

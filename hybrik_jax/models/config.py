@@ -129,6 +129,12 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   c.predict_camera = False
   c.init_cam = None  # added to the camera output; None = the class's released value
   c.focal_length = 1000.0  # px of the input crop's virtual camera (FOCAL_LENGTH)
+  # The body model the network predicts: 'smpl' or 'smplx' (HybrIK-X's
+  # HRNetSMPLXCamKid: head 'heatmap', predict_camera, 71 joints' 2.5D heatmaps,
+  # 54 twists, 10 betas + kid blend + 10 expression; decoded by models.hybrik_x
+  # through body.ik_smplx, depth_factor 2.2 m; ik_convention 'hybrik' records
+  # that depth unit, the SMPL-X IK being HybrIK-X's own).
+  c.body = 'smpl'
   # Compute dtype ('float32' | 'bfloat16'); parameters stay float32.
   c.dtype = 'float32'
   # SMPL mean shape added to the predicted shape offset (HybrIK uses

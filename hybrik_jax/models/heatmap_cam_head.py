@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from hybrik_jax.body import constants
+from hybrik_jax.body import smplx_constants
 from hybrik_jax.models import deconv_head
 from hybrik_jax.models.transformer import torch_linear_init
 
@@ -177,3 +178,151 @@ class HRNetCamHead(nn.Module):
     out = _read_out(xc, flip_test, self.init_cam, self.mean_shape, self.dtype)
     return dict(pred_uvd=uvd, maxvals=maxvals, **out)
 
+
+# ----------------------------------------------------------------------------
+# HybrIK-X (Li et al. 2023): HRNetSMPLXCamKid's head, 71 joints on SMPL-X.
+# ----------------------------------------------------------------------------
+
+NUM_JOINTS_X = smplx_constants.NUM_JOINTS_71
+NUM_TWISTS_X = smplx_constants.NUM_TWISTS_X
+# 10 betas + the kid blend, then 10 expression coefficients (decshape's 21).
+NUM_SHAPE_X = smplx_constants.NUM_BETAS + 1
+NUM_SHAPE_FULL_X = NUM_SHAPE_X + smplx_constants.NUM_EXPRESSION
+FLIP_PERM_71 = smplx_constants.FLIP_PERM_71
+# Twist k (joint k + 1) of the mirror is twist FLIP_PERM_71[k + 1] - 1 (joints 1..54).
+TWIST_FLIP_PERM_54 = tuple(FLIP_PERM_71[i + 1] - 1 for i in range(NUM_TWISTS_X))
+
+
+def flip_uv_logits(logits: jnp.ndarray, perm=FLIP_PERM_71) -> jnp.ndarray:
+  """2D logits (B, H, W, J) of a mirrored image -> those of the original: mirror
+  along W, swap left/right joints, shift one pixel towards +W (column 0 kept)."""
+  x = logits[:, :, ::-1][..., jnp.array(perm)]
+  return jnp.concatenate([x[:, :, :1], x[:, :, :-1]], axis=2)
+
+
+def heatmaps_25d_to_uvd(uv_logits: jnp.ndarray, z_logits: jnp.ndarray, flip_test: bool,
+                        perm=FLIP_PERM_71) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """HybrIK-X's 2.5D heatmaps -> uvd (B, J, 3) and maxvals (B, J).
+
+  uv_logits (N, H, W, J): one 2D heatmap per joint, softmax over H x W; z_logits
+  (N, J, D): one depth distribution per joint, softmax over D (N = 2B with
+  flip_test: the mirror's uv logits `flip_uv_logits`, its z logits only swapped,
+  each softmax'ed, then averaged with the original's). The coordinates are the
+  marginals' expected index / size - 0.5 (`deconv_head.expected_index`, the
+  integral of every head); maxvals the uv peak times the z peak.
+  """
+  f32 = lambda x: x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  uv_logits, z_logits = f32(uv_logits), f32(z_logits)
+  uv_softmax = lambda x: jax.nn.softmax(x, axis=(1, 2))
+  z_softmax = lambda x: jax.nn.softmax(x, axis=-1)
+  if flip_test:
+    b = uv_logits.shape[0] // 2
+    uv = 0.5 * (uv_softmax(uv_logits[:b]) + uv_softmax(flip_uv_logits(uv_logits[b:], perm)))
+    z = 0.5 * (z_softmax(z_logits[:b]) + z_softmax(z_logits[b:, jnp.array(perm)]))
+  else:
+    uv, z = uv_softmax(uv_logits), z_softmax(z_logits)
+  u = deconv_head.expected_index(uv.sum(1).transpose(0, 2, 1))   # (B, J, W) marginal
+  v = deconv_head.expected_index(uv.sum(2).transpose(0, 2, 1))   # (B, J, H)
+  d = deconv_head.expected_index(z)                             # (B, J, D)
+  return jnp.stack([u, v, d], axis=-1), uv.max(axis=(1, 2)) * z.max(axis=-1)
+
+
+class HRNetSMPLXCamHead(nn.Module):
+  """HRNetSMPLXCamKid's head (HybrIK-X): (high-resolution branch (N, H, W, C0),
+  features (N, h, w, 2048)) -> raw dict.
+
+  2.5D heatmaps: `final_layer` (1x1 conv, C0 -> 71) gives each joint's uv
+  logits at the branch's resolution, `depth_layer` (linear, C0 -> 71 x depth_dim)
+  on the branch's average its depth logits (`heatmaps_25d_to_uvd`). The pooled
+  2048 features go straight into decshape (21: 10 betas, the kid blend, 10
+  expression), decphi (54 (cos, sin)), deccam (+ init_cam (0.9,)) and decsigma
+  (71, sigmoid). Flip test as HRNetCamHead (harmonic camera mean), with the 71
+  joints' pairs (`smplx_constants.FLIP_PAIRS_71`).
+
+  Raw dict: 'pred_uvd' (B,71,3), 'pred_phi' (B,54,2), 'pred_shape' (B,11) (10
+  betas, kid blend), 'pred_expression' (B,10), 'pred_camera' (B,1), 'pred_sigma'
+  (B,71) in (0,1), 'maxvals' (B,71).
+  """
+  depth_dim: int = 64
+  init_cam: tuple[float, ...] = HRNET_INIT_CAM
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, branch0: jnp.ndarray, features: jnp.ndarray, train: bool,
+               flip_test: bool = False) -> dict[str, jnp.ndarray]:
+    """See the class docstring; N = 2B with flip_test."""
+    del train  # No dropout or BatchNorm of its own.
+    _check_init_cam(self.init_cam, 1, 'HRNetSMPLXCamHead')
+    n = branch0.shape[0]
+    x = branch0.astype(self.dtype)
+    uv_logits = nn.Conv(NUM_JOINTS_X, (1, 1), dtype=self.dtype,
+                        kernel_init=nn.initializers.normal(0.001), name='final_layer')(x)
+    z_logits = nn.Dense(NUM_JOINTS_X * self.depth_dim, dtype=self.dtype,
+                        kernel_init=torch_linear_init, name='depth_layer')(
+                            x.mean(axis=(1, 2))).reshape(n, NUM_JOINTS_X, self.depth_dim)
+    uvd, maxvals = heatmaps_25d_to_uvd(uv_logits, z_logits, flip_test)
+    xc = features.astype(self.dtype).mean(axis=(1, 2))
+    out = _read_out(xc, flip_test, self.init_cam, (0.0,) * NUM_SHAPE_FULL_X, self.dtype,
+                    joint_perm=FLIP_PERM_71, twist_perm=TWIST_FLIP_PERM_54)
+    shape = out.pop('pred_shape')
+    return dict(pred_uvd=uvd, maxvals=maxvals, pred_shape=shape[:, :NUM_SHAPE_X],
+                pred_expression=shape[:, NUM_SHAPE_X:], **out)
+
+
+# Finger joints of each hand (25..39 left, 40..54 right) and their wrists: the
+# regression head predicts the fingers relative to the wrist (HAND_REL).
+LEFT_FINGERS, RIGHT_FINGERS = tuple(range(25, 40)), tuple(range(40, 55))
+LEFT_WRIST, RIGHT_WRIST = 20, 21
+MOUTH_TOP = 70
+
+
+class SMPLXRegressionHead(nn.Module):
+  """HRNetSMPLXCamKidReg's head (HybrIK-X + RLE): HRNet features (N, h, w, 2048)
+  -> raw dict.
+
+  No heatmaps: the pooled features give the joints directly, `fc_coord`
+  (70 x (u, v, d)) and `fc_coord_mouthtop` (joint 70), with `decsigma` (70) and
+  `decsigma_mouthtop` (1) (sigmoid); the finger joints come relative to their
+  wrist and are made absolute (the released HAND_REL). Then decshape (21),
+  decphi (54 (cos, sin)), deccam (+ init_cam (0.9,)) as `HRNetSMPLXCamHead`.
+  Flip test: the mirror's u negated and its left/right joints (and sigmas)
+  swapped, averaged; shape, twists and camera as the heatmap head. maxvals =
+  1 - sigma (as released). The RLE flow of the released training loss is not
+  part of the network.
+
+  Raw dict: as HRNetSMPLXCamHead's.
+  """
+  init_cam: tuple[float, ...] = HRNET_INIT_CAM
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, features: jnp.ndarray, train: bool,
+               flip_test: bool = False) -> dict[str, jnp.ndarray]:
+    """features (N, h, w, C) (N = 2B with flip_test) -> the class docstring's dict."""
+    del train
+    _check_init_cam(self.init_cam, 1, 'SMPLXRegressionHead')
+    dense = lambda k, name: nn.Dense(k, dtype=self.dtype, kernel_init=torch_linear_init,
+                                     name=name)
+    f32 = lambda x: x.astype(jnp.promote_types(self.dtype, jnp.float32))
+    xc = features.astype(self.dtype).mean(axis=(1, 2))
+    n = xc.shape[0]
+    body = NUM_JOINTS_X - 1
+    coord = jnp.concatenate([f32(dense(body * 3, 'fc_coord')(xc)).reshape(n, body, 3),
+                             f32(dense(3, 'fc_coord_mouthtop')(xc)).reshape(n, 1, 3)], 1)
+    mouth_sigma = jax.nn.sigmoid(f32(dense(1, 'decsigma_mouthtop')(xc)))
+    out = _read_out(xc, flip_test, self.init_cam, (0.0,) * NUM_SHAPE_FULL_X, self.dtype,
+                    joint_perm=FLIP_PERM_71[:body], twist_perm=TWIST_FLIP_PERM_54)
+    if flip_test:
+      b = n // 2
+      mirror = coord[b:, jnp.array(FLIP_PERM_71)] * jnp.array([-1.0, 1.0, 1.0], coord.dtype)
+      coord = 0.5 * (coord[:b] + mirror)
+      mouth_sigma = 0.5 * (mouth_sigma[:b] + mouth_sigma[b:])
+    sigma = jnp.concatenate([out.pop('pred_sigma'), mouth_sigma], axis=1)
+    offsets = jnp.zeros_like(coord)
+    for fingers, wrist in ((LEFT_FINGERS, LEFT_WRIST), (RIGHT_FINGERS, RIGHT_WRIST)):
+      offsets = offsets.at[:, jnp.array(fingers)].set(
+          jnp.broadcast_to(coord[:, wrist:wrist + 1], (coord.shape[0], len(fingers), 3)))
+    shape = out.pop('pred_shape')
+    return dict(pred_uvd=coord + offsets, maxvals=1.0 - sigma, pred_sigma=sigma,
+                pred_shape=shape[:, :NUM_SHAPE_X], pred_expression=shape[:, NUM_SHAPE_X:],
+                **out)

@@ -26,7 +26,10 @@ from hybrik_jax.models import heatmap_cam_head
 from hybrik_jax.models import transformer
 from hybrik_jax.utils import check_shape
 
-HEADS = ('transformer', 'deconv', 'heatmap')
+HEADS = ('transformer', 'deconv', 'heatmap', 'regression')
+# The body a network predicts: 'smpl' (29/24 joints) or 'smplx' (HybrIK-X, 71 joints;
+# decoded by models.hybrik_x).
+BODIES = ('smpl', 'smplx')
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16,
            'float64': jnp.float64}
 
@@ -57,6 +60,7 @@ class HybrIKNet(nn.Module):
   mean_shape: tuple[float, ...] = (0.0,) * 10
   predict_camera: bool = False
   init_cam: Optional[tuple[float, ...]] = None
+  body: str = 'smpl'
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -70,7 +74,16 @@ class HybrIKNet(nn.Module):
     so their flip test runs inside the network; others use `flip_test` below).
     """
     check_shape('images', images, (None, self.input_size, self.input_size, 3))
-    check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
+    if self.body not in BODIES:
+      raise ValueError(f'model.body must be one of {BODIES}, got {self.body!r}')
+    if self.body == 'smplx':
+      if not (self.predict_camera and self.head in ('heatmap', 'regression')):
+        raise ValueError("model.body 'smplx' (HybrIK-X's HRNetSMPLXCamKid[Reg]) needs "
+                         "head 'heatmap' or 'regression' and predict_camera=True")
+    elif self.head == 'regression':
+      raise ValueError("model.head 'regression' (HRNetSMPLXCamKidReg) needs body 'smplx'")
+    else:
+      check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
     if self.predict_camera:
       return self._camera_model(images, train, flip_test)
     if flip_test:
@@ -117,12 +130,24 @@ class HybrIKNet(nn.Module):
           init_cam=tuple(self.init_cam or heatmap_cam_head.RESNET_INIT_CAM),
           mean_shape=tuple(self.mean_shape), dtype=self.dtype,
           name='head')(features, train, flip_test)
+    if self.head == 'regression':
+      features = backbones.create_backbone(self.backbone, dtype=self.dtype,
+                                           remat=self.backbone_remat,
+                                           name='backbone')(images, train)
+      return heatmap_cam_head.SMPLXRegressionHead(
+          init_cam=tuple(self.init_cam or heatmap_cam_head.HRNET_INIT_CAM),
+          dtype=self.dtype, name='head')(features, train, flip_test)
     if self.head == 'heatmap':
       if not self.backbone.startswith('hrnet'):
         raise ValueError(f"model.head 'heatmap' needs an HRNet backbone, got {self.backbone!r}")
       branch0, features = backbones.create_backbone(
           self.backbone, dtype=self.dtype, remat=self.backbone_remat,
           name='backbone')(images, train, return_branch0=True)
+      if self.body == 'smplx':
+        return heatmap_cam_head.HRNetSMPLXCamHead(
+            depth_dim=self.depth_dim,
+            init_cam=tuple(self.init_cam or heatmap_cam_head.HRNET_INIT_CAM),
+            dtype=self.dtype, name='head')(branch0, features, train, flip_test)
       return heatmap_cam_head.HRNetCamHead(
           depth_dim=self.depth_dim,
           init_cam=tuple(self.init_cam or heatmap_cam_head.HRNET_INIT_CAM),

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from hybrik_jax.body import ik
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik
+from hybrik_jax.models import hybrik_x
 
 PyTree = Any
 
@@ -64,10 +65,19 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
   Returns:
     hybrik.ModelOutput (metres, camera axes, root-relative; float32); for a
     camera model with `camera` (models.camera.CameraOutput: cam_scale (B, 1),
-    cam_root (B, 3) m, transl (B, 3) m, ...).
+    cam_root (B, 3) m, transl (B, 3) m, ...). For an SMPL-X model (model.body
+    'smplx', HybrIK-X; `smpl_model` then a body.smplx.SMPLXModel) a
+    models.hybrik_x.SMPLXModelOutput.
   """
   if convention is None:
     convention = model_config_lib.ik_convention(model_config)
+  if model_config.get('body', 'smpl') == 'smplx':  # HybrIK-X: smpl_model is an SMPLXModel
+    raw = model.apply(variables, images, train=False, flip_test=flip_test)
+    return hybrik_x.decode_camera_smplx(
+        float32_outputs(raw), smplx_model=smpl_model,
+        focal_length=float(model_config['focal_length']),
+        input_size=int(model_config['input_size']), depth_factor=convention.depth_factor,
+        head=model_config['head'], bboxes=bboxes, img_center=img_center)
   if model_config.get('predict_camera', False):
     raw = model.apply(variables, images, train=False, flip_test=flip_test)
     return hybrik.decode_camera(
