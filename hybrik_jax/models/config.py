@@ -88,7 +88,9 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   # ResNets only: output stride 32 (the paper's), 16 or 8. The token grid is
   # input_size // backbone_stride (the paper: 256 // 32 = 8x8).
   c.backbone_stride = 32
-  # Lifting head: 'transformer' (the paper) | 'deconv' (original HybrIK).
+  # Lifting head: 'transformer' (the paper) | 'deconv' (original HybrIK) | 'heatmap'
+  # (HRNetSMPLCam; with body 'smplx' HRNetSMPLXCamKid) | 'regression' (body 'smplx':
+  # HRNetSMPLXCamKidReg).
   c.head = 'transformer'
   # Transformer head only: recompute its attention / FFN sub-layers in the
   # backward pass (nn.remat); less memory, same results.
