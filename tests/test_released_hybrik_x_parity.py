@@ -43,12 +43,12 @@ CASES = ('noflip_nobbox', 'noflip_bbox', 'flip_nobbox', 'flip_bbox', 'flip_clean
 def smplx_camera_weight_recipe(name: str, shape, rng: np.random.Generator,
                                head_gain: float = 1.0) -> np.ndarray:
   """The random state-dict entry (tests/data/released_hybrik_x/README.md):
-  `weight_recipe` with `init_cam` (0.9,) (nothing drawn), `decsigma.bias`
-  N(-3, 1), and gains on the heads' kernels (x head_gain)."""
+  `weight_recipe` with `init_cam` (0.9,) (nothing drawn), `decsigma.bias` and
+  `decsigma_mouthtop.bias` N(-3, 1), and gains on the heads' kernels (x head_gain)."""
   shape = tuple(int(s) for s in shape)
   if name == 'init_cam':
     return np.asarray([0.9], np.float32)
-  if name == 'decsigma.bias':
+  if name in ('decsigma.bias', 'decsigma_mouthtop.bias'):
     return rng.normal(-3.0, 1.0, shape).astype(np.float32)
   gain = HEAD_GAINS.get(name)
   if gain is None or len(shape) < 2:
@@ -59,7 +59,10 @@ def smplx_camera_weight_recipe(name: str, shape, rng: np.random.Generator,
 
 HEAD_GAINS = {'deccam.weight': 0.1, 'decsigma.weight': 0.1, 'decshape.weight': 0.1,
               'decphi.weight': 1.0, 'preact.final_layer.weight': 4.0,
-              'preact.depth_layer.weight': 4.0}
+              'preact.depth_layer.weight': 4.0,
+              # HRNetSMPLXCamKidReg's regression head.
+              'fc_coord.weight': 0.2, 'fc_coord_mouthtop.weight': 0.2,
+              'decsigma_mouthtop.weight': 0.1}
 
 
 def _rel(got, want) -> float:
