@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
+from hybrik_jax.training import losses
 from hybrik_jax.utils import check_shape
 
 CAMERA_LOSS_NAMES = ('uvd', 'beta', 'theta', 'twist', 'cam_scale', 'cam_trans')
@@ -44,12 +45,6 @@ CAMERA_LOSS_WEIGHTS = dict(uvd=1.0, beta=1.0, theta=0.01, twist=1.0, cam_scale=1
 LAPLACE_AMP = 1.0 / math.sqrt(2.0 * math.pi)
 # More than this many labelled 3D coordinates (of 72) turn the camera terms on.
 MIN_XYZ_LABELS = 3.0
-
-
-def _get(outputs: Any, name: str, default: Any = None) -> Any:
-  if isinstance(outputs, Mapping):
-    return outputs.get(name, default)
-  return getattr(outputs, name, default)
 
 
 def laplace_uvd_loss(pred: jnp.ndarray, sigma: jnp.ndarray, target: jnp.ndarray,
@@ -77,14 +72,6 @@ def camera_mask(target_xyz_weight_24: jnp.ndarray) -> jnp.ndarray:
   return (jnp.sum(w, axis=1, keepdims=True) > MIN_XYZ_LABELS).astype(jnp.float32)
 
 
-def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
-  unknown = set(weights) - set(CAMERA_LOSS_NAMES)
-  if unknown:
-    raise ValueError(f'camera_loss: unknown loss weight(s) {sorted(unknown)}; '
-                     f'known: {list(CAMERA_LOSS_NAMES)}')
-  return {k: float(weights.get(k, 0.0)) for k in CAMERA_LOSS_NAMES}
-
-
 def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
                 weights: Mapping[str, float] = CAMERA_LOSS_WEIGHTS
                 ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
@@ -109,15 +96,15 @@ def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
     (total, components): a float32 scalar and {'loss': total, name: value};
     cam_trans is 0 for a scale-only camera.
   """
-  w = _check_weights(weights)
+  w = losses.loss_weights(weights, CAMERA_LOSS_NAMES, 'camera_loss')
   f32 = lambda x: jnp.asarray(x, jnp.float32)
-  pred_uvd = f32(_get(outputs, 'pred_uvd'))
+  pred_uvd = f32(losses.output_field(outputs, 'pred_uvd'))
   check_shape('pred_uvd', pred_uvd, (None, 29, 3))
   b = pred_uvd.shape[0]
-  sigma = f32(_get(outputs, 'pred_sigma')).reshape(b, 29, 1)
-  pred_shape = f32(_get(outputs, 'pred_shape'))
-  pred_phi = f32(_get(outputs, 'pred_phi'))
-  pred_camera = f32(_get(outputs, 'pred_camera'))
+  sigma = f32(losses.output_field(outputs, 'pred_sigma')).reshape(b, 29, 1)
+  pred_shape = f32(losses.output_field(outputs, 'pred_shape'))
+  pred_phi = f32(losses.output_field(outputs, 'pred_phi'))
+  pred_camera = f32(losses.output_field(outputs, 'pred_camera'))
   check_shape('pred_shape', pred_shape, (b, 10))
   check_shape('pred_phi', pred_phi, (b, 23, 2))
   if pred_camera.ndim != 2 or pred_camera.shape[0] != b or pred_camera.shape[1] not in (1, 3):
@@ -133,7 +120,7 @@ def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   tw = f32(batch['target_twist_weight'])
   comps['twist'] = jnp.mean(jnp.square((pred_phi - f32(batch['target_twist'])) * tw))
   if w['theta']:
-    rotmats = f32(_get(outputs, 'pred_rotmats'))
+    rotmats = f32(losses.output_field(outputs, 'pred_rotmats'))
     check_shape('pred_rotmats', rotmats, (b, 24, 3, 3))
     mask = f32(batch['target_rotmats_weight']).reshape(b, 24, 3, 3) * smpl_weight[:, :, None, None]
     target = f32(batch['target_rotmats']).reshape(b, 24, 3, 3)
