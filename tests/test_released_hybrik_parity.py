@@ -32,6 +32,7 @@ from hybrik_jax.models import hrnet
 from hybrik_jax.models import hybrik
 from hybrik_jax.models import inference
 from test_released_parity import camera_weight_recipe
+import released_fixtures  # pylint: disable=g-bad-import-order
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'released_hybrik')
 CASES = ('noflip_nobbox', 'noflip_bbox', 'flip_nobbox', 'flip_bbox')
@@ -52,13 +53,9 @@ CLASSES = ('Simple3DPoseBaseSMPLCam', 'HRNetSMPLCam')
 
 def _network_outputs(cls: str):
   """(fixture, model config, {flip: raw dict}) of the converted released class."""
-  fx = np.load(os.path.join(DATA, f'{cls}.npz'))
-  rng = np.random.default_rng(int(fx['weight_seed']))
-  state_dict = {}
-  for key, shape, abs_sum in zip(fx['keys'], fx['shapes'], fx['weight_abs_sums']):
-    value = camera_weight_recipe(str(key), [int(s) for s in str(shape).split(',') if s], rng)
-    np.testing.assert_allclose(np.abs(value).astype(np.float64).sum(), abs_sum, rtol=1e-6)
-    state_dict[str(key)] = value
+  fx = released_fixtures.load_npz(os.path.join(DATA, f'{cls}.npz'),
+                                  readme='tests/data/released_hybrik/README.md')
+  state_dict = released_fixtures.regenerate_weights(fx, camera_weight_recipe, rtol=1e-6)
   variables, cfg = convert.convert_state_dict(state_dict, 'auto')
   variables = jax.tree.map(jnp.asarray, variables)
   shape = tuple(int(s) for s in fx['images_shape'])
