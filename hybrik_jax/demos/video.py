@@ -15,8 +15,10 @@ keeps the previous box; a person found in under a quarter of the frames is not
 trusted); else the whole frame.
 
 Each person is cropped, predicted and placed by the demos' core (demos/core.py,
-as the image demo: HybrIK's x1.25 crop, flip test, focal 1000 px per 256 px
-crop unless --focal, the body's translation fitted to the predicted 2D joints). Frames go through the network
+as the image demo: HybrIK's x1.25 crop, flip test; a camera model places the
+body with its camera, others get the focal 1000 px per 256 px crop unless
+--focal and the body's translation fitted to the predicted 2D joints;
+--placement chooses). Frames go through the network
 in batches of a fixed size (the last one padded: one compilation); with
 tracking the box of a frame depends on the previous prediction, so frames go
 one at a time.
@@ -26,7 +28,10 @@ succeeded, so an error never leaves a partial file):
   out.mp4   the meshes over the frames (one colour per track; a person whose
             prediction is invalid is drawn as a box without a mesh), H.264 at
             the input's size and frame rate;
-  out.npz   the results (results_lib.FIELDS), and with --json out.json as well.
+  out.npz   the results (results_lib.FIELDS, a camera model's CAMERA_FIELDS), and
+            with --json out.json as well;
+  res.pk    with hybrik_res_pk: HybrIK's res.pk layout, one file per track
+            (demos/hybrik_res.py).
 """
 
 import functools
