@@ -31,6 +31,7 @@ reads PHI_REG_WEIGHT but adds no phi term (CAMERA_LOSS_WEIGHTS).
 import math
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 
 from hybrik_jax.training import losses
@@ -140,3 +141,61 @@ def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   total = sum(w[k] * comps[k] for k in CAMERA_LOSS_NAMES if w[k])
   total = jnp.asarray(total, jnp.float32)
   return total, {'loss': total, **comps}
+
+
+# ----------------------------------------------------------------------------
+# The Transformer head's camera token (this project's; models.transformer).
+# ----------------------------------------------------------------------------
+
+# Its terms, added to losses.hybrik_loss (which trains its joints, twists, shape):
+# cam_scale, cam_trans as camera_loss's, and sigma: the Laplace NLL of the 24
+# joints' uvd with the predicted sigma, the uvd held fixed (stop_gradient), so it
+# trains the sigma alone (the weights of the scale refinement) and the joints
+# stay trained by the Transformer's own uvd loss.
+CAMERA_TOKEN_LOSS_NAMES = ('cam_scale', 'cam_trans', 'sigma')
+CAMERA_TOKEN_LOSS_WEIGHTS = dict(cam_scale=1.0, cam_trans=1.0, sigma=1.0)
+
+
+def camera_token_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
+                      weights: Mapping[str, float] = CAMERA_TOKEN_LOSS_WEIGHTS
+                      ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  """The camera terms of a Transformer head with a camera token.
+
+  Args:
+    outputs: pred_uvd (B, 24, 3) normalised, pred_sigma (B, 24) in (0, 1),
+      pred_camera (B, 3) (s, tx, ty).
+    batch: target_uvd_29, target_uvd_weight_29 (B, 29, 3) (the first 24 used;
+      depths in the model's unit), target_xyz_weight_24 (B, 24, 3),
+      target_camera_scale (B, 1), target_camera_trans (B, 2) m (the camera
+      preset's targets, data.camera_targets).
+    weights: {name: weight} for CAMERA_TOKEN_LOSS_NAMES (missing ones are 0).
+
+  Returns:
+    (total, {name: value}) float32; MSEs as camera_loss's (same mask).
+  """
+  unknown = set(weights) - set(CAMERA_TOKEN_LOSS_NAMES)
+  if unknown:
+    raise ValueError(f'camera_token_loss: unknown loss weight(s) {sorted(unknown)}; '
+                     f'known: {list(CAMERA_TOKEN_LOSS_NAMES)}')
+  w = {k: float(weights.get(k, 0.0)) for k in CAMERA_TOKEN_LOSS_NAMES}
+  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  pred_uvd = jax.lax.stop_gradient(f32(_get(outputs, 'pred_uvd')))
+  check_shape('pred_uvd', pred_uvd, (None, 24, 3))
+  b = pred_uvd.shape[0]
+  sigma = f32(_get(outputs, 'pred_sigma'))
+  check_shape('pred_sigma', sigma, (b, 24))
+  pred_camera = f32(_get(outputs, 'pred_camera'))
+  check_shape('pred_camera', pred_camera, (b, 3))
+  target = f32(batch['target_uvd_29']).reshape(b, 29, 3)[:, :24]
+  weight = f32(batch['target_uvd_weight_29']).reshape(b, 29, 3)[:, :24]
+  mask = camera_mask(f32(batch['target_xyz_weight_24']))
+  comps = {
+      'sigma': laplace_uvd_loss(pred_uvd, sigma, target, weight),
+      'cam_scale': jnp.mean(jnp.square(
+          (pred_camera[:, :1] - f32(batch['target_camera_scale']).reshape(b, 1)) * mask)),
+      'cam_trans': jnp.mean(jnp.square(
+          (pred_camera[:, 1:] - f32(batch['target_camera_trans']).reshape(b, 2)) * mask)),
+  }
+  total = jnp.asarray(sum(w[k] * comps[k] for k in CAMERA_TOKEN_LOSS_NAMES if w[k]),
+                      jnp.float32)
+  return total, comps

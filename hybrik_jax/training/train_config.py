@@ -159,7 +159,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   walk(config, reference, 'config.')
   # config.loss: the weights of losses.hybrik_loss or, for the camera models,
   # camera_losses.camera_loss.
-  known = set(losses.LOSS_NAMES) | set(camera_losses.CAMERA_LOSS_NAMES)
+  known = (set(losses.LOSS_NAMES) | set(camera_losses.CAMERA_LOSS_NAMES)
+           | set(camera_losses.CAMERA_TOKEN_LOSS_NAMES))
   unknown = sorted(set(config.get('loss', {}).keys()) - known)
   if unknown:
     raise ValueError(f'unknown config field(s) {["config.loss." + k for k in unknown]}: '
