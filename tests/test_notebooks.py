@@ -113,7 +113,7 @@ def test_demo_notebook(tmp_path, cache_dir, tiny_checkpoint):
   text = _text(nb)
   assert f'using the checkpoint {ckpt}' in text
   assert 'rendered a synthetic person' in text
-  assert 'focal (assumed)' in text
+  assert 'placement: fit' in text  # the tiny model predicts no camera: the 2D fit
   assert len(_pngs(nb)) == 1
   assert os.path.isfile(tmp_path / 'demo.png') and os.path.isfile(tmp_path / 'demo.npz')
   # The video cell: a rendered 4-frame clip, tracked, every frame kept.

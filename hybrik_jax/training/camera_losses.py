@@ -173,18 +173,14 @@ def camera_token_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   Returns:
     (total, {name: value}) float32; MSEs as camera_loss's (same mask).
   """
-  unknown = set(weights) - set(CAMERA_TOKEN_LOSS_NAMES)
-  if unknown:
-    raise ValueError(f'camera_token_loss: unknown loss weight(s) {sorted(unknown)}; '
-                     f'known: {list(CAMERA_TOKEN_LOSS_NAMES)}')
-  w = {k: float(weights.get(k, 0.0)) for k in CAMERA_TOKEN_LOSS_NAMES}
+  w = losses.loss_weights(weights, CAMERA_TOKEN_LOSS_NAMES, 'camera_token_loss')
   f32 = lambda x: jnp.asarray(x, jnp.float32)
-  pred_uvd = jax.lax.stop_gradient(f32(_get(outputs, 'pred_uvd')))
+  pred_uvd = jax.lax.stop_gradient(f32(losses.output_field(outputs, 'pred_uvd')))
   check_shape('pred_uvd', pred_uvd, (None, 24, 3))
   b = pred_uvd.shape[0]
-  sigma = f32(_get(outputs, 'pred_sigma'))
+  sigma = f32(losses.output_field(outputs, 'pred_sigma'))
   check_shape('pred_sigma', sigma, (b, 24))
-  pred_camera = f32(_get(outputs, 'pred_camera'))
+  pred_camera = f32(losses.output_field(outputs, 'pred_camera'))
   check_shape('pred_camera', pred_camera, (b, 3))
   target = f32(batch['target_uvd_29']).reshape(b, 29, 3)[:, :24]
   weight = f32(batch['target_uvd_weight_29']).reshape(b, 29, 3)[:, :24]
