@@ -9,15 +9,8 @@ targets (data.camera_targets); tests/test_camera_token.py trains it:
 
 import ml_collections
 
-from hybrik_jax.training import camera_losses
 from hybrik_jax.training import train_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = train_config.sibling_config(__file__, 'test')
-  config.model.predict_camera = True
-  config.model.focal_length = 1000.0
-  config.data.camera_targets = True
-  config.data.focal_length = 1000.0
-  config.loss.update(camera_losses.CAMERA_TOKEN_LOSS_WEIGHTS)
-  return config
+  return train_config.with_camera_token(train_config.sibling_config(__file__, 'test'))

@@ -183,6 +183,19 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   return module.get_config(arg) if arg else module.get_config()
 
 
+def with_camera_token(config: ml_collections.ConfigDict,
+                      focal_length: float = 1000.0) -> ml_collections.ConfigDict:
+  """`config` (a Transformer-head config) with the camera token: model.predict_camera,
+  the camera preset's targets at `focal_length` px per 256 px crop, and the
+  token's loss weights (camera_losses.CAMERA_TOKEN_LOSS_WEIGHTS). Edits in place."""
+  config.model.predict_camera = True
+  config.model.focal_length = focal_length
+  config.data.camera_targets = True
+  config.data.focal_length = focal_length
+  config.loss.update(camera_losses.CAMERA_TOKEN_LOSS_WEIGHTS)
+  return config
+
+
 def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
   """get_config() of configs/<name>.py beside `config_file` (pass __file__):
   how a config that extends another one starts."""
