@@ -62,14 +62,6 @@ def tiny_checkpoint(tmp_path_factory) -> str:
 # removed at the end, so every run starts cold. Tests of the cache itself (the
 # trainer's own config.compilation_cache_dir) set and restore their own.
 _CACHE_ENV = 'HYBRIK_JAX_TEST_XLA_CACHE'
-_CACHE_SETTINGS = {  # JAX config name -> its environment variable
-    'jax_compilation_cache_dir': 'JAX_COMPILATION_CACHE_DIR',
-    'jax_persistent_cache_min_compile_time_secs':
-        'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS',
-    'jax_persistent_cache_min_entry_size_bytes':
-        'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES',
-    'jax_compilation_cache_max_size': 'JAX_COMPILATION_CACHE_MAX_SIZE',
-}
 _created_cache = []
 
 
@@ -90,7 +82,7 @@ def pytest_configure(config):  # pylint: disable=unused-argument
             'jax_compilation_cache_max_size': 8 * 2**30}
   for name, value in values.items():
     jax.config.update(name, value)
-    os.environ[_CACHE_SETTINGS[name]] = str(value)
+    os.environ[name.upper()] = str(value)  # JAX's own variable, for subprocesses
 
 
 def pytest_unconfigure(config):  # pylint: disable=unused-argument
