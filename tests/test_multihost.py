@@ -189,4 +189,17 @@ def test_compilation_cache_dir_setting():
   """A relative setting is inside the workdir; '' leaves JAX's settings alone."""
   from hybrik_jax.training import compilation_cache  # pylint: disable=g-import-not-at-top
   assert compilation_cache.cache_dir('xla_cache', '/w') == '/w/xla_cache'
+  assert compilation_cache.cache_dir('/c', '/w') == '/c'
   assert compilation_cache.cache_dir('', '/w') == ''
+  # 'auto' (the default): JAX's own cache if one is set, else the workdir's.
+  old = jax.config.jax_compilation_cache_dir
+  try:
+    jax.config.update('jax_compilation_cache_dir', '/jax_cache')
+    assert compilation_cache.cache_dir('auto', '/w') == '/jax_cache'
+    with compilation_cache.persistent_cache('auto', '/w', 1.0) as path:
+      assert path == '/jax_cache'
+      assert jax.config.jax_compilation_cache_dir == '/jax_cache'
+    jax.config.update('jax_compilation_cache_dir', None)
+    assert compilation_cache.cache_dir('auto', '/w') == '/w/xla_cache'
+  finally:
+    jax.config.update('jax_compilation_cache_dir', old)

@@ -23,7 +23,10 @@ TIMEOUT_S = 900  # per cell; generous for a busy 2-core machine
 
 @pytest.fixture(scope='module')
 def cache_dir():
-  path = os.path.join(tempfile.gettempdir(), 'hybrik_jax_notebook_xla_cache')
+  # The suite's cache (conftest) where there is one: the notebooks compile the
+  # same tiny programs as the tests.
+  path = os.environ.get('HYBRIK_JAX_TEST_XLA_CACHE') or os.path.join(
+      tempfile.gettempdir(), 'hybrik_jax_notebook_xla_cache')
   os.makedirs(path, exist_ok=True)
   return path
 

@@ -59,9 +59,10 @@ def _handlers_installed(run):
 
 def test_lock_signals_corrupt_checkpoint_and_kill(tmp_path, data_dir):
   workdir = tmp_path / 'work'
-  env = dict(os.environ, PYTHONPATH=REPO,
-             JAX_COMPILATION_CACHE_DIR=str(tmp_path / 'xla_cache'),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+  # The runs compile once: they share the suite's compilation cache (conftest,
+  # through JAX_COMPILATION_CACHE_DIR) or, without it, the workdir's
+  # (config.compilation_cache_dir='auto').
+  env = dict(os.environ, PYTHONPATH=REPO)
   def start(name, *overrides, env=env):
     cmd = train_command(workdir, data_dir, '--config.steps_per_epoch=1000',
                         '--config.checkpoint_every_steps=1000', *overrides)

@@ -122,11 +122,12 @@ def base_config() -> ml_collections.ConfigDict:
   # first such step after a signal, saves and exits.
   c.preemption_sync_every_steps = 1
   # JAX's persistent compilation cache (training.compilation_cache), so a
-  # restart loads its compiled steps instead of compiling again: a path
-  # relative to the workdir, an absolute one (shared between workdirs), or ''
-  # (JAX's own settings, e.g. JAX_COMPILATION_CACHE_DIR). Compiles shorter
-  # than compilation_cache_min_compile_s are not cached.
-  c.compilation_cache_dir = 'xla_cache'
+  # restart loads its compiled steps instead of compiling again: 'auto'
+  # (JAX's own cache if JAX_COMPILATION_CACHE_DIR sets one, else
+  # WORKDIR/xla_cache), a path relative to the workdir, an absolute one
+  # (shared between workdirs), or '' (JAX's own settings only). Compiles
+  # shorter than compilation_cache_min_compile_s are not cached.
+  c.compilation_cache_dir = 'auto'
   c.compilation_cache_min_compile_s = 1.0
   # Stop (after saving) when more than this fraction of the steps so far was
   # skipped (non-finite loss or gradient), checked from step
