@@ -5,6 +5,11 @@ r"""Run a model on one image (or a video) and draw the predicted body.
   python -m hybrik_jax.demo --video in.mp4 --checkpoint DIR --out out.mp4 \
       [--detections FILE | --bbox x,y,w,h] [--json] [--smooth]
 
+Either demo: --placement camera|fit (default auto: a model that predicts a
+camera, as HybrIK's models do, places the body with it; others by fitting the
+body to the predicted 2D joints), --hybrik_res_pk PATH (also write HybrIK's
+res.pk layout, which its Blender add-on imports; docs/DEMO.md).
+
 The command line of the two demos; the pipelines are hybrik_jax/demos/image.py
 and hybrik_jax/demos/video.py over one core (demos/core.py: crop, predict,
 place, draw). Without --bbox (or --detections) a person detector finds the
@@ -22,6 +27,10 @@ from hybrik_jax import cli
 from hybrik_jax import cli_flags
 from hybrik_jax import errors
 
+# --placement's values (demos.core.PLACEMENTS; not imported here, so that --help
+# does not load JAX).
+PLACEMENTS = ('auto', 'camera', 'fit')
+
 
 def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
   """The flags of `python -m hybrik_jax.demo` (see --help)."""
@@ -38,6 +47,12 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
   fs.smpl(cli_flags.SMPL_HELP + ' (default: the synthetic body)')
   fs.h36m_regressor()
   fs.flip_test()
+  fs.enum('placement', 'auto', PLACEMENTS, "where the body is put: 'camera' with the "
+          "model's predicted camera (HybrIK's camera models, as HybrIK's demo), 'fit' "
+          "fitted to the predicted 2D joints; 'auto': camera if the model predicts one")
+  fs.string('hybrik_res_pk', None, "also write the results in the layout of HybrIK's "
+            'res.pk (its Blender add-on reads it; docs/DEMO.md); --video: one file per '
+            'track (PATH_track<id>.pk for several)')
   fs.boolean('full_resolution', False, '--image: draw the PNG at the input\'s '
              'full resolution (default: longer side at most 2048 px per panel; '
              'the prediction always reads the full-resolution crop)')
@@ -68,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred = image_demo.run(args.image, args.checkpoint, args.out or 'demo_out.png',
                           bbox=args.bbox, smpl_path=args.smpl,
                           h36m_regressor=args.h36m_regressor, flip_test=args.flip_test,
-                          full_resolution=args.full_resolution)
+                          full_resolution=args.full_resolution, placement=args.placement,
+                          hybrik_res_pk=args.hybrik_res_pk)
   except (errors.InputError, FileNotFoundError) as e:  # not every ValueError: bugs
     print(f'error: {e}', file=sys.stderr)          # keep their tracebacks
     return 2
@@ -78,11 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
           'no body.', file=sys.stderr)
     return 3
   print(pred['box_source'])
-  print(f"body model: {pred['body_model']}; camera: assumed focal "
-        f"{float(pred['focal']):.0f} px (HybrIK's 1000 px per 256 px crop), "
-        f"principal point at the image centre; root depth "
-        f"{float(pred['joints'][0, 2]):.2f} m ({pred['depth_source']}).")
-  print(f"wrote {pred['png']} and {pred['npz']}")
+  if str(pred['placement']) == 'camera':
+    camera = (f"the model's, focal {float(pred['focal']):.0f} px (its focal length per "
+              'crop)')
+  else:
+    camera = f"assumed focal {float(pred['focal']):.0f} px (HybrIK's 1000 px per 256 px crop)"
+  print(f"body model: {pred['body_model']}; camera: {camera}, principal point at the "
+        f"image centre; root depth {float(pred['joints'][0, 2]):.2f} m "
+        f"({pred['depth_source']}).")
+  print(f"wrote {pred['png']} and {pred['npz']}" +
+        (f" and {pred['res_pk']}" if pred['res_pk'] else ''))
   return 0
 
 
@@ -98,7 +119,8 @@ def _main_video(args) -> int:
         json_path=os.path.splitext(args.results or out)[0] + '.json' if args.json else None,
         flip_test=args.flip_test, batch_size=args.batch_size, focal=args.focal,
         smooth=args.smooth, smooth_min_cutoff=args.smooth_min_cutoff,
-        smooth_beta=args.smooth_beta)
+        smooth_beta=args.smooth_beta, placement=args.placement,
+        hybrik_res_pk=args.hybrik_res_pk)
   except (errors.InputError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
@@ -106,7 +128,10 @@ def _main_video(args) -> int:
   valid = res['valid']
   print(f"{valid.shape[0]} frames x {valid.shape[1]} track(s): {int(valid.sum())} valid "
         f"predictions; {res['seconds']:.1f} s ({res['frames_per_second']:.2f} frames/s)")
-  print(f"wrote {res['out']} and {res['results']}" + (f" and {res['json']}" if res['json'] else ''))
+  print(f"placement: {res['placement']}")
+  written = [res['out'], res['results']] + ([res['json']] if res['json'] else []) + list(
+      res['res_pk'])
+  print('wrote ' + ', '.join(written[:-1]) + ' and ' + written[-1])
   return 0
 
 

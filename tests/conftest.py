@@ -52,3 +52,40 @@ def tiny_checkpoint(tmp_path_factory) -> str:
   path = str(tmp_path_factory.mktemp('ckpt') / 'tiny_model')
   model_dir.save_model(path, variables, cfg)
   return path
+
+
+# One persistent XLA compilation cache per test run. Many tests compile the same
+# small programs (the tiny model's predict, eval and train steps) in fresh jit
+# objects, in-process CLIs and subprocesses; with the cache each program is
+# compiled once per run. The controller creates the directory and passes it to
+# the xdist workers and to every subprocess through the environment; it is
+# removed at the end, so every run starts cold. Tests of the cache itself (the
+# trainer's own config.compilation_cache_dir) set and restore their own.
+_CACHE_ENV = 'HYBRIK_JAX_TEST_XLA_CACHE'
+_created_cache = []
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+  import tempfile  # pylint: disable=g-import-not-at-top
+  if os.environ.get('HYBRIK_JAX_TEST_NO_XLA_CACHE'):
+    return
+  path = os.environ.get(_CACHE_ENV)
+  if not path:
+    path = tempfile.mkdtemp(prefix='hybrik_jax_test_xla_cache_')
+    os.environ[_CACHE_ENV] = path
+    _created_cache.append(path)
+  # Entries are written whole under a file lock (eviction on), so the two
+  # workers never read each other's half-written files.
+  values = {'jax_compilation_cache_dir': path,
+            'jax_persistent_cache_min_compile_time_secs': 0.2,
+            'jax_persistent_cache_min_entry_size_bytes': 0,
+            'jax_compilation_cache_max_size': 8 * 2**30}
+  for name, value in values.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)  # JAX's own variable, for subprocesses
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+  import shutil  # pylint: disable=g-import-not-at-top
+  for path in _created_cache:
+    shutil.rmtree(path, ignore_errors=True)

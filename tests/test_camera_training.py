@@ -19,6 +19,7 @@ from hybrik_jax.data import targets
 from hybrik_jax.training import camera_losses
 from hybrik_jax.training import train_config
 from hybrik_jax.training import train_lib
+import released_fixtures  # pylint: disable=g-bad-import-order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, 'tests', 'data', 'released_hybrik')
@@ -26,15 +27,8 @@ CAMERA_CONFIGS = ('hybrik_res34_cam', 'hybrik_hrw48_cam_wo_pw3d', 'hybrik_hrw48_
 
 
 def load_fixture(name: str, required=()) -> dict:
-  path = os.path.join(DATA, name)
-  if not os.path.exists(path):
-    pytest.fail(f'fixture {path} is missing (tests/data/released_hybrik/README.md)')
-  with np.load(path, allow_pickle=False) as f:
-    data = {k: f[k] for k in f.files}
-  missing = [k for k in required if k not in data]
-  if missing:
-    pytest.fail(f'fixture {path} lacks {missing}')
-  return data
+  return released_fixtures.load_npz(os.path.join(DATA, name), required,
+                                    readme='tests/data/released_hybrik/README.md')
 
 
 # ----------------------------------------------------------------------------

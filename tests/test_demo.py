@@ -21,6 +21,7 @@ from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
 from hybrik_jax.data import synthetic
 from hybrik_jax.demos import core
+from hybrik_jax.demos import hybrik_res
 from hybrik_jax.demos import image as image_demo
 from hybrik_jax.evaluation import metrics
 
@@ -95,8 +96,9 @@ def test_run_writes_png_and_npz(tmp_path, tiny_checkpoint, scene_example):
   image_path = str(tmp_path / 'person.jpg')
   cv2.imwrite(image_path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
   out = str(tmp_path / 'out' / 'result.png')
+  res_pk = str(tmp_path / 'res.pk')
   rc = demo.main(['--image', image_path, '--checkpoint', ckpt, '--out', out,
-                  '--bbox', '20,10,90,110'])
+                  '--bbox', '20,10,90,110', '--hybrik_res_pk', res_pk])
   assert rc == 0
   png = cv2.imread(out)
   scale = int(np.ceil(image_demo.MIN_DISPLAY_SIDE / 128))
@@ -119,6 +121,31 @@ def test_run_writes_png_and_npz(tmp_path, tiny_checkpoint, scene_example):
   assert data['vertices'][:, 2].min() > 0
   z_guess = float(data['focal']) * 2.2 / core.crop_side(data['bbox'])
   assert z_guess / 3.01 < data['joints'][0, 2] < 3.01 * z_guess
+  # A model without a camera: the 2D fit places the body, no camera fields.
+  assert str(data['placement']) == 'fit'
+  assert str(data['depth_source']) in (core.DEPTH_FITTED, core.DEPTH_FROM_BOX)
+  assert 'cam_root' not in data.files and 'pred_camera' not in data.files
+  # HybrIK's res.pk, its placement fields from the fit (docs/DEMO.md).
+  res = hybrik_res.read(res_pk)
+  assert list(res) == list(hybrik_res.RES_KEYS)
+  assert res['pred_uvd'].shape == (1, 29, 3) and res['pred_camera'].shape == (1, 1)
+  assert np.isnan(res['pred_scores']).all()
+  h36m_root = data['joints_h36m'][0]  # HybrIK's transl: its vertices are relative to it
+  np.testing.assert_allclose(res['transl'][0], h36m_root, atol=1e-5)
+  np.testing.assert_allclose(res['pred_cam_root'][0], h36m_root, atol=1e-5)
+  side = res['bbox'][0, 2] - res['bbox'][0, 0]
+  assert side == pytest.approx(core.crop_side(data['bbox']))
+  np.testing.assert_allclose(res['transl_camsys'][0], h36m_root * 256 / side, rtol=1e-5)
+  np.testing.assert_allclose(res['pred_uvd'][0, :24], data['uvd'], atol=1e-6)
+  np.testing.assert_allclose(res['pred_thetas'][0], data['rotmats'].reshape(-1), atol=1e-7)
+  # The 5 leaf joints' uvd are the placed body's, seen through the crop.
+  leaf_px = res['pred_uvd'][0, 24:, :2] * side + (res['bbox'][0, :2] + res['bbox'][0, 2:]) / 2
+  proj = data['joints29'][24:] @ data['intrinsics'].T
+  np.testing.assert_allclose(leaf_px, proj[:, :2] / proj[:, 2:], atol=1e-2)
+  assert str(res['img_path'][0]) == image_path
+  # --placement camera needs a camera model: one line, status 2.
+  assert demo.main(['--image', image_path, '--checkpoint', ckpt, '--out', out,
+                    '--bbox', '20,10,90,110', '--placement', 'camera']) == 2
 
 
 def test_bad_inputs(tmp_path, capsys):

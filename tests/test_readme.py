@@ -4,7 +4,8 @@ Every `python -m hybrik_jax.X ...` command in the README's and docs/' code block
 and inline code names a module that exists, and every `--flag` it uses is one
 that tool's help lists (one help subprocess per tool, all started at once);
 every docs/ link of the README exists; docs/VIDEO_RESULTS.md names exactly the
-fields hybrik_jax/demos/results.py writes, with their shapes.
+fields hybrik_jax/demos/results.py writes, with their shapes; docs/DEMO.md names
+exactly the keys of HybrIK's res.pk (demos/hybrik_res.py).
 """
 
 import functools
@@ -149,10 +150,12 @@ def test_video_results_page_matches_fields():
   from hybrik_jax.demos import results  # pylint: disable=g-import-not-at-top
   text = (ROOT / 'docs' / 'VIDEO_RESULTS.md').read_text(encoding='utf-8')
   rows = dict(re.findall(r'^\| `(\w+)` \| (\([^)]*\)) \|', text, re.M))
-  assert set(rows) == set(results.FIELDS) | set(results.META), (
-      'docs/VIDEO_RESULTS.md lists other fields than results.FIELDS and META: '
-      f'{sorted(set(rows) ^ (set(results.FIELDS) | set(results.META)))}')
-  for name, (shape, _, _) in results.FIELDS.items():
+  names = set(results.FIELDS) | set(results.CAMERA_FIELDS) | set(results.META)
+  assert set(rows) == names, (
+      'docs/VIDEO_RESULTS.md lists other fields than results.FIELDS, CAMERA_FIELDS and '
+      f'META: {sorted(set(rows) ^ names)}')
+  for name, (shape, _, _) in list(results.FIELDS.items()) + list(
+      results.CAMERA_FIELDS.items()):
     expected = '(' + ', '.join(['T', 'P'] + [str(n) for n in shape]) + ')'
     assert rows[name] == expected, f'{name}: page says {rows[name]}, code {expected}'
 
@@ -182,3 +185,11 @@ def test_relative_links_and_anchors_exist():
         if anchor not in {_slug(h) for h in headings}:
           wrong.append(f'{page.name}: {target} (no such heading)')
   assert not wrong, '\n'.join(wrong)
+
+
+def test_res_pk_page_matches_keys():
+  from hybrik_jax.demos import hybrik_res  # pylint: disable=g-import-not-at-top
+  text = (ROOT / 'docs' / 'DEMO.md').read_text(encoding='utf-8')
+  section = text[text.index("## HybrIK's res.pk") + 3:].split('\n## ', 1)[0]
+  keys = re.findall(r'^\| `(\w+)` \|', section, re.M)
+  assert keys == list(hybrik_res.RES_KEYS), keys

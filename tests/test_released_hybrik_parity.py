@@ -32,6 +32,7 @@ from hybrik_jax.models import hrnet
 from hybrik_jax.models import hybrik
 from hybrik_jax.models import inference
 from test_released_parity import camera_weight_recipe
+import released_fixtures  # pylint: disable=g-bad-import-order
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'released_hybrik')
 CASES = ('noflip_nobbox', 'noflip_bbox', 'flip_nobbox', 'flip_bbox')
@@ -52,13 +53,9 @@ CLASSES = ('Simple3DPoseBaseSMPLCam', 'HRNetSMPLCam')
 
 def _network_outputs(cls: str):
   """(fixture, model config, {flip: raw dict}) of the converted released class."""
-  fx = np.load(os.path.join(DATA, f'{cls}.npz'))
-  rng = np.random.default_rng(int(fx['weight_seed']))
-  state_dict = {}
-  for key, shape, abs_sum in zip(fx['keys'], fx['shapes'], fx['weight_abs_sums']):
-    value = camera_weight_recipe(str(key), [int(s) for s in str(shape).split(',') if s], rng)
-    np.testing.assert_allclose(np.abs(value).astype(np.float64).sum(), abs_sum, rtol=1e-6)
-    state_dict[str(key)] = value
+  fx = released_fixtures.load_npz(os.path.join(DATA, f'{cls}.npz'),
+                                  readme='tests/data/released_hybrik/README.md')
+  state_dict = released_fixtures.regenerate_weights(fx, camera_weight_recipe, rtol=1e-6)
   variables, cfg = convert.convert_state_dict(state_dict, 'auto')
   variables = jax.tree.map(jnp.asarray, variables)
   shape = tuple(int(s) for s in fx['images_shape'])
@@ -176,3 +173,64 @@ def test_every_output_matches_released(cls, hrnet_tiny_backbone):
   # The flip case's camera scale: the refined one (HRNet) depends on the heatmaps.
   if cls == 'Simple3DPoseBaseSMPLCam':
     assert _rel(out['flip_bbox'].camera.cam_scale, fx['flip_bbox/cam_scale']) < 1e-4
+
+
+def _released_res_row(fx, case, i, cls):
+  """One row of the res_db HybrIK's scripts/demo_video.py pickles, made from the
+  fixture's outputs as that script makes it from the model's (reshape, index)."""
+  g = lambda k: fx[f'{case}/{k}'] if f'{case}/{k}' in fx else fx[
+      f'{case.replace("_bbox", "_nobbox")}/{k}']
+  box = fx['bboxes'][i].astype(np.float64)
+  camera = (g('pred_camera')[i] if cls == 'HRNetSMPLCam' else
+            np.concatenate([g('cam_scale')[i], g('cam_trans')[i]]))
+  return {
+      'pred_uvd': g('pred_uvd_jts')[i].reshape(29, 3),
+      'pred_xyz_17': g('pred_xyz_jts_17')[i].reshape(17, 3),
+      'pred_xyz_29': g('pred_xyz_jts_29')[i].reshape(29, 3),
+      'pred_xyz_24_struct': g('pred_xyz_jts_24_struct')[i].reshape(24, 3),
+      'pred_scores': g('maxvals')[i, :29].reshape(29), 'pred_camera': camera,
+      'pred_betas': g('pred_shape')[i], 'pred_thetas': g('pred_theta_mats')[i],
+      'pred_phi': g('pred_phi')[i], 'pred_cam_root': g('cam_root')[i],
+      'transl': g('transl')[i],  # torch float32 x python floats: float32
+      'transl_camsys': (g('transl')[i] * 256 / (box[2] - box[0])).astype(np.float32),
+      'bbox': box, 'height': np.int64(800), 'width': np.int64(1000), 'img_path': 'frame.png'}
+
+
+@pytest.mark.parametrize('cls', ['Simple3DPoseBaseSMPLCam', 'HRNetSMPLCam'])
+def test_res_pk_rows_match_released(cls, hrnet_tiny_backbone):
+  """demos.hybrik_res's rows from the converted model's outputs = the rows the
+  released demo script makes from its model's (the flip-free bbox case: the
+  fixture's image is 1000 x 800, img_center its centre)."""
+  from hybrik_jax.demos import hybrik_res  # pylint: disable=g-import-not-at-top
+  del hrnet_tiny_backbone
+  fx, cfg, out = _run()[cls]
+  o = jax.tree.map(np.asarray, out['noflip_bbox'])
+  cam = o.camera
+  width = 1 if cls == 'HRNetSMPLCam' else 3
+  rows = []
+  for i in range(o.valid.shape[0]):
+    rows.append(hybrik_res.person_row(
+        uvd=cam.pred_uvd_29[i], phi=o.pred_phi[i], betas=o.pred_shape[i],
+        rotmats=o.pred_rotmats[i],
+        joints29=np.concatenate([o.pred_xyz_24_struct[i], cam.pred_xyz_29[i, 24:]]),
+        joints_h36m=o.pred_xyz_17[i], transl=cam.transl[i] - o.pred_xyz_17[i, 0],
+        crop_box=fx['bboxes'][i], intrinsics=np.eye(3), image_size=(800, 1000),
+        img_path='frame.png', depth_unit=cfg.depth_factor,
+        camera={'pred_camera': cam.pred_camera[i, :width], 'maxvals': cam.maxvals[i],
+                'xyz29': cam.pred_xyz_29[i]}))
+  ours = hybrik_res.stack_rows(rows)
+  released = {k: np.stack([_released_res_row(fx, 'noflip_bbox', i, cls)[k] for i in range(2)])
+              for k in hybrik_res.RES_KEYS}
+  assert list(ours) == list(released)
+  errors = {}
+  for key in hybrik_res.RES_KEYS:
+    assert ours[key].shape == released[key].shape, key
+    assert ours[key].dtype == released[key].dtype, (key, ours[key].dtype, released[key].dtype)
+    if ours[key].dtype.kind in 'iU':
+      assert (ours[key] == released[key]).all(), key
+    elif key == 'pred_thetas':
+      errors[key] = (np.abs(ours[key] - released[key]).max(), ROTATIONS_ATOL)
+    else:
+      errors[key] = (_rel(ours[key], released[key]), 1e-4)
+  bad = {k: v for k, (v, limit) in errors.items() if v >= limit}
+  assert not bad, bad

@@ -19,6 +19,7 @@ import pytest
 from hybrik_jax.body import constants
 from hybrik_jax.body import ik
 from hybrik_jax.body import smpl
+import released_fixtures  # pylint: disable=g-bad-import-order
 
 FIXTURE = pathlib.Path(__file__).parent / 'data' / 'released_hybrik_layer.npz'
 B = 16
@@ -46,17 +47,7 @@ for _case in CASES:
 
 def load_fixture(path: pathlib.Path) -> dict[str, np.ndarray]:
   """The fixture's arrays; AssertionError naming what is missing or misshapen."""
-  assert path.is_file(), (
-      f'released-layer fixture {path} is missing: copy released_hybrik_layer.npz '
-      '(see tests/data/released_hybrik_layer.md) there')
-  with np.load(path) as data:
-    arrays = {k: data[k] for k in data.files}
-  missing = sorted(set(EXPECTED) - set(arrays))
-  assert not missing, f'{path} lacks the keys {missing}'
-  wrong = {k: arrays[k].shape for k, shape in EXPECTED.items() if arrays[k].shape != shape}
-  assert not wrong, (f'{path}: keys with unexpected shapes {wrong}; expected '
-                     f'{ {k: EXPECTED[k] for k in wrong} }')
-  return arrays
+  return released_fixtures.load_npz(path, EXPECTED, readme='tests/data/released_hybrik_layer.md')
 
 
 @functools.cache

@@ -30,28 +30,18 @@ from hybrik_jax.evaluation import protocols
 from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.training import losses
+import released_fixtures  # pylint: disable=g-bad-import-order
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'released')
 
 
 def load_fixture(name: str, required=()) -> dict:
   """The arrays of tests/data/released/<name>; a clear failure if missing or incomplete."""
-  path = os.path.join(DATA, name)
-  if not os.path.exists(path):
-    pytest.fail(f'fixture {path} is missing: it is part of the repository '
-                '(see tests/data/released/README.md for how it was made)')
-  with np.load(path, allow_pickle=False) as f:
-    data = {k: f[k] for k in f.files}
-  missing = [k for k in required if k not in data]
-  if missing:
-    pytest.fail(f'fixture {path} lacks {missing}')
-  return data
+  return released_fixtures.load_npz(os.path.join(DATA, name), required,
+                                    readme='tests/data/released/README.md')
 
 
-def expect_shape(data: dict, key: str, shape) -> np.ndarray:
-  if tuple(data[key].shape) != tuple(shape):
-    pytest.fail(f'fixture array {key!r} has shape {data[key].shape}, expected {tuple(shape)}')
-  return data[key]
+expect_shape = released_fixtures.expect_shape
 
 
 # ----------------------------------------------------------------------------

@@ -162,28 +162,21 @@ def _run(config, workdir, examples, **kwargs):
 
 
 def test_resume_equals_uninterrupted(examples, tmp_path):
-  # Compiles are cached on disk so the three runs compile once.
-  old_dir = jax.config.jax_compilation_cache_dir
-  old_min = jax.config.jax_persistent_cache_min_compile_time_secs
-  jax.config.update('jax_compilation_cache_dir', str(tmp_path / 'xla_cache'))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
-  try:
-    config = test_config.get_config()
-    config.num_train_steps = 4
-    config.steps_per_epoch = 2
-    config.evals.max_batches = 1
-    full = _run(config, tmp_path / 'full', examples)
-    # The checkpoint records the config: evaluate defaults to its validation set.
-    loaded = loading.load_for_inference(tmp_path / 'full')
-    assert loaded.step == 4
-    assert loaded.train_config.data.eval_dataset == config.data.eval_dataset
-    assert loaded.train_config.data.eval_split == config.data.eval_split
-    first = _run(config, tmp_path / 'resumed', examples, stop_after_steps=2)
-    assert first['step'] == 2 and 'eval' not in first
-    resumed = _run(config, tmp_path / 'resumed', examples)
-  finally:
-    jax.config.update('jax_compilation_cache_dir', old_dir)
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', old_min)
+  # The three runs share the suite's compilation cache (conftest; the trainer's
+  # default compilation_cache_dir='auto' uses it), so they compile at most once.
+  config = test_config.get_config()
+  config.num_train_steps = 4
+  config.steps_per_epoch = 2
+  config.evals.max_batches = 1
+  full = _run(config, tmp_path / 'full', examples)
+  # The checkpoint records the config: evaluate defaults to its validation set.
+  loaded = loading.load_for_inference(tmp_path / 'full')
+  assert loaded.step == 4
+  assert loaded.train_config.data.eval_dataset == config.data.eval_dataset
+  assert loaded.train_config.data.eval_split == config.data.eval_split
+  first = _run(config, tmp_path / 'resumed', examples, stop_after_steps=2)
+  assert first['step'] == 2 and 'eval' not in first
+  resumed = _run(config, tmp_path / 'resumed', examples)
   assert full['step'] == resumed['step'] == 4
   chex.assert_trees_all_close(jax.device_get(full['state'].params),
                               jax.device_get(resumed['state'].params),

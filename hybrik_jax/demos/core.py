@@ -9,13 +9,20 @@ Both demos (`demos.image`, `demos.video`) run every person through here:
            principal point at the image centre; or a given focal length.
   predict  the network with the flip test, decoded, the body re-skinned
            (`make_predict_fn`, one jit for any batch of people).
-  place    the body's translation. HybrIK's demo model regresses the root depth
-           with a camera head; the HybrIK-Transformer predicts root-relative
-           joints only, so the body's 24 joints (metric, from the predicted shape
-           and rotations) are placed where their projections best match the
-           predicted 2D joints (linear least squares, `estimate_translation`),
-           in two rounds (the uvd lifting depends on the root depth). When the
-           fit is degenerate or more than MAX_DEPTH_RATIO off the crop's depth
+  place    the body's translation, one of two ways (`resolve_placement`):
+           'camera': a model that predicts a camera (model_config.predict_camera,
+           HybrIK's camera models) is given the crop's box and the image centre
+           and places the body itself (`models.predict`: cam_root, transl), as
+           HybrIK's demo renders it: the image's focal length is the model's
+           (focal_length px per input_size px of crop), the principal point the
+           image centre, and the mesh (its H36M pelvis, as HybrIK's vertices)
+           at the model's `transl`.
+           'fit': the HybrIK-Transformer predicts root-relative joints only, so
+           the body's 24 joints (metric, from the predicted shape and rotations)
+           are placed where their projections best match the predicted 2D
+           joints (linear least squares, `estimate_translation`), in two rounds
+           (the uvd lifting depends on the root depth). When the fit is
+           degenerate or more than MAX_DEPTH_RATIO off the crop's depth
            (`depth_guess`: where the network's depth unit, the model's
            depth_factor metres, spans the crop; an untrained model), the root is
            put on the ray through the box centre at that depth instead.
@@ -50,6 +57,10 @@ SIDE_BACKGROUND = (245, 245, 245)
 
 DEPTH_FITTED = 'fitted to the 2D joints'
 DEPTH_FROM_BOX = 'from the box size (the 2D fit was implausible)'
+DEPTH_FROM_CAMERA = "the model's predicted camera"
+
+# --placement: 'auto' is 'camera' for a model that predicts a camera, else 'fit'.
+PLACEMENTS = ('auto', 'camera', 'fit')
 
 HOW_TO_GET_A_CHECKPOINT = """\
 no checkpoint given (--checkpoint DIR). Get one of:
@@ -109,12 +120,56 @@ def depth_factor(model_config) -> float:
   return model_config_lib.ik_convention(model_config).depth_factor
 
 
+def has_camera(model_config) -> bool:
+  """Whether the model predicts a camera (HybrIK's camera models)."""
+  return bool(model_config.get('predict_camera', False))
+
+
+def check_placement(placement: str) -> None:
+  """DemoError unless placement is one of PLACEMENTS."""
+  if placement not in PLACEMENTS:
+    raise DemoError(f'--placement must be one of {", ".join(PLACEMENTS)}, got {placement!r}')
+
+
+def resolve_placement(model_config, placement: str = 'auto',
+                      focal: float | None = None) -> str:
+  """--placement -> 'camera' or 'fit' for this model.
+
+  'auto': 'camera' for a model that predicts a camera, else 'fit'.
+
+  Raises:
+    DemoError: an unknown placement, 'camera' for a model without a camera, or
+      a focal length given with the camera placement (the model's camera has
+      its own, focal_length px per input_size px of crop).
+  """
+  check_placement(placement)
+  camera = has_camera(model_config)
+  if placement == 'camera' and not camera:
+    raise DemoError('--placement camera: this model predicts no camera '
+                    '(its config has predict_camera false); use --placement fit')
+  resolved = placement if placement != 'auto' else ('camera' if camera else 'fit')
+  if resolved == 'camera' and focal is not None:
+    raise DemoError('--focal sets the camera of the 2D fit; this model places the body '
+                    'with its own camera (focal length '
+                    f'{float(model_config.focal_length):g} px per {int(model_config.input_size)} px '
+                    'of crop): give --placement fit to use --focal')
+  return resolved
+
+
 def make_predict_fn(model_config, smpl_model, *, flip_test: bool = True,
                     model=None) -> Callable:
-  """Jitted (variables, images (B,S,S,3), trans_inv (B,2,3), K (B,3,3), z_root (B,))
-  -> dict: raw head outputs (uvd, phi), the decoded fields (betas, rotmats,
-  valid, pose_axis_angle), and the body re-skinned in the model frame
-  (vertices, joints 24, joints_h36m 17). Any batch size (one compile each).
+  """Jitted (variables, images (B,S,S,3), trans_inv (B,2,3), K (B,3,3), z_root (B,)
+  [, bboxes=(B,4), img_center=(B,2)]) -> dict: raw head outputs (uvd, phi), the
+  decoded fields (betas, rotmats, valid, pose_axis_angle), and the body
+  re-skinned in the model frame (vertices, joints 24, joints_h36m 17, joints29
+  HybrIK's 29). Any batch size (one compile each).
+
+  A camera model (`has_camera`) takes bboxes (B, 4) xyxy px, the crops' boxes,
+  and img_center (B, 2) px (None: the crop's own camera) and adds its camera
+  (`models.camera.CameraOutput`): pred_camera (B, C), cam_scale (B, 1),
+  cam_root (B, 3) m, cam_transl (B, 3) m (its `transl`, for the H36M-pelvis-
+  relative vertices of HybrIK), pred_sigma (B, 29), maxvals (B, 29), uvd29
+  (B, 29, 3), xyz29 (B, 29, 3) m root-relative.
 
   Args:
     model_config: the model's config.
@@ -123,22 +178,32 @@ def make_predict_fn(model_config, smpl_model, *, flip_test: bool = True,
     model: the network (default: `models.create_model(model_config)`; tests
       pass a stand-in with an `apply`).
   """
+  from hybrik_jax.body import kinematics  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   if model is None:
     model = models.create_model(model_config)
 
-  def predict(variables, image, trans_inv, intrinsics, z_root):
+  def predict(variables, image, trans_inv, intrinsics, z_root, bboxes=None,
+              img_center=None):
     joint_root = jnp.stack([jnp.zeros_like(z_root), jnp.zeros_like(z_root), z_root], -1)
     out = models.predict(model, variables, image, trans_inv=trans_inv,
                          intrinsics=intrinsics, joint_root=joint_root,
                          smpl_model=smpl_model, flip_test=flip_test,
-                         model_config=model_config)
+                         model_config=model_config, bboxes=bboxes, img_center=img_center)
     body = smpl_lib.skin(smpl_model, out.pred_shape, out.pred_rotmats)
-    return {'uvd': out.pred_uvd, 'phi': out.pred_phi, 'betas': out.pred_shape,
+    joints29, _ = kinematics.forward_kinematics(
+        out.pred_rotmats, smpl_lib.rest_joints29(smpl_model, out.pred_shape))
+    pred = {'uvd': out.pred_uvd, 'phi': out.pred_phi, 'betas': out.pred_shape,
             'rotmats': out.pred_rotmats, 'valid': out.valid,
             'pose_axis_angle': geometry.matrix_to_axis_angle(out.pred_rotmats),
             'vertices': body.vertices, 'joints': body.joints,
-            'joints_h36m': body.joints_h36m}
+            'joints_h36m': body.joints_h36m, 'joints29': joints29}
+    cam = out.camera
+    if cam is not None:
+      pred.update(pred_camera=cam.pred_camera, cam_scale=cam.cam_scale,
+                  cam_root=cam.cam_root, cam_transl=cam.transl, pred_sigma=cam.pred_sigma,
+                  maxvals=cam.maxvals, uvd29=cam.pred_uvd_29, xyz29=cam.pred_xyz_29)
+    return pred
 
   return jax.jit(predict)
 
@@ -247,10 +312,19 @@ def place(joints: np.ndarray, joints_2d: np.ndarray, K: np.ndarray, bbox: np.nda
 # ----------------------------------------------------------------------------
 
 
+def crop_box(bbox: np.ndarray,
+             scale_mult: float = input_pipeline.DEFAULT_SCALE_MULT) -> np.ndarray:
+  """(4,) xyxy px of the square crop the network sees (the box x1.25, HybrIK's
+  test_transform `bbox`, the `bboxes` a camera model is given)."""
+  center, size = augment.box_to_center_scale(bbox, 1.0, scale_mult)
+  return augment.center_scale_to_box(center, size)
+
+
 def predict_people(predict_fn: Callable, variables, images: Sequence[np.ndarray],
                    boxes: np.ndarray, *, input_size: int, depth_unit: float,
                    batch_size: int, focal: float | None = None,
-                   rounds: int = 2) -> dict[str, np.ndarray]:
+                   rounds: int = 2, placement: str = 'fit',
+                   camera_focal_length: float | None = None) -> dict[str, np.ndarray]:
   """Runs the model on N people (an image and a box each), in one padded batch.
 
   Args:
@@ -262,38 +336,65 @@ def predict_people(predict_fn: Callable, variables, images: Sequence[np.ndarray]
     input_size: network input side, px.
     depth_unit: the model's depth_factor, metres (`depth_factor`).
     batch_size: the compiled batch size (N <= batch_size; padded up to it).
-    focal: focal length in px, or None for HybrIK's 1000 px per 256 px crop.
+    focal: focal length of the fit in px, or None for HybrIK's 1000 px per 256
+      px crop.
     rounds: translation fits (the uvd lifting depends on the root depth).
+    placement: 'fit' (the 2D fit) or 'camera' (the model's camera;
+      `resolve_placement`).
+    camera_focal_length: a camera model's focal length (px per input_size px of
+      crop, its config's focal_length), None for a model without a camera. A
+      camera model is given the crops' boxes and the image centres, whatever
+      the placement, so its camera outputs are the full image's.
 
   Returns:
     dict of (N, ...) numpy arrays, the body in the model frame (camera frame =
     model frame + transl): the `make_predict_fn` fields (uvd, phi, betas,
-    rotmats, valid, pose_axis_angle, vertices, joints, joints_h36m), transl
-    (3,) metres, intrinsics (3, 3), joints_2d (24, 2) the network's 2D joints,
-    px, depth_fitted () bool.
+    rotmats, valid, pose_axis_angle, vertices, joints, joints_h36m, joints29,
+    and a camera model's camera fields), transl (3,) metres, intrinsics (3, 3),
+    joints_2d (24, 2) the network's 2D joints, px, crop_box (4,) float64 xyxy
+    px (`crop_box`), depth_fitted () bool (False with the camera placement).
   """
   n = len(boxes)
   if not 0 < n <= batch_size:
     raise ValueError(f'predict_people takes 1..{batch_size} people, got {n}')
+  if placement not in ('fit', 'camera'):
+    raise ValueError(f"placement must be 'fit' or 'camera', got {placement!r}")
+  camera = placement == 'camera'
+  if camera and camera_focal_length is None:
+    raise ValueError("placement 'camera' needs a camera model (camera_focal_length)")
   crops = np.zeros((batch_size, input_size, input_size, 3), np.float32)
   trans_inv = np.zeros((batch_size, 2, 3), np.float32)
   intrinsics = np.zeros((batch_size, 3, 3), np.float32)
   z_guess = np.zeros(batch_size, np.float32)
+  crop_boxes = np.zeros((batch_size, 4), np.float64)
+  centres = np.zeros((batch_size, 2), np.float32)
   for i in range(batch_size):
     src = min(i, n - 1)  # padding repeats the last person
     box = np.asarray(boxes[src], np.float32)
     crops[i], trans_inv[i] = input_pipeline.preprocess_image(images[src], box, input_size)
     side = crop_side(box)
-    intrinsics[i] = virtual_intrinsics(images[src].shape, side, focal)
+    crop_boxes[i] = crop_box(box)
+    h, w = images[src].shape[:2]
+    centres[i] = (0.5 * w, 0.5 * h)  # HybrIK's img_center
+    f = camera_focal_length / input_size * side if camera else focal
+    intrinsics[i] = virtual_intrinsics(images[src].shape, side, f)
     z_guess[i] = depth_guess(intrinsics[i, 0, 0], side, depth_unit)
+  extra = ({} if camera_focal_length is None
+           else {'bboxes': crop_boxes.astype(np.float32), 'img_center': centres})
   z_root = z_guess.copy()
   transl = np.zeros((batch_size, 3), np.float64)
   fitted = np.zeros(batch_size, bool)
-  for _ in range(rounds):
-    pred = jax.device_get(predict_fn(variables, crops, trans_inv, intrinsics, z_root))
+  for _ in range(1 if camera else rounds):
+    pred = jax.device_get(predict_fn(variables, crops, trans_inv, intrinsics, z_root,
+                                     **extra))
     pred = {k: np.asarray(v) for k, v in pred.items()}
     joints_2d = np.stack([uvd_to_image(pred['uvd'][i], trans_inv[i], input_size)
                           for i in range(batch_size)])
+    if camera:
+      # As HybrIK's demo renders: its vertices (relative to the H36M pelvis)
+      # plus the model's transl; here the model-frame body, so less its pelvis.
+      transl = pred['cam_transl'].astype(np.float64) - pred['joints_h36m'][:, 0]
+      break
     for i in range(n):
       transl[i], fitted[i] = place(pred['joints'][i], joints_2d[i], intrinsics[i],
                                    boxes[i], float(z_guess[i]))
@@ -301,7 +402,8 @@ def predict_people(predict_fn: Callable, variables, images: Sequence[np.ndarray]
   out = {k: np.array(v[:n]) for k, v in pred.items()}  # writable copies
   out['valid'] = out['valid'].astype(bool)
   out.update(transl=transl[:n].astype(np.float32), intrinsics=intrinsics[:n],
-             joints_2d=joints_2d[:n].astype(np.float32), depth_fitted=fitted[:n])
+             joints_2d=joints_2d[:n].astype(np.float32), depth_fitted=fitted[:n],
+             crop_box=crop_boxes[:n])
   return out
 
 

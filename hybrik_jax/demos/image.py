@@ -1,20 +1,26 @@
 r"""The image demo: one photo in, the body drawn over it and its SMPL fit out.
 
   python -m hybrik_jax.demo --image PATH --checkpoint DIR --out out.png \
-      [--bbox x,y,w,h] [--smpl SMPL_NEUTRAL.pkl] [--noflip_test]
+      [--bbox x,y,w,h] [--smpl SMPL_NEUTRAL.pkl] [--noflip_test] \
+      [--placement auto|camera|fit] [--hybrik_res_pk res.pk]
 
 Where the person is: --bbox, else the largest person the detector finds
 (`demos.detect`), else the whole image; `run` says which ('box_source').
 The person is cropped, predicted and placed by `demos.core` (HybrIK's x1.25
-crop, the flip test, the virtual focal 1000 px per 256 px of crop, the
-translation fitted to the predicted 2D joints), and `run` writes
+crop, the flip test; a model that predicts a camera places the body with it,
+as HybrIK's demo, its focal length its config's per crop; otherwise the
+virtual focal 1000 px per 256 px of crop and the translation fitted to the
+predicted 2D joints), and `run` writes
 
   out.png  the shaded mesh over the image, and a side view beside it
            (the mesh turned 90 degrees about the vertical axis,
            `render.side_view`);
   out.npz  the SMPL parameters (betas, axis-angle pose, rotation matrices,
            twists), the camera (K, focal, translation), the 24 SMPL and 17
-           H36M joints in the camera frame, 2D joints, vertices and faces.
+           H36M joints in the camera frame, 2D joints, vertices and faces
+           (a camera model's camera too: CAMERA_KEYS);
+  res.pk   with --hybrik_res_pk, the person in the layout of HybrIK's res.pk
+           (`hybrik_res`, docs/DEMO.md).
 
 The absolute depth is only as right as the assumed focal length; the overlay
 does not depend on it (`depth_source` in the .npz says how it was found).
@@ -33,6 +39,7 @@ import numpy as np
 from hybrik_jax.data import boxes as boxes_lib
 from hybrik_jax.demos import core
 from hybrik_jax.demos import detect
+from hybrik_jax.demos import hybrik_res
 
 DemoError = core.DemoError
 
@@ -97,8 +104,14 @@ def person_box(image: np.ndarray, bbox: str | None = None, *,
   return parse_bbox(None, image.shape), 'box: whole image (no person detected)'
 
 
+# A camera model's outputs the demo keeps (`core.make_predict_fn`), per person.
+CAMERA_KEYS = ('pred_camera', 'cam_scale', 'cam_root', 'cam_transl', 'pred_sigma',
+               'maxvals', 'uvd29', 'xyz29')
+
+
 def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
-                  flip_test: bool = True, predict_fn=None) -> dict[str, Any]:
+                  flip_test: bool = True, predict_fn=None,
+                  placement: str = 'auto') -> dict[str, Any]:
   """Runs the model on one person; everything in the camera frame.
 
   Args:
@@ -107,38 +120,67 @@ def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
     bbox: (4,) [x_min, y_min, x_max, y_max] pixels.
     flip_test: average with the mirrored crop.
     predict_fn: a `core.make_predict_fn` result to reuse (else one is made).
+    placement: 'auto', 'camera' or 'fit' (`core.resolve_placement`).
 
   Returns:
     dict of numpy arrays: betas (10,), pose_axis_angle (24, 3), rotmats
     (24, 3, 3), phi (23, 2), uvd (24, 3), intrinsics (3, 3), focal (),
     transl (3,) (camera frame = model frame + transl), vertices (6890, 3),
-    joints (24, 3), joints_h36m (17, 3) (camera frame, metres), joints_2d
-    (24, 2) predicted 2D joints and joints_2d_projected (24, 2) the projected
-    3D joints (pixels), bbox (4,), valid (), depth_source () str: how the
-    translation was found (core.DEPTH_FITTED or core.DEPTH_FROM_BOX).
+    joints (24, 3), joints29 (29, 3), joints_h36m (17, 3) (camera frame,
+    metres), joints_2d (24, 2) predicted 2D joints and joints_2d_projected
+    (24, 2) the projected 3D joints (pixels), bbox (4,), crop_box (4,) the
+    crop, valid (), placement () str 'camera' or 'fit', depth_source () str:
+    how the translation was found (core.DEPTH_FROM_CAMERA, DEPTH_FITTED or
+    DEPTH_FROM_BOX); a camera model's CAMERA_KEYS (cam_scale as ()).
   """
+  cfg = model.model_config
+  placement = core.resolve_placement(cfg, placement)
   if predict_fn is None:
-    predict_fn = core.make_predict_fn(model.model_config, model.smpl_model,
-                                      flip_test=flip_test)
-  pred = core.predict_people(predict_fn, model.variables, [image], np.asarray(bbox)[None],
-                             input_size=int(model.model_config.input_size),
-                             depth_unit=core.depth_factor(model.model_config), batch_size=1)
+    predict_fn = core.make_predict_fn(cfg, model.smpl_model, flip_test=flip_test)
+  pred = core.predict_people(
+      predict_fn, model.variables, [image], np.asarray(bbox)[None],
+      input_size=int(cfg.input_size), depth_unit=core.depth_factor(cfg), batch_size=1,
+      placement=placement,
+      camera_focal_length=float(cfg.focal_length) if core.has_camera(cfg) else None)
   pred = {k: v[0] for k, v in pred.items()}
   transl, K = pred['transl'], pred['intrinsics']
   cam = lambda p: (p + transl).astype(np.float32)
   joints_cam = cam(pred['joints'])
   proj = joints_cam @ K.T
-  return {
+  if placement == 'camera':
+    depth_source = core.DEPTH_FROM_CAMERA
+  else:
+    depth_source = core.DEPTH_FITTED if pred['depth_fitted'] else core.DEPTH_FROM_BOX
+  out = {
       'betas': pred['betas'], 'pose_axis_angle': pred['pose_axis_angle'],
       'rotmats': pred['rotmats'], 'phi': pred['phi'], 'uvd': pred['uvd'],
       'intrinsics': K, 'focal': np.float32(K[0, 0]), 'transl': transl,
       'vertices': cam(pred['vertices']), 'joints': joints_cam,
-      'joints_h36m': cam(pred['joints_h36m']), 'joints_2d': pred['joints_2d'],
+      'joints29': cam(pred['joints29']), 'joints_h36m': cam(pred['joints_h36m']),
+      'joints_2d': pred['joints_2d'],
       'joints_2d_projected': (proj[:, :2] / np.maximum(proj[:, 2:], 1e-6)).astype(np.float32),
-      'bbox': np.asarray(bbox, np.float32), 'valid': np.asarray(pred['valid']),
-      'depth_source': np.array(core.DEPTH_FITTED if pred['depth_fitted']
-                               else core.DEPTH_FROM_BOX),
+      'bbox': np.asarray(bbox, np.float32), 'crop_box': pred['crop_box'],
+      'valid': np.asarray(pred['valid']), 'placement': np.array(placement),
+      'depth_source': np.array(depth_source),
   }
+  for key in CAMERA_KEYS:
+    if key in pred:
+      out[key] = pred[key].reshape(()) if key == 'cam_scale' else pred[key]
+  return out
+
+
+def res_row(pred: dict[str, Any], image_size, img_path: str,
+            depth_unit: float) -> dict[str, Any]:
+  """`predict_image`'s person as a row of HybrIK's res.pk (`hybrik_res`)."""
+  transl = pred['transl']
+  camera = ({k: pred[k] for k in ('pred_camera', 'maxvals', 'xyz29')}
+            if 'pred_camera' in pred else None)
+  return hybrik_res.person_row(
+      uvd=pred.get('uvd29', pred['uvd']), phi=pred['phi'], betas=pred['betas'],
+      rotmats=pred['rotmats'], joints29=pred['joints29'] - transl,
+      joints_h36m=pred['joints_h36m'] - transl, transl=transl, crop_box=pred['crop_box'],
+      intrinsics=pred['intrinsics'], image_size=image_size, img_path=img_path,
+      depth_unit=depth_unit, camera=camera)
 
 
 def _display_scale(image: np.ndarray, K: np.ndarray,
@@ -202,31 +244,35 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
         bbox: str | None = None, smpl_path: str | None = None,
         h36m_regressor: str | None = None, flip_test: bool = True,
         smpl_model=None, detector: detect.PersonDetector | None = None,
-        full_resolution: bool = False) -> dict[str, Any]:
+        full_resolution: bool = False, placement: str = 'auto',
+        hybrik_res_pk: str | None = None) -> dict[str, Any]:
   """Reads, finds the person, predicts, draws.
 
   The PNG is drawn with its longer side at most MAX_DISPLAY_SIDE per panel
   unless `full_resolution`; the prediction and the .npz (pixels of the input
-  image) do not depend on it.
+  image) do not depend on it. placement: `core.resolve_placement`;
+  hybrik_res_pk: also write the person as HybrIK's res.pk (`hybrik_res`).
 
   Returns:
-    the prediction (`predict_image`) plus 'png' and 'npz' paths, 'body_model'
-    and 'box_source' (one line: 'box: --bbox', 'box: detected (...)', or
-    'box: whole image (no person detected)').
+    the prediction (`predict_image`) plus 'png' and 'npz' paths, 'body_model',
+    'box_source' (one line: 'box: --bbox', 'box: detected (...)', or
+    'box: whole image (no person detected)') and 'res_pk' (the path or None).
 
   Raises:
-    DemoError: no checkpoint (with how to get one), unreadable image, bad box.
+    DemoError: no checkpoint (with how to get one), unreadable image, bad box,
+      a placement the model cannot give.
   """
   if not checkpoint:
     raise DemoError(core.HOW_TO_GET_A_CHECKPOINT)
   if not out_path.lower().endswith('.png'):
     raise DemoError(f'--out must be a .png path, got {out_path!r}')
+  core.check_placement(placement)
   image = read_image(image_path)
   if bbox is not None:
     parse_bbox(bbox, image.shape)  # a bad box fails before the model loads
   model = core.load_model(checkpoint, smpl_path, h36m_regressor, smpl_model)
   box, box_source = person_box(image, bbox, detector=detector)
-  pred = predict_image(model, image, box, flip_test=flip_test)
+  pred = predict_image(model, image, box, flip_test=flip_test, placement=placement)
   faces = np.asarray(model.smpl_model.faces)
   write_png(out_path, render_views(
       image, pred['vertices'], faces, pred['intrinsics'], box,
@@ -235,6 +281,9 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   np.savez(npz_path, faces=faces.astype(np.int32), flip_test=np.bool_(flip_test),
            image_size=np.array(image.shape[:2], np.int32),
            body_model=np.array(model.body_model), box_source=np.array(box_source), **pred)
+  if hybrik_res_pk:
+    hybrik_res.write(hybrik_res_pk, hybrik_res.stack_rows([res_row(
+        pred, image.shape[:2], image_path, core.depth_factor(model.model_config))]))
   pred.update(png=out_path, npz=npz_path, body_model=model.body_model,
-              box_source=box_source)
+              box_source=box_source, res_pk=hybrik_res_pk or None)
   return pred

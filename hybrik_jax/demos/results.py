@@ -4,7 +4,8 @@ T frames, P tracks (people). Every 3D quantity is in the camera frame of the
 video (OpenCV axes: x right, y down, z forward, metres); 2D in pixels of the
 frame (x right, y down, pixel centres at integers). Rows with valid=false hold
 NaN in every float field (JSON: null), never a made-up pose.
-docs/VIDEO_RESULTS.md documents each field; FIELDS below is the list.
+docs/VIDEO_RESULTS.md documents each field; FIELDS below is the list, and
+CAMERA_FIELDS those added for a model that predicts a camera.
 """
 
 import json
@@ -34,17 +35,46 @@ FIELDS = {
     'joints2d_29': ((29, 2), np.float32, 'joints3d_29 projected, px'),
     'joints2d_net': ((24, 2), np.float32, "the network's own 2D joints (its uv output), px"),
 }
+# A camera model's outputs (models.camera.CameraOutput), as the network gave
+# them (before --smooth), whatever the placement. 'C' in a shape: the camera's
+# width, 1 (HRNetSMPLCam: s) or 3 (Simple3DPoseBaseSMPLCam: s, tx, ty).
+CAMERA_FIELDS = {
+    'pred_camera': (('C',), np.float32, "the network's camera: weak-perspective scale s (and tx, ty)"),
+    'cam_scale': ((), np.float32, 'the scale used (HRNet: refined at evaluation), root depth = '
+                  'focal_length / (input_size x cam_scale) in the crop camera'),
+    'cam_root': ((3,), np.float32, "the root joint (pelvis) placed by the model's camera, m"),
+    'cam_transl': ((3,), np.float32,
+                   "the model's transl, m: HybrIK's vertices (relative to the H36M pelvis) + cam_transl"),
+    'pred_sigma': ((29,), np.float32, "the 29 joints' predicted uncertainty, in (0, 1)"),
+}
 # Per-run fields.
 META = ('fps', 'image_size', 'frame_index', 'time', 'track_id', 'body_model',
-        'flip_test', 'smoothing')
+        'flip_test', 'smoothing', 'placement', 'camera_focal_length')
 FORMAT = 'hybrik_jax video results v1'
 
 
-def empty_results(num_frames: int, track_ids, fps: float, image_size) -> dict[str, Any]:
-  """Arrays for T frames and the tracks, all rows invalid (NaN / false)."""
+def field_specs(camera_dim: int | None = None) -> dict[str, tuple[tuple[int, ...], Any]]:
+  """{name: (shape after (T, P), dtype)}: FIELDS, and CAMERA_FIELDS with 'C' =
+  camera_dim when the model predicts a camera (camera_dim 1 or 3)."""
+  specs = {name: (shape, dtype) for name, (shape, dtype, _) in FIELDS.items()}
+  if camera_dim is not None:
+    for name, (shape, dtype, _) in CAMERA_FIELDS.items():
+      specs[name] = (tuple(camera_dim if n == 'C' else n for n in shape), dtype)
+  return specs
+
+
+def camera_dim(results: dict[str, Any]) -> int | None:
+  """The camera's width of results with CAMERA_FIELDS, else None."""
+  return results['pred_camera'].shape[-1] if 'pred_camera' in results else None
+
+
+def empty_results(num_frames: int, track_ids, fps: float, image_size,
+                  camera_dim: int | None = None) -> dict[str, Any]:  # pylint: disable=redefined-outer-name
+  """Arrays for T frames and the tracks, all rows invalid (NaN / false); with
+  the CAMERA_FIELDS when camera_dim (the model's camera width) is given."""
   p = len(track_ids)
   out = {}
-  for name, (shape, dtype, _) in FIELDS.items():
+  for name, (shape, dtype) in field_specs(camera_dim).items():
     fill = False if dtype == np.bool_ else np.nan
     out[name] = np.full((num_frames, p) + shape, fill, dtype)
   out.update(fps=np.float64(fps), image_size=np.asarray(image_size, np.int32),
@@ -57,15 +87,20 @@ def empty_results(num_frames: int, track_ids, fps: float, image_size) -> dict[st
 def truncate(results: dict[str, Any], num_frames: int) -> dict[str, Any]:
   """The first num_frames frames of the results."""
   out = dict(results)
-  for name in list(FIELDS) + ['frame_index', 'time']:
+  for name in list(field_specs(camera_dim(results))) + ['frame_index', 'time']:
     out[name] = results[name][:num_frames]
   return out
 
 
 def check_results(results: dict[str, Any]) -> None:
-  """ValueError unless every field is there with its shape."""
+  """ValueError unless every field is there with its shape (the camera fields
+  all or none)."""
   t, p = results['valid'].shape
-  for name, (shape, _, _) in FIELDS.items():
+  present = [n for n in CAMERA_FIELDS if n in results]
+  if present and len(present) != len(CAMERA_FIELDS):
+    raise ValueError(f'results have the camera fields {present} but not all of '
+                     f'{list(CAMERA_FIELDS)}')
+  for name, (shape, _) in field_specs(camera_dim(results)).items():
     if name not in results:
       raise ValueError(f'results lack {name!r}')
     if results[name].shape != (t, p) + shape:
@@ -101,7 +136,7 @@ def save_json(path: str, results: dict[str, Any]) -> None:
     people = []
     for j in range(p):
       person = {'track_id': int(results['track_id'][j])}
-      for name in FIELDS:
+      for name in field_specs(camera_dim(results)):
         person[name] = _json_value(results[name][i, j])
       people.append(person)
     frames.append({'frame': int(results['frame_index'][i]),
@@ -129,7 +164,11 @@ def load_results(path: str) -> dict[str, np.ndarray]:
   out['frame_index'] = np.asarray([fr['frame'] for fr in frames], np.int32)
   out['time'] = np.asarray([fr['time'] for fr in frames], np.float64)
   out['track_id'] = np.asarray(doc['track_id'], np.int64)
-  for name, (shape, dtype, _) in FIELDS.items():
+  specs = dict(field_specs())
+  first = [person for fr in frames for person in fr['people']][:1]
+  if first and 'pred_camera' in first[0]:
+    specs = field_specs(len(first[0]['pred_camera']))
+  for name, (shape, dtype) in specs.items():
     rows = [[person[name] for person in fr['people']] for fr in frames]
     if dtype == np.bool_:
       out[name] = np.asarray(rows, np.bool_).reshape((len(frames), -1) + shape)

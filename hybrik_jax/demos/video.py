@@ -15,8 +15,10 @@ keeps the previous box; a person found in under a quarter of the frames is not
 trusted); else the whole frame.
 
 Each person is cropped, predicted and placed by the demos' core (demos/core.py,
-as the image demo: HybrIK's x1.25 crop, flip test, focal 1000 px per 256 px
-crop unless --focal, the body's translation fitted to the predicted 2D joints). Frames go through the network
+as the image demo: HybrIK's x1.25 crop, flip test; a camera model places the
+body with its camera, others get the focal 1000 px per 256 px crop unless
+--focal and the body's translation fitted to the predicted 2D joints;
+--placement chooses). Frames go through the network
 in batches of a fixed size (the last one padded: one compilation); with
 tracking the box of a frame depends on the previous prediction, so frames go
 one at a time.
@@ -26,7 +28,10 @@ succeeded, so an error never leaves a partial file):
   out.mp4   the meshes over the frames (one colour per track; a person whose
             prediction is invalid is drawn as a box without a mesh), H.264 at
             the input's size and frame rate;
-  out.npz   the results (results_lib.FIELDS), and with --json out.json as well.
+  out.npz   the results (results_lib.FIELDS, a camera model's CAMERA_FIELDS), and
+            with --json out.json as well;
+  res.pk    with hybrik_res_pk: HybrIK's res.pk layout, one file per track
+            (demos/hybrik_res.py).
 """
 
 import functools
@@ -44,6 +49,7 @@ from hybrik_jax.data import boxes as boxes_lib
 from hybrik_jax.data import features
 from hybrik_jax.demos import core
 from hybrik_jax.demos import detect
+from hybrik_jax.demos import hybrik_res
 from hybrik_jax.demos import results as results_lib
 from hybrik_jax.demos import smoothing
 from hybrik_jax.demos import video_io
@@ -60,7 +66,7 @@ INVALID_COLOR = (255, 60, 60)
 @functools.lru_cache(maxsize=None)
 def _body_fn():
   """jit of (model, betas (B,10), rotmats (B,24,3,3)) -> vertices (B,V,3), joints29
-  (B,29,3) (model frame), axis-angle pose (B,24,3)."""
+  (B,29,3), joints_h36m (B,17,3) (model frame), axis-angle pose (B,24,3)."""
   from hybrik_jax.body import kinematics  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import smpl  # pylint: disable=g-import-not-at-top
 
@@ -68,14 +74,16 @@ def _body_fn():
   def fn(model, betas, rotmats):
     body = smpl.skin(model, betas, rotmats)
     joints29, _ = kinematics.forward_kinematics(rotmats, smpl.rest_joints29(model, betas))
-    return body.vertices, joints29, geometry.matrix_to_axis_angle(rotmats)
+    return (body.vertices, joints29, body.joints_h36m,
+            geometry.matrix_to_axis_angle(rotmats))
   return fn
 
 
 def pose_bodies(smpl_model, betas: np.ndarray, rotmats: np.ndarray,
-                batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(N, 10), (N, 24, 3, 3) -> vertices (N, V, 3), joints29 (N, 29, 3) (model
-  frame), pose (N, 24, 3) axis-angle; in padded batches (one compilation)."""
+                batch_size: int) -> tuple[np.ndarray, ...]:
+  """(N, 10), (N, 24, 3, 3) -> vertices (N, V, 3), joints29 (N, 29, 3),
+  joints_h36m (N, 17, 3) (model frame), pose (N, 24, 3) axis-angle; in padded
+  batches (one compilation)."""
   n = len(betas)
   outs = []
   for start in range(0, n, batch_size):
@@ -142,9 +150,12 @@ class _Smoother:
 def check_arguments(out_path: str, *, detections=None, bbox=None, tracks=None,
                     batch_size: int = DEFAULT_BATCH_SIZE, focal=None, smooth=False,
                     smooth_min_cutoff: float = 1.0, smooth_beta: float = 0.0,
-                    **unused) -> None:
+                    placement: str = 'auto', **unused) -> None:
   """VideoError for a bad combination or value of run_video's arguments."""
   del unused
+  if placement not in core.PLACEMENTS:
+    raise video_io.VideoError(f'--placement must be one of {", ".join(core.PLACEMENTS)}, '
+                              f'got {placement!r}')
   if not out_path.lower().endswith('.mp4'):
     raise video_io.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
   if detections and bbox:
@@ -168,7 +179,8 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
               smooth: bool = False, smooth_min_cutoff: float = 1.0,
               smooth_beta: float = 0.0, body_model: str = '',
               predict_fn: Callable | None = None, progress: bool = True,
-              detector: detect.PersonDetector | None = None) -> dict[str, Any]:
+              detector: detect.PersonDetector | None = None, placement: str = 'auto',
+              hybrik_res_pk: str | None = None) -> dict[str, Any]:
   """Reads the video, predicts every frame's people, writes the video and results.
 
   Args:
@@ -191,28 +203,40 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
     progress: show a tqdm bar.
     detector: finds the person without detections or --bbox (default
       `detect.default_detector()`).
+    placement: 'auto', 'camera' or 'fit' (`core.resolve_placement`).
+    hybrik_res_pk: also write HybrIK's res.pk (`hybrik_res`): one file per
+      track (`hybrik_res.track_paths`), each track's valid frames.
 
   Returns:
-    the results dict (results_lib.FIELDS and meta), plus 'out', 'results', 'json',
+    the results dict (results_lib.FIELDS, CAMERA_FIELDS for a camera model,
+    and meta), plus 'out', 'results', 'json', 'res_pk' (the res.pk paths),
     'seconds' (wall time), 'frames_per_second', 'box_source' (one line).
 
   Raises:
-    video_io.VideoError: bad video, detections, box; ValueError: bad arguments.
+    video_io.VideoError: bad video, detections, box; ValueError: bad arguments;
+    core.DemoError: a placement the model cannot give.
   """
   check_arguments(out_path, detections=detections, bbox=bbox, tracks=tracks,
                   batch_size=batch_size, focal=focal, smooth=smooth,
-                  smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta)
+                  smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta,
+                  placement=placement)
+  placement = core.resolve_placement(model_config, placement, focal)
+  camera = core.has_camera(model_config)
   info = video_io.probe_video(video_path)
   note = video_io.missing_frames_note(info)
   if note:
     print(note, file=sys.stderr, flush=True)
   dets, tracking, box_source = people_boxes(info, detections, bbox, tracks, detector)
   num_tracks = len(dets.track_ids)
-  results = results_lib.empty_results(info.num_frames, dets.track_ids, info.fps,
-                                 (info.height, info.width))
+  results = results_lib.empty_results(
+      info.num_frames, dets.track_ids, info.fps, (info.height, info.width),
+      camera_dim=_camera_dim(model_config) if camera else None)
   results.update(body_model=np.array(body_model), flip_test=np.bool_(flip_test),
                  smoothing=np.array(f'one_euro min_cutoff={smooth_min_cutoff} '
-                                    f'beta={smooth_beta}' if smooth else 'none'))
+                                    f'beta={smooth_beta}' if smooth else 'none'),
+                 placement=np.array(placement))
+  if camera:
+    results['camera_focal_length'] = np.float64(model_config.focal_length)
   # Tracking: one frame (its tracked people) per network call, as each box
   # depends on the previous frame's prediction; else batch_size people.
   batch = num_tracks if tracking else batch_size
@@ -220,12 +244,19 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
     predict_fn = core.make_predict_fn(model_config, smpl_model, flip_test=flip_test)
   predict = functools.partial(
       core.predict_people, predict_fn, variables, input_size=int(model_config.input_size),
-      depth_unit=core.depth_factor(model_config), batch_size=batch, focal=focal)
+      depth_unit=core.depth_factor(model_config), batch_size=batch, focal=focal,
+      placement=placement,
+      camera_focal_length=float(model_config.focal_length) if camera else None)
   smoother = _Smoother(num_tracks, smooth_min_cutoff, smooth_beta) if smooth else None
   colors = video_io.track_colors(num_tracks)
   faces = np.asarray(smpl_model.faces)
   results_path = results_path or out_path[:-4] + '.npz'
-  outputs = [out_path, results_path] + ([json_path] if json_path else [])
+  res_paths = (hybrik_res.track_paths(hybrik_res_pk, dets.track_ids) if hybrik_res_pk
+               else [])
+  res_rows = ([[] for _ in range(num_tracks)] if hybrik_res_pk else None)
+  res_info = dict(image_size=(info.height, info.width), video=video_path,
+                  depth_unit=core.depth_factor(model_config))
+  outputs = [out_path, results_path] + ([json_path] if json_path else []) + res_paths
   start = time.perf_counter()
   with video_io.atomic_output(outputs) as tmp:
     with video_io.VideoWriter(tmp[0], info.width, info.height, info.fps) as writer, tqdm.tqdm(
@@ -241,7 +272,7 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
           pred = predict([frames[f - first] for f, _ in group],
                          np.stack([dets.boxes[f, p] for f, p in group]))
           vertices.update(_store(results, smoother, smpl_model, group, pred, dets.boxes,
-                                 batch, info.fps))
+                                 batch, info.fps, res_rows, res_info))
         for k, frame in enumerate(frames):
           f = first + k
           if tracking and f + 1 < info.num_frames:
@@ -262,9 +293,16 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
     results_lib.save_npz(tmp[1], results)
     if json_path:
       results_lib.save_json(tmp[2], results)
+    if res_rows is not None:
+      first_res = 2 + bool(json_path)
+      width = results_lib.camera_dim(results) or 1
+      for p, rows in enumerate(res_rows):
+        rows = [r for r in rows if r['_frame'] < done]
+        hybrik_res.write(tmp[first_res + p], hybrik_res.stack_rows(
+            [{k: v for k, v in r.items() if k != '_frame'} for r in rows], width))
   seconds = time.perf_counter() - start
-  results.update(out=out_path, results=results_path, json=json_path, seconds=seconds,
-                 frames_per_second=done / seconds, box_source=box_source)
+  results.update(out=out_path, results=results_path, json=json_path, res_pk=res_paths,
+                 seconds=seconds, frames_per_second=done / seconds, box_source=box_source)
   return results
 
 
@@ -336,9 +374,16 @@ def _intrinsics(results, f: int, p: int) -> np.ndarray:
   return np.array([[fx, 0.0, cx], [0.0, fx, cy], [0.0, 0.0, 1.0]])
 
 
+def _camera_dim(model_config) -> int:
+  """Width of a camera model's pred_camera: 3 (s, tx, ty) for the deconv head
+  (Simple3DPoseBaseSMPLCam), 1 (s) for the heatmap head (HRNetSMPLCam)."""
+  return 1 if model_config.head == 'heatmap' else 3
+
+
 def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
-           fps) -> dict[tuple[int, int], np.ndarray]:
-  """Writes one group's predictions (smoothed if asked) into the results arrays.
+           fps, res_rows=None, res_info=None) -> dict[tuple[int, int], np.ndarray]:
+  """Writes one group's predictions (smoothed if asked) into the results arrays
+  (and, with res_rows, a HybrIK res.pk row per valid person into res_rows[track]).
 
   Returns the valid people's vertices, (frame, track) -> (V, 3) camera frame.
   """
@@ -346,7 +391,7 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
   for i, (f, p) in enumerate(keys):
     if smoother is not None and pred['valid'][i]:
       betas[i], rotmats[i], transl[i] = smoother(p, f / fps, betas[i], rotmats[i], transl[i])
-  vertices, joints29, pose = pose_bodies(smpl_model, betas, rotmats, batch_size)
+  vertices, joints29, joints_h36m, pose = pose_bodies(smpl_model, betas, rotmats, batch_size)
   cache = {}
   for i, (f, p) in enumerate(keys):
     results['has_box'][f, p] = True
@@ -368,6 +413,19 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
     results['joints2d_29'][f, p] = features.project(j29, K)
     results['joints2d_24'][f, p] = results['joints2d_29'][f, p][:24]
     results['joints2d_net'][f, p] = pred['joints_2d'][i]
+    if 'pred_camera' in results:
+      for name in results_lib.CAMERA_FIELDS:
+        results[name][f, p] = pred[name][i].reshape(results[name].shape[2:])
+    if res_rows is not None:
+      camera = ({k: pred[k][i] for k in ('pred_camera', 'maxvals', 'xyz29')}
+                if 'pred_camera' in pred else None)
+      row = hybrik_res.person_row(
+          uvd=pred['uvd29' if camera else 'uvd'][i], phi=pred['phi'][i], betas=betas[i],
+          rotmats=rotmats[i], joints29=joints29[i], joints_h36m=joints_h36m[i],
+          transl=transl[i], crop_box=pred['crop_box'][i], intrinsics=K,
+          image_size=res_info['image_size'], img_path=f"{res_info['video']}#frame={f}",
+          depth_unit=res_info['depth_unit'], camera=camera)
+      res_rows[p].append(dict(row, _frame=f))
     cache[(f, p)] = vertices[i] + transl[i]
   return cache
 

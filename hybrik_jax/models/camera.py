@@ -32,22 +32,34 @@ class CameraOutput:
   """The camera and the body it places (metres, camera axes).
 
   pred_camera: (B, 3) (s, tx, ty) or (B, 1) (s,), the network's (flip-averaged).
-  pred_sigma: (B, 29) in (0, 1); maxvals (B, 29): heatmap peaks.
+  pred_sigma: (B, J) in (0, 1); maxvals (B, 29): heatmap peaks, None for the
+    Transformer head's camera token (no heatmaps). J = 29 for HybrIK's camera
+    heads, 24 for the Transformer head.
   cam_scale: (B, 1) the scale used (refined where the model refines it).
   cam_root: (B, 3) metres, the root joint (pelvis) in the camera frame.
   transl: (B, 3) metres, SMPL translation: cam_root minus the body's own root,
     so vertices + transl is the mesh in the camera frame.
-  pred_uvd_29: (B, 29, 3) normalised uvd; pred_xyz_29: (B, 29, 3) metres,
-    root-relative back-projection.
+  pred_uvd_29: (B, J, 3) normalised uvd; pred_xyz_29: (B, J, 3) metres,
+    root-relative back-projection (J as pred_sigma's).
   """
   pred_camera: jnp.ndarray
   pred_sigma: jnp.ndarray
-  maxvals: jnp.ndarray
+  maxvals: Optional[jnp.ndarray]
   cam_scale: jnp.ndarray
   cam_root: jnp.ndarray
   transl: jnp.ndarray
   pred_uvd_29: jnp.ndarray
   pred_xyz_29: jnp.ndarray
+
+
+# Heads whose camera scale is refined at evaluation (`update_scale`): HybrIK's
+# HRNetSMPLCam ('heatmap') and this project's Transformer camera token.
+REFINING_HEADS = ('heatmap', 'transformer')
+
+
+def refines_scale(head: str) -> bool:
+  """Whether a camera model with this head refines its scale at evaluation."""
+  return head in REFINING_HEADS
 
 
 def bbox_offset(bboxes: jnp.ndarray, img_center: jnp.ndarray) -> jnp.ndarray:
@@ -157,26 +169,31 @@ def crop_offsets(pred_camera: jnp.ndarray, bboxes: Optional[jnp.ndarray] = None,
 def place(uvd: jnp.ndarray, phi: jnp.ndarray, shape: jnp.ndarray, sigma: jnp.ndarray,
           scale: jnp.ndarray, *, offset: jnp.ndarray, cam_trans: jnp.ndarray,
           refine, smpl_model, convention: ik.IKConvention,
-          focal_length: float, input_size: float):
+          focal_length: float, input_size: float,
+          leaf_thetas: Optional[jnp.ndarray] = None):
   """Network outputs -> (cam_scale, cam_root, pred_xyz_29, body), row by row.
 
   The skeleton is back-projected at the camera (its scale refined by
   `update_scale` in the rows where `refine`), made root-relative and lifted by
-  the model's IK (`convention`, 29 joints).
+  the model's IK (`convention`, 29 joints, or 24 with the Transformer head's
+  leaf rotations).
 
   Args:
-    uvd (B, 29, 3), phi (B, 23, 2), shape (B, 10), sigma (B, 29): the network's.
+    uvd (B, J, 3), phi (B, 23, 2), shape (B, 10), sigma (B, J): the network's;
+      J = 29 (HybrIK's camera heads) or 24 (the Transformer head's camera token).
     scale: (B, 1) its camera scale.
     offset, cam_trans: `crop_offsets`.
     refine: HRNetSMPLCam's evaluation-time refinement: a bool for all rows, or
       a (B,) bool array per row (one compiled function for both classes).
+    leaf_thetas: (B, 5, 4) leaf quaternions with a 24-joint uvd, or None.
 
   Returns:
     cam_scale (B, 1), cam_root (B, 3) m, pred_xyz_29 (B, 29, 3) m root-relative,
     and the SMPLOutput of the IK.
   """
   from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
-  check_shape('pred_uvd', uvd, (None, constants.NUM_JOINTS_29, 3))
+  if uvd.ndim != 3 or uvd.shape[1] != constants.NUM_JOINTS:
+    check_shape('pred_uvd', uvd, (None, constants.NUM_JOINTS_29, 3))
   b = uvd.shape[0]
   check_shape('scale', scale, (b, 1))
   refine_rows = not isinstance(refine, bool)
@@ -194,5 +211,6 @@ def place(uvd: jnp.ndarray, phi: jnp.ndarray, shape: jnp.ndarray, sigma: jnp.nda
   zeros = jnp.zeros_like(cam_depth)
   cam_root = xyz[:, 0] + jnp.concatenate([zeros, zeros, cam_depth], axis=-1)
   xyz = xyz - xyz[:, :1]
-  body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, convention=convention)
+  body = smpl_lib.hybrik(smpl_model, shape, xyz, phi, leaf_thetas=leaf_thetas,
+                         convention=convention)
   return scale, cam_root, xyz, body

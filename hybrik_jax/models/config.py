@@ -127,9 +127,14 @@ def get_model_config(**overrides) -> ml_collections.ConfigDict:
   # 29 joints. head 'deconv' is Simple3DPoseBaseSMPLCam (ResNet, camera (s, tx,
   # ty)), head 'heatmap' HRNetSMPLCam (HRNet, camera (s,), refined at
   # evaluation by models.camera.update_scale). Their configs use
-  # ik_convention 'hybrik' (depth_factor 2.2 m).
+  # ik_convention 'hybrik' (depth_factor 2.2 m). With head 'transformer' (this
+  # project's, beyond both releases): a camera token, the 49th target token,
+  # gives the camera (s, tx, ty) and per-joint sigma of the 24 keypoint tokens,
+  # decoded and refined as HRNetSMPLCam's (models.transformer.TransformerHead).
   c.predict_camera = False
-  c.init_cam = None  # added to the camera output; None = the class's released value
+  # Added to the camera output; None = the class's released value (the
+  # Transformer's camera token: (0.9, 0, 0), the ResNet class's).
+  c.init_cam = None
   c.focal_length = 1000.0  # px of the input crop's virtual camera (FOCAL_LENGTH)
   # The body model the network predicts: 'smpl' or 'smplx' (HybrIK-X's
   # HRNetSMPLXCamKid: head 'heatmap', predict_camera, 71 joints' 2.5D heatmaps,

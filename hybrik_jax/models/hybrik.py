@@ -84,11 +84,11 @@ class HybrIKNet(nn.Module):
       raise ValueError("model.head 'regression' (HRNetSMPLXCamKidReg) needs body 'smplx'")
     else:
       check_shape('mean_shape', jnp.asarray(self.mean_shape), (constants.NUM_BETAS,))
-    if self.predict_camera:
+    if self.predict_camera and self.head != 'transformer':
       return self._camera_model(images, train, flip_test)
     if flip_test:
-      raise ValueError('HybrIKNet(flip_test=True) is for camera models; others use '
-                       'models.hybrik.flip_test')
+      raise ValueError("HybrIKNet(flip_test=True) is for HybrIK's camera models; others "
+                       'use models.hybrik.flip_test')
     if self.head == 'heatmap':
       raise ValueError("model.head 'heatmap' (HRNetSMPLCam) needs predict_camera=True")
     stride = {} if self.backbone_stride == 32 else {
@@ -103,7 +103,8 @@ class HybrIKNet(nn.Module):
           retain_low=self.retain_low, retain_high=self.retain_high,
           predict_leaf=self.predict_leaf, twist_joint_offset=self.twist_joint_offset,
           mean_shape=tuple(self.mean_shape), attention_impl=self.attention_impl,
-          remat=self.head_remat, dtype=self.dtype, name='head')
+          remat=self.head_remat, dtype=self.dtype, predict_camera=self.predict_camera,
+          init_cam=tuple(self.init_cam or transformer.INIT_CAM), name='head')
     elif self.head == 'deconv':
       head = deconv_head.DeconvHead(
           deconv_channels=tuple(self.deconv_channels), depth_dim=self.depth_dim,
@@ -153,8 +154,9 @@ class HybrIKNet(nn.Module):
           init_cam=tuple(self.init_cam or heatmap_cam_head.HRNET_INIT_CAM),
           mean_shape=tuple(self.mean_shape), dtype=self.dtype,
           name='head')(branch0, features, train, flip_test)
-    raise ValueError(f"model.predict_camera needs head 'deconv' (Simple3DPoseBaseSMPLCam) "
-                     f"or 'heatmap' (HRNetSMPLCam), got {self.head!r}")
+    raise ValueError(f"model.predict_camera needs head 'deconv' (Simple3DPoseBaseSMPLCam), "
+                     f"'heatmap' (HRNetSMPLCam) or 'transformer' (its camera token), "
+                     f"got {self.head!r}")
 
 
 def create_model(model_config: ml_collections.ConfigDict) -> HybrIKNet:
@@ -335,13 +337,17 @@ def decode_camera(raw: dict[str, jnp.ndarray], *, smpl_model, convention: ik.IKC
                   focal_length: float, input_size: int, refine_scale: bool,
                   bboxes: Optional[jnp.ndarray] = None,
                   img_center: Optional[jnp.ndarray] = None) -> ModelOutput:
-  """A camera model's raw dict (models.heatmap_cam_head) -> ModelOutput with `camera`.
+  """A camera model's raw dict -> ModelOutput with `camera`.
 
-  Placement as the released classes (`models.camera`): focal_length px,
-  input_size px, the convention's depth_factor and IK; refine_scale:
-  HRNetSMPLCam's update_scale; bboxes (B, 4) xyxy px with img_center (B, 2) px
-  place the crop in the full image, or neither. Rows with non-finite outputs get
-  valid=False and zeros (their inputs are replaced by safe values first).
+  The raw dict of HybrIK's camera heads (models.heatmap_cam_head: 29 joints) or
+  of the Transformer head's camera token (models.transformer, predict_camera:
+  24 joints, pred_camera (B, 3), pred_sigma (B, 24), pred_leaf if the model
+  has it). Placement as the released classes (`models.camera`): focal_length
+  px, input_size px, the convention's depth_factor and IK; refine_scale:
+  HRNetSMPLCam's update_scale (`camera.refines_scale(head)` says which heads
+  use it); bboxes (B, 4) xyxy px with img_center (B, 2) px place the crop in
+  the full image, or neither. Rows with non-finite outputs get valid=False and
+  zeros (their inputs are replaced by safe values first).
   """
   offset, cam_trans = camera_lib.crop_offsets(raw['pred_camera'], bboxes, img_center)
   return decode_camera_rows(raw, offset=offset, cam_trans=cam_trans, refine=refine_scale,
@@ -355,10 +361,20 @@ def decode_camera_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray,
                        input_size: int) -> ModelOutput:
   """`decode_camera` with the placement given per row (`camera.crop_offsets`:
   offset (B, 1, 2), cam_trans (B, 2); refine a bool or (B,) bool)."""
-  check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS_29, 3))
+  joints = raw['pred_uvd'].shape[1] if raw['pred_uvd'].ndim == 3 else -1
+  if joints not in (constants.NUM_JOINTS, constants.NUM_JOINTS_29):
+    check_shape('pred_uvd', raw['pred_uvd'], (None, constants.NUM_JOINTS_29, 3))
+  b = raw['pred_uvd'].shape[0]
+  check_shape('pred_sigma', raw['pred_sigma'], (b, joints))
   valid = finite_rows(raw)
   phi = jnp.where(valid[:, None, None], raw['pred_phi'],
                   jnp.array([1.0, 0.0], raw['pred_phi'].dtype))
+  leaf = raw.get('pred_leaf')
+  if leaf is not None:
+    if joints != constants.NUM_JOINTS:
+      raise ValueError('pred_leaf goes with a 24-joint pred_uvd (the Transformer head)')
+    check_shape('pred_leaf', leaf, (b, 5, 4))
+    leaf = jnp.where(valid[:, None, None], leaf, jnp.array([1.0, 0.0, 0.0, 0.0], leaf.dtype))
   uvd = _zero_invalid(raw['pred_uvd'], valid)
   shape = _zero_invalid(raw['pred_shape'], valid)
   scale = _zero_invalid(raw['pred_camera'][:, :1], valid, 1.0)
@@ -368,15 +384,17 @@ def decode_camera_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray,
   cam_scale, cam_root, xyz, body = camera_lib.place(
       uvd, phi, shape, sigma, scale, offset=offset, cam_trans=cam_trans, refine=refine,
       smpl_model=smpl_model, convention=convention, focal_length=focal_length,
-      input_size=input_size)
+      input_size=input_size, leaf_thetas=leaf)
   z = lambda x: _zero_invalid(x, valid)
+  maxvals = raw.get('maxvals')
   cam = camera_lib.CameraOutput(
       pred_camera=z(raw['pred_camera']), pred_sigma=z(raw['pred_sigma']),
-      maxvals=z(raw['maxvals']), cam_scale=z(cam_scale), cam_root=z(cam_root),
+      maxvals=None if maxvals is None else z(maxvals),
+      cam_scale=z(cam_scale), cam_root=z(cam_root),
       transl=z(cam_root - body.joints[:, 0]), pred_uvd_29=uvd, pred_xyz_29=z(xyz))
   n = constants.NUM_JOINTS
   return ModelOutput(
-      pred_uvd=uvd[:, :n], pred_phi=phi, pred_shape=shape, pred_leaf=None,
+      pred_uvd=uvd[:, :n], pred_phi=phi, pred_shape=shape, pred_leaf=leaf,
       pred_xyz_24=cam.pred_xyz_29[:, :n],
       pred_xyz_24_struct=z(body.joints), pred_xyz_17=z(body.joints_h36m),
       pred_vertices=z(body.vertices), pred_rotmats=z(body.rot_mats),
@@ -402,7 +420,10 @@ def flip_outputs(raw: dict[str, jnp.ndarray],
   u -> -u (mirror about the crop centre, the released shift=True) and
   left/right joints swapped; twists: sin phi negated, pairs swapped; leaf
   quaternions (w, x, y, z) -> (w, x, -y, -z), `leaf_flip_pairs` (slot pairs; the
-  model's `ik.IKConvention.leaf_flip_pairs`) swapped; shape unchanged.
+  model's `ik.IKConvention.leaf_flip_pairs`) swapped; shape unchanged. The
+  Transformer head's camera token (predict_camera): pred_camera (s, tx, ty)
+  -> (s, -tx, ty) (so the average is HybrIK's ResNet camera class's), and
+  pred_sigma (B, 24) swapped left/right.
   """
   out = dict(raw)
   uvd = raw['pred_uvd'][:, jnp.array(constants.FLIP_PERM_24)]
@@ -413,6 +434,13 @@ def flip_outputs(raw: dict[str, jnp.ndarray],
     perm = constants.flip_permutation(5, leaf_flip_pairs)
     leaf = raw['pred_leaf'][:, jnp.array(perm)]
     out['pred_leaf'] = leaf * jnp.array([1.0, 1.0, -1.0, -1.0], leaf.dtype)
+  if raw.get('pred_camera') is not None:
+    cam = raw['pred_camera']
+    check_shape('pred_camera', cam, (None, 3))
+    out['pred_camera'] = cam * jnp.array([1.0, -1.0, 1.0], cam.dtype)
+  if raw.get('pred_sigma') is not None:
+    check_shape('pred_sigma', raw['pred_sigma'], (None, constants.NUM_JOINTS))
+    out['pred_sigma'] = raw['pred_sigma'][:, jnp.array(constants.FLIP_PERM_24)]
   return out
 
 

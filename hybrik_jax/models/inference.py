@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from hybrik_jax.body import ik
+from hybrik_jax.models import camera as camera_lib
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik
 from hybrik_jax.models import hybrik_x
@@ -79,12 +80,17 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
         input_size=int(model_config['input_size']), depth_factor=convention.depth_factor,
         head=model_config['head'], bboxes=bboxes, img_center=img_center)
   if model_config.get('predict_camera', False):
-    raw = model.apply(variables, images, train=False, flip_test=flip_test)
+    if model_config['head'] == 'transformer':  # its camera token: the usual flip test
+      apply = lambda x: model.apply(variables, x, train=False)
+      raw = (hybrik.flip_test(apply, images, convention.leaf_flip_pairs) if flip_test
+             else apply(images))
+    else:  # HybrIK's camera heads flip inside the network (they average heatmaps)
+      raw = model.apply(variables, images, train=False, flip_test=flip_test)
     return hybrik.decode_camera(
         float32_outputs(raw), smpl_model=smpl_model, convention=convention,
         focal_length=float(model_config['focal_length']),
         input_size=int(model_config['input_size']),
-        refine_scale=model_config['head'] == 'heatmap', bboxes=bboxes,
+        refine_scale=camera_lib.refines_scale(model_config['head']), bboxes=bboxes,
         img_center=img_center)
   if trans_inv is None or intrinsics is None or joint_root is None:
     raise ValueError('predict: a model without a camera needs trans_inv, intrinsics '

@@ -28,6 +28,11 @@ torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'unifo
 
 NUM_TYPE_EMBEDDINGS = 10  # released code: type_embeddings (10, C); uses rows 0..3
 TYPE_UVD, TYPE_PHI, TYPE_LEAF, TYPE_SHAPE = 0, 1, 2, 3
+# This project's camera token (predict_camera): row 4, unused by the released code,
+# so the camera model has no new embedding parameter.
+TYPE_CAMERA = 4
+# The camera token's initial camera (s, tx, ty), as HybrIK's ResNet camera class.
+INIT_CAM = (0.9, 0.0, 0.0)
 # Leaf joints' rows in the 29 joint embeddings (SMPL_layer.LEAF_IDX).
 LEAF_EMBEDDING_ROWS = tuple(range(constants.NUM_JOINTS, constants.NUM_JOINTS_29))
 
@@ -201,22 +206,32 @@ class PositionEmbeddingLearned(nn.Module):
 
 
 def target_templates(joint_embeddings: jnp.ndarray, type_embeddings: jnp.ndarray,
-                     predict_leaf: bool, twist_joint_offset: int) -> jnp.ndarray:
-  """Target tokens (T, C): 24 keypoint, 23 twist, [5 leaf,] 1 shape templates."""
+                     predict_leaf: bool, twist_joint_offset: int,
+                     predict_camera: bool = False) -> jnp.ndarray:
+  """Target tokens (T, C): 24 keypoint, 23 twist, [5 leaf,] 1 shape[, 1 camera] templates."""
   parts = [joint_embeddings[:constants.NUM_JOINTS] + type_embeddings[TYPE_UVD],
            joint_embeddings[twist_joint_offset:twist_joint_offset + constants.NUM_TWISTS]
            + type_embeddings[TYPE_PHI]]
   if predict_leaf:
     parts.append(joint_embeddings[np.asarray(LEAF_EMBEDDING_ROWS)] + type_embeddings[TYPE_LEAF])
   parts.append(type_embeddings[TYPE_SHAPE][None])
+  if predict_camera:
+    parts.append(type_embeddings[TYPE_CAMERA][None])
   return jnp.concatenate(parts, axis=0)
 
 
 class TransformerHead(nn.Module):
-  """Backbone features -> pred_uvd, pred_phi, pred_shape[, pred_leaf].
+  """Backbone features -> pred_uvd, pred_phi, pred_shape[, pred_leaf][, camera].
 
   Attributes mirror the model config (hybrik_jax.models.config). mean_shape
   (10 floats) is a constant added to the decoded shape offset.
+
+  predict_camera (this project's, beyond both releases): one more target token
+  (type embedding row TYPE_CAMERA) read by `deccam` into a weak-perspective
+  camera (s, tx, ty) + init_cam, as HybrIK's camera heads, and a per-joint
+  sigma (0, 1) read by `decsigma` (one output) from each of the 24 keypoint
+  tokens: the weights of the scale refinement (`models.camera.update_scale`).
+  Off, the tokens, parameters and outputs are the 48-token model's.
   """
   d_model: int = 512
   num_heads: int = 8
@@ -232,13 +247,17 @@ class TransformerHead(nn.Module):
   attention_impl: Optional[str] = None
   dtype: Any = jnp.float32
   remat: bool = False  # Transformer.remat
+  predict_camera: bool = False
+  init_cam: tuple[float, ...] = INIT_CAM
 
   @nn.compact
   def __call__(self, features: jnp.ndarray, train: bool,
                patch_mask: Optional[jnp.ndarray] = None) -> dict[str, jnp.ndarray]:
     """features (B, h, w, C) -> {'pred_uvd': (B,24,3) in [-0.5, 0.5] nominal,
     'pred_phi': (B,23,2) (cos, sin) unnormalised, 'pred_shape': (B,10),
-    'pred_leaf': (B,5,4) quaternions (w,x,y,z), only if predict_leaf}.
+    'pred_leaf': (B,5,4) quaternions (w,x,y,z), only if predict_leaf,
+    'pred_camera': (B,3) (s, tx, ty) and 'pred_sigma': (B,24) in (0,1), only if
+    predict_camera}.
 
     At train time a patch subset is drawn from the 'patches' rng stream unless
     `patch_mask` (B, h*w) bool is given; at eval all patches are used.
@@ -257,8 +276,11 @@ class TransformerHead(nn.Module):
                                  (NUM_TYPE_EMBEDDINGS, channels))
     pos = PositionEmbeddingLearned(channels // 2, name='pos_embedding')(height, width)
     src = (features + pos.astype(features.dtype)).reshape(batch, height * width, channels)
+    if self.predict_camera and len(self.init_cam) != 3:
+      raise ValueError(f'TransformerHead: init_cam needs 3 values (s, tx, ty), '
+                       f'got {self.init_cam!r}')
     tgt = target_templates(joint_embeddings, type_embeddings, self.predict_leaf,
-                           self.twist_joint_offset)
+                           self.twist_joint_offset, self.predict_camera)
     tgt = tgt[None].astype(self.dtype)  # (1, T, C): Transformer broadcasts it
 
     if patch_mask is None and train and self.retain_low < 1.0:
@@ -277,7 +299,14 @@ class TransformerHead(nn.Module):
     }
     if self.predict_leaf:
       result['pred_leaf'] = dec(4, 'decleaf')(out[:, n + t:n + t + 5])
+    shape_token = n + t + (5 if self.predict_leaf else 0)
     mean_shape = jnp.asarray(self.mean_shape, jnp.float32)
-    result['pred_shape'] = dec(constants.NUM_BETAS, 'decshape')(out[:, -1]) + mean_shape
+    result['pred_shape'] = (dec(constants.NUM_BETAS, 'decshape')(out[:, shape_token])
+                            + mean_shape)
+    if self.predict_camera:
+      result['pred_camera'] = (dec(3, 'deccam')(out[:, shape_token + 1])
+                               + jnp.asarray(self.init_cam, jnp.float32))
+      result['pred_sigma'] = jax.nn.sigmoid(
+          dec(1, 'decsigma')(out[:, :n])[..., 0].astype(jnp.float32))
     out_dtype = jnp.promote_types(self.dtype, jnp.float32)
     return {k: v.astype(out_dtype) for k, v in result.items()}

@@ -31,8 +31,10 @@ reads PHI_REG_WEIGHT but adds no phi term (CAMERA_LOSS_WEIGHTS).
 import math
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 
+from hybrik_jax.training import losses
 from hybrik_jax.utils import check_shape
 
 CAMERA_LOSS_NAMES = ('uvd', 'beta', 'theta', 'twist', 'cam_scale', 'cam_trans')
@@ -44,12 +46,6 @@ CAMERA_LOSS_WEIGHTS = dict(uvd=1.0, beta=1.0, theta=0.01, twist=1.0, cam_scale=1
 LAPLACE_AMP = 1.0 / math.sqrt(2.0 * math.pi)
 # More than this many labelled 3D coordinates (of 72) turn the camera terms on.
 MIN_XYZ_LABELS = 3.0
-
-
-def _get(outputs: Any, name: str, default: Any = None) -> Any:
-  if isinstance(outputs, Mapping):
-    return outputs.get(name, default)
-  return getattr(outputs, name, default)
 
 
 def laplace_uvd_loss(pred: jnp.ndarray, sigma: jnp.ndarray, target: jnp.ndarray,
@@ -77,14 +73,6 @@ def camera_mask(target_xyz_weight_24: jnp.ndarray) -> jnp.ndarray:
   return (jnp.sum(w, axis=1, keepdims=True) > MIN_XYZ_LABELS).astype(jnp.float32)
 
 
-def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
-  unknown = set(weights) - set(CAMERA_LOSS_NAMES)
-  if unknown:
-    raise ValueError(f'camera_loss: unknown loss weight(s) {sorted(unknown)}; '
-                     f'known: {list(CAMERA_LOSS_NAMES)}')
-  return {k: float(weights.get(k, 0.0)) for k in CAMERA_LOSS_NAMES}
-
-
 def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
                 weights: Mapping[str, float] = CAMERA_LOSS_WEIGHTS
                 ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
@@ -109,15 +97,15 @@ def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
     (total, components): a float32 scalar and {'loss': total, name: value};
     cam_trans is 0 for a scale-only camera.
   """
-  w = _check_weights(weights)
+  w = losses.loss_weights(weights, CAMERA_LOSS_NAMES, 'camera_loss')
   f32 = lambda x: jnp.asarray(x, jnp.float32)
-  pred_uvd = f32(_get(outputs, 'pred_uvd'))
+  pred_uvd = f32(losses.output_field(outputs, 'pred_uvd'))
   check_shape('pred_uvd', pred_uvd, (None, 29, 3))
   b = pred_uvd.shape[0]
-  sigma = f32(_get(outputs, 'pred_sigma')).reshape(b, 29, 1)
-  pred_shape = f32(_get(outputs, 'pred_shape'))
-  pred_phi = f32(_get(outputs, 'pred_phi'))
-  pred_camera = f32(_get(outputs, 'pred_camera'))
+  sigma = f32(losses.output_field(outputs, 'pred_sigma')).reshape(b, 29, 1)
+  pred_shape = f32(losses.output_field(outputs, 'pred_shape'))
+  pred_phi = f32(losses.output_field(outputs, 'pred_phi'))
+  pred_camera = f32(losses.output_field(outputs, 'pred_camera'))
   check_shape('pred_shape', pred_shape, (b, 10))
   check_shape('pred_phi', pred_phi, (b, 23, 2))
   if pred_camera.ndim != 2 or pred_camera.shape[0] != b or pred_camera.shape[1] not in (1, 3):
@@ -133,7 +121,7 @@ def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   tw = f32(batch['target_twist_weight'])
   comps['twist'] = jnp.mean(jnp.square((pred_phi - f32(batch['target_twist'])) * tw))
   if w['theta']:
-    rotmats = f32(_get(outputs, 'pred_rotmats'))
+    rotmats = f32(losses.output_field(outputs, 'pred_rotmats'))
     check_shape('pred_rotmats', rotmats, (b, 24, 3, 3))
     mask = f32(batch['target_rotmats_weight']).reshape(b, 24, 3, 3) * smpl_weight[:, :, None, None]
     target = f32(batch['target_rotmats']).reshape(b, 24, 3, 3)
@@ -153,3 +141,57 @@ def camera_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   total = sum(w[k] * comps[k] for k in CAMERA_LOSS_NAMES if w[k])
   total = jnp.asarray(total, jnp.float32)
   return total, {'loss': total, **comps}
+
+
+# ----------------------------------------------------------------------------
+# The Transformer head's camera token (this project's; models.transformer).
+# ----------------------------------------------------------------------------
+
+# Its terms, added to losses.hybrik_loss (which trains its joints, twists, shape):
+# cam_scale, cam_trans as camera_loss's, and sigma: the Laplace NLL of the 24
+# joints' uvd with the predicted sigma, the uvd held fixed (stop_gradient), so it
+# trains the sigma alone (the weights of the scale refinement) and the joints
+# stay trained by the Transformer's own uvd loss.
+CAMERA_TOKEN_LOSS_NAMES = ('cam_scale', 'cam_trans', 'sigma')
+CAMERA_TOKEN_LOSS_WEIGHTS = dict(cam_scale=1.0, cam_trans=1.0, sigma=1.0)
+
+
+def camera_token_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
+                      weights: Mapping[str, float] = CAMERA_TOKEN_LOSS_WEIGHTS
+                      ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  """The camera terms of a Transformer head with a camera token.
+
+  Args:
+    outputs: pred_uvd (B, 24, 3) normalised, pred_sigma (B, 24) in (0, 1),
+      pred_camera (B, 3) (s, tx, ty).
+    batch: target_uvd_29, target_uvd_weight_29 (B, 29, 3) (the first 24 used;
+      depths in the model's unit), target_xyz_weight_24 (B, 24, 3),
+      target_camera_scale (B, 1), target_camera_trans (B, 2) m (the camera
+      preset's targets, data.camera_targets).
+    weights: {name: weight} for CAMERA_TOKEN_LOSS_NAMES (missing ones are 0).
+
+  Returns:
+    (total, {name: value}) float32; MSEs as camera_loss's (same mask).
+  """
+  w = losses.loss_weights(weights, CAMERA_TOKEN_LOSS_NAMES, 'camera_token_loss')
+  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  pred_uvd = jax.lax.stop_gradient(f32(losses.output_field(outputs, 'pred_uvd')))
+  check_shape('pred_uvd', pred_uvd, (None, 24, 3))
+  b = pred_uvd.shape[0]
+  sigma = f32(losses.output_field(outputs, 'pred_sigma'))
+  check_shape('pred_sigma', sigma, (b, 24))
+  pred_camera = f32(losses.output_field(outputs, 'pred_camera'))
+  check_shape('pred_camera', pred_camera, (b, 3))
+  target = f32(batch['target_uvd_29']).reshape(b, 29, 3)[:, :24]
+  weight = f32(batch['target_uvd_weight_29']).reshape(b, 29, 3)[:, :24]
+  mask = camera_mask(f32(batch['target_xyz_weight_24']))
+  comps = {
+      'sigma': laplace_uvd_loss(pred_uvd, sigma, target, weight),
+      'cam_scale': jnp.mean(jnp.square(
+          (pred_camera[:, :1] - f32(batch['target_camera_scale']).reshape(b, 1)) * mask)),
+      'cam_trans': jnp.mean(jnp.square(
+          (pred_camera[:, 1:] - f32(batch['target_camera_trans']).reshape(b, 2)) * mask)),
+  }
+  total = jnp.asarray(sum(w[k] * comps[k] for k in CAMERA_TOKEN_LOSS_NAMES if w[k]),
+                      jnp.float32)
+  return total, comps

@@ -1,11 +1,14 @@
 """JAX's persistent compilation cache for a training run.
 
 A restarted (preempted) run loads its compiled train and eval steps from disk
-instead of compiling them again: `config.compilation_cache_dir` (relative to
-the workdir by default, 'xla_cache'; an absolute path to share one cache
-between workdirs; '' leaves JAX's own settings, e.g. JAX_COMPILATION_CACHE_DIR,
-alone) and `config.compilation_cache_min_compile_s` (compiles shorter than
-this are not written). JAX keys each entry on the computation, the compile
+instead of compiling them again. `config.compilation_cache_dir`:
+  'auto' (default)  JAX's own cache if one is set (JAX_COMPILATION_CACHE_DIR,
+                    jax.config.jax_compilation_cache_dir), else WORKDIR/xla_cache;
+  a relative path   inside the workdir;
+  an absolute path  one cache shared between workdirs;
+  ''                JAX's own settings, whatever they are (no cache if none).
+`config.compilation_cache_min_compile_s`: compiles shorter than this are not
+written (JAX's own minimum applies where JAX's cache is used). JAX keys each entry on the computation, the compile
 options, the backend and the JAX / jaxlib version, so a stale entry is never
 used. The cache is trusted code: keep it in a directory only you can write.
 """
@@ -18,18 +21,26 @@ from absl import logging
 import jax
 from jax.experimental.compilation_cache import compilation_cache as jax_cc
 
-DEFAULT_DIR = 'xla_cache'
+AUTO = 'auto'
+DEFAULT_DIR = 'xla_cache'  # inside the workdir, for AUTO without JAX's own cache
 
 _DIR = 'jax_compilation_cache_dir'
 _MIN_TIME = 'jax_persistent_cache_min_compile_time_secs'
 _MIN_SIZE = 'jax_persistent_cache_min_entry_size_bytes'
 
 
+def _jax_cache_dir() -> str:
+  return getattr(jax.config, _DIR) or ''
+
+
 def cache_dir(setting: str, workdir: str | os.PathLike[str]) -> str:
-  """The cache directory of `setting` (config.compilation_cache_dir): a
-  relative path is inside `workdir`; '' is ''."""
+  """The cache directory of `setting` (config.compilation_cache_dir): 'auto' is
+  JAX's own cache if set, else WORKDIR/xla_cache; a relative path is inside
+  `workdir`; '' is '' (JAX's settings untouched)."""
   if not setting:
     return ''
+  if setting == AUTO:
+    return _jax_cache_dir() or os.path.join(os.fspath(workdir), DEFAULT_DIR)
   if '://' in setting or os.path.isabs(setting):
     return setting
   return os.path.join(os.fspath(workdir), setting)
@@ -45,8 +56,10 @@ def persistent_cache(setting: str, workdir: str | os.PathLike[str],
   write into this workdir.
   """
   path = cache_dir(setting, workdir)
-  if not path:
-    yield ''
+  if not path or (setting == AUTO and path == _jax_cache_dir()):
+    if path:
+      logging.info('Persistent compilation cache: %s (JAX\'s own setting)', path)
+    yield path
     return
   old = {k: getattr(jax.config, k) for k in (_DIR, _MIN_TIME, _MIN_SIZE)}
   if '://' not in path:

@@ -27,7 +27,7 @@ theta term equals the released one (tests/test_released_parity.py); the
 default 'w_positive' compares q and target on the same hemisphere.
 """
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax.numpy as jnp
 
@@ -39,7 +39,8 @@ LOSS_NAMES = ('uvd', 'beta', 'theta', 'twist', 'phi_norm', 'leaf_norm')
 QUATERNION_SIGNS = ('w_positive', 'released')
 
 
-def _get(outputs: Any, name: str, default: Any = None) -> Any:
+def output_field(outputs: Any, name: str, default: Any = None) -> Any:
+  """`outputs[name]` of a dict or `outputs.name` of a ModelOutput (default if absent)."""
   if isinstance(outputs, Mapping):
     return outputs.get(name, default)
   return getattr(outputs, name, default)
@@ -78,13 +79,15 @@ def released_quaternion_sign(rotmats: jnp.ndarray, quats: jnp.ndarray) -> jnp.nd
   return jnp.where(comp < 0, -quats, quats)
 
 
-def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
+def loss_weights(weights: Mapping[str, float], names: Sequence[str],
+                 loss: str) -> dict[str, float]:
+  """Every name in `names` -> its float weight (0 if absent); unknown names raise."""
   weights = dict(weights)
-  unknown = set(weights) - set(LOSS_NAMES)
+  unknown = set(weights) - set(names)
   if unknown:
-    raise ValueError(f'hybrik_loss: unknown loss weight(s) {sorted(unknown)}; '
-                     f'known: {list(LOSS_NAMES)}')
-  return {k: float(weights.get(k, 0.0)) for k in LOSS_NAMES}
+    raise ValueError(f'{loss}: unknown loss weight(s) {sorted(unknown)}; '
+                     f'known: {list(names)}')
+  return {k: float(weights.get(k, 0.0)) for k in names}
 
 
 def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
@@ -108,14 +111,14 @@ def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   Returns:
     (total, components): a float32 scalar and {'loss': total, name: value}.
   """
-  w = _check_weights(weights)
+  w = loss_weights(weights, LOSS_NAMES, 'hybrik_loss')
   if quaternion_sign not in QUATERNION_SIGNS:
     raise ValueError(f'hybrik_loss: quaternion_sign must be one of {QUATERNION_SIGNS}, '
                      f'got {quaternion_sign!r}')
   f32 = lambda x: jnp.asarray(x, jnp.float32)
-  pred_uvd = f32(_get(outputs, 'pred_uvd'))
-  pred_phi = f32(_get(outputs, 'pred_phi'))
-  pred_shape = f32(_get(outputs, 'pred_shape'))
+  pred_uvd = f32(output_field(outputs, 'pred_uvd'))
+  pred_phi = f32(output_field(outputs, 'pred_phi'))
+  pred_shape = f32(output_field(outputs, 'pred_shape'))
   check_shape('pred_uvd', pred_uvd, (None, 24, 3))
   check_shape('pred_phi', pred_phi, (None, 23, 2))
   check_shape('pred_shape', pred_shape, (None, 10))
@@ -137,9 +140,9 @@ def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   comps['phi_norm'] = unit_norm_penalty(pred_phi)
 
   if w['theta']:
-    pred_theta = _get(outputs, 'pred_theta')
+    pred_theta = output_field(outputs, 'pred_theta')
     if pred_theta is None:
-      rotmats = f32(_get(outputs, 'pred_rotmats'))
+      rotmats = f32(output_field(outputs, 'pred_rotmats'))
       check_shape('pred_rotmats', rotmats, (None, 24, 3, 3))
       pred_theta = geometry.matrix_to_quaternion(rotmats)
       if quaternion_sign == 'released':
@@ -152,7 +155,7 @@ def hybrik_loss(outputs: Any, batch: Mapping[str, jnp.ndarray],
   else:
     comps['theta'] = jnp.zeros((), jnp.float32)
 
-  pred_leaf = _get(outputs, 'pred_leaf')
+  pred_leaf = output_field(outputs, 'pred_leaf')
   if pred_leaf is not None and w['leaf_norm']:
     comps['leaf_norm'] = unit_norm_penalty(f32(pred_leaf))
   else:

@@ -122,11 +122,12 @@ def base_config() -> ml_collections.ConfigDict:
   # first such step after a signal, saves and exits.
   c.preemption_sync_every_steps = 1
   # JAX's persistent compilation cache (training.compilation_cache), so a
-  # restart loads its compiled steps instead of compiling again: a path
-  # relative to the workdir, an absolute one (shared between workdirs), or ''
-  # (JAX's own settings, e.g. JAX_COMPILATION_CACHE_DIR). Compiles shorter
-  # than compilation_cache_min_compile_s are not cached.
-  c.compilation_cache_dir = 'xla_cache'
+  # restart loads its compiled steps instead of compiling again: 'auto'
+  # (JAX's own cache if JAX_COMPILATION_CACHE_DIR sets one, else
+  # WORKDIR/xla_cache), a path relative to the workdir, an absolute one
+  # (shared between workdirs), or '' (JAX's own settings only). Compiles
+  # shorter than compilation_cache_min_compile_s are not cached.
+  c.compilation_cache_dir = 'auto'
   c.compilation_cache_min_compile_s = 1.0
   # Stop (after saving) when more than this fraction of the steps so far was
   # skipped (non-finite loss or gradient), checked from step
@@ -159,7 +160,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   walk(config, reference, 'config.')
   # config.loss: the weights of losses.hybrik_loss or, for the camera models,
   # camera_losses.camera_loss.
-  known = set(losses.LOSS_NAMES) | set(camera_losses.CAMERA_LOSS_NAMES)
+  known = (set(losses.LOSS_NAMES) | set(camera_losses.CAMERA_LOSS_NAMES)
+           | set(camera_losses.CAMERA_TOKEN_LOSS_NAMES))
   unknown = sorted(set(config.get('loss', {}).keys()) - known)
   if unknown:
     raise ValueError(f'unknown config field(s) {["config.loss." + k for k in unknown]}: '
@@ -180,6 +182,19 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg) if arg else module.get_config()
+
+
+def with_camera_token(config: ml_collections.ConfigDict,
+                      focal_length: float = 1000.0) -> ml_collections.ConfigDict:
+  """`config` (a Transformer-head config) with the camera token: model.predict_camera,
+  the camera preset's targets at `focal_length` px per 256 px crop, and the
+  token's loss weights (camera_losses.CAMERA_TOKEN_LOSS_WEIGHTS). Edits in place."""
+  config.model.predict_camera = True
+  config.model.focal_length = focal_length
+  config.data.camera_targets = True
+  config.data.focal_length = focal_length
+  config.loss.update(camera_losses.CAMERA_TOKEN_LOSS_WEIGHTS)
+  return config
 
 
 def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:

@@ -24,6 +24,7 @@ import ml_collections
 import optax
 
 from hybrik_jax import parallel
+from hybrik_jax.body import constants
 from hybrik_jax.body import ik
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
@@ -230,9 +231,11 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
                      train: bool = True, focal_length: float = 1000.0):
   """Network -> (theta: decode for the rotations) -> hybrik_loss.
 
-  A camera model (its raw dict has 'pred_camera': HybrIK's camera classes)
+  A camera model of HybrIK's (its raw dict has 'pred_camera' and 29 joints)
   goes to `camera_losses.camera_loss` instead (`_camera_model_loss`);
-  focal_length: its virtual camera's, px.
+  focal_length: its virtual camera's, px. The Transformer head's camera token
+  (pred_camera with 24 joints) adds `camera_losses.camera_token_loss` (the
+  weights named in CAMERA_TOKEN_LOSS_NAMES) to hybrik_loss (the others).
 
   convention: the model's `ik.IKConvention` (`models.config.ik_convention`):
   decode runs its IK (with `train`: `convention.for_training()`, the released
@@ -256,7 +259,7 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     raw = model.apply(variables, batch['image'], train=False)
     new_batch_stats = batch_stats
   raw = inference.float32_outputs(raw)
-  if 'pred_camera' in raw:
+  if 'pred_camera' in raw and raw['pred_uvd'].shape[1] == constants.NUM_JOINTS_29:
     total, comps = _camera_model_loss(raw, batch, smpl_model=smpl_model,
                                       loss_weights=loss_weights, convention=convention,
                                       input_size=input_size, focal_length=focal_length,
@@ -277,8 +280,15 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
   # The released criterion compares the targets (w >= 0) with quaternions of
   # the released rotmat_to_quat's sign (losses module docstring).
   sign = 'released' if convention.name == 'released' else 'w_positive'
-  total, comps = losses.hybrik_loss(outputs, batch, loss_weights,
-                                    quaternion_sign=sign)
+  camera_names = camera_losses.CAMERA_TOKEN_LOSS_NAMES if 'pred_camera' in raw else ()
+  total, comps = losses.hybrik_loss(
+      outputs, batch, {k: v for k, v in loss_weights.items() if k not in camera_names},
+      quaternion_sign=sign)
+  if camera_names:  # the Transformer head's camera token
+    cam_total, cam_comps = camera_losses.camera_token_loss(
+        outputs, batch, {k: v for k, v in loss_weights.items() if k in camera_names})
+    total = total + cam_total
+    comps = {**comps, **cam_comps, 'loss': total}
   return total, (comps, new_batch_stats)
 
 
