@@ -14,6 +14,11 @@ between overlapping slices that torch does not define; its `flip_*` cases (as
 run) are compared on the outputs computed before the heatmaps are flipped back,
 its `flip_clean_*` cases (the released run with only that copy made out of
 place) on every output. The regression class has no heatmaps: every output.
+
+The projected 127 joints (pred_uv_full, x / z) are compared on the joints at
+least MIN_DEPTH (0.1 m) in front of the camera: the random regression head puts
+some of its bodies across the camera plane (a joint at 0.7 mm depth), where the
+projection turns float32 noise into any number (docs/FIDELITY.md gives both).
 """
 
 import functools
@@ -189,6 +194,15 @@ def _pairs(fx, case, out):
   ]
 
 
+MIN_DEPTH = 0.1  # metres in front of the camera: where uv_full is compared
+
+
+def _joint_depths(fx, case) -> np.ndarray:
+  """(B, 127) the released joints' camera-frame depth, metres."""
+  xyz = fx[f'{case}/pred_xyz_full'].reshape(-1, 127, 3) * float(fx['depth_factor_m'])
+  return xyz[..., 2] + fx[f'{case}/transl'][:, None, 2]
+
+
 HEATMAP_FREE = ('pred_phi', 'pred_shape_full', 'pred_camera', 'sigma')
 ROTATIONS_ATOL = 5e-4  # float32 IK on random skeletons (as the other parity tests)
 
@@ -197,10 +211,11 @@ ROTATIONS_ATOL = 5e-4  # float32 IK on random skeletons (as the other parity tes
 def test_every_output_matches_released(cls):
   fx, cfg, out = _run()[cls]
   assert (cfg.body, cfg.head, cfg.predict_camera, cfg.ik_convention, cfg.depth_factor,
-          cfg.focal_length, tuple(cfg.init_cam)) == (
+          cfg.focal_length) == (
               'smplx', 'regression' if cls.endswith('Reg') else 'heatmap', True, 'hybrik',
-              2.2, 1000.0, (0.9,))
-  errors = {}
+              2.2, 1000.0)
+  np.testing.assert_allclose(cfg.init_cam, (0.9,), rtol=1e-7)  # the float32 buffer
+  errors, unconditioned = {}, {}
   for case in CASES:
     if f'{case}/pred_phi' not in fx:  # the regression class: no flip_clean cases
       continue
@@ -212,12 +227,26 @@ def test_every_output_matches_released(cls):
       if name == 'pred_theta_mat':  # absolute: entries of rotation matrices
         errors[f'{case}/{name}'] = (np.abs(np.asarray(ours).reshape(want.shape) - want).max(),
                                     ROTATIONS_ATOL)
+      elif name == 'pred_uv_full':
+        # x / z: a joint at the camera plane (z -> 0) turns float32 noise in z
+        # into any uv. The random regression head places some bodies there
+        # (noflip_bbox: a joint at 0.7 mm, |uv| 1138 crop units): uv is compared
+        # on the joints at least MIN_DEPTH in front of the camera; the
+        # all-joint number is reported (docs/FIDELITY.md), not asserted.
+        depth = _joint_depths(fx, case)
+        keep = depth >= MIN_DEPTH
+        assert keep.sum() >= 50, (case, keep.sum())
+        ours = np.asarray(ours).reshape(want.shape)
+        errors[f'{case}/{name}'] = (_rel(ours[keep], want[keep]), 1e-4)
+        unconditioned[f'{case}/{name}_all_joints'] = _rel(ours, want)
+        unconditioned[f'{case}/joints_nearer_than_min_depth'] = int((~keep).sum())
       else:
         errors[f'{case}/{name}'] = (_rel(ours, want), 1e-4)
   report = os.environ.get('HYBRIK_X_PARITY_REPORT')  # docs/FIDELITY.md's table
   if report:
     with open(f'{report}.{cls}.json', 'w') as f:
-      json.dump({k: float(v) for k, (v, _) in errors.items()}, f, indent=1)
+      json.dump({**{k: float(v) for k, (v, _) in errors.items()}, **unconditioned}, f,
+                indent=1)
   bad = {k: v for k, (v, limit) in errors.items() if v >= limit}
   assert not bad, bad
 
