@@ -14,7 +14,11 @@ from hybrik_jax.body import constants
 from hybrik_jax.body import ik
 from hybrik_jax.body import smpl
 from hybrik_jax.body import synthetic_body
+from hybrik_jax.body import synthetic_smplx
+from hybrik_jax.models import config as config_lib
 from hybrik_jax.models import hybrik
+from hybrik_jax.models import hybrik_x
+from hybrik_jax.models import inference
 
 
 @pytest.fixture(scope='module')
@@ -272,3 +276,28 @@ def test_backbone_stride_sets_the_token_grid():
   with pytest.raises(ValueError, match='only the ResNets'):
     jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
                    images)
+
+
+@pytest.mark.parametrize('head', ['heatmap', 'regression'])
+def test_smplx_network_predicts_through_the_one_path(head):
+  """HybrIK-X's networks (body 'smplx') through HybrIKNet and inference.predict
+  (flip test, bboxes): an SMPLXModelOutput of the whole body. Traced only (the
+  numbers: tests/test_released_hybrik_x_parity.py)."""
+  cfg = models.get_tiny_model_config(
+      backbone='hrnet_tiny', head=head, body='smplx', predict_camera=True, init_cam=(0.9,),
+      focal_length=1000.0, **config_lib.ik_fields(ik.IKConvention.hybrik()))
+  model = models.create_model(cfg)
+  images = jax.ShapeDtypeStruct((1, cfg.input_size, cfg.input_size, 3), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
+  smplx = synthetic_smplx.synthetic_smplx_model(0, kid=True)
+  box = jax.ShapeDtypeStruct((1, 4), jnp.float32)
+  centre = jax.ShapeDtypeStruct((1, 2), jnp.float32)
+  out = jax.eval_shape(lambda v, x, b, c: inference.predict(
+      model, v, x, trans_inv=None, intrinsics=None, joint_root=None, smpl_model=smplx,
+      flip_test=True, model_config=cfg, bboxes=b, img_center=c), variables, images, box,
+      centre)
+  assert isinstance(out, hybrik_x.SMPLXModelOutput)
+  assert (out.pred_uvd.shape, out.pred_phi.shape, out.pred_joints.shape,
+          out.pred_vertices.shape, out.pred_rotmats.shape, out.transl.shape) == (
+              (1, 71, 3), (1, 54, 2), (1, 127, 3), (1, smplx.v_template.shape[0], 3),
+              (1, 55, 3, 3), (1, 3))
