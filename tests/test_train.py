@@ -19,7 +19,6 @@ from hybrik_jax import train
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.checkpoints import config_json
 from hybrik_jax.checkpoints import loading
-from hybrik_jax.checkpoints import loading
 from hybrik_jax.checkpoints import train_checkpoints
 from hybrik_jax.data import build as build_lib
 from hybrik_jax.data import input_pipeline
@@ -35,6 +34,7 @@ from hybrik_jax.training import trainer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,wrong-import-position
+from conftest import tiny_variables  # pylint: disable=g-bad-import-order,wrong-import-position
 
 DATASET = 'synthetic_humans/tiny'
 
@@ -294,8 +294,10 @@ def test_train_step_lowers_loss_with_either_ik_convention(setup, convention):
       ik_convention=convention)  # the one field that selects the convention
   model = hybrik_model.create_model(model_config)
   weights = dict(config.loss, theta=1.0)
-  state = train_lib.create_train_state(model, setup['tx'], jax.random.key(0),
-                                       model_config.input_size)
+  # Random variables without compiling model.init (conftest.tiny_variables).
+  state = train_lib.create_train_state(
+      model, setup['tx'], jax.random.key(0), model_config.input_size,
+      variables=tiny_variables(model, model_config.input_size))
   mesh = setup['mesh']
   batch = train_lib.global_batch(setup['batch'], mesh)
   state = train_lib.replicate(state, mesh)
@@ -453,8 +455,12 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, monkeypatch):
 
 
 def test_too_many_skipped_steps_stop_after_saving(examples, tmp_path):
+  # Non-finite shape targets in every training example: every step's loss is
+  # NaN and skipped. (The same program as the other tests compile: cached.)
+  train_examples = [dict(e, smpl_beta=np.full_like(e['smpl_beta'], np.nan))
+                    for e in examples[0]]
+  examples = (train_examples, examples[1])
   config = test_config.get_config()
-  config.optim.peak_lr = 1e6  # the first step blows the weights up
   config.num_train_steps = 6
   config.steps_per_epoch = 6
   config.checkpoint_every_steps = 100
@@ -497,12 +503,14 @@ def test_hrnet_backbone_trains_checkpoints_and_evaluates(examples, tmp_path):
   assert np.isfinite(summary['eval']['mpjpe'])
   backbone = jax.device_get(summary['state'].params['backbone'])
   assert {'stage4_0', 'incre_modules_3_0', 'final_feat_layer_0'} <= set(backbone)
-  # The checkpoint reloads into the HRNet model and evaluates.
+  # The checkpoint reloads into the HRNet model and evaluates (with the
+  # trainer's batch size and flip test: the program its validation compiled).
   results = benchmark.evaluate(loading.load_for_inference(tmp_path),
                                str(tmp_path), DATASET, split='validation',
                                data_source=examples[1],
                                smpl_model=synthetic_body.synthetic_smpl_model(),
-                               batch_size=2, flip_test=False, progress=False,
+                               batch_size=config.evals.batch_size, flip_test=True,
+                               progress=False,
                                output=str(tmp_path / 'eval.json'))
   assert results['num_examples'] == len(examples[1])
   assert np.isfinite(results['metrics']['mpjpe'])
