@@ -56,7 +56,7 @@ def persistent_cache(setting: str, workdir: str | os.PathLike[str],
   write into this workdir.
   """
   path = cache_dir(setting, workdir)
-  if not path or (setting == AUTO and path == _jax_cache_dir()):
+  if not path or path == _jax_cache_dir():  # off, or JAX's own cache already
     if path:
       logging.info('Persistent compilation cache: %s (JAX\'s own setting)', path)
     yield path
