@@ -5,6 +5,10 @@ r"""Run a model on one image (or a video) and draw the predicted body.
   python -m hybrik_jax.demo --video in.mp4 --checkpoint DIR --out out.mp4 \
       [--detections FILE | --bbox x,y,w,h] [--json] [--smooth]
 
+An SMPL-X model (HybrIK-X, converted) draws the SMPL-X mesh and writes its
+parameters (--smpl SMPLX_NEUTRAL.npz [--kid_template smplx_kid_template.npy];
+default the synthetic SMPL-X body).
+
 Either demo: --placement camera|fit (default auto: a model that predicts a
 camera, as HybrIK's models do, places the body with it; others by fitting the
 body to the predicted 2D joints), --hybrik_res_pk PATH (also write HybrIK's
@@ -44,7 +48,10 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
   fs.string('bbox', None, 'person box x,y,w,h in pixels (default: the largest '
             'person the detector finds, else the whole image); with --video '
             'the box in the first frame, then tracked')
-  fs.smpl(cli_flags.SMPL_HELP + ' (default: the synthetic body)')
+  fs.smpl(cli_flags.SMPL_HELP + ' (default: the synthetic body); for an SMPL-X model '
+          '(HybrIK-X) SMPLX_NEUTRAL.npz (default: the synthetic SMPL-X body)')
+  fs.string('kid_template', None, 'an SMPL-X model\'s smplx_kid_template.npy (default: '
+            'the one beside --smpl)')
   fs.h36m_regressor()
   fs.flip_test()
   fs.enum('placement', 'auto', PLACEMENTS, "where the body is put: 'camera' with the "
@@ -84,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           bbox=args.bbox, smpl_path=args.smpl,
                           h36m_regressor=args.h36m_regressor, flip_test=args.flip_test,
                           full_resolution=args.full_resolution, placement=args.placement,
-                          hybrik_res_pk=args.hybrik_res_pk)
+                          hybrik_res_pk=args.hybrik_res_pk, kid_template=args.kid_template)
   except (errors.InputError, FileNotFoundError) as e:  # not every ValueError: bugs
     print(f'error: {e}', file=sys.stderr)          # keep their tracebacks
     return 2
@@ -114,7 +121,8 @@ def _main_video(args) -> int:
   try:
     res = video_demo.run_from_checkpoint(
         args.video, args.checkpoint, out, smpl_path=args.smpl,
-        h36m_regressor=args.h36m_regressor, detections=args.detections, bbox=args.bbox,
+        h36m_regressor=args.h36m_regressor, kid_template=args.kid_template,
+        detections=args.detections, bbox=args.bbox,
         tracks=video_demo.parse_tracks(args.tracks), results_path=args.results,
         json_path=os.path.splitext(args.results or out)[0] + '.json' if args.json else None,
         flip_test=args.flip_test, batch_size=args.batch_size, focal=args.focal,

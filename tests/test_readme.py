@@ -5,7 +5,7 @@ and inline code names a module that exists, and every `--flag` it uses is one
 that tool's help lists (one help subprocess per tool, all started at once);
 every docs/ link of the README exists; docs/VIDEO_RESULTS.md names exactly the
 fields hybrik_jax/demos/results.py writes, with their shapes; docs/DEMO.md names
-exactly the keys of HybrIK's res.pk (demos/hybrik_res.py).
+exactly the keys of HybrIK's and HybrIK-X's res.pk (demos/hybrik_res.py).
 """
 
 import functools
@@ -149,15 +149,23 @@ def test_readme_docs_links_exist():
 def test_video_results_page_matches_fields():
   from hybrik_jax.demos import results  # pylint: disable=g-import-not-at-top
   text = (ROOT / 'docs' / 'VIDEO_RESULTS.md').read_text(encoding='utf-8')
-  rows = dict(re.findall(r'^\| `(\w+)` \| (\([^)]*\)) \|', text, re.M))
+  smplx_heading = "## An SMPL-X model's body fields (`SMPLX_FIELDS`)"
+  before, smplx_section = text.split(smplx_heading)
+  smplx_section, after = (smplx_section.split('\n## ', 1) + [''])[:2]
+  row = r'^\| `(\w+)` \| (\([^)]*\)) \|'
+  rows = dict(re.findall(row, before + after, re.M))
   names = set(results.FIELDS) | set(results.CAMERA_FIELDS) | set(results.META)
   assert set(rows) == names, (
       'docs/VIDEO_RESULTS.md lists other fields than results.FIELDS, CAMERA_FIELDS and '
       f'META: {sorted(set(rows) ^ names)}')
-  for name, (shape, _, _) in list(results.FIELDS.items()) + list(
-      results.CAMERA_FIELDS.items()):
-    expected = '(' + ', '.join(['T', 'P'] + [str(n) for n in shape]) + ')'
-    assert rows[name] == expected, f'{name}: page says {rows[name]}, code {expected}'
+  smplx_rows = dict(re.findall(row, smplx_section, re.M))
+  assert set(smplx_rows) == set(results.SMPLX_FIELDS), sorted(
+      set(smplx_rows) ^ set(results.SMPLX_FIELDS))
+  for table, fields in ((rows, list(results.FIELDS.items()) + list(
+      results.CAMERA_FIELDS.items())), (smplx_rows, results.SMPLX_FIELDS.items())):
+    for name, (shape, _, _) in fields:
+      expected = '(' + ', '.join(['T', 'P'] + [str(n) for n in shape]) + ')'
+      assert table[name] == expected, f'{name}: page says {table[name]}, code {expected}'
 
 
 def _slug(heading: str) -> str:
@@ -190,6 +198,8 @@ def test_relative_links_and_anchors_exist():
 def test_res_pk_page_matches_keys():
   from hybrik_jax.demos import hybrik_res  # pylint: disable=g-import-not-at-top
   text = (ROOT / 'docs' / 'DEMO.md').read_text(encoding='utf-8')
-  section = text[text.index("## HybrIK's res.pk") + 3:].split('\n## ', 1)[0]
-  keys = re.findall(r'^\| `(\w+)` \|', section, re.M)
-  assert keys == list(hybrik_res.RES_KEYS), keys
+  for heading, expected in (("## HybrIK's res.pk", hybrik_res.RES_KEYS),
+                            ("## HybrIK-X's res.pk", hybrik_res.RES_KEYS_X)):
+    section = text[text.index(heading) + 3:].split('\n## ', 1)[0]
+    keys = re.findall(r'^\| `(\w+)` \|', section, re.M)
+    assert keys == list(expected), (heading, keys)

@@ -31,6 +31,7 @@ Both demos (`demos.image`, `demos.video`) run every person through here:
 """
 
 import dataclasses
+import os
 from typing import Any, Callable, Sequence
 
 import cv2
@@ -86,19 +87,59 @@ class DemoError(errors.InputError):
 
 @dataclasses.dataclass(frozen=True)
 class DemoModel:
-  """What the demos run: the network's variables and config, the body model."""
+  """What the demos run: the network's variables and config, the body model
+  (a body.smpl.SMPLModel, or a body.smplx.SMPLXModel for an SMPL-X model)."""
   variables: Any
   model_config: Any
   smpl_model: Any
   body_model: str  # a description ('synthetic body model', the SMPL file)
 
 
-def load_model(checkpoint: str | None, smpl_path: str | None = None,
-               h36m_regressor: str | None = None, smpl_model=None) -> DemoModel:
-  """The model of a checkpoint and the body model (a given one, or loaded).
+# The kid template HybrIK-X's models need, looked for beside the SMPL-X file.
+KID_TEMPLATE_NAME = 'smplx_kid_template.npy'
+
+
+def is_smplx(model_config) -> bool:
+  """Whether the model predicts the SMPL-X body (HybrIK-X; model_config.body)."""
+  return model_config.get('body', 'smpl') == 'smplx'
+
+
+def load_smplx_body(path: str | None, kid_template: str | None = None):
+  """(SMPLXModel with its kid template, description) for an SMPL-X model.
+
+  path: SMPLX_NEUTRAL.npz / .pkl (None: the synthetic SMPL-X body, seed 0);
+  kid_template: the (10475, 3) .npy (None: KID_TEMPLATE_NAME beside `path`).
+  HybrIK-X predicts a kid blend, so the template is required.
 
   Raises:
-    DemoError: no checkpoint given, or none there (with how to get one).
+    DemoError: a missing file (naming the flag to give).
+  """
+  from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
+  if not path:
+    if kid_template:
+      raise DemoError('--kid_template goes with --smpl SMPLX_NEUTRAL.npz; without --smpl '
+                      'the synthetic SMPL-X body (with its own kid template) is used')
+    return synthetic_smplx.synthetic_smplx_model(0, kid=True), 'synthetic SMPL-X body'
+  if not os.path.isfile(path):
+    raise DemoError(f'SMPL-X model file {path!r} not found (--smpl)')
+  kid = kid_template or os.path.join(os.path.dirname(os.path.abspath(path)),
+                                     KID_TEMPLATE_NAME)
+  if not os.path.isfile(kid):
+    raise DemoError(f'kid template {kid!r} not found: HybrIK-X models need SMPL-X\'s '
+                    f'{KID_TEMPLATE_NAME} (AGORA); put it beside --smpl or give --kid_template')
+  return smplx_io.load_smplx(path, kid), f'SMPL-X {os.path.basename(path)}'
+
+
+def load_model(checkpoint: str | None, smpl_path: str | None = None,
+               h36m_regressor: str | None = None, smpl_model=None,
+               kid_template: str | None = None) -> DemoModel:
+  """The model of a checkpoint and the body model (a given one, or loaded:
+  SMPL, or SMPL-X for a model with body 'smplx', `load_smplx_body`).
+
+  Raises:
+    DemoError: no checkpoint given, or none there (with how to get one); a
+      body-model option that does not fit the model.
   """
   from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
   from hybrik_jax.checkpoints import loading  # pylint: disable=g-import-not-at-top
@@ -108,10 +149,18 @@ def load_model(checkpoint: str | None, smpl_path: str | None = None,
     loaded = loading.load_for_inference(checkpoint)
   except FileNotFoundError as e:
     raise DemoError(f'{e}\n\n{HOW_TO_GET_A_CHECKPOINT}') from e
-  if smpl_model is None:
-    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
-  else:
+  smplx = is_smplx(loaded.model_config)
+  if smplx and h36m_regressor:
+    raise DemoError('--h36m_regressor is for SMPL models; this model predicts SMPL-X '
+                    '(HybrIK-X): give --smpl SMPLX_NEUTRAL.npz only')
+  if not smplx and kid_template:
+    raise DemoError('--kid_template is for SMPL-X models (HybrIK-X); this model predicts SMPL')
+  if smpl_model is not None:
     body_desc = 'given body model'
+  elif smplx:
+    smpl_model, body_desc = load_smplx_body(smpl_path, kid_template)
+  else:
+    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
   return DemoModel(loaded.variables, loaded.model_config, smpl_model, body_desc)
 
 
@@ -182,6 +231,8 @@ def make_predict_fn(model_config, smpl_model, *, flip_test: bool = True,
   from hybrik_jax.body import smpl as smpl_lib  # pylint: disable=g-import-not-at-top
   if model is None:
     model = models.create_model(model_config)
+  if is_smplx(model_config):
+    return _make_predict_fn_smplx(model, model_config, smpl_model, flip_test)
 
   def predict(variables, image, trans_inv, intrinsics, z_root, bboxes=None,
               img_center=None):
@@ -204,6 +255,54 @@ def make_predict_fn(model_config, smpl_model, *, flip_test: bool = True,
                   cam_root=cam.cam_root, cam_transl=cam.transl, pred_sigma=cam.pred_sigma,
                   maxvals=cam.maxvals, uvd29=cam.pred_uvd_29, xyz29=cam.pred_xyz_29)
     return pred
+
+  return jax.jit(predict)
+
+
+# SMPL-X's full pose (55 joints) by part: name -> (first joint, end). A part of
+# one joint is (3,) in the outputs, the others (n, 3).
+SMPLX_POSE_PARTS = {'global_orient': (0, 1), 'body_pose': (1, 22), 'jaw_pose': (22, 23),
+                    'leye_pose': (23, 24), 'reye_pose': (24, 25),
+                    'left_hand_pose': (25, 40), 'right_hand_pose': (40, 55)}
+
+
+def smplx_pose_parts(pose_axis_angle: np.ndarray) -> dict[str, np.ndarray]:
+  """(..., 55, 3) axis-angle full pose -> SMPL-X's (smplx.SMPLX's arguments)
+  global_orient, body_pose (21), jaw_pose, leye_pose, reye_pose, left / right
+  _hand_pose (15 each): (..., 3) for one joint, (..., n, 3) else."""
+  out = {}
+  for name, (a, b) in SMPLX_POSE_PARTS.items():
+    part = pose_axis_angle[..., a:b, :]
+    out[name] = part[..., 0, :] if b - a == 1 else part
+  return out
+
+
+def _make_predict_fn_smplx(model, model_config, smplx_model, flip_test: bool) -> Callable:
+  """`make_predict_fn` for an SMPL-X model (HybrIK-X, `models.hybrik_x`): the same
+  signature (trans_inv, intrinsics, z_root unused: the model places the body with
+  its camera), dict of: uvd (B, 71, 3), phi (B, 54, 2), betas (B, 10), kid_blend
+  (B,), expression (B, 10), rotmats (B, 55, 3, 3), pose_axis_angle (B, 55, 3),
+  valid, vertices (B, 10475, 3) and joints (B, 71, 3) (HybrIK-X's 55 SMPL-X
+  joints + 16 leaf vertices, the joints uvd predicts) in the model frame (pelvis
+  at the origin), xyz71 (B, 71, 3) the back-projected joints, m root-relative;
+  the camera: pred_camera (B, 1), cam_scale (B, 1), cam_root (B, 3) m,
+  cam_transl (B, 3) m (SMPL-X's transl: camera frame = model frame + it),
+  pred_sigma (B, 71), maxvals (B, 71)."""
+
+  def predict(variables, image, trans_inv, intrinsics, z_root, bboxes=None,
+              img_center=None):
+    del trans_inv, intrinsics, z_root
+    out = models.predict(model, variables, image, smpl_model=smplx_model,
+                         flip_test=flip_test, model_config=model_config, bboxes=bboxes,
+                         img_center=img_center)
+    return {'uvd': out.pred_uvd, 'phi': out.pred_phi, 'betas': out.pred_shape[:, :10],
+            'kid_blend': out.pred_shape[:, 10], 'expression': out.pred_expression,
+            'rotmats': out.pred_rotmats, 'valid': out.valid,
+            'pose_axis_angle': geometry.matrix_to_axis_angle(out.pred_rotmats),
+            'vertices': out.pred_vertices, 'joints': out.pred_xyz_71_struct,
+            'xyz71': out.pred_xyz_71, 'pred_camera': out.pred_camera,
+            'cam_scale': out.cam_scale, 'cam_root': out.cam_root, 'cam_transl': out.transl,
+            'pred_sigma': out.pred_sigma, 'maxvals': out.maxvals}
 
   return jax.jit(predict)
 
@@ -351,7 +450,8 @@ def predict_people(predict_fn: Callable, variables, images: Sequence[np.ndarray]
     model frame + transl): the `make_predict_fn` fields (uvd, phi, betas,
     rotmats, valid, pose_axis_angle, vertices, joints, joints_h36m, joints29,
     and a camera model's camera fields), transl (3,) metres, intrinsics (3, 3),
-    joints_2d (24, 2) the network's 2D joints, px, crop_box (4,) float64 xyxy
+    joints_2d (J, 2) the network's 2D joints (its uvd's J: 24, 29, or 71 for
+    SMPL-X), px, crop_box (4,) float64 xyxy
     px (`crop_box`), depth_fitted () bool (False with the camera placement).
   """
   n = len(boxes)
@@ -393,7 +493,10 @@ def predict_people(predict_fn: Callable, variables, images: Sequence[np.ndarray]
     if camera:
       # As HybrIK's demo renders: its vertices (relative to the H36M pelvis)
       # plus the model's transl; here the model-frame body, so less its pelvis.
-      transl = pred['cam_transl'].astype(np.float64) - pred['joints_h36m'][:, 0]
+      # (HybrIK-X: its vertices are the model frame's, transl is SMPL-X's.)
+      transl = pred['cam_transl'].astype(np.float64)
+      if 'joints_h36m' in pred:
+        transl = transl - pred['joints_h36m'][:, 0]
       break
     for i in range(n):
       transl[i], fitted[i] = place(pred['joints'][i], joints_2d[i], intrinsics[i],

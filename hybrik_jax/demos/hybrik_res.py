@@ -11,6 +11,13 @@ field holds, units and how this project fills it for a model without a camera
 `person_row` makes one row from one person's prediction (the demos' fields),
 `stack_rows` the dict, `write` pickles it atomically (a temporary file beside,
 then renamed).
+
+HybrIK-X (SMPL-X models): its scripts/demo_video_x.py declares its own keys,
+RES_KEYS_X (with 'f' and 'scale_mult', without 'transl_camsys'); its saving
+block is commented out in the release and names outputs HRNetSMPLXCamKid does
+not return, so `smplx_person_row` fills each key with the HybrIK-X output it
+stands for (docs/DEMO.md, "HybrIK-X's res.pk"), shapes as that block's
+reshapes give them where they apply.
 """
 
 import os
@@ -26,6 +33,13 @@ from hybrik_jax.body import constants
 RES_KEYS = ('pred_uvd', 'pred_xyz_17', 'pred_xyz_29', 'pred_xyz_24_struct', 'pred_scores',
             'pred_camera', 'pred_betas', 'pred_thetas', 'pred_phi', 'pred_cam_root',
             'transl', 'transl_camsys', 'bbox', 'height', 'width', 'img_path')
+# The keys scripts/demo_video_x.py (HybrIK-X) declares, in its order.
+RES_KEYS_X = ('pred_uvd', 'pred_xyz_17', 'pred_xyz_29', 'pred_xyz_24_struct', 'pred_scores',
+              'pred_camera', 'f', 'pred_betas', 'pred_thetas', 'pred_phi', 'scale_mult',
+              'pred_cam_root', 'transl', 'bbox', 'height', 'width', 'img_path')
+# HybrIK-X's crop: the box grown x1.25 (SimpleTransform3DSMPLX's scale_mult).
+SCALE_MULT = 1.25
+_J71 = 71
 # HybrIK's transl_camsys = transl x 256 / the crop's width (its input size, px).
 CAMSYS_SIDE = 256.0
 _J29 = constants.NUM_JOINTS_29
@@ -41,6 +55,59 @@ def _row_shapes(camera_dim: int) -> dict[str, tuple[tuple[int, ...], Any]]:
           'pred_phi': ((23, 2), f32), 'pred_cam_root': ((3,), f32),
           'transl': ((3,), f32), 'transl_camsys': ((3,), f32), 'bbox': ((4,), np.float64),
           'height': ((), np.int64), 'width': ((), np.int64), 'img_path': ((), np.str_)}
+
+
+def _row_shapes_x() -> dict[str, tuple[tuple[int, ...], Any]]:
+  """Per-row shape and dtype of each key of HybrIK-X's res.pk."""
+  f32 = np.float32
+  return {'pred_uvd': ((_J71, 3), f32), 'pred_xyz_17': ((17, 3), f32),
+          'pred_xyz_29': ((_J71, 3), f32), 'pred_xyz_24_struct': ((_J71, 3), f32),
+          'pred_scores': ((_J29,), f32), 'pred_camera': ((1,), f32), 'f': ((), np.float64),
+          'pred_betas': ((11,), f32), 'pred_thetas': ((55 * 9,), f32),
+          'pred_phi': ((54, 2), f32), 'scale_mult': ((), np.float64),
+          'pred_cam_root': ((3,), f32), 'transl': ((3,), f32), 'bbox': ((4,), np.float64),
+          'height': ((), np.int64), 'width': ((), np.int64), 'img_path': ((), np.str_)}
+
+
+def smplx_person_row(*, uvd: np.ndarray, xyz71: np.ndarray, joints71: np.ndarray,
+                     maxvals: np.ndarray, pred_camera: np.ndarray, betas: np.ndarray,
+                     kid_blend, rotmats: np.ndarray, phi: np.ndarray, transl: np.ndarray,
+                     crop_box: np.ndarray, image_size: Sequence[int], img_path: str,
+                     depth_unit: float, focal_length: float) -> dict[str, Any]:
+  """One SMPL-X person's row of HybrIK-X's res.pk (RES_KEYS_X).
+
+  Args:
+    uvd: (71, 3) the network's normalised uvd.
+    xyz71: (71, 3) the back-projected joints, metres, root-relative.
+    joints71: (71, 3) the posed body's 55 joints + 16 leaves, model frame
+      (pelvis at the origin), metres.
+    maxvals: (71,) heatmap peaks; pred_camera: (1,) the network's scale.
+    betas: (10,), kid_blend: (), rotmats: (55, 3, 3), phi: (54, 2).
+    transl: (3,) metres: camera frame = model frame + transl (SMPL-X's transl).
+    crop_box: (4,) xyxy px, the crop; image_size: (height, width) px.
+    img_path: the frame's source; depth_unit: metres (2.2 for HybrIK-X);
+    focal_length: the model's, px per input_size px of crop ('f').
+
+  Returns:
+    {key: numpy value} for every key of RES_KEYS_X.
+  """
+  joints71 = np.asarray(joints71, np.float64)
+  transl = np.asarray(transl, np.float64)
+  df = float(depth_unit)
+  row = {
+      'pred_uvd': uvd, 'pred_xyz_17': np.full((17, 3), np.nan),
+      'pred_xyz_29': np.asarray(xyz71, np.float64) / df,
+      'pred_xyz_24_struct': (joints71 - joints71[0]) / df,
+      'pred_scores': np.asarray(maxvals).reshape(-1)[:_J29], 'pred_camera': pred_camera,
+      'f': float(focal_length),
+      'pred_betas': np.concatenate([np.asarray(betas).reshape(10),
+                                    np.asarray(kid_blend).reshape(1)]),
+      'pred_thetas': np.asarray(rotmats).reshape(-1), 'pred_phi': phi,
+      'scale_mult': SCALE_MULT, 'pred_cam_root': joints71[0] + transl, 'transl': transl,
+      'bbox': np.asarray(crop_box, np.float64), 'height': int(image_size[0]),
+      'width': int(image_size[1]), 'img_path': str(img_path)}
+  shapes = _row_shapes_x()
+  return {k: np.asarray(row[k], shapes[k][1]).reshape(shapes[k][0]) for k in RES_KEYS_X}
 
 
 def person_row(*, uvd: np.ndarray, phi: np.ndarray, betas: np.ndarray,
@@ -112,13 +179,16 @@ def person_row(*, uvd: np.ndarray, phi: np.ndarray, betas: np.ndarray,
   return {k: np.asarray(row[k], shapes[k][1]).reshape(shapes[k][0]) for k in RES_KEYS}
 
 
-def stack_rows(rows: Sequence[Mapping[str, Any]], camera_dim: int = 1) -> dict[str, np.ndarray]:
+def stack_rows(rows: Sequence[Mapping[str, Any]], camera_dim: int = 1,
+               smplx: bool = False) -> dict[str, np.ndarray]:
   """The released res_db: each key's rows stacked, (N, ...) (N = 0: empty
-  arrays of the row shapes; camera_dim: pred_camera's width then)."""
+  arrays of the row shapes; camera_dim: pred_camera's width then; smplx:
+  HybrIK-X's keys then, else told by the rows)."""
   if not rows:
-    return {k: np.zeros((0,) + shape, dtype) for k, (shape, dtype)
-            in _row_shapes(camera_dim).items()}
-  return {k: np.stack([r[k] for r in rows]) for k in RES_KEYS}
+    shapes = _row_shapes_x() if smplx else _row_shapes(camera_dim)
+    return {k: np.zeros((0,) + shape, dtype) for k, (shape, dtype) in shapes.items()}
+  keys = RES_KEYS_X if 'scale_mult' in rows[0] else RES_KEYS
+  return {k: np.stack([r[k] for r in rows]) for k in keys}
 
 
 def write(path: str, res_db: Mapping[str, np.ndarray]) -> None:

@@ -22,6 +22,15 @@ predicted 2D joints), and `run` writes
   res.pk   with --hybrik_res_pk, the person in the layout of HybrIK's res.pk
            (`hybrik_res`, docs/DEMO.md).
 
+An SMPL-X model (HybrIK-X, model_config.body 'smplx') draws the SMPL-X mesh,
+with a third panel, the crop magnified (hands and face at the crop's scale);
+its .npz holds SMPL-X's parameters (betas, kid_blend, expression, the pose by
+part: global_orient, body_pose, jaw_pose, leye_pose, reye_pose, left_hand_pose,
+right_hand_pose; the full pose_axis_angle / rotmats, 55 joints), its 71 joints
+(55 SMPL-X joints + 16 leaf vertices) and its camera; res.pk is HybrIK-X's
+layout. --smpl is then SMPLX_NEUTRAL.npz (--kid_template, default the
+smplx_kid_template.npy beside it); without it the synthetic SMPL-X body.
+
 The absolute depth is only as right as the assumed focal length; the overlay
 does not depend on it (`depth_source` in the .npz says how it was found).
 
@@ -104,9 +113,10 @@ def person_box(image: np.ndarray, bbox: str | None = None, *,
   return parse_bbox(None, image.shape), 'box: whole image (no person detected)'
 
 
-# A camera model's outputs the demo keeps (`core.make_predict_fn`), per person.
+# A camera model's outputs the demo keeps (`core.make_predict_fn`), per person
+# (uvd29, xyz29: HybrIK's SMPL camera models; xyz71: HybrIK-X's).
 CAMERA_KEYS = ('pred_camera', 'cam_scale', 'cam_root', 'cam_transl', 'pred_sigma',
-               'maxvals', 'uvd29', 'xyz29')
+               'maxvals', 'uvd29', 'xyz29', 'xyz71')
 
 
 def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
@@ -132,6 +142,12 @@ def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
     crop, valid (), placement () str 'camera' or 'fit', depth_source () str:
     how the translation was found (core.DEPTH_FROM_CAMERA, DEPTH_FITTED or
     DEPTH_FROM_BOX); a camera model's CAMERA_KEYS (cam_scale as ()).
+    An SMPL-X model's: betas (10,), kid_blend (), expression (10,),
+    pose_axis_angle (55, 3), rotmats (55, 3, 3) and the pose by part
+    (`core.SMPLX_POSE_PARTS`), phi (54, 2), uvd (71, 3), vertices (10475, 3),
+    joints (71, 3) (55 SMPL-X joints + 16 leaves, camera frame), joints_2d /
+    joints_2d_projected (71, 2), its camera (pred_sigma, maxvals (71,), xyz71
+    (71, 3) m root-relative); no joints29 / joints_h36m.
   """
   cfg = model.model_config
   placement = core.resolve_placement(cfg, placement)
@@ -156,13 +172,17 @@ def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
       'rotmats': pred['rotmats'], 'phi': pred['phi'], 'uvd': pred['uvd'],
       'intrinsics': K, 'focal': np.float32(K[0, 0]), 'transl': transl,
       'vertices': cam(pred['vertices']), 'joints': joints_cam,
-      'joints29': cam(pred['joints29']), 'joints_h36m': cam(pred['joints_h36m']),
       'joints_2d': pred['joints_2d'],
       'joints_2d_projected': (proj[:, :2] / np.maximum(proj[:, 2:], 1e-6)).astype(np.float32),
       'bbox': np.asarray(bbox, np.float32), 'crop_box': pred['crop_box'],
       'valid': np.asarray(pred['valid']), 'placement': np.array(placement),
       'depth_source': np.array(depth_source),
   }
+  if core.is_smplx(cfg):
+    out.update(kid_blend=pred['kid_blend'], expression=pred['expression'],
+               **core.smplx_pose_parts(pred['pose_axis_angle']))
+  else:
+    out.update(joints29=cam(pred['joints29']), joints_h36m=cam(pred['joints_h36m']))
   for key in CAMERA_KEYS:
     if key in pred:
       out[key] = pred[key].reshape(()) if key == 'cam_scale' else pred[key]
@@ -170,9 +190,14 @@ def predict_image(model: core.DemoModel, image: np.ndarray, bbox: np.ndarray, *,
 
 
 def res_row(pred: dict[str, Any], image_size, img_path: str,
-            depth_unit: float) -> dict[str, Any]:
-  """`predict_image`'s person as a row of HybrIK's res.pk (`hybrik_res`)."""
+            depth_unit: float, focal_length: float | None = None) -> dict[str, Any]:
+  """`predict_image`'s person as a row of HybrIK's res.pk (`hybrik_res`); an
+  SMPL-X person (its 'kid_blend') as a row of HybrIK-X's (focal_length: the
+  model's, px per input_size px of crop)."""
   transl = pred['transl']
+  if 'kid_blend' in pred:
+    return smplx_res_row(pred, pred['joints'] - transl, image_size, img_path,
+                         depth_unit, focal_length)
   camera = ({k: pred[k] for k in ('pred_camera', 'maxvals', 'xyz29')}
             if 'pred_camera' in pred else None)
   return hybrik_res.person_row(
@@ -181,6 +206,18 @@ def res_row(pred: dict[str, Any], image_size, img_path: str,
       joints_h36m=pred['joints_h36m'] - transl, transl=transl, crop_box=pred['crop_box'],
       intrinsics=pred['intrinsics'], image_size=image_size, img_path=img_path,
       depth_unit=depth_unit, camera=camera)
+
+
+def smplx_res_row(pred: dict[str, Any], joints71: np.ndarray, image_size, img_path: str,
+                  depth_unit: float, focal_length: float) -> dict[str, Any]:
+  """An SMPL-X person (`core.predict_people`'s or `predict_image`'s fields, one
+  row; joints71 (71, 3) the model frame's) as a row of HybrIK-X's res.pk."""
+  return hybrik_res.smplx_person_row(
+      uvd=pred['uvd'], xyz71=pred['xyz71'], joints71=joints71, maxvals=pred['maxvals'],
+      pred_camera=pred['pred_camera'], betas=pred['betas'], kid_blend=pred['kid_blend'],
+      rotmats=pred['rotmats'], phi=pred['phi'], transl=pred['transl'],
+      crop_box=pred['crop_box'], image_size=image_size, img_path=img_path,
+      depth_unit=depth_unit, focal_length=focal_length)
 
 
 def _display_scale(image: np.ndarray, K: np.ndarray,
@@ -198,11 +235,32 @@ def _display_scale(image: np.ndarray, K: np.ndarray,
   return image, K, bbox
 
 
+def render_closeup(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                   K: np.ndarray, box: np.ndarray, side: int,
+                   color=core.MESH_COLOR) -> np.ndarray:
+  """(side, side, 3) uint8: the square `box` (xyxy px, e.g. the network's crop)
+  of the image magnified to `side` px, the mesh rendered at that resolution
+  (HybrIK-X's hands and face at the crop's scale, whatever the image's size).
+
+  vertices (V, 3) camera frame, metres; K (3, 3) the image's.
+  """
+  box = np.asarray(box, np.float64)
+  s = side / max(box[2] - box[0], box[3] - box[1], 1e-6)
+  # Image px -> panel px, pixel centres kept aligned: x' = s (x - x0) + (s - 1) / 2.
+  m = np.array([[s, 0.0, -s * box[0] + 0.5 * (s - 1)],
+                [0.0, s, -s * box[1] + 0.5 * (s - 1)], [0.0, 0.0, 1.0]])
+  interpolation = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+  panel = cv2.warpAffine(image, m[:2], (side, side), flags=interpolation,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=core.SIDE_BACKGROUND)
+  return core.draw_meshes(panel, [(vertices, m @ np.asarray(K, np.float64), color)], faces)
+
+
 def render_views(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
                  K: np.ndarray, bbox: np.ndarray | None = None,
                  color=core.MESH_COLOR,
-                 max_side: int | None = MAX_DISPLAY_SIDE) -> np.ndarray:
-  """[overlay | side view] as one (sH, 2sW, 3) uint8 image.
+                 max_side: int | None = MAX_DISPLAY_SIDE,
+                 closeup_box: np.ndarray | None = None) -> np.ndarray:
+  """[overlay | side view (| close-up)] as one (sH, 2sW (+ sH), 3) uint8 image.
 
   Images with a side under MIN_DISPLAY_SIDE are drawn s times larger (integer
   s), the mesh rendered at that resolution; images with a side over
@@ -215,7 +273,10 @@ def render_views(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     K: (3, 3).
     bbox: optional (4,) box drawn on the overlay.
     color: mesh colour, float RGB.
+    closeup_box: optional (4,) xyxy px: a third panel, this square of the image
+      at the panels' height (`render_closeup`; the SMPL-X demo's crop box).
   """
+  source_image, source_K = image, K  # the close-up reads the input's pixels
   h, w = image.shape[:2]
   scale = max(1, int(np.ceil(MIN_DISPLAY_SIDE / min(h, w))))
   if scale > 1:  # render at the display resolution, not upsampled pixels
@@ -229,9 +290,13 @@ def render_views(image: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
   if bbox is not None:
     core.draw_box(overlay, bbox, BOX_COLOR, max(1, int(round(min(h, w) / 200))))
   side = core.draw_side_view(vertices, faces, (h, w), color)
-  for panel, label in ((overlay, 'mesh over image'), (side, 'side view')):
+  panels = [(overlay, 'mesh over image'), (side, 'side view')]
+  if closeup_box is not None:
+    panels.append((render_closeup(source_image, vertices, faces, source_K, closeup_box,
+                                  h, color), 'the crop'))
+  for panel, label in panels:
     core.put_label(panel, label)
-  return np.concatenate([overlay, side], axis=1)
+  return np.concatenate([p for p, _ in panels], axis=1)
 
 
 def write_png(path: str, rgb: np.ndarray) -> None:
@@ -245,13 +310,15 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
         h36m_regressor: str | None = None, flip_test: bool = True,
         smpl_model=None, detector: detect.PersonDetector | None = None,
         full_resolution: bool = False, placement: str = 'auto',
-        hybrik_res_pk: str | None = None) -> dict[str, Any]:
+        hybrik_res_pk: str | None = None, kid_template: str | None = None) -> dict[str, Any]:
   """Reads, finds the person, predicts, draws.
 
   The PNG is drawn with its longer side at most MAX_DISPLAY_SIDE per panel
   unless `full_resolution`; the prediction and the .npz (pixels of the input
   image) do not depend on it. placement: `core.resolve_placement`;
-  hybrik_res_pk: also write the person as HybrIK's res.pk (`hybrik_res`).
+  hybrik_res_pk: also write the person as HybrIK's res.pk (`hybrik_res`;
+  HybrIK-X's layout for an SMPL-X model). kid_template: an SMPL-X model's
+  (`core.load_smplx_body`).
 
   Returns:
     the prediction (`predict_image`) plus 'png' and 'npz' paths, 'body_model',
@@ -270,20 +337,25 @@ def run(image_path: str, checkpoint: str | None, out_path: str, *,
   image = read_image(image_path)
   if bbox is not None:
     parse_bbox(bbox, image.shape)  # a bad box fails before the model loads
-  model = core.load_model(checkpoint, smpl_path, h36m_regressor, smpl_model)
+  model = core.load_model(checkpoint, smpl_path, h36m_regressor, smpl_model,
+                          kid_template=kid_template)
   box, box_source = person_box(image, bbox, detector=detector)
   pred = predict_image(model, image, box, flip_test=flip_test, placement=placement)
   faces = np.asarray(model.smpl_model.faces)
+  smplx = core.is_smplx(model.model_config)
   write_png(out_path, render_views(
       image, pred['vertices'], faces, pred['intrinsics'], box,
-      max_side=None if full_resolution else MAX_DISPLAY_SIDE))
+      max_side=None if full_resolution else MAX_DISPLAY_SIDE,
+      closeup_box=pred['crop_box'] if smplx else None))
   npz_path = os.path.splitext(out_path)[0] + '.npz'
   np.savez(npz_path, faces=faces.astype(np.int32), flip_test=np.bool_(flip_test),
            image_size=np.array(image.shape[:2], np.int32),
            body_model=np.array(model.body_model), box_source=np.array(box_source), **pred)
   if hybrik_res_pk:
+    cfg = model.model_config
     hybrik_res.write(hybrik_res_pk, hybrik_res.stack_rows([res_row(
-        pred, image.shape[:2], image_path, core.depth_factor(model.model_config))]))
+        pred, image.shape[:2], image_path, core.depth_factor(cfg),
+        float(cfg.focal_length) if smplx else None)]))
   pred.update(png=out_path, npz=npz_path, body_model=model.body_model,
               box_source=box_source, res_pk=hybrik_res_pk or None)
   return pred

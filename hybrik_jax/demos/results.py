@@ -5,7 +5,9 @@ video (OpenCV axes: x right, y down, z forward, metres); 2D in pixels of the
 frame (x right, y down, pixel centres at integers). Rows with valid=false hold
 NaN in every float field (JSON: null), never a made-up pose.
 docs/VIDEO_RESULTS.md documents each field; FIELDS below is the list, and
-CAMERA_FIELDS those added for a model that predicts a camera.
+CAMERA_FIELDS those added for a model that predicts a camera. An SMPL-X model's
+results (HybrIK-X; META 'body' = 'smplx') hold SMPLX_FIELDS instead of FIELDS'
+SMPL body fields (SMPL_BODY_FIELDS).
 """
 
 import json
@@ -35,9 +37,34 @@ FIELDS = {
     'joints2d_29': ((29, 2), np.float32, 'joints3d_29 projected, px'),
     'joints2d_net': ((24, 2), np.float32, "the network's own 2D joints (its uv output), px"),
 }
+# FIELDS of the SMPL body, replaced by SMPLX_FIELDS in an SMPL-X model's results.
+SMPL_BODY_FIELDS = ('betas', 'pose_axis_angle', 'rotmats', 'joints3d_24', 'joints3d_29',
+                    'joints2d_24', 'joints2d_29', 'joints2d_net')
+# An SMPL-X model's body (HybrIK-X): smplx.SMPLX(betas, expression, the pose
+# parts, transl) is the camera-frame mesh; its kid blend needs the kid template.
+SMPLX_FIELDS = {
+    'betas': ((10,), np.float32, 'SMPL-X shape coefficients'),
+    'kid_blend': ((), np.float32, "the kid template's weight (HybrIK-X's 11th shape value)"),
+    'expression': ((10,), np.float32, 'SMPL-X expression coefficients'),
+    'global_orient': ((3,), np.float32, 'axis-angle, radians: the pelvis in the camera frame'),
+    'body_pose': ((21, 3), np.float32, 'axis-angle of body joints 1..21'),
+    'jaw_pose': ((3,), np.float32, 'axis-angle of the jaw (joint 22)'),
+    'leye_pose': ((3,), np.float32, 'axis-angle of the left eye (joint 23)'),
+    'reye_pose': ((3,), np.float32, 'axis-angle of the right eye (joint 24)'),
+    'left_hand_pose': ((15, 3), np.float32, 'axis-angle of the left hand joints 25..39'),
+    'right_hand_pose': ((15, 3), np.float32, 'axis-angle of the right hand joints 40..54'),
+    'pose_axis_angle': ((55, 3), np.float32, 'the full pose, 55 joints, axis-angle'),
+    'rotmats': ((55, 3, 3), np.float32, 'the full pose as local rotation matrices'),
+    'joints3d_71': ((71, 3), np.float32,
+                    "HybrIK-X's 71 joints (55 SMPL-X joints + 16 leaf vertices), camera frame, m"),
+    'joints2d_71': ((71, 2), np.float32, 'joints3d_71 projected, px'),
+    'joints2d_net': ((71, 2), np.float32, "the network's own 2D joints (its uv output), px"),
+}
+BODIES = ('smpl', 'smplx')
 # A camera model's outputs (models.camera.CameraOutput), as the network gave
 # them (before --smooth), whatever the placement. 'C' in a shape: the camera's
-# width, 1 (HRNetSMPLCam: s) or 3 (Simple3DPoseBaseSMPLCam: s, tx, ty).
+# width, 1 (HRNetSMPLCam, HybrIK-X: s) or 3 (Simple3DPoseBaseSMPLCam: s, tx, ty);
+# 'J': the model's joints, 29 (SMPL) or 71 (SMPL-X).
 CAMERA_FIELDS = {
     'pred_camera': (('C',), np.float32, "the network's camera: weak-perspective scale s (and tx, ty)"),
     'cam_scale': ((), np.float32, 'the scale used (HRNet: refined at evaluation), root depth = '
@@ -45,21 +72,30 @@ CAMERA_FIELDS = {
     'cam_root': ((3,), np.float32, "the root joint (pelvis) placed by the model's camera, m"),
     'cam_transl': ((3,), np.float32,
                    "the model's transl, m: HybrIK's vertices (relative to the H36M pelvis) + cam_transl"),
-    'pred_sigma': ((29,), np.float32, "the 29 joints' predicted uncertainty, in (0, 1)"),
+    'pred_sigma': (('J',), np.float32, "the J joints' predicted uncertainty, in (0, 1)"),
 }
 # Per-run fields.
-META = ('fps', 'image_size', 'frame_index', 'time', 'track_id', 'body_model',
+META = ('fps', 'image_size', 'frame_index', 'time', 'track_id', 'body', 'body_model',
         'flip_test', 'smoothing', 'placement', 'camera_focal_length')
 FORMAT = 'hybrik_jax video results v1'
 
 
-def field_specs(camera_dim: int | None = None) -> dict[str, tuple[tuple[int, ...], Any]]:
-  """{name: (shape after (T, P), dtype)}: FIELDS, and CAMERA_FIELDS with 'C' =
-  camera_dim when the model predicts a camera (camera_dim 1 or 3)."""
-  specs = {name: (shape, dtype) for name, (shape, dtype, _) in FIELDS.items()}
+def field_specs(camera_dim: int | None = None,
+                body: str = 'smpl') -> dict[str, tuple[tuple[int, ...], Any]]:
+  """{name: (shape after (T, P), dtype)}: FIELDS (body 'smplx': with SMPLX_FIELDS
+  for the SMPL body's), and CAMERA_FIELDS with 'C' = camera_dim when the model
+  predicts a camera (camera_dim 1 or 3)."""
+  if body not in BODIES:
+    raise ValueError(f'body must be one of {BODIES}, got {body!r}')
+  fields = dict(FIELDS)
+  if body == 'smplx':
+    fields = {n: f for n, f in FIELDS.items() if n not in SMPL_BODY_FIELDS}
+    fields.update(SMPLX_FIELDS)
+  specs = {name: (shape, dtype) for name, (shape, dtype, _) in fields.items()}
   if camera_dim is not None:
+    joints = 71 if body == 'smplx' else 29
     for name, (shape, dtype, _) in CAMERA_FIELDS.items():
-      specs[name] = (tuple(camera_dim if n == 'C' else n for n in shape), dtype)
+      specs[name] = (tuple({'C': camera_dim, 'J': joints}.get(n, n) for n in shape), dtype)
   return specs
 
 
@@ -68,13 +104,29 @@ def camera_dim(results: dict[str, Any]) -> int | None:
   return results['pred_camera'].shape[-1] if 'pred_camera' in results else None
 
 
+def body_of(results: dict[str, Any]) -> str:
+  """'smpl' or 'smplx': the body of the results (META 'body'; 'smpl' if absent)."""
+  return str(results.get('body', 'smpl'))
+
+
+def specs_of(results: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], Any]]:
+  """`field_specs` of these results (their camera width and body)."""
+  return field_specs(camera_dim(results), body_of(results))
+
+
+def joints2d_key(results: dict[str, Any]) -> str:
+  """The projected joints of the whole body: joints2d_29 (SMPL), joints2d_71 (SMPL-X)."""
+  return 'joints2d_71' if body_of(results) == 'smplx' else 'joints2d_29'
+
+
 def empty_results(num_frames: int, track_ids, fps: float, image_size,
-                  camera_dim: int | None = None) -> dict[str, Any]:  # pylint: disable=redefined-outer-name
+                  camera_dim: int | None = None, body: str = 'smpl') -> dict[str, Any]:  # pylint: disable=redefined-outer-name
   """Arrays for T frames and the tracks, all rows invalid (NaN / false); with
-  the CAMERA_FIELDS when camera_dim (the model's camera width) is given."""
+  the CAMERA_FIELDS when camera_dim (the model's camera width) is given; body
+  'smpl' or 'smplx' (`field_specs`)."""
   p = len(track_ids)
-  out = {}
-  for name, (shape, dtype) in field_specs(camera_dim).items():
+  out = {'body': np.array(body)}
+  for name, (shape, dtype) in field_specs(camera_dim, body).items():
     fill = False if dtype == np.bool_ else np.nan
     out[name] = np.full((num_frames, p) + shape, fill, dtype)
   out.update(fps=np.float64(fps), image_size=np.asarray(image_size, np.int32),
@@ -87,7 +139,7 @@ def empty_results(num_frames: int, track_ids, fps: float, image_size,
 def truncate(results: dict[str, Any], num_frames: int) -> dict[str, Any]:
   """The first num_frames frames of the results."""
   out = dict(results)
-  for name in list(field_specs(camera_dim(results))) + ['frame_index', 'time']:
+  for name in list(specs_of(results)) + ['frame_index', 'time']:
     out[name] = results[name][:num_frames]
   return out
 
@@ -100,7 +152,7 @@ def check_results(results: dict[str, Any]) -> None:
   if present and len(present) != len(CAMERA_FIELDS):
     raise ValueError(f'results have the camera fields {present} but not all of '
                      f'{list(CAMERA_FIELDS)}')
-  for name, (shape, _) in field_specs(camera_dim(results)).items():
+  for name, (shape, _) in specs_of(results).items():
     if name not in results:
       raise ValueError(f'results lack {name!r}')
     if results[name].shape != (t, p) + shape:
@@ -136,7 +188,7 @@ def save_json(path: str, results: dict[str, Any]) -> None:
     people = []
     for j in range(p):
       person = {'track_id': int(results['track_id'][j])}
-      for name in field_specs(camera_dim(results)):
+      for name in specs_of(results):
         person[name] = _json_value(results[name][i, j])
       people.append(person)
     frames.append({'frame': int(results['frame_index'][i]),
@@ -164,10 +216,11 @@ def load_results(path: str) -> dict[str, np.ndarray]:
   out['frame_index'] = np.asarray([fr['frame'] for fr in frames], np.int32)
   out['time'] = np.asarray([fr['time'] for fr in frames], np.float64)
   out['track_id'] = np.asarray(doc['track_id'], np.int64)
-  specs = dict(field_specs())
+  body = str(doc.get('body', 'smpl'))
+  specs = field_specs(None, body)
   first = [person for fr in frames for person in fr['people']][:1]
   if first and 'pred_camera' in first[0]:
-    specs = field_specs(len(first[0]['pred_camera']))
+    specs = field_specs(len(first[0]['pred_camera']), body)
   for name, (shape, dtype) in specs.items():
     rows = [[person[name] for person in fr['people']] for fr in frames]
     if dtype == np.bool_:

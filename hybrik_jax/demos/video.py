@@ -95,6 +95,42 @@ def pose_bodies(smpl_model, betas: np.ndarray, rotmats: np.ndarray,
   return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
+@functools.lru_cache(maxsize=None)
+def _smplx_body_fn():
+  """jit of (model, shape (B,11), expression (B,10), rotmats (B,55,3,3)) ->
+  vertices (B,10475,3), joints71 (B,71,3) (model frame: the pelvis at the origin,
+  as HybrIK-X's), axis-angle pose (B,55,3)."""
+  from hybrik_jax.body import smplx  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def fn(model, shape, expression, rotmats):
+    body = smplx.skin(model, shape, rotmats, expression)
+    root = body.joints[:, :1]
+    joints71 = jax.numpy.concatenate(
+        [body.joints, smplx.leaf_joints(model, body.vertices)], 1) - root
+    return body.vertices - root, joints71, geometry.matrix_to_axis_angle(rotmats)
+  return fn
+
+
+def pose_bodies_smplx(smplx_model, shape: np.ndarray, expression: np.ndarray,
+                      rotmats: np.ndarray, batch_size: int) -> tuple[np.ndarray, ...]:
+  """SMPL-X bodies re-posed (after smoothing): (N, 11) 10 betas + kid blend,
+  (N, 10), (N, 55, 3, 3) -> vertices (N, V, 3), joints71 (N, 71, 3) (model
+  frame, pelvis at the origin), pose (N, 55, 3) axis-angle; padded batches."""
+  n = len(shape)
+  outs = []
+  for start in range(0, n, batch_size):
+    m = min(batch_size, n - start)
+    s = np.zeros((batch_size, shape.shape[1]), np.float32)
+    e = np.zeros((batch_size, expression.shape[1]), np.float32)
+    r = np.tile(np.eye(3, dtype=np.float32), (batch_size, 55, 1, 1))
+    s[:m], e[:m], r[:m] = (shape[start:start + m], expression[start:start + m],
+                           rotmats[start:start + m])
+    outs.append([np.asarray(x)[:m] for x in jax.device_get(
+        _smplx_body_fn()(smplx_model, s, e, r))])
+  return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+
 # ----------------------------------------------------------------------------
 # Drawing.
 # ----------------------------------------------------------------------------
@@ -222,6 +258,7 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
                   placement=placement)
   placement = core.resolve_placement(model_config, placement, focal)
   camera = core.has_camera(model_config)
+  smplx = core.is_smplx(model_config)
   info = video_io.probe_video(video_path)
   note = video_io.missing_frames_note(info)
   if note:
@@ -230,7 +267,8 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
   num_tracks = len(dets.track_ids)
   results = results_lib.empty_results(
       info.num_frames, dets.track_ids, info.fps, (info.height, info.width),
-      camera_dim=_camera_dim(model_config) if camera else None)
+      camera_dim=_camera_dim(model_config) if camera else None,
+      body='smplx' if smplx else 'smpl')
   results.update(body_model=np.array(body_model), flip_test=np.bool_(flip_test),
                  smoothing=np.array(f'one_euro min_cutoff={smooth_min_cutoff} '
                                     f'beta={smooth_beta}' if smooth else 'none'),
@@ -255,7 +293,8 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
                else [])
   res_rows = ([[] for _ in range(num_tracks)] if hybrik_res_pk else None)
   res_info = dict(image_size=(info.height, info.width), video=video_path,
-                  depth_unit=core.depth_factor(model_config))
+                  depth_unit=core.depth_factor(model_config),
+                  focal_length=float(model_config.focal_length) if camera else None)
   outputs = [out_path, results_path] + ([json_path] if json_path else []) + res_paths
   start = time.perf_counter()
   with video_io.atomic_output(outputs) as tmp:
@@ -299,7 +338,7 @@ def run_video(video_path: str, out_path: str, *, variables, model_config, smpl_m
       for p, rows in enumerate(res_rows):
         rows = [r for r in rows if r['_frame'] < done]
         hybrik_res.write(tmp[first_res + p], hybrik_res.stack_rows(
-            [{k: v for k, v in r.items() if k != '_frame'} for r in rows], width))
+            [{k: v for k, v in r.items() if k != '_frame'} for r in rows], width, smplx))
   seconds = time.perf_counter() - start
   results.update(out=out_path, results=results_path, json=json_path, res_pk=res_paths,
                  seconds=seconds, frames_per_second=done / seconds, box_source=box_source)
@@ -362,7 +401,8 @@ def _next_boxes(results, boxes: np.ndarray, f: int, info: video_io.VideoInfo) ->
   out = boxes.copy()
   for p in range(len(boxes)):
     if results['valid'][f, p]:
-      box = video_io.box_from_joints(results['joints2d_29'][f, p], info.width, info.height)
+      box = video_io.box_from_joints(results[results_lib.joints2d_key(results)][f, p],
+                                     info.width, info.height)
       if box is not None:
         out[p] = box
   return out
@@ -376,8 +416,9 @@ def _intrinsics(results, f: int, p: int) -> np.ndarray:
 
 def _camera_dim(model_config) -> int:
   """Width of a camera model's pred_camera: 3 (s, tx, ty) for the deconv head
-  (Simple3DPoseBaseSMPLCam), 1 (s) for the heatmap head (HRNetSMPLCam)."""
-  return 1 if model_config.head == 'heatmap' else 3
+  (Simple3DPoseBaseSMPLCam), 1 (s) for the heatmap head (HRNetSMPLCam) and
+  HybrIK-X's."""
+  return 1 if model_config.head == 'heatmap' or core.is_smplx(model_config) else 3
 
 
 def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
@@ -387,6 +428,9 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
 
   Returns the valid people's vertices, (frame, track) -> (V, 3) camera frame.
   """
+  if results_lib.body_of(results) == 'smplx':
+    return _store_smplx(results, smoother, smpl_model, keys, pred, boxes, batch_size,
+                        fps, res_rows, res_info)
   betas, rotmats, transl = pred['betas'], pred['rotmats'], pred['transl']
   for i, (f, p) in enumerate(keys):
     if smoother is not None and pred['valid'][i]:
@@ -430,13 +474,67 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
   return cache
 
 
+def _store_smplx(results, smoother, smplx_model, keys, pred, boxes, batch_size,
+                 fps, res_rows=None, res_info=None) -> dict[tuple[int, int], np.ndarray]:
+  """`_store` for an SMPL-X model (HybrIK-X): SMPLX_FIELDS. With smoothing the
+  shape (10 betas, kid blend, expression), rotations and translation are
+  filtered and the bodies re-posed (`pose_bodies_smplx`); else the network's."""
+  shape = np.concatenate([pred['betas'], pred['kid_blend'][:, None], pred['expression']], 1)
+  rotmats, transl = pred['rotmats'], pred['transl']
+  vertices, joints71, pose = pred['vertices'], pred['joints'], pred['pose_axis_angle']
+  if smoother is not None:
+    for i, (f, p) in enumerate(keys):
+      if pred['valid'][i]:
+        shape[i], rotmats[i], transl[i] = smoother(p, f / fps, shape[i], rotmats[i], transl[i])
+    vertices, joints71, pose = pose_bodies_smplx(smplx_model, shape[:, :11], shape[:, 11:],
+                                                 rotmats, batch_size)
+  cache = {}
+  for i, (f, p) in enumerate(keys):
+    results['has_box'][f, p] = True
+    results['bbox'][f, p] = boxes[f, p]
+    if not pred['valid'][i]:
+      continue  # NaN rows: no pose is made up
+    K = pred['intrinsics'][i]
+    j71 = joints71[i] + transl[i]
+    results['valid'][f, p] = True
+    results['betas'][f, p] = shape[i, :10]
+    results['kid_blend'][f, p] = shape[i, 10]
+    results['expression'][f, p] = shape[i, 11:]
+    results['rotmats'][f, p] = rotmats[i]
+    results['pose_axis_angle'][f, p] = pose[i]
+    for name, part in core.smplx_pose_parts(pose[i]).items():
+      results[name][f, p] = part
+    results['transl'][f, p] = transl[i]
+    results['focal'][f, p] = K[0, 0]
+    results['principal_point'][f, p] = K[:2, 2]
+    results['depth_fitted'][f, p] = pred['depth_fitted'][i]
+    results['joints3d_71'][f, p] = j71
+    results['joints2d_71'][f, p] = features.project(j71, K)
+    results['joints2d_net'][f, p] = pred['joints_2d'][i]
+    for name in results_lib.CAMERA_FIELDS:
+      results[name][f, p] = pred[name][i].reshape(results[name].shape[2:])
+    if res_rows is not None:
+      row = {k: pred[k][i] for k in ('uvd', 'xyz71', 'maxvals', 'pred_camera', 'phi',
+                                     'crop_box')}
+      row.update(betas=shape[i, :10], kid_blend=shape[i, 10], rotmats=rotmats[i],
+                 transl=transl[i])
+      res = hybrik_res.smplx_person_row(
+          joints71=joints71[i], image_size=res_info['image_size'],
+          img_path=f"{res_info['video']}#frame={f}", depth_unit=res_info['depth_unit'],
+          focal_length=res_info['focal_length'], **row)
+      res_rows[p].append(dict(res, _frame=f))
+    cache[(f, p)] = vertices[i] + transl[i]
+  return cache
+
+
 def run_from_checkpoint(video_path: str, checkpoint: str | None, out_path: str, *,
                         smpl_path: str | None = None, h36m_regressor: str | None = None,
-                        **kwargs) -> dict[str, Any]:
+                        kid_template: str | None = None, **kwargs) -> dict[str, Any]:
   """`run_video` with the model and body model loaded as the image demo does."""
   check_arguments(out_path, **kwargs)  # bad arguments and videos fail before
   video_io.probe_video(video_path)       # the model loads
-  model = core.load_model(checkpoint, smpl_path, h36m_regressor)
+  model = core.load_model(checkpoint, smpl_path, h36m_regressor,
+                          kid_template=kid_template)
   return run_video(video_path, out_path, variables=model.variables,
                    model_config=model.model_config, smpl_model=model.smpl_model,
                    body_model=model.body_model, **kwargs)
