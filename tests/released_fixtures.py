@@ -55,3 +55,33 @@ def regenerate_weights(fx: Mapping[str, np.ndarray],
                                err_msg=f'regenerated {key} differs from the fixture')
     state_dict[str(key)] = value
   return state_dict
+
+
+def float32_spread(fn: Callable, *args, n: int = 8, seed: int = 0):
+  """How far float32 rounding can move `fn(*args)`: per output element, the
+  largest change over `n` calls with every float input element scaled by
+  (1 + N(0, 1) ulp) (None and integer inputs kept).
+
+  A parity test allows a multiple of this beside its fixed tolerance: where a
+  random input is ill-conditioned (IK on a near-degenerate random skeleton
+  amplifies one ulp of its input to 1e-4 of a rotation), two float32
+  implementations differ by about this much, whichever CPU rounds them.
+  fn: a jitted function of arrays (called n + 1 times with the same shapes).
+  """
+  rng = np.random.default_rng(seed)
+  ulp = float(np.finfo(np.float32).eps)
+
+  def perturb(a):
+    if a is None or not np.issubdtype(np.asarray(a).dtype, np.floating):
+      return a
+    a = np.asarray(a, np.float32)
+    return (a * (1.0 + ulp * rng.normal(size=a.shape))).astype(np.float32)
+
+  import jax  # pylint: disable=g-import-not-at-top
+  base = jax.tree.map(np.asarray, fn(*args))
+  spread = jax.tree.map(np.zeros_like, base)
+  for _ in range(n):
+    args_n = [jax.tree.map(perturb, a) if a is not None else None for a in args]
+    out = jax.tree.map(np.asarray, fn(*args_n))
+    spread = jax.tree.map(lambda s, o, b: np.maximum(s, np.abs(o - b)), spread, out, base)
+  return spread

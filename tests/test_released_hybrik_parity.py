@@ -102,11 +102,27 @@ def _run():
       smpl_model=smpl, convention=convention,
       focal_length=cfg.focal_length, input_size=cfg.input_size))
   out = decode(raw, offset, cam_trans, refine)
+  # How far float32 rounding of the network's outputs moves the rotations.
+  spread = released_fixtures.float32_spread(
+      lambda r: decode(r, offset, cam_trans, refine).pred_rotmats, raw)
   start = 0
   for cls, case, b in parts:
     result[cls][2][case] = jax.tree.map(lambda x, s=start, b=b: x[s:s + b], out)
+    _ROTATION_SPREAD[cls, case] = spread[start:start + b]
     start += b
   return result
+
+
+# (cls, case) -> (B, 24, 3, 3): `released_fixtures.float32_spread` of the
+# rotations, filled by `_run`.
+_ROTATION_SPREAD = {}
+
+
+def _rotation_error(ours, want, cls: str, case: str) -> float:
+  """The largest rotation-entry error beyond SPREAD_FACTOR x its float32 spread
+  (compared with ROTATIONS_ATOL)."""
+  spread = _ROTATION_SPREAD[cls, case].reshape(np.shape(want))
+  return float((np.abs(np.asarray(ours) - want) - SPREAD_FACTOR * spread).max())
 
 
 @pytest.fixture(scope='module')
@@ -151,6 +167,10 @@ def _pairs(fx, case, out, cls):
 # cases too (see the module docstring).
 HEATMAP_FREE = ('pred_phi', 'pred_shape', 'pred_sigma', 'pred_camera', 'cam_trans')
 ROTATIONS_ATOL = 5e-4  # float32 IK on random skeletons (as tests/test_released_parity.py)
+# Rotations may differ by this many times their float32 spread beyond that: one
+# ulp of the network's outputs moves a near-degenerate random body's rotation
+# entries by up to ~1e-4, so two CPUs' float32 round it differently.
+SPREAD_FACTOR = 4
 
 
 @pytest.mark.parametrize('cls', ['Simple3DPoseBaseSMPLCam', 'HRNetSMPLCam'])
@@ -165,7 +185,7 @@ def test_every_output_matches_released(cls, hrnet_tiny_backbone):
       if case.startswith('flip') and name not in HEATMAP_FREE:
         continue
       if name == 'pred_theta_mats':  # absolute: entries of rotation matrices
-        errors[f'{case}/{name}'] = (np.abs(np.asarray(ours) - want).max(), ROTATIONS_ATOL)
+        errors[f'{case}/{name}'] = (_rotation_error(ours, want, cls, case), ROTATIONS_ATOL)
       else:
         errors[f'{case}/{name}'] = (_rel(ours, want), 1e-4)
   bad = {k: v for k, (v, limit) in errors.items() if v >= limit}
@@ -229,7 +249,8 @@ def test_res_pk_rows_match_released(cls, hrnet_tiny_backbone):
     if ours[key].dtype.kind in 'iU':
       assert (ours[key] == released[key]).all(), key
     elif key == 'pred_thetas':
-      errors[key] = (np.abs(ours[key] - released[key]).max(), ROTATIONS_ATOL)
+      errors[key] = (_rotation_error(ours[key], released[key], cls, 'noflip_bbox'),
+                     ROTATIONS_ATOL)
     else:
       errors[key] = (_rel(ours[key], released[key]), 1e-4)
   bad = {k: v for k, (v, limit) in errors.items() if v >= limit}

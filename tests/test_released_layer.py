@@ -31,6 +31,11 @@ CASES = {  # case: (skeleton key, with leaf quaternions, train mode)
 }
 ROT_TOL = 1e-4   # per matrix entry
 POS_TOL = 1e-4   # metres
+# Beside the fixed tolerances, this many times how far float32 rounding of the
+# inputs moves each output (`released_fixtures.float32_spread`): train mode
+# turns one ulp of a near-degenerate random skeleton into 1.3e-4 of a rotation
+# (train29, sample 12, left_collar), so two CPUs may differ there by that much.
+SPREAD_FACTOR = 4
 EXPECTED = {
     'v_template': (6890, 3), 'shapedirs': (6890, 3, 10), 'J_regressor': (24, 6890),
     'J_regressor_h36m': (17, 6890), 'lbs_weights': (6890, 24), 'faces': (13776, 3),
@@ -79,15 +84,19 @@ def _run(case: str, convention: str):
     return smpl.hybrik(_body(d), betas, skeleton, phis, leaf_thetas=leaf,
                        convention=ik_convention, return_fallback=True)
 
-  out, fallback = layer(d['betas'], d[skel_key], d['phis'],
-                        d['leaf_thetas'] if with_leaf else None)
-  return jax.tree.map(np.asarray, out), np.asarray(fallback)
+  inputs = (d['betas'], d[skel_key], d['phis'], d['leaf_thetas'] if with_leaf else None)
+  out, fallback = layer(*inputs)
+  spread = released_fixtures.float32_spread(lambda *a: layer(*a)[0], *inputs)
+  return jax.tree.map(np.asarray, out), np.asarray(fallback), spread
 
 
-def _per_joint_failures(err: np.ndarray, names, tol: float) -> list[str]:
-  """err (B, J, ...) -> ['name (j): max err', ...] for the joints above tol."""
+def _per_joint_failures(err: np.ndarray, names, tol, spread=None) -> list[str]:
+  """err (B, J, ...) -> ['name (j): max err', ...] for the joints with an
+  element above tol + SPREAD_FACTOR x spread (its float32 spread, err's shape)."""
+  allowed = tol + (0.0 if spread is None else SPREAD_FACTOR * spread)
+  over = (err - allowed).reshape(err.shape[0], err.shape[1], -1).max(axis=(0, 2))
   worst = err.reshape(err.shape[0], err.shape[1], -1).max(axis=(0, 2))
-  return [f'{names[j]} ({j}): {worst[j]:.2e}' for j in np.flatnonzero(worst > tol)]
+  return [f'{names[j]} ({j}): {worst[j]:.2e}' for j in np.flatnonzero(over > 0)]
 
 
 def test_fixture_loads_and_is_complete():
@@ -115,23 +124,26 @@ def test_missing_or_misshapen_fixture_fails_with_a_message(tmp_path):
 @pytest.mark.parametrize('case', list(CASES))
 def test_released_convention_reproduces_the_released_layer(case):
   d = _fixture()
-  out, fallback = _run(case, 'released')
+  out, fallback, spread = _run(case, 'released')
   failures = []
   rot_err = np.abs(out.rot_mats - d[f'{case}/rot_mats'])
-  failures += [f'rotation of {f}' for f in
-               _per_joint_failures(rot_err, constants.SMPL_JOINT_NAMES, ROT_TOL)]
-  joint_err = np.linalg.norm(out.joints - d[f'{case}/joints'], axis=-1)
-  failures += [f'joint {f}' for f in
-               _per_joint_failures(joint_err, constants.SMPL_JOINT_NAMES, POS_TOL)]
-  h36m_err = np.linalg.norm(out.joints_h36m - d[f'{case}/joints_h36m'], axis=-1)
-  failures += [f'H36M joint {f}' for f in
-               _per_joint_failures(h36m_err, constants.H36M_JOINT_NAMES, POS_TOL)]
+  failures += [f'rotation of {f}' for f in _per_joint_failures(
+      rot_err, constants.SMPL_JOINT_NAMES, ROT_TOL, spread.rot_mats)]
+  norm = lambda x: np.linalg.norm(x, axis=-1)
+  joint_err = norm(out.joints - d[f'{case}/joints'])
+  failures += [f'joint {f}' for f in _per_joint_failures(
+      joint_err, constants.SMPL_JOINT_NAMES, POS_TOL, norm(spread.joints))]
+  h36m_err = norm(out.joints_h36m - d[f'{case}/joints_h36m'])
+  failures += [f'H36M joint {f}' for f in _per_joint_failures(
+      h36m_err, constants.H36M_JOINT_NAMES, POS_TOL, norm(spread.joints_h36m))]
   # Vertices: reported by the joint that moves them most (largest skinning weight).
-  vert_err = np.linalg.norm(out.vertices - d[f'{case}/vertices'], axis=-1).max(0)
+  vert_over = (norm(out.vertices - d[f'{case}/vertices']) -
+               SPREAD_FACTOR * norm(spread.vertices)).max(0)
+  vert_err = norm(out.vertices - d[f'{case}/vertices']).max(0)
   owner = np.argmax(d['lbs_weights'], axis=1)
   for j in range(24):
     part = vert_err[owner == j]
-    if part.size and part.max() > POS_TOL:
+    if part.size and vert_over[owner == j].max() > POS_TOL:
       failures.append(f'vertices of {constants.SMPL_JOINT_NAMES[j]} ({j}): {part.max():.2e} m')
   if f'{case}/fallback' in d:
     ref = d[f'{case}/fallback']
@@ -145,7 +157,7 @@ def test_released_convention_reproduces_the_released_layer(case):
 def test_corrected_convention_differs_where_documented(case):
   """'corrected' gives joint 23 its leaf and slot k to LEAF_PARENT_JOINTS[k]."""
   d = _fixture()
-  out, _ = _run(case, 'corrected')
+  out, _, _ = _run(case, 'corrected')
   worst = np.abs(out.rot_mats - d[f'{case}/rot_mats']).max(axis=(0, 2, 3))
   for j in constants.LEAF_PARENT_JOINTS:
     assert worst[j] > 1e-2, (case, j, worst[j])
