@@ -91,3 +91,41 @@ def test_smplx_loss_masks_and_gradients(loss_fixture):
     smplx_losses.smplx_loss(dict(outputs, pred_phi=outputs['pred_phi'][:, :23]), batch)
   with pytest.raises(ValueError, match='unknown SMPL-X criterion'):
     smplx_losses.criterion('L1LossDimSMPLX')
+
+
+# ----------------------------------------------------------------------------
+# The two zoo configs (resolved, not trained).
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', ['hybrik_x_hrw48_smplx_kid', 'hybrik_x_hrw48_rle_smplx_kid'])
+def test_smplx_zoo_configs_resolve(name):
+  from hybrik_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import train_config  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
+  config = train_config.load_config_file(os.path.join(REPO, 'configs', f'{name}.py'))
+  train_config.check_config(config.copy_and_resolve_references())
+  rle = 'rle' in name
+  m = config.model
+  assert (m.backbone, m.body, m.head) == ('hrnet_w48', 'smplx', 'regression' if rle else 'heatmap')
+  assert m.predict_camera and m.focal_length == 1000.0 and m.input_size == 256
+  assert model_config_lib.ik_convention(m).depth_factor == 2.2  # BBOX_3D_SHAPE 2200
+  assert dict(config.loss) == smplx_losses.SMPLX_LOSS_WEIGHTS
+  data = input_pipeline.DataConfig.from_config(config.data)
+  mix = dict(data.train_datasets)
+  assert set(mix) == ({'agora', 'coco_keypoints', 'mpi_inf_3dhp', 'h36m', 'pw3d'}
+                      | (set() if rle else {'freihand'}))
+  assert (data.eval_dataset, data.eval_split) == ('agora', 'validation')
+  aug = data.augmentation_for('agora')
+  assert (aug.flip_prob, aug.rot_factor, aug.rot_prob, aug.scale_factor, aug.color_factor) == (
+      0.5, 30.0, 0.6, 0.3, 0.2)
+  assert aug.occlusion == rle and data.scale_mult_for('agora') == 1.0
+  assert config.batch_size == (144 if rle else 224)
+  # MultiStepLR from 1e-3, x0.1 at the yaml's epochs (100 steps an epoch here).
+  _, lr_fn = train_lib.create_optimizer(config.optim, None, 100)
+  first, second = config.optim.lr_step_epochs
+  assert (first, second) == ((30, 60) if rle else (60, 80))
+  lrs = [float(lr_fn(e * 100 + 1)) for e in (0, first - 1, first, second - 1, second)]
+  np.testing.assert_allclose(lrs, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5], rtol=1e-6)
+  assert smplx_losses.HEAD_CRITERIA[m.head] == (
+      'RLELossDimSMPLXCamKid' if rle else 'L1LossDimSMPLXCamKid')

@@ -173,3 +173,17 @@ def criterion(name: str):
     raise ValueError(f'unknown SMPL-X criterion {name!r}; known: {sorted(CRITERIA)}')
   weights, rel = CRITERIA[name]
   return lambda outputs, batch: smplx_loss(outputs, batch, weights, hand_relative_uvd=rel)
+
+
+# The zoo pairs each head with its yaml's criterion.
+HEAD_CRITERIA = {'heatmap': 'L1LossDimSMPLXCamKid', 'regression': 'RLELossDimSMPLXCamKid'}
+
+
+def criterion_for_head(head: str, weights: Mapping[str, float] = SMPLX_LOSS_WEIGHTS):
+  """model.head ('heatmap' | 'regression') -> fn(outputs, batch) with `weights`,
+  hand-relative uvd for the regression head (its yaml's HAND_REL)."""
+  if head not in HEAD_CRITERIA:
+    raise ValueError(f'SMPL-X models have head {sorted(HEAD_CRITERIA)}, got {head!r}')
+  rel = CRITERIA[HEAD_CRITERIA[head]][1]
+  weights = dict(weights)
+  return lambda outputs, batch: smplx_loss(outputs, batch, weights, hand_relative_uvd=rel)
