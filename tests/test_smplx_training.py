@@ -159,13 +159,19 @@ def synthetic_smplx_batch(smplx_model, rng: np.random.Generator, b: int, size: i
       depth_factor=np.full((b, 1), 2.2, np.float32))
 
 
-def test_tiny_smplx_config_trains():
+@pytest.fixture(scope='module')
+def smplx_body():
+  """The synthetic SMPL-X body (seed 0), built once for this file (3 s)."""
+  from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
+  return synthetic_smplx.synthetic_smplx_model(0)
+
+
+def test_tiny_smplx_config_trains(smplx_body):
   """configs/test_smplx.py: 3 Adam steps on one synthetic batch lower the loss; every
   term finite and reported. The theta term's train-mode SMPL-X IK is off here (its
   gradient adds 42 s of compile on 2 cores; test_smplx_theta_through_the_train_ik
   checks that path)."""
   from hybrik_jax import models  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
   from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
   from hybrik_jax.training import train_config  # pylint: disable=g-import-not-at-top
   from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
@@ -174,7 +180,7 @@ def test_tiny_smplx_config_trains():
   train_config.check_config(config.copy_and_resolve_references())
   cfg = config.model
   model = models.create_model(cfg)
-  body = synthetic_smplx.synthetic_smplx_model(0)
+  body = smplx_body
   tx, lr_fn = train_lib.create_optimizer(config.optim, None, 10)
   state = train_lib.create_train_state(model, tx, jax.random.key(0), cfg.input_size)
   batch = synthetic_smplx_batch(body, np.random.default_rng(0), config.batch_size,
@@ -195,13 +201,12 @@ def test_tiny_smplx_config_trains():
   assert history[-1]['loss'] < history[0]['loss'], [m['loss'] for m in history]
 
 
-def test_smplx_theta_through_the_train_ik():
+def test_smplx_theta_through_the_train_ik(smplx_body):
   """The train step's SMPL-X rotations (back-projection with the predicted scale, the
   train-mode IK): the truth predicted gives theta ~ 0; a wrong twist does not."""
-  from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import ik  # pylint: disable=g-import-not-at-top
   from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
-  body = synthetic_smplx.synthetic_smplx_model(0)
+  body = smplx_body
   batch = {k: jnp.asarray(v) for k, v in synthetic_smplx_batch(
       body, np.random.default_rng(1), 2, 64).items()}
   raw = dict(pred_uvd=batch['target_uvd_71'], pred_sigma=jnp.full((2, 71), 0.1),
