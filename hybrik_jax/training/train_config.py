@@ -16,6 +16,7 @@ from hybrik_jax.data import input_pipeline
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.training import camera_losses
 from hybrik_jax.training import losses
+from hybrik_jax.training import smplx_losses
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -97,6 +98,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.smpl = ml_collections.ConfigDict()
   c.smpl.model_path = ''
   c.smpl.h36m_regressor_path = ''
+  # model.body 'smplx': model_path is SMPL-X's .npz / .pkl ('' -> the synthetic
+  # SMPL-X body) and this its kid template (.npy; '' -> none / the synthetic one's).
+  c.smpl.kid_template_path = ''
 
   # Initialisation: an exported backbone (python -m hybrik_jax.convert
   # --arch backbone) and/or an exported full model; '' for none.
@@ -159,9 +163,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
   walk(config, reference, 'config.')
   # config.loss: the weights of losses.hybrik_loss or, for the camera models,
-  # camera_losses.camera_loss.
+  # camera_losses.camera_loss, or for SMPL-X models smplx_losses.smplx_loss.
   known = (set(losses.LOSS_NAMES) | set(camera_losses.CAMERA_LOSS_NAMES)
-           | set(camera_losses.CAMERA_TOKEN_LOSS_NAMES))
+           | set(camera_losses.CAMERA_TOKEN_LOSS_NAMES) | set(smplx_losses.SMPLX_LOSS_NAMES))
   unknown = sorted(set(config.get('loss', {}).keys()) - known)
   if unknown:
     raise ValueError(f'unknown config field(s) {["config.loss." + k for k in unknown]}: '

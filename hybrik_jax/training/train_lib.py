@@ -26,11 +26,14 @@ import optax
 from hybrik_jax import parallel
 from hybrik_jax.body import constants
 from hybrik_jax.body import ik
+from hybrik_jax.body import ik_smplx
+from hybrik_jax.models import camera as camera_lib
 from hybrik_jax.models import config as model_config_lib
 from hybrik_jax.models import hybrik as hybrik_model
 from hybrik_jax.models import inference
 from hybrik_jax.training import camera_losses
 from hybrik_jax.training import losses
+from hybrik_jax.training import smplx_losses
 
 PyTree = Any
 DATA_AXIS = parallel.DATA_AXIS
@@ -259,6 +262,11 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     raw = model.apply(variables, batch['image'], train=False)
     new_batch_stats = batch_stats
   raw = inference.float32_outputs(raw)
+  if raw['pred_uvd'].shape[1] == smplx_losses.NUM_JOINTS:  # HybrIK-X (body 'smplx')
+    total, comps = _smplx_model_loss(raw, batch, smplx_model=smpl_model, head=model.head,
+                                     loss_weights=loss_weights, convention=convention,
+                                     input_size=input_size, focal_length=focal_length)
+    return total, (comps, new_batch_stats)
   if 'pred_camera' in raw and raw['pred_uvd'].shape[1] == constants.NUM_JOINTS_29:
     total, comps = _camera_model_loss(raw, batch, smpl_model=smpl_model,
                                       loss_weights=loss_weights, convention=convention,
@@ -290,6 +298,34 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     total = total + cam_total
     comps = {**comps, **cam_comps, 'loss': total}
   return total, (comps, new_batch_stats)
+
+
+def _smplx_model_loss(raw, batch, *, smplx_model, head, loss_weights, convention,
+                      input_size, focal_length):
+  """A HybrIK-X raw dict (pred_uvd (B, 71, 3), pred_sigma, pred_shape (B, 11),
+  pred_expression, pred_phi (B, 54, 2), pred_camera (B, 1)) -> the SMPL-X
+  criterion of its head (`smplx_losses.criterion_for_head`).
+
+  The rotations for the theta term: the 71 joints back-projected with the
+  predicted scale (no bboxes, no refinement), root-relative, through
+  HybrIK-X's train-mode IK (`ik_smplx.inverse_kinematics(..., mode='train')` on
+  the predicted shape's rest skeleton; no skinning). smplx_model:
+  the SMPL-X body. Target depths, normalised by each example's depth_factor
+  (batch 'depth_factor' (B, 1), when present), go to the model's depth unit.
+  """
+  outputs = dict(raw)
+  if loss_weights.get('theta', 0.0):
+    cam_depth = camera_lib.root_depth(raw['pred_camera'][:, :1], focal_length, input_size)
+    xyz = camera_lib.back_project(raw['pred_uvd'], cam_depth, focal_length=focal_length,
+                                  input_size=input_size, depth_factor=convention.depth_factor)
+    rest = ik_smplx.rest_joints71(smplx_model, raw['pred_shape'], raw['pred_expression'])
+    outputs['pred_rotmats'] = ik_smplx.inverse_kinematics(xyz - xyz[:, :1], raw['pred_phi'],
+                                                          rest, mode='train')
+  if 'depth_factor' in batch:
+    uvd = jnp.asarray(batch['target_uvd_71'], jnp.float32)
+    scale = jnp.asarray(batch['depth_factor'], jnp.float32)[:, :, None] / convention.depth_factor
+    batch = dict(batch, target_uvd_71=uvd.at[..., 2:].multiply(scale))
+  return smplx_losses.criterion_for_head(head, loss_weights)(outputs, batch)
 
 
 def _camera_model_loss(raw, batch, *, smpl_model, loss_weights, convention, input_size,
