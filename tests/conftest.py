@@ -96,7 +96,7 @@ def pytest_unconfigure(config):  # pylint: disable=unused-argument
 # other idles. Each module's tests stay together and in their order (module
 # fixtures are built once per worker).
 _LONGEST_FIRST = ('test_multihost', 'test_train', 'test_preemption',
-                  'test_train_multiprocess', 'test_train_multidevice',
+                  'test_train_multiprocess', 'test_smplx_training',
                   'test_notebooks', 'test_benchmarks', 'test_camera_token',
                   'test_smplx', 'test_released_parity')
 
