@@ -5,10 +5,10 @@ localhost coordinator, CPU collectives) on configs/test.py and a freshly
 built synthetic_humans/tiny, checkpointing every step, sharing one workdir
 and one compilation cache (only the first run compiles):
 
-1. run A trains; run B on the same workdir is refused on both of its
-   processes with one line (process 0 holds the lock and broadcasts the
-   verdict); SIGTERM to A's process 1 only: both processes stop and save at
-   the same step (the stop flag is all-gathered) and exit 143.
+1. run A trains; run B on the same workdir (started once A holds the lock) is
+   refused on both of its processes with one line (process 0 holds the lock
+   and broadcasts the verdict); SIGTERM to A's process 1 only: both processes
+   stop and save at the same step (the stop flag is all-gathered) and exit 143.
 2. the test copies A's checkpoint to a newer step and flips a byte of it; run
    C (the same command): both processes set that step aside and resume from
    A's step, loading the train step A compiled from the compilation cache
@@ -100,8 +100,11 @@ def test_two_processes_preempted_refused_corrupt_and_killed(tmp_path,
 
   try:
     # 1. A trains; B on the same workdir is refused on both processes.
+    # B starts as soon as A holds the lock (A prints its step counts after
+    # taking it), so B's start-up overlaps A's and A trains few steps (which
+    # run R repeats).
     a = start('a')
-    a.wait_for(lambda: steps(workdir), 'the first checkpoint')
+    a.wait_for(lambda: 'steps per epoch' in a[0].stdout(), 'the lock')
     b = start('b')
     for i in range(2):
       assert b[i].wait() == 2, b[i].stderr()[-3000:]
@@ -110,6 +113,7 @@ def test_two_processes_preempted_refused_corrupt_and_killed(tmp_path,
     assert f'pid {a[0].pid}' in b[0].last_line()
     assert 'process 0 of this run found it locked' in b[1].last_line()
     # SIGTERM to process 1 only: both save the same step and exit 143.
+    a.wait_for(lambda: steps(workdir), 'the first checkpoint')
     a[1].process.send_signal(signal.SIGTERM)
     for i in range(2):
       assert a[i].wait() == 128 + signal.SIGTERM, a[i].stderr()[-3000:]
