@@ -117,17 +117,18 @@ def test_one_step_lowers_loss(setup):
   state = train_lib.replicate(_copy(setup['state']), mesh)
   rng = jax.random.key(7)
 
+  @jax.jit  # (eagerly, op by op, it took longer than compiling it)
   def loss_of(s):
     total, _ = train_lib.forward_and_loss(
         s.params, s.batch_stats, batch, rng, model=setup['model'],
         smpl_model=setup['smpl_model'], loss_weights=dict(config.loss),
         convention=models.config.ik_convention(config.model),
         input_size=config.model.input_size)
-    return float(total)
+    return total
 
-  before = loss_of(state)
+  before = float(loss_of(state))
   new_state, metrics = _step_fn(setup, mesh)(state, batch)
-  after = loss_of(new_state)
+  after = float(loss_of(new_state))
   assert np.isfinite(before) and after < before
   assert int(new_state.step) == 1 and int(new_state.num_skipped) == 0
   assert float(metrics['skipped']) == 0.0
