@@ -443,23 +443,12 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
     if not pred['valid'][i]:
       continue  # NaN rows: no pose is made up
     K = pred['intrinsics'][i]
-    j29 = joints29[i] + transl[i]
-    results['valid'][f, p] = True
+    _store_placement(results, f, p, pred, i, transl[i], joints29[i] + transl[i])
     results['betas'][f, p] = betas[i]
     results['rotmats'][f, p] = rotmats[i]
     results['pose_axis_angle'][f, p] = pose[i]
-    results['transl'][f, p] = transl[i]
-    results['focal'][f, p] = K[0, 0]
-    results['principal_point'][f, p] = K[:2, 2]
-    results['depth_fitted'][f, p] = pred['depth_fitted'][i]
-    results['joints3d_29'][f, p] = j29
-    results['joints3d_24'][f, p] = j29[:24]
-    results['joints2d_29'][f, p] = features.project(j29, K)
+    results['joints3d_24'][f, p] = results['joints3d_29'][f, p][:24]
     results['joints2d_24'][f, p] = results['joints2d_29'][f, p][:24]
-    results['joints2d_net'][f, p] = pred['joints_2d'][i]
-    if 'pred_camera' in results:
-      for name in results_lib.CAMERA_FIELDS:
-        results[name][f, p] = pred[name][i].reshape(results[name].shape[2:])
     if res_rows is not None:
       camera = ({k: pred[k][i] for k in ('pred_camera', 'maxvals', 'xyz29')}
                 if 'pred_camera' in pred else None)
@@ -472,6 +461,28 @@ def _store(results, smoother, smpl_model, keys, pred, boxes, batch_size,
       res_rows[p].append(dict(row, _frame=f))
     cache[(f, p)] = vertices[i] + transl[i]
   return cache
+
+
+def _store_placement(results, f: int, p: int, pred, i: int, transl: np.ndarray,
+                     joints: np.ndarray) -> None:
+  """What both bodies store for person p of frame f (row i of `pred`): valid,
+  transl (3,) m, the camera (focal, principal_point, depth_fitted), the joints
+  joints3d_J (J, 3) m in the camera frame and their projections joints2d_J
+  (J, 2) px (J = len(joints): 29, or 71 for SMPL-X), the network's 2D joints,
+  and a camera model's CAMERA_FIELDS."""
+  K = pred['intrinsics'][i]
+  n = len(joints)
+  results['valid'][f, p] = True
+  results['transl'][f, p] = transl
+  results['focal'][f, p] = K[0, 0]
+  results['principal_point'][f, p] = K[:2, 2]
+  results['depth_fitted'][f, p] = pred['depth_fitted'][i]
+  results[f'joints3d_{n}'][f, p] = joints
+  results[f'joints2d_{n}'][f, p] = features.project(joints, K)
+  results['joints2d_net'][f, p] = pred['joints_2d'][i]
+  if 'pred_camera' in results:
+    for name in results_lib.CAMERA_FIELDS:
+      results[name][f, p] = pred[name][i].reshape(results[name].shape[2:])
 
 
 def _store_smplx(results, smoother, smplx_model, keys, pred, boxes, batch_size,
@@ -494,9 +505,7 @@ def _store_smplx(results, smoother, smplx_model, keys, pred, boxes, batch_size,
     results['bbox'][f, p] = boxes[f, p]
     if not pred['valid'][i]:
       continue  # NaN rows: no pose is made up
-    K = pred['intrinsics'][i]
-    j71 = joints71[i] + transl[i]
-    results['valid'][f, p] = True
+    _store_placement(results, f, p, pred, i, transl[i], joints71[i] + transl[i])
     results['betas'][f, p] = shape[i, :10]
     results['kid_blend'][f, p] = shape[i, 10]
     results['expression'][f, p] = shape[i, 11:]
@@ -504,15 +513,6 @@ def _store_smplx(results, smoother, smplx_model, keys, pred, boxes, batch_size,
     results['pose_axis_angle'][f, p] = pose[i]
     for name, part in core.smplx_pose_parts(pose[i]).items():
       results[name][f, p] = part
-    results['transl'][f, p] = transl[i]
-    results['focal'][f, p] = K[0, 0]
-    results['principal_point'][f, p] = K[:2, 2]
-    results['depth_fitted'][f, p] = pred['depth_fitted'][i]
-    results['joints3d_71'][f, p] = j71
-    results['joints2d_71'][f, p] = features.project(j71, K)
-    results['joints2d_net'][f, p] = pred['joints_2d'][i]
-    for name in results_lib.CAMERA_FIELDS:
-      results[name][f, p] = pred[name][i].reshape(results[name].shape[2:])
     if res_rows is not None:
       row = {k: pred[k][i] for k in ('uvd', 'xyz71', 'maxvals', 'pred_camera', 'phi',
                                      'crop_box')}
