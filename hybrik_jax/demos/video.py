@@ -187,11 +187,10 @@ def check_arguments(out_path: str, *, detections=None, bbox=None, tracks=None,
                     batch_size: int = DEFAULT_BATCH_SIZE, focal=None, smooth=False,
                     smooth_min_cutoff: float = 1.0, smooth_beta: float = 0.0,
                     placement: str = 'auto', **unused) -> None:
-  """VideoError for a bad combination or value of run_video's arguments."""
+  """VideoError (DemoError for --placement) for a bad combination or value of
+  run_video's arguments."""
   del unused
-  if placement not in core.PLACEMENTS:
-    raise video_io.VideoError(f'--placement must be one of {", ".join(core.PLACEMENTS)}, '
-                              f'got {placement!r}')
+  core.check_placement(placement)
   if not out_path.lower().endswith('.mp4'):
     raise video_io.VideoError(f'--out must be an .mp4 path for a video, got {out_path!r}')
   if detections and bbox:
