@@ -45,7 +45,11 @@ def load(artefact_dir):
       return {k: v.numpy() for k, v in out.items()}
   elif fmt == 'onnx':
     import onnxruntime as ort  # pylint: disable=g-import-not-at-top
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    options = ort.SessionOptions()
+    # Errors only: jax2onnx's graphs carry shape annotations onnxruntime
+    # corrects with a warning per value (harmless, but noise on stderr).
+    options.log_severity_level = 3
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     outputs = [o.name for o in session.get_outputs()]
 
     def run(inputs):
