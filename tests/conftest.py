@@ -96,9 +96,9 @@ def pytest_unconfigure(config):  # pylint: disable=unused-argument
 # other idles. Each module's tests stay together and in their order (module
 # fixtures are built once per worker).
 _LONGEST_FIRST = ('test_multihost', 'test_train', 'test_preemption',
-                  'test_train_multiprocess', 'test_smplx_training',
-                  'test_notebooks', 'test_benchmarks', 'test_camera_token',
-                  'test_smplx', 'test_released_parity')
+                  'test_train_multiprocess', 'test_smplx_training', 'test_export',
+                  'test_smplx_demo', 'test_notebooks', 'test_benchmarks',
+                  'test_camera_token', 'test_smplx', 'test_released_parity')
 
 
 def pytest_collection_modifyitems(session, config, items):  # pylint: disable=unused-argument
