@@ -324,6 +324,8 @@ def main(argv=None) -> int:
   if min(batch_sizes) < 1 or args.repeats < 1:
     parser.error('need --batch-sizes and --repeats >= 1')
   try:
+    if args.reference_dir:
+      _released_package_dir(args.reference_dir)  # a wrong path fails before any work
     with tempfile.TemporaryDirectory() as tmp:
       if args.smplx:
         model = smplx_io.load_smplx(args.smplx, kid_template=args.kid_template)
