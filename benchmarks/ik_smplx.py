@@ -16,7 +16,8 @@ With --reference-dir (a checkout or `git archive` of Jeff-sjtu/HybrIK, whose
 `hybrik/models/layers/smplx/` is imported at run time from there; nothing of it is
 part of this project), the released code runs as it is on the same inputs, in
 PyTorch on the CPU (float32, torch.no_grad(), layer.eval()), timed alternately with
-this project's (one run of each case in turn, so both see the same machine load):
+this project's (per case, a block of --repeats runs of each side, one right after the
+other, so both see about the same machine load):
   * IK        `lbs.batch_inverse_kinematics_transform_naive` as `lbs.hybrik` calls it
               (rest skeleton given);
   * IK + skin `SMPLXLayer.hybrik`, the layer built as HRNetSMPLXCamKid builds it;
@@ -262,16 +263,15 @@ def run(model, batch_sizes, repeats, mode='eval', released=None, seed=0, log=pri
       out = full_fn(j['betas'], j['expression'], j['skel71'], j['phis'])
       check = float(np.abs(np.asarray(out.vertices) - out_ref['vertices'].numpy()).max())
       log(f'batch {batch}: released vs this project, vertices max abs diff {check:.2e} m')
-    for case, (_, fn) in ours.items():  # warm-up
-      fn()
-      if case in ref:
-        ref[case]()
+    # Per case, a block of runs of each side, one right after the other (a warm-up
+    # first): alternating single runs would let one framework's worker threads, still
+    # spinning after its run, slow the other's next one.
     times = {case: ([], []) for case in ours}
-    for _ in range(repeats):
-      for case, (_, fn) in ours.items():
-        times[case][0].append(_timed(fn))
-        if case in ref:
-          times[case][1].append(_timed(ref[case]))
+    for case, (_, fn) in ours.items():
+      for side, f in ((0, fn), (1, ref.get(case))):
+        if f is not None:
+          f()
+          times[case][side].extend(_timed(f) for _ in range(repeats))
     for case, (compile_s, _) in ours.items():
       mine, theirs = times[case]
       row = dict(batch=batch, case=case, compile_s=compile_s,
