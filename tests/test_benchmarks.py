@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/efficiency.py, components.py and vs_reference.py.
+"""Smoke tests of benchmarks/efficiency.py, components.py, vs_reference.py and ik_smplx.py.
 
 Tiny networks (configs/test.py), batch 2, one or two timed steps. They check
 that the benchmarks run end to end and write well-formed reports (structure,
@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks import components
 from benchmarks import efficiency
+from benchmarks import ik_smplx
 from benchmarks import vs_reference
 from hybrik_jax.body import synthetic_body
 
@@ -212,7 +213,6 @@ def test_vs_reference_table_and_user_errors(tmp_path, capsys):
 
 def test_ik_smplx_benchmark_smoke(capsys):
   # benchmarks/ik_smplx.py end to end at batch 1, one timed run, no released code.
-  from benchmarks import ik_smplx  # pylint: disable=g-import-not-at-top
   assert ik_smplx.main(['--batch-sizes', '1', '--repeats', '1', '--mode', 'naive']) == 0
   printed = capsys.readouterr().out
   rows = [line for line in printed.splitlines() if line.startswith('| IK')]
@@ -229,5 +229,7 @@ def test_ik_smplx_benchmark_smoke(capsys):
   assert ik_smplx.main(['--reference-dir', '/nonexistent', '--batch-sizes', '1']) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and 'Jeff-sjtu/HybrIK' in err, err
-  with pytest.raises(SystemExit):
-    ik_smplx.main(['--batch-sizes', 'x'])
+  for argv in (['--batch-sizes', 'x'], ['--reference-dir', '/x', '--mode', 'train']):
+    with pytest.raises(SystemExit) as e:
+      ik_smplx.main(argv)
+    assert e.value.code == 2
