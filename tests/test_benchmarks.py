@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/efficiency.py, components.py and vs_reference.py.
+"""Smoke tests of benchmarks/efficiency.py, components.py, vs_reference.py and ik_smplx.py.
 
 Tiny networks (configs/test.py), batch 2, one or two timed steps. They check
 that the benchmarks run end to end and write well-formed reports (structure,
@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks import components
 from benchmarks import efficiency
+from benchmarks import ik_smplx
 from benchmarks import vs_reference
 from hybrik_jax.body import synthetic_body
 
@@ -208,3 +209,27 @@ def test_vs_reference_table_and_user_errors(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_ik_smplx_benchmark_smoke(capsys):
+  # benchmarks/ik_smplx.py end to end at batch 1, one timed run, no released code.
+  assert ik_smplx.main(['--batch-sizes', '1', '--repeats', '1', '--mode', 'naive']) == 0
+  printed = capsys.readouterr().out
+  rows = [line for line in printed.splitlines() if line.startswith('| IK')]
+  assert [r.split('|')[1].strip() for r in rows] == ['IK', 'IK + skinning'], printed
+  for r in rows:
+    cells = [c.strip() for c in r.split('|')[2:-1]]
+    assert cells[0] == '1' and len(cells) == 4, r  # batch, compile, ms, samples/s
+    assert all(float(c.replace(',', '')) > 0 for c in cells[1:]), r
+  assert 'released' not in printed
+  # With the released side: a speed-up column (released time / ours).
+  table = ik_smplx.format_table([dict(batch=64, case='IK', compile_s=1.0, ours_s=0.002,
+                                      ref_s=0.008, vertex_diff_m=None)])
+  assert '| IK | 64 | 1.00 | 2.000 | 32,000 | 8.000 | 8,000 | **4.00x** |' in table
+  assert ik_smplx.main(['--reference-dir', '/nonexistent', '--batch-sizes', '1']) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'Jeff-sjtu/HybrIK' in err, err
+  for argv in (['--batch-sizes', 'x'], ['--reference-dir', '/x', '--mode', 'train']):
+    with pytest.raises(SystemExit) as e:
+      ik_smplx.main(argv)
+    assert e.value.code == 2

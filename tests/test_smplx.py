@@ -270,8 +270,9 @@ def test_ik_tree_matches_the_released_layer(released):
 
 
 def test_ik_recovers_pose_vmaps_and_differentiates(model, released):
-  # The fixture's batch shapes throughout: eager ops compiled by the tests above are
-  # reused. Samples 0-1 are an exact skeleton and exact twists of a known pose.
+  # Jitted: the IK solves each depth of the tree as one group, whose shapes differ from
+  # level to level, so op by op it compiles more than it runs. Samples 0-1 are an exact
+  # skeleton and exact twists of a known pose.
   betas = jnp.asarray(released['betas'])
   expr = jnp.asarray(released['expression'])
   skel = jnp.asarray(released['skel71'])
@@ -279,7 +280,7 @@ def test_ik_recovers_pose_vmaps_and_differentiates(model, released):
   rest = ik_smplx.rest_joints71(model, betas, expr)
   one = lambda s, p, r: ik_smplx.inverse_kinematics(s[None], p[None], r[None],
                                                     mode='naive')[0]
-  rots = jax.vmap(one)(skel, phis, rest)
+  rots = jax.jit(jax.vmap(one))(skel, phis, rest)
   np.testing.assert_allclose(rots, released['naive_rot_mats'], atol=3e-5)
   # Where the tree allows (single children), the known pose is recovered.
   np.testing.assert_allclose(rots[:2, 1:9], released['full_pose'][:2, 1:9], atol=1e-4)
@@ -288,7 +289,7 @@ def test_ik_recovers_pose_vmaps_and_differentiates(model, released):
     return jnp.sum(ik_smplx.inverse_kinematics(skel, phis_, rest_, mode='naive')**2 *
                    jnp.arange(9.0).reshape(3, 3))
 
-  g_phis, g_rest = jax.grad(loss, argnums=(0, 1))(phis, rest)
+  g_phis, g_rest = jax.jit(jax.grad(loss, argnums=(0, 1)))(phis, rest)
   assert np.all(np.isfinite(g_phis)) and np.abs(g_phis).max() > 0
   assert np.all(np.isfinite(g_rest)) and np.abs(g_rest).max() > 0
   with pytest.raises(ValueError, match='mode must be one of'):
