@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hybrik_jax import models
+from hybrik_jax.models import inference
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.export import formats
 from hybrik_jax.export import run_artefact
@@ -79,7 +80,7 @@ def run(model_name: str, batches, fmts, steps: int) -> list[dict]:
     def network(images, trans_inv, intrinsics, joint_root):
       del trans_inv, intrinsics, joint_root
       raw = model.apply(variables, serving.normalize_images(images), train=False)
-      return {k: v for k, v in models.float32_outputs(raw).items() if v is not None}
+      return {k: v for k, v in inference.float32_outputs(raw).items() if v is not None}
 
     rng = np.random.default_rng(0)
     inputs = {

@@ -18,6 +18,7 @@ import pytest
 
 from benchmarks import components
 from benchmarks import efficiency
+from benchmarks import export_speed
 from benchmarks import ik_smplx
 from benchmarks import vs_reference
 from hybrik_jax.body import synthetic_body
@@ -233,3 +234,18 @@ def test_ik_smplx_benchmark_smoke(capsys):
     with pytest.raises(SystemExit) as e:
       ik_smplx.main(argv)
     assert e.value.code == 2
+
+
+def test_export_speed_smoke(tmp_path, capsys):
+  # benchmarks/export_speed.py end to end on the test model: StableHLO only,
+  # batch 1, one timed call (it had broken unnoticed when models.float32_outputs
+  # moved to models.inference).
+  out = tmp_path / 'speed.json'
+  assert export_speed.main(['--model', 'tiny', '--batches', '1', '--formats', 'stablehlo',
+                            '--steps', '1', '--out', str(out)]) == 0
+  rows = json.loads(out.read_text())['rows']
+  assert {(r['runtime'], r['part']) for r in rows} == {
+      (rt, part) for rt in ('JAX jit', 'stablehlo')
+      for part in ('network', 'network + IK + mesh')}
+  assert all(r['batch'] == 1 and r['images_per_s'] > 0 for r in rows), rows
+  assert '| stablehlo | network + IK + mesh | 1 |' in capsys.readouterr().out
