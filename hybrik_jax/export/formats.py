@@ -118,6 +118,12 @@ def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions
     model = jax2onnx.to_onnx(_tuple_fn(serve, outputs), specs, model_name='hybrik',
                              opset=ONNX_OPSET, input_names=list(serving.input_names()),
                              output_names=list(outputs))
+  # jax2onnx 0.12.5 annotates some convolution outputs with NHWC shapes on NCHW
+  # tensors. Where H = W = C's size differs from theirs (a 256-px ResNet: 32 x 32 x
+  # 128), onnxruntime refuses the graph ("[ShapeInferenceError] Incompatible
+  # dimensions" at a residual Add). The intermediate annotations are optional:
+  # dropped, onnxruntime infers every shape itself (inputs and outputs keep theirs).
+  del model.graph.value_info[:]
   onnx.checker.check_model(model)
   onnx.save(model, path)
   return path
