@@ -210,3 +210,23 @@ def test_export_notebook_is_well_formed():
     compile(cell.source, cell.get('id', 'cell'), 'exec')
     assert not cell.get('outputs')
   assert any('onnxruntime' in c.source and 'export_model' in c.source for c in code)
+
+
+def test_savedmodel_with_a_fixed_batch_takes_that_batch(tmp_path):
+  """--format savedmodel --batch 3: the signature's batch is 3 (it was 1, so the
+  artefact refused the batch it was exported for). A stand-in serving function
+  (the sum of each image) keeps this to the format's own code."""
+  from hybrik_jax.export import formats  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.export import run_artefact  # pylint: disable=g-import-not-at-top
+  options = serving.ServingOptions(batch=3, flip_test=False)
+
+  def serve(images, trans_inv, intrinsics, joint_root):
+    del trans_inv, intrinsics
+    return {'total': images.astype(jnp.float32).sum(axis=(1, 2, 3)) + joint_root[:, 0]}
+
+  formats.write('savedmodel', serve, 8, options, str(tmp_path))
+  inputs = _inputs(8, 3, 'uint8')
+  call, _ = run_artefact.load(str(tmp_path))
+  got = call(inputs)['total']
+  want = inputs['images'].astype(np.float32).sum(axis=(1, 2, 3)) + inputs['joint_root'][:, 0]
+  np.testing.assert_allclose(got, want, rtol=1e-6)

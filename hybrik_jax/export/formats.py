@@ -84,10 +84,12 @@ def write_savedmodel(serve: Callable, input_size: int,
   poly = None if options.batch is not None else ['(b, ...)'] * len(names)
   tf_serve = jax2tf.convert(serve, polymorphic_shapes=poly, with_gradient=False,
                             native_serialization_platforms=STABLEHLO_PLATFORMS)
+  # A fixed batch: its own size (it was 1 whatever --batch said); dynamic: None.
+  specs = serving.input_specs(input_size, options,
+                              batch_dim=None if options.batch is not None else 1)
   signature = [tf.TensorSpec(spec.shape if options.batch is not None
                              else (None,) + spec.shape[1:], tf.as_dtype(spec.dtype), name=name)
-               for name, spec in zip(names, serving.input_specs(input_size, options,
-                                                                batch_dim=1))]
+               for name, spec in zip(names, specs)]
   module = tf.Module()
   module.serve = tf.function(lambda *args: tf_serve(*args), input_signature=signature,
                              autograph=False)
