@@ -73,7 +73,8 @@ def _network_outputs(cls: str):
 
 @functools.lru_cache(maxsize=None)
 def _run():
-  """{cls: (fixture, model config, {case: ModelOutput})}.
+  """{cls: (fixture, model config, {case: ModelOutput}, {case: (B, 24, 3, 3) the
+  rotations' `released_fixtures.float32_spread` under the network's outputs})}.
 
   `predict` is the network then `hybrik.decode_camera` = `camera.crop_offsets` +
   `hybrik.decode_camera_rows`; the rows of both classes and all four cases are
@@ -82,7 +83,7 @@ def _run():
   rows, parts, result = [], [], {}
   for cls in CLASSES:
     fx, cfg, raws = _network_outputs(cls)
-    result[cls] = (fx, cfg, {})
+    result[cls] = (fx, cfg, {}, {})
     boxes = dict(bboxes=jnp.asarray(fx['bboxes']), img_center=jnp.asarray(fx['img_center']))
     for flip in (False, True):
       for bbox in (False, True):
@@ -108,20 +109,15 @@ def _run():
   start = 0
   for cls, case, b in parts:
     result[cls][2][case] = jax.tree.map(lambda x, s=start, b=b: x[s:s + b], out)
-    _ROTATION_SPREAD[cls, case] = spread[start:start + b]
+    result[cls][3][case] = spread[start:start + b]
     start += b
   return result
 
 
-# (cls, case) -> (B, 24, 3, 3): `released_fixtures.float32_spread` of the
-# rotations, filled by `_run`.
-_ROTATION_SPREAD = {}
-
-
-def _rotation_error(ours, want, cls: str, case: str) -> float:
+def _rotation_error(ours, want, spread) -> float:
   """The largest rotation-entry error beyond SPREAD_FACTOR x its float32 spread
   (compared with ROTATIONS_ATOL)."""
-  spread = _ROTATION_SPREAD[cls, case].reshape(np.shape(want))
+  spread = np.reshape(spread, np.shape(want))
   return float((np.abs(np.asarray(ours) - want) - SPREAD_FACTOR * spread).max())
 
 
@@ -176,7 +172,7 @@ SPREAD_FACTOR = 4
 @pytest.mark.parametrize('cls', ['Simple3DPoseBaseSMPLCam', 'HRNetSMPLCam'])
 def test_every_output_matches_released(cls, hrnet_tiny_backbone):
   del hrnet_tiny_backbone
-  fx, cfg, out = _run()[cls]
+  fx, cfg, out, spread = _run()[cls]
   assert (cfg.predict_camera, cfg.ik_convention, cfg.depth_factor) == (True, 'hybrik', 2.2)
   errors = {}
   for case in CASES:
@@ -185,7 +181,7 @@ def test_every_output_matches_released(cls, hrnet_tiny_backbone):
       if case.startswith('flip') and name not in HEATMAP_FREE:
         continue
       if name == 'pred_theta_mats':  # absolute: entries of rotation matrices
-        errors[f'{case}/{name}'] = (_rotation_error(ours, want, cls, case), ROTATIONS_ATOL)
+        errors[f'{case}/{name}'] = (_rotation_error(ours, want, spread[case]), ROTATIONS_ATOL)
       else:
         errors[f'{case}/{name}'] = (_rel(ours, want), 1e-4)
   bad = {k: v for k, (v, limit) in errors.items() if v >= limit}
@@ -223,7 +219,7 @@ def test_res_pk_rows_match_released(cls, hrnet_tiny_backbone):
   fixture's image is 1000 x 800, img_center its centre)."""
   from hybrik_jax.demos import hybrik_res  # pylint: disable=g-import-not-at-top
   del hrnet_tiny_backbone
-  fx, cfg, out = _run()[cls]
+  fx, cfg, out, spread = _run()[cls]
   o = jax.tree.map(np.asarray, out['noflip_bbox'])
   cam = o.camera
   width = 1 if cls == 'HRNetSMPLCam' else 3
@@ -249,7 +245,7 @@ def test_res_pk_rows_match_released(cls, hrnet_tiny_backbone):
     if ours[key].dtype.kind in 'iU':
       assert (ours[key] == released[key]).all(), key
     elif key == 'pred_thetas':
-      errors[key] = (_rotation_error(ours[key], released[key], cls, 'noflip_bbox'),
+      errors[key] = (_rotation_error(ours[key], released[key], spread['noflip_bbox']),
                      ROTATIONS_ATOL)
     else:
       errors[key] = (_rel(ours[key], released[key]), 1e-4)
