@@ -110,6 +110,20 @@ def smplx_person_row(*, uvd: np.ndarray, xyz71: np.ndarray, joints71: np.ndarray
   return {k: np.asarray(row[k], shapes[k][1]).reshape(shapes[k][0]) for k in RES_KEYS_X}
 
 
+def smplx_person_row_of(person: Mapping[str, Any], joints71: np.ndarray, *,
+                        image_size: Sequence[int], img_path: str, depth_unit: float,
+                        focal_length: float) -> dict[str, Any]:
+  """`smplx_person_row` from one person's demo fields (uvd, xyz71, maxvals,
+  pred_camera, betas, kid_blend, rotmats, phi, transl, crop_box: the image
+  demo's prediction or a video frame's row); joints71 (71, 3) model frame."""
+  return smplx_person_row(
+      uvd=person['uvd'], xyz71=person['xyz71'], joints71=joints71,
+      maxvals=person['maxvals'], pred_camera=person['pred_camera'], betas=person['betas'],
+      kid_blend=person['kid_blend'], rotmats=person['rotmats'], phi=person['phi'],
+      transl=person['transl'], crop_box=person['crop_box'], image_size=image_size,
+      img_path=img_path, depth_unit=depth_unit, focal_length=focal_length)
+
+
 def person_row(*, uvd: np.ndarray, phi: np.ndarray, betas: np.ndarray,
                rotmats: np.ndarray, joints29: np.ndarray, joints_h36m: np.ndarray,
                transl: np.ndarray, crop_box: np.ndarray, intrinsics: np.ndarray,

@@ -196,8 +196,9 @@ def res_row(pred: dict[str, Any], image_size, img_path: str,
   model's, px per input_size px of crop)."""
   transl = pred['transl']
   if 'kid_blend' in pred:
-    return smplx_res_row(pred, pred['joints'] - transl, image_size, img_path,
-                         depth_unit, focal_length)
+    return hybrik_res.smplx_person_row_of(
+        pred, pred['joints'] - transl, image_size=image_size, img_path=img_path,
+        depth_unit=depth_unit, focal_length=focal_length)
   camera = ({k: pred[k] for k in ('pred_camera', 'maxvals', 'xyz29')}
             if 'pred_camera' in pred else None)
   return hybrik_res.person_row(
@@ -206,18 +207,6 @@ def res_row(pred: dict[str, Any], image_size, img_path: str,
       joints_h36m=pred['joints_h36m'] - transl, transl=transl, crop_box=pred['crop_box'],
       intrinsics=pred['intrinsics'], image_size=image_size, img_path=img_path,
       depth_unit=depth_unit, camera=camera)
-
-
-def smplx_res_row(pred: dict[str, Any], joints71: np.ndarray, image_size, img_path: str,
-                  depth_unit: float, focal_length: float) -> dict[str, Any]:
-  """An SMPL-X person (`core.predict_people`'s or `predict_image`'s fields, one
-  row; joints71 (71, 3) the model frame's) as a row of HybrIK-X's res.pk."""
-  return hybrik_res.smplx_person_row(
-      uvd=pred['uvd'], xyz71=pred['xyz71'], joints71=joints71, maxvals=pred['maxvals'],
-      pred_camera=pred['pred_camera'], betas=pred['betas'], kid_blend=pred['kid_blend'],
-      rotmats=pred['rotmats'], phi=pred['phi'], transl=pred['transl'],
-      crop_box=pred['crop_box'], image_size=image_size, img_path=img_path,
-      depth_unit=depth_unit, focal_length=focal_length)
 
 
 def _display_scale(image: np.ndarray, K: np.ndarray,

@@ -517,10 +517,10 @@ def _store_smplx(results, smoother, smplx_model, keys, pred, boxes, batch_size,
                                      'crop_box')}
       row.update(betas=shape[i, :10], kid_blend=shape[i, 10], rotmats=rotmats[i],
                  transl=transl[i])
-      res = hybrik_res.smplx_person_row(
-          joints71=joints71[i], image_size=res_info['image_size'],
+      res = hybrik_res.smplx_person_row_of(
+          row, joints71[i], image_size=res_info['image_size'],
           img_path=f"{res_info['video']}#frame={f}", depth_unit=res_info['depth_unit'],
-          focal_length=res_info['focal_length'], **row)
+          focal_length=res_info['focal_length'])
       res_rows[p].append(dict(res, _frame=f))
     cache[(f, p)] = vertices[i] + transl[i]
   return cache
