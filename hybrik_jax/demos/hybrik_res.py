@@ -29,44 +29,51 @@ import numpy as np
 
 from hybrik_jax.body import constants
 
-# The keys of the released res_db, in its order.
-RES_KEYS = ('pred_uvd', 'pred_xyz_17', 'pred_xyz_29', 'pred_xyz_24_struct', 'pred_scores',
-            'pred_camera', 'pred_betas', 'pred_thetas', 'pred_phi', 'pred_cam_root',
-            'transl', 'transl_camsys', 'bbox', 'height', 'width', 'img_path')
-# The keys scripts/demo_video_x.py (HybrIK-X) declares, in its order.
-RES_KEYS_X = ('pred_uvd', 'pred_xyz_17', 'pred_xyz_29', 'pred_xyz_24_struct', 'pred_scores',
-              'pred_camera', 'f', 'pred_betas', 'pred_thetas', 'pred_phi', 'scale_mult',
-              'pred_cam_root', 'transl', 'bbox', 'height', 'width', 'img_path')
 # HybrIK-X's crop: the box grown x1.25 (SimpleTransform3DSMPLX's scale_mult).
 SCALE_MULT = 1.25
 _J71 = 71
 # HybrIK's transl_camsys = transl x 256 / the crop's width (its input size, px).
 CAMSYS_SIDE = 256.0
 _J29 = constants.NUM_JOINTS_29
+_F32 = np.float32
 
 
-def _row_shapes(camera_dim: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-  """Per-row shape and dtype of each key (the released arrays')."""
-  f32 = np.float32
-  return {'pred_uvd': ((_J29, 3), f32), 'pred_xyz_17': ((17, 3), f32),
-          'pred_xyz_29': ((_J29, 3), f32), 'pred_xyz_24_struct': ((24, 3), f32),
-          'pred_scores': ((_J29,), f32), 'pred_camera': ((camera_dim,), f32),
-          'pred_betas': ((10,), f32), 'pred_thetas': ((24 * 9,), f32),
-          'pred_phi': ((23, 2), f32), 'pred_cam_root': ((3,), f32),
-          'transl': ((3,), f32), 'transl_camsys': ((3,), f32), 'bbox': ((4,), np.float64),
-          'height': ((), np.int64), 'width': ((), np.int64), 'img_path': ((), np.str_)}
+def _layout(body: str, camera_dim: int = 1) -> dict[str, tuple[tuple[int, ...], Any]]:
+  """A res.pk's keys in the released order, each with its per-row shape and dtype.
+
+  body: 'smpl' (HybrIK's scripts/demo_video.py; camera_dim: pred_camera's
+  width) or 'smplx' (the keys HybrIK-X's scripts/demo_video_x.py declares).
+  """
+  if body == 'smpl':
+    return {'pred_uvd': ((_J29, 3), _F32), 'pred_xyz_17': ((17, 3), _F32),
+            'pred_xyz_29': ((_J29, 3), _F32), 'pred_xyz_24_struct': ((24, 3), _F32),
+            'pred_scores': ((_J29,), _F32), 'pred_camera': ((camera_dim,), _F32),
+            'pred_betas': ((10,), _F32), 'pred_thetas': ((24 * 9,), _F32),
+            'pred_phi': ((23, 2), _F32), 'pred_cam_root': ((3,), _F32),
+            'transl': ((3,), _F32), 'transl_camsys': ((3,), _F32),
+            'bbox': ((4,), np.float64), 'height': ((), np.int64), 'width': ((), np.int64),
+            'img_path': ((), np.str_)}
+  if body == 'smplx':
+    return {'pred_uvd': ((_J71, 3), _F32), 'pred_xyz_17': ((17, 3), _F32),
+            'pred_xyz_29': ((_J71, 3), _F32), 'pred_xyz_24_struct': ((_J71, 3), _F32),
+            'pred_scores': ((_J29,), _F32), 'pred_camera': ((1,), _F32),
+            'f': ((), np.float64), 'pred_betas': ((11,), _F32),
+            'pred_thetas': ((55 * 9,), _F32), 'pred_phi': ((54, 2), _F32),
+            'scale_mult': ((), np.float64), 'pred_cam_root': ((3,), _F32),
+            'transl': ((3,), _F32), 'bbox': ((4,), np.float64), 'height': ((), np.int64),
+            'width': ((), np.int64), 'img_path': ((), np.str_)}
+  raise ValueError(f"body must be 'smpl' or 'smplx', got {body!r}")
 
 
-def _row_shapes_x() -> dict[str, tuple[tuple[int, ...], Any]]:
-  """Per-row shape and dtype of each key of HybrIK-X's res.pk."""
-  f32 = np.float32
-  return {'pred_uvd': ((_J71, 3), f32), 'pred_xyz_17': ((17, 3), f32),
-          'pred_xyz_29': ((_J71, 3), f32), 'pred_xyz_24_struct': ((_J71, 3), f32),
-          'pred_scores': ((_J29,), f32), 'pred_camera': ((1,), f32), 'f': ((), np.float64),
-          'pred_betas': ((11,), f32), 'pred_thetas': ((55 * 9,), f32),
-          'pred_phi': ((54, 2), f32), 'scale_mult': ((), np.float64),
-          'pred_cam_root': ((3,), f32), 'transl': ((3,), f32), 'bbox': ((4,), np.float64),
-          'height': ((), np.int64), 'width': ((), np.int64), 'img_path': ((), np.str_)}
+# The keys of the released res_db (HybrIK's) and of HybrIK-X's, in their order.
+RES_KEYS = tuple(_layout('smpl'))
+RES_KEYS_X = tuple(_layout('smplx'))
+
+
+def _shaped(row: Mapping[str, Any], layout: Mapping[str, tuple[tuple[int, ...], Any]]
+            ) -> dict[str, Any]:
+  """row's values cast and reshaped to the layout, in its order."""
+  return {k: np.asarray(row[k], dtype).reshape(shape) for k, (shape, dtype) in layout.items()}
 
 
 def smplx_person_row(*, uvd: np.ndarray, xyz71: np.ndarray, joints71: np.ndarray,
@@ -106,8 +113,7 @@ def smplx_person_row(*, uvd: np.ndarray, xyz71: np.ndarray, joints71: np.ndarray
       'scale_mult': SCALE_MULT, 'pred_cam_root': joints71[0] + transl, 'transl': transl,
       'bbox': np.asarray(crop_box, np.float64), 'height': int(image_size[0]),
       'width': int(image_size[1]), 'img_path': str(img_path)}
-  shapes = _row_shapes_x()
-  return {k: np.asarray(row[k], shapes[k][1]).reshape(shapes[k][0]) for k in RES_KEYS_X}
+  return _shaped(row, _layout('smplx'))
 
 
 def smplx_person_row_of(person: Mapping[str, Any], joints71: np.ndarray, *,
@@ -189,8 +195,7 @@ def person_row(*, uvd: np.ndarray, phi: np.ndarray, betas: np.ndarray,
       'pred_cam_root': res_transl, 'transl': res_transl,
       'transl_camsys': res_transl * CAMSYS_SIDE / side, 'bbox': crop_box,
       'height': int(image_size[0]), 'width': int(image_size[1]), 'img_path': str(img_path)}
-  shapes = _row_shapes(pred_camera.shape[0])
-  return {k: np.asarray(row[k], shapes[k][1]).reshape(shapes[k][0]) for k in RES_KEYS}
+  return _shaped(row, _layout('smpl', pred_camera.shape[0]))
 
 
 def stack_rows(rows: Sequence[Mapping[str, Any]], camera_dim: int = 1,
@@ -199,8 +204,8 @@ def stack_rows(rows: Sequence[Mapping[str, Any]], camera_dim: int = 1,
   arrays of the row shapes; camera_dim: pred_camera's width then; smplx:
   HybrIK-X's keys then, else told by the rows)."""
   if not rows:
-    shapes = _row_shapes_x() if smplx else _row_shapes(camera_dim)
-    return {k: np.zeros((0,) + shape, dtype) for k, (shape, dtype) in shapes.items()}
+    layout = _layout('smplx' if smplx else 'smpl', camera_dim)
+    return {k: np.zeros((0,) + shape, dtype) for k, (shape, dtype) in layout.items()}
   keys = RES_KEYS_X if 'scale_mult' in rows[0] else RES_KEYS
   return {k: np.stack([r[k] for r in rows]) for k in keys}
 
