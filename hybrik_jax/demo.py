@@ -30,10 +30,7 @@ import numpy as np
 from hybrik_jax import cli
 from hybrik_jax import cli_flags
 from hybrik_jax import errors
-
-# --placement's values (demos.core.PLACEMENTS; not imported here, so that --help
-# does not load JAX).
-PLACEMENTS = ('auto', 'camera', 'fit')
+from hybrik_jax.demos import PLACEMENTS
 
 
 def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from hybrik_jax import demo
 from hybrik_jax import models
 from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.demos import core
@@ -148,7 +147,8 @@ def test_placement_fit_on_a_camera_model(camera_model, predict_fn, image, camera
   with pytest.raises(core.DemoError, match='predicts no camera'):
     core.resolve_placement(models.get_tiny_model_config(), 'camera')
   assert core.resolve_placement(models.get_tiny_model_config(), 'auto') == 'fit'
-  assert demo.PLACEMENTS == core.PLACEMENTS
+  with pytest.raises(core.DemoError, match='--placement must be one of auto, camera, fit'):
+    core.resolve_placement(model.model_config, 'box')
 
 
 def test_video_with_a_camera_model(camera_model, predict_fn, tmp_path):

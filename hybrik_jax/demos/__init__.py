@@ -9,3 +9,8 @@
   results   the video results file (.npz / .json)
   inputs    demo inputs: a dataset's images as PNG, a rendered clip
 """
+
+# The demos' --placement values: 'camera' places the body with the model's
+# predicted camera, 'fit' by the 2D fit, 'auto' is 'camera' for a model that
+# predicts a camera, else 'fit'. (Here, so that the CLI's --help needs no JAX.)
+PLACEMENTS = ('auto', 'camera', 'fit')

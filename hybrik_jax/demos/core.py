@@ -45,6 +45,7 @@ from hybrik_jax.body import geometry
 from hybrik_jax.data import augment
 from hybrik_jax.data import input_pipeline
 from hybrik_jax.data import render
+from hybrik_jax.demos import PLACEMENTS
 from hybrik_jax.models import config as model_config_lib
 
 # HybrIK's demo: focal length 1000 px for a 256 px crop.
@@ -60,8 +61,6 @@ DEPTH_FITTED = 'fitted to the 2D joints'
 DEPTH_FROM_BOX = 'from the box size (the 2D fit was implausible)'
 DEPTH_FROM_CAMERA = "the model's predicted camera"
 
-# --placement: 'auto' is 'camera' for a model that predicts a camera, else 'fit'.
-PLACEMENTS = ('auto', 'camera', 'fit')
 
 HOW_TO_GET_A_CHECKPOINT = """\
 no checkpoint given (--checkpoint DIR). Get one of:
