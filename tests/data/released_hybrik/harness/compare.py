@@ -67,6 +67,8 @@ for case in cases:
     pairs.append(('cam_trans', cam.pred_camera[:, 1:], g('cam_trans'), 1))
   else:
     pairs.append(('pred_camera', cam.pred_camera[:, :1], g('pred_camera'), 1))
+  rot = np.abs(np.asarray(out.pred_rotmats, np.float64).reshape(b, 24, 9) - g('pred_theta_mats').reshape(b, 24, 9)).max(-1).max(0)
+  print(case, 'rotation error per joint (1e-5):', np.round(rot * 1e5).astype(int).tolist())
   for name, ours, want, _ in pairs:
     ours, want = np.asarray(ours, np.float64), np.asarray(want, np.float64)
     assert ours.shape == want.shape, (name, ours.shape, want.shape)

@@ -1,7 +1,17 @@
 """Fit the heatmap head's last 1x1 conv (and decphi) on cached features so that
 the predicted uvd is a plausible body (well-conditioned IK), in JAX, by Adam.
 
-  python fit.py --project WT --feat out/X/features.npz --out fitted.npz [--steps 300]
+  python fit.py --project WT --feat RUN/features.npz --out FIT.npz [--steps N] [--lr LR]
+      [--init FIT0.npz] [--noise S] [--joint_weights] [--no_feature_norm]
+
+docs/FIDELITY.md's fits (features of `ref.py ... --clean_shift --exact_softmax
+--features --cases flip_nobbox`; HRNet with `--head_gain 1.5e-4`):
+  ResNet-34: --steps 200 --lr 2e-2 --no_feature_norm   (RMS 1.52 px)
+  HRNet-W48: --steps 200 --lr 2e-2                     (RMS 2.75 px)
+Targets: the synthetic body (joints 0-23 and the five leaf vertices), posed
+N(0, 0.2) rad (root N(0, 0.15)), y and z flipped into the camera, u, v = 0.35 x
+metres, d = z / 2.2 m, root offset N(0, 0.03), + N(0, noise); rows 2-3 (the
+mirrored images) get the mirror (u negated, pairs swapped).
 """
 import argparse, sys, time
 import numpy as np
@@ -13,6 +23,9 @@ p.add_argument('--steps', type=int, default=300)
 p.add_argument('--lr', type=float, default=3e-3)
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--init', default='', help='warm start from a fitted.npz')
+p.add_argument('--noise', type=float, default=0.003, help='uvd noise on the targets (crop units)')
+p.add_argument('--joint_weights', action='store_true', help='weight joints by 1 / (bone to parent)^2')
+p.add_argument('--no_feature_norm', action='store_true', help='Adam on W itself, not on W x std(features)')
 args = p.parse_args()
 sys.path.insert(0, args.project)
 import jax, jax.numpy as jnp, optax
@@ -23,7 +36,7 @@ f = dict(np.load(args.feat))
 prefix = 'preact.' if 'preact.final_layer.weight' in f else ''
 W0 = f[prefix + 'final_layer.weight'][:, :, 0, 0]  # (29*64, C)
 b0 = f[prefix + 'final_layer.bias']
-fs = float(f['hm_in'].std())  # fit in normalised feature units: W' = W * fs
+fs = 1.0 if args.no_feature_norm else float(f['hm_in'].std())  # fit in normalised feature units: W' = W * fs
 feats = jnp.asarray(f['hm_in'].transpose(0, 2, 3, 1) / fs)  # (N, 64, 64, C)
 n = feats.shape[0]; b = n // 2
 rng = np.random.default_rng(args.seed)
@@ -37,7 +50,7 @@ j29 = j29 - j29[:, :1]
 cam = j29 * np.array([1, -1, -1])  # body y up, facing +z -> camera y down
 uvd = np.stack([0.35 * cam[..., 0], 0.35 * cam[..., 1], cam[..., 2] / 2.2], -1)
 uvd = uvd + np.concatenate([rng.normal(0, 0.03, (b, 1, 2)), np.zeros((b, 1, 1))], -1)
-uvd = uvd + rng.normal(0, 0.001, uvd.shape)
+uvd = uvd + rng.normal(0, args.noise, uvd.shape)
 mirror = uvd[:, list(constants.FLIP_PERM_29)] * np.array([-1, 1, 1])
 target = jnp.asarray(np.concatenate([uvd, mirror]), jnp.float32)  # (N, 29, 3)
 print('target uvd range', float(target.min()), float(target.max()))
@@ -51,7 +64,8 @@ def predict(params):
 parents29 = constants.SMPL29_PARENTS
 rest = np.asarray(j29[0])
 bone = np.array([np.linalg.norm(rest[j] - rest[parents29[j]]) if j else 0.1 for j in range(29)])
-jw = jnp.asarray(np.minimum((np.median(bone) / bone) ** 2, 25.0), jnp.float32)[None, :, None]
+jw = jnp.asarray(np.minimum((np.median(bone) / bone) ** 2, 25.0) if args.joint_weights else np.ones(29),
+                 jnp.float32)[None, :, None]
 print('joint weights', np.round(np.asarray(jw).ravel(), 1))
 
 def loss_fn(params):
