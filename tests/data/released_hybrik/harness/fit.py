@@ -23,6 +23,7 @@ p.add_argument('--steps', type=int, default=300)
 p.add_argument('--lr', type=float, default=3e-3)
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--init', default='', help='warm start from a fitted.npz')
+p.add_argument('--rank', type=int, default=0, help='fit a rank-r update W0 + A @ B instead of W (0: all of W)')
 p.add_argument('--noise', type=float, default=0.003, help='uvd noise on the targets (crop units)')
 p.add_argument('--joint_weights', action='store_true', help='weight joints by 1 / (bone to parent)^2')
 p.add_argument('--no_feature_norm', action='store_true', help='Adam on W itself, not on W x std(features)')
@@ -55,8 +56,14 @@ mirror = uvd[:, list(constants.FLIP_PERM_29)] * np.array([-1, 1, 1])
 target = jnp.asarray(np.concatenate([uvd, mirror]), jnp.float32)  # (N, 29, 3)
 print('target uvd range', float(target.min()), float(target.max()))
 
+def weight(params):
+  if args.rank:
+    return jnp.asarray(W0 * fs, jnp.float32) + params['a'] @ params['bb']
+  return params['w']
+
+
 def predict(params):
-  logits = jnp.einsum('nhwc,oc->nhwo', feats, params['w']) + params['b']
+  logits = jnp.einsum('nhwc,oc->nhwo', feats, weight(params)) + params['b']
   logits = logits.reshape(n, 64, 64, 29, 64)
   return heatmap_cam_head.heatmaps_to_uvd(logits, False)
 
@@ -73,6 +80,10 @@ def loss_fn(params):
   return jnp.mean(jw * jnp.square((u - target) * 64.0)) / jnp.mean(jw)
 
 params = {'w': jnp.asarray(W0 * fs), 'b': jnp.asarray(b0)}
+if args.rank:
+  params = {'a': jnp.zeros((W0.shape[0], args.rank), jnp.float32),
+            'bb': jnp.asarray(rng.normal(0, 1 / np.sqrt(W0.shape[1]), (args.rank, W0.shape[1])), jnp.float32),
+            'b': jnp.asarray(b0)}
 if args.init:
   with np.load(args.init) as g:
     params = {'w': jnp.asarray(g[prefix + 'final_layer.weight'][:, :, 0, 0].astype(np.float64) * fs, jnp.float32),
@@ -98,7 +109,14 @@ phi_w = (f['decphi.weight'] * 0.01).astype(np.float32)
 phi_b = np.stack([np.cos(ang), np.sin(ang)], -1).reshape(-1).astype(np.float32)
 phi = f['xc'] @ phi_w.T + phi_b
 print('phi norms', np.linalg.norm(phi.reshape(n, 23, 2), axis=-1).min(), np.linalg.norm(phi.reshape(n, 23, 2), axis=-1).max())
-np.savez(args.out, **{prefix + 'final_layer.weight': (np.asarray(params['w'], np.float64) / fs).astype(np.float32)[:, :, None, None],
+if args.rank:  # W = W0 + A @ B, computed in float64 and cast (a test can redo it exactly)
+  lr_a = np.asarray(params['a'], np.float32)
+  lr_b = (np.asarray(params['bb'], np.float64) / fs).astype(np.float32)
+  w_fit = (W0.astype(np.float64) + lr_a.astype(np.float64) @ lr_b.astype(np.float64)).astype(np.float32)
+  np.savez(args.out + '.lowrank.npz', a=lr_a, b=lr_b, bias=np.asarray(params['b'], np.float32))
+else:
+  w_fit = (np.asarray(params['w'], np.float64) / fs).astype(np.float32)
+np.savez(args.out, **{prefix + 'final_layer.weight': w_fit[:, :, None, None],
                       prefix + 'final_layer.bias': np.asarray(params['b'], np.float32),
                       'decphi.weight': phi_w, 'decphi.bias': phi_b})
 print('wrote', args.out)
