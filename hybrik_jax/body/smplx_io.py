@@ -206,3 +206,43 @@ def model_from_arrays(data: dict, kid_template=None, num_betas: int = xc.NUM_BET
       lmk_faces_idx=jnp.asarray(np.asarray(lmk_faces).reshape(-1), jnp.int32),
       lmk_bary_coords=jnp.asarray(np.asarray(lmk_bary).reshape(-1, 3), dtype),
   )
+
+
+KID_TEMPLATE_NAME = 'smplx_kid_template.npy'
+# Datasets labelled with the synthetic SMPL-X body (no real SMPL-X file needed).
+SYNTHETIC_DATASETS = ('synthetic_whole_body',)
+
+
+def load_body_model(model_path: str | None, kid_template_path: str | None = None, *,
+                    dataset: str | None = None) -> tuple[SMPLXModel, str]:
+  """(SMPLXModel with a kid template, description): the trainer's and `evaluate`'s
+  SMPL-X body (config.smpl.model_path, config.smpl.kid_template_path).
+
+  model_path: SMPLX_NEUTRAL.npz / .pkl; '' or None: the synthetic SMPL-X body
+  (seed 0, its own kid template), which labels synthetic_whole_body; a real
+  dataset (`dataset` not None and not synthetic) then is an error.
+  kid_template_path: the (10475, 3) .npy ('' or None: KID_TEMPLATE_NAME beside
+  model_path); HybrIK-X predicts a kid blend, so it is required with a file.
+
+  Raises:
+    SMPLXFileError (an InputError): a missing file, naming the config field.
+  """
+  if not model_path:
+    if kid_template_path:
+      raise SMPLXFileError('config.smpl.kid_template_path is set but config.smpl.model_path '
+                           'is not: give both (the synthetic SMPL-X body has its own kid '
+                           'template)')
+    if dataset is not None and dataset.split('/')[0].split(':')[0] not in SYNTHETIC_DATASETS:
+      raise SMPLXFileError(
+          f'{dataset!r} needs the real SMPL-X body: download SMPLX_NEUTRAL.npz ({SMPLX_SITE}) '
+          f'and {KID_TEMPLATE_NAME} and set config.smpl.model_path / kid_template_path '
+          '(or --smpl)')
+    from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
+    return synthetic_smplx.synthetic_smplx_model(0, kid=True), 'synthetic SMPL-X body'
+  kid = kid_template_path or os.path.join(os.path.dirname(os.path.abspath(model_path)),
+                                          KID_TEMPLATE_NAME)
+  for path, field in ((model_path, 'model_path'), (kid, 'kid_template_path')):
+    if not os.path.isfile(path):
+      raise SMPLXFileError(f'SMPL-X file {path!r} not found (config.smpl.{field}); '
+                           f'SMPL-X is obtained from {SMPLX_SITE}')
+  return load_smplx(model_path, kid), f'SMPL-X {os.path.basename(model_path)}'

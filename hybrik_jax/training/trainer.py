@@ -181,6 +181,19 @@ def _check_config_and_workdir(config, workdir) -> epath.Path:
 # ---------------------------------------------------------------------------
 
 
+def load_body(config):
+  """The body model the run trains with: SMPL (config.smpl.model_path,
+  h36m_regressor_path) or, for model.body 'smplx', SMPL-X (model_path,
+  kid_template_path); '' gives the synthetic body of either."""
+  if config.model.get('body', 'smpl') == 'smplx':
+    from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
+    return smplx_io.load_body_model(config.smpl.model_path,
+                                    config.smpl.get('kid_template_path', ''))[0]
+  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
+  return smpl_io.load_body_model(config.smpl.model_path,
+                                 config.smpl.h36m_regressor_path)[0]
+
+
 @dataclasses.dataclass
 class _Job:
   """What the job builds once, before its first step."""
@@ -208,9 +221,7 @@ class _Job:
     """Mesh, body model, input iterator, model, optimizer, checkpoints."""
     logging.info('Workdir %s; %d process(es), %d device(s) (%s)', workdir,
                  jax.process_count(), jax.device_count(), jax.default_backend())
-    from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
-    smpl_model, _ = smpl_io.load_body_model(config.smpl.model_path,
-                                            config.smpl.h36m_regressor_path)
+    smpl_model = load_body(config)
     input_size = int(config.model.input_size)
     epoch_steps = steps_per_epoch(config, [len(s) for s in sources.values()])
     num_steps = (int(config.num_train_steps) if config.num_train_steps > 0
