@@ -268,3 +268,35 @@ def test_smplx_theta_through_the_train_ik(smplx_body):
     assert float(truth[name]) == 0.0, name
   twisted = raw['pred_phi'].at[:, 17].set(jnp.array([np.cos(1.0), np.sin(1.0)]))  # an elbow
   assert float(run(dict(raw, pred_phi=twisted))['theta']) > 1e-4
+
+
+def test_smplx_models_refuse_smpl_data_and_the_smpl_baselines(tmp_path):
+  """One line each, nothing written: an SMPL-X model on SMPL examples (and the reverse),
+  the SMPL baselines, an SMPL protocol, a real dataset without the SMPL-X files."""
+  from hybrik_jax import errors  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.evaluation import loop  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  config = _test_smplx_config()
+  whole, smpl = [{'joints71_cam': 0}], [{'joints29_cam': 0}]
+  trainer.check_dataset_bodies(config, {'synthetic_whole_body/tiny': whole}, whole)
+  with pytest.raises(errors.InputError, match='holds SMPL examples but model.body is smplx'):
+    trainer.check_dataset_bodies(config, {'synthetic_humans/tiny': smpl}, whole)
+  with pytest.raises(errors.InputError, match=r'\(validation\) holds SMPL'):
+    trainer.check_dataset_bodies(config, {'synthetic_whole_body/tiny': whole}, smpl)
+  config.model.body = 'smpl'
+  with pytest.raises(errors.InputError, match='whole-body'):
+    trainer.check_dataset_bodies(config, {'synthetic_whole_body/tiny': whole}, smpl)
+  config = _test_smplx_config()
+  config.evals.baselines = True
+  with pytest.raises(errors.InputError, match='config.evals.baselines'):
+    trainer.train_and_evaluate(config, tmp_path / 'w')
+  assert not (tmp_path / 'w').exists()
+  with pytest.raises(ValueError, match="body 'smplx' cannot be scored on h36m_p2"):
+    loop.make_eval_step(None, None, model_config=config.model,
+                        protocol=protocols.PROTOCOLS['h36m'])
+  with pytest.raises(smplx_io.SMPLXFileError, match='needs the real SMPL-X body'):
+    smplx_io.load_body_model('', dataset='agora')
+  with pytest.raises(smplx_io.SMPLXFileError, match='config.smpl.model_path'):
+    smplx_io.load_body_model(str(tmp_path / 'SMPLX_NEUTRAL.npz'))

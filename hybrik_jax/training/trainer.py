@@ -105,6 +105,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   sources, eval_source = datasets.open_sources(
       data, data_sources, eval_data_source,
       build_if_missing=config.data.build_if_missing)
+  check_dataset_bodies(config, sources, eval_source)
 
   # --- Workdir lock and signals ---------------------------------------------
   # SIGTERM / SIGINT from here on stop the run after the current (or first)
@@ -173,7 +174,30 @@ def _check_config_and_workdir(config, workdir) -> epath.Path:
       raise errors.InputError(
           f'{name}={value} must be divisible by the number of devices '
           f'({jax.device_count()}): use a multiple of {jax.device_count()}.')
+  if config.model.get('body', 'smpl') == 'smplx' and config.evals.baselines:
+    raise errors.InputError('config.evals.baselines scores the 17 H36M joints of SMPL models; '
+                            "set it to False for model.body 'smplx'")
   return workdir
+
+
+def check_dataset_bodies(config, sources: Mapping[str, Any], eval_source) -> None:
+  """An SMPL-X model (model.body 'smplx') reads whole-body examples (features.SMPLX_SHAPES:
+  synthetic_whole_body) only, an SMPL model the common spec only (read from each
+  source's first example).
+
+  Raises:
+    errors.InputError: one line naming the dataset and the model's body.
+  """
+  smplx = config.model.get('body', 'smpl') == 'smplx'
+  named = list(sources.items()) + [(f'{config.data.eval_dataset} (validation)', eval_source)]
+  for name, source in named:
+    if source is None or not len(source):
+      continue
+    if ('joints71_cam' in source[0]) != smplx:
+      raise errors.InputError(
+          f'dataset {name} holds {"SMPL" if smplx else "whole-body (SMPL-X)"} examples but '
+          f'model.body is {"smplx" if smplx else "smpl"}: SMPL-X models train and validate on '
+          'synthetic_whole_body, SMPL models on the SMPL datasets')
 
 
 # ---------------------------------------------------------------------------
