@@ -274,7 +274,7 @@ def test_smplx_models_refuse_smpl_data_and_the_smpl_baselines(tmp_path):
   """One line each, nothing written: an SMPL-X model on SMPL examples (and the reverse),
   the SMPL baselines, an SMPL protocol, a real dataset without the SMPL-X files."""
   from hybrik_jax import errors  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
   from hybrik_jax.evaluation import loop  # pylint: disable=g-import-not-at-top
   from hybrik_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
   from hybrik_jax.training import trainer  # pylint: disable=g-import-not-at-top
@@ -296,7 +296,7 @@ def test_smplx_models_refuse_smpl_data_and_the_smpl_baselines(tmp_path):
   with pytest.raises(ValueError, match="body 'smplx' cannot be scored on h36m_p2"):
     loop.make_eval_step(None, None, model_config=config.model,
                         protocol=protocols.PROTOCOLS['h36m'])
-  with pytest.raises(smplx_io.SMPLXFileError, match='needs the real SMPL-X body'):
-    smplx_io.load_body_model('', dataset='agora')
-  with pytest.raises(smplx_io.SMPLXFileError, match='config.smpl.model_path'):
-    smplx_io.load_body_model(str(tmp_path / 'SMPLX_NEUTRAL.npz'))
+  with pytest.raises(bodies.SMPLXFileError, match='needs the real SMPL-X body'):
+    bodies.load_body('smplx', model_path='', dataset='agora')
+  with pytest.raises(bodies.SMPLXFileError, match='config.smpl.model_path'):
+    bodies.load_smplx_body(str(tmp_path / 'SMPLX_NEUTRAL.npz'))

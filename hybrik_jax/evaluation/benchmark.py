@@ -118,7 +118,7 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
     smpl_model: an SMPLModel to use directly (overrides smpl_path).
     rootnet_json, rootnet_annotations: see evaluation.rootnet.
   """
-  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
   config = model.train_config if config is None else config
   dataset, split = resolve_dataset(dataset, split, model.train_config)
   # The config is read here, once.
@@ -128,16 +128,13 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
     body_model = 'given body model'
   else:
     smpl_config = (config.get('smpl') if config is not None else None) or {}
-    if model.model_config.get('body', 'smpl') == 'smplx':  # HybrIK-X: SMPL-X's body
-      from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
-      smpl_model, body_model = smplx_io.load_body_model(
-          smpl_path or smpl_config.get('model_path'),
-          None if smpl_path else smpl_config.get('kid_template_path'), dataset=dataset)
-    else:
-      smpl_model, body_model = smpl_io.load_body_model(
-          smpl_path or smpl_config.get('model_path'),
-          h36m_regressor or smpl_config.get('h36m_regressor_path'),
-          dataset=dataset)
+    smpl_model, body_model = bodies.load_body(
+        model.model_config.get('body', 'smpl'),
+        model_path=smpl_path or smpl_config.get('model_path'),
+        h36m_regressor_path=h36m_regressor or smpl_config.get('h36m_regressor_path'),
+        # --smpl SMPLX_NEUTRAL.npz: its kid template beside it.
+        kid_template_path=None if smpl_path else smpl_config.get('kid_template_path'),
+        dataset=dataset)
   roots = (rootnet.load_rootnet(rootnet_json, rootnet_annotations)
            if rootnet_json else None)
   if data_source is None:

@@ -209,13 +209,11 @@ def load_body(config):
   """The body model the run trains with: SMPL (config.smpl.model_path,
   h36m_regressor_path) or, for model.body 'smplx', SMPL-X (model_path,
   kid_template_path); '' gives the synthetic body of either."""
-  if config.model.get('body', 'smpl') == 'smplx':
-    from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
-    return smplx_io.load_body_model(config.smpl.model_path,
-                                    config.smpl.get('kid_template_path', ''))[0]
-  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
-  return smpl_io.load_body_model(config.smpl.model_path,
-                                 config.smpl.h36m_regressor_path)[0]
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
+  return bodies.load_body(config.model.get('body', 'smpl'),
+                          model_path=config.smpl.model_path,
+                          h36m_regressor_path=config.smpl.h36m_regressor_path,
+                          kid_template_path=config.smpl.get('kid_template_path', ''))[0]
 
 
 @dataclasses.dataclass
