@@ -34,10 +34,10 @@ from hybrik_jax.models import inference
 STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
              'joints17_cam', 'joints17_valid', 'target_xyz_24',
              'target_xyz_weight_24', 'target_theta', 'target_beta',
-             'target_smpl_weight', 'mask',
-             # the whole-body (SMPL-X) batches' (protocols.batch_metrics_smplx)
-             'target_xyz_71', 'target_xyz_weight_71', 'target_rotmats',
-             'target_beta_kid', 'target_expression')
+             'target_smpl_weight', 'mask')
+# ... and those of a whole-body (SMPL-X) batch (protocols.batch_metrics_smplx).
+SMPLX_STEP_KEYS = ('target_xyz_71', 'target_xyz_weight_71', 'target_rotmats',
+                   'target_beta_kid', 'target_expression')
 
 # (variables, batch) -> (sums {metric: SumCount}, per_example).
 Step = Callable[[Any, Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
@@ -199,7 +199,7 @@ def run(step: Step, variables, batches: Iterable[Mapping[str, np.ndarray]], *,
     real_files = [f for f, r in zip(files, real) if r]
     if check_h36m_subjects:
       _note_subjects(real_files, result)
-    host = {k: batch[k] for k in STEP_KEYS if k in batch}
+    host = {k: batch[k] for k in STEP_KEYS + SMPLX_STEP_KEYS if k in batch}
     sums, per_example = jax.tree.map(
         parallel.host_value, step(variables, parallel.global_batch(host, mesh)))
     result.sums = metrics.merge_sums(result.sums, sums)
