@@ -29,7 +29,9 @@ import ml_collections
 from hybrik_jax.training import train_config
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(dataset: str | None = None) -> ml_collections.ConfigDict:
+  """The yaml's config; with an argument (configs/hybrik_x_hrw48_rle_smplx_kid.py:
+  synthetic_whole_body[/tiny]) on that synthetic set."""
   module = _kid_module()
   config = module.smplx_training(train_config.base_config())
   config.model = module.smplx_model_config('regression')
@@ -37,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.occlusion = True
   config.batch_size = 144  # WORLD_SIZE 4 x BATCH_SIZE 36
   config.optim.lr_step_epochs = (30, 60)
-  return config
+  return module.on_synthetic_whole_body(config, dataset) if dataset else config
 
 
 def _kid_module():

@@ -56,6 +56,9 @@ configs/hybrik_res34_cam.py). The yaml, line by line:
 
   python -m hybrik_jax.train --config configs/hybrik_x_hrw48_smplx_kid.py \
       --workdir /tmp/hybrik_x --config.data.data_dir=$HOME/tensorflow_datasets
+  # on the synthetic whole-body set (no download, the synthetic SMPL-X body):
+  python -m hybrik_jax.train --config configs/hybrik_x_hrw48_smplx_kid.py:synthetic_whole_body \
+      --workdir /tmp/hybrik_x_synthetic
 """
 
 import ml_collections
@@ -113,9 +116,29 @@ def smplx_training(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   return config
 
 
-def get_config() -> ml_collections.ConfigDict:
+def on_synthetic_whole_body(config: ml_collections.ConfigDict,
+                            dataset: str) -> ml_collections.ConfigDict:
+  """`config` trained and validated on the synthetic whole-body set instead of the
+  yaml's mix (`get_config('synthetic_whole_body[/tiny]')`): no download, the
+  synthetic SMPL-X body, built on first use, no pretrained backbone."""
+  if dataset.split('/')[0] != 'synthetic_whole_body':
+    raise ValueError(f"the config's argument is a synthetic_whole_body dataset "
+                     f"(e.g. synthetic_whole_body or synthetic_whole_body/tiny), got {dataset!r}")
+  config.data.train_datasets = ((dataset, 1.0),)
+  config.data.eval_dataset = dataset
+  config.data.eval_split = 'validation'
+  config.data.build_if_missing = True
+  config.smpl.model_path = ''
+  config.smpl.kid_template_path = ''
+  config.init.backbone_checkpoint = ''
+  return config
+
+
+def get_config(dataset: str | None = None) -> ml_collections.ConfigDict:
+  """The yaml's config; with an argument (configs/hybrik_x_hrw48_smplx_kid.py:
+  synthetic_whole_body[/tiny]) on that synthetic set (`on_synthetic_whole_body`)."""
   config = smplx_training(train_config.base_config())
   config.model = smplx_model_config('heatmap')
   config.batch_size = 224  # WORLD_SIZE 4 x BATCH_SIZE 56
   config.optim.lr_step_epochs = (60, 80)
-  return config
+  return on_synthetic_whole_body(config, dataset) if dataset else config

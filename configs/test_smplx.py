@@ -3,9 +3,10 @@ body 'smplx', head 'heatmap' (HRNetSMPLXCamKid's shape: 71 joints' 2.5D heatmaps
 8 depth bins, 64 px), the SMPL-X criterion of training/smplx_losses.py and
 HybrIK-X's optimiser settings (configs/hybrik_x_hrw48_smplx_kid.py).
 
-No SMPL-X dataset exists yet (no synthetic whole-body builder, no AGORA): the
-test suite trains it on in-memory synthetic SMPL-X targets through
-training.train_lib (tests/test_smplx_training.py), not through `train`.
+Trains and validates on synthetic_whole_body/tiny (8 + 4 renders of the synthetic
+SMPL-X body, built on first use) with the synthetic SMPL-X body:
+  python -m hybrik_jax.train --config configs/test_smplx.py --workdir /tmp/hybrik_x_test
+  python -m hybrik_jax.evaluate --checkpoint /tmp/hybrik_x_test
 """
 
 import ml_collections
@@ -28,6 +29,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.camera_targets = True
   config.data.focal_length = 1000.0
   config.batch_size = 2
+  config.data.train_datasets = (('synthetic_whole_body/tiny', 1.0),)
+  config.data.eval_dataset = 'synthetic_whole_body/tiny'
+  config.data.eval_split = 'validation'
+  config.data.build_if_missing = True
+  config.evals.batch_size = 2
   config.loss = ml_collections.ConfigDict(dict(smplx_losses.SMPLX_LOSS_WEIGHTS))
   config.optim.schedule = 'step'
   config.optim.lr_step_epochs = (1,)

@@ -46,13 +46,14 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
   fs = cli_flags.FlagSet('python -m hybrik_jax.evaluate', __doc__,
                          aliases={'output': 'out'})
   fs.checkpoint(required=True)
-  fs.dataset('h36m | pw3d | mpi_inf_3dhp | synthetic_humans[/tiny|small] '
+  fs.dataset('h36m | pw3d | mpi_inf_3dhp | synthetic_humans[/tiny|small] | '
+             'synthetic_whole_body[/tiny] (SMPL-X models) '
              '(default: the dataset the checkpoint was validated on)')
   fs.string('config', None, 'experiment config file (configs/x.py[:arg]) for '
             'data_dir etc. (default: the config that trained the checkpoint)')
   fs.string('split', None, "TFDS split (default: the checkpoint's validation "
             "split for its dataset, else 'test'; 'validation' for "
-            'synthetic_humans)')
+            'the synthetic datasets)')
   fs.data_dir()
   fs.smpl()
   fs.h36m_regressor()

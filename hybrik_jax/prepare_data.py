@@ -6,7 +6,8 @@ r"""Builds the TFDS datasets hybrik_jax trains and evaluates on.
       --manual_dir /data/manual --data_dir ~/tensorflow_datasets \
       --file_format array_record
 
-synthetic_humans needs no download. The real datasets read files you
+synthetic_humans and synthetic_whole_body (SMPL-X, HybrIK-X's targets:
+`--dataset synthetic_whole_body --config tiny`) need no download. The real datasets read files you
 downloaded by hand from `--manual_dir` (each builder's README.md,
 tfds_builders/<name>/README.md, says which files go where). Builders are
 imported from `tfds_builders` by name, so a dataset whose builder is missing
@@ -51,7 +52,7 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
   fs.string('manual_dir', None, 'folder with the manually downloaded files of '
             'the real datasets (not needed for synthetic_humans)')
   fs.string('config', None, 'builder config name, for datasets that have it '
-            '(synthetic_humans: default, small, tiny)')
+            '(synthetic_humans: default, small, tiny; synthetic_whole_body: default, tiny)')
   fs.enum('file_format', DEFAULT_FILE_FORMAT, ('array_record', 'tfrecord'),
           'on-disk format')
   fs.integer('num_workers', None, 'generation processes for synthetic_humans '

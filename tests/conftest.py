@@ -54,6 +54,16 @@ def tiny_checkpoint(tmp_path_factory) -> str:
   return path
 
 
+@pytest.fixture(scope='session')
+def whole_body_tiny_data(tmp_path_factory) -> str:
+  """synthetic_whole_body/tiny (8 train, 4 validation, 64 px) built by prepare_data
+  into a data_dir shared by the suite (seconds)."""
+  from hybrik_jax import prepare_data  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path_factory.mktemp('whole_body_data'))
+  prepare_data.build('synthetic_whole_body', data_dir=path, config='tiny')
+  return path
+
+
 # One persistent XLA compilation cache per test run. Many tests compile the same
 # small programs (the tiny model's predict, eval and train steps) in fresh jit
 # objects, in-process CLIs and subprocesses; with the cache each program is

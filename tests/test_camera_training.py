@@ -277,6 +277,8 @@ class _FakeCameraModel:
   """Stands in for a camera model: apply returns a fixed raw dict (train mode's
   (raw, new state) pair)."""
 
+  body, head, predict_camera = 'smpl', 'heatmap', True  # the model config's fields
+
   def __init__(self, raw):
     self.raw = raw
 

@@ -132,7 +132,7 @@ def test_smplx_zoo_configs_resolve(name):
 
 
 # ----------------------------------------------------------------------------
-# The tiny config trained a few steps (in-memory synthetic SMPL-X targets).
+# The tiny config trained a few steps (synthetic_whole_body/tiny), through the CLI too.
 # ----------------------------------------------------------------------------
 
 def synthetic_smplx_batch(smplx_model, rng: np.random.Generator, b: int, size: int) -> dict:
@@ -166,39 +166,85 @@ def smplx_body():
   return synthetic_smplx.synthetic_smplx_model(0)
 
 
-def test_tiny_smplx_config_trains(smplx_body):
-  """configs/test_smplx.py: 3 Adam steps on one synthetic batch lower the loss; every
-  term finite and reported. The theta term's train-mode SMPL-X IK is off here (its
-  gradient adds 42 s of compile on 2 cores; test_smplx_theta_through_the_train_ik
-  checks that path)."""
-  from hybrik_jax import models  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.models import config as model_config_lib  # pylint: disable=g-import-not-at-top
+def _test_smplx_config():
+  """configs/test_smplx.py as the CLI test below runs it (theta off: the train-mode
+  SMPL-X IK's gradient adds 42 s of compile on 2 cores;
+  test_smplx_theta_through_the_train_ik checks that path)."""
   from hybrik_jax.training import train_config  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
-  import functools  # pylint: disable=g-import-not-at-top
   config = train_config.load_config_file(os.path.join(REPO, 'configs', 'test_smplx.py'))
+  config.loss.theta = 0.0
   train_config.check_config(config.copy_and_resolve_references())
-  cfg = config.model
-  model = models.create_model(cfg)
-  body = smplx_body
-  tx, lr_fn = train_lib.create_optimizer(config.optim, None, 10)
-  state = train_lib.create_train_state(model, tx, jax.random.key(0), cfg.input_size)
-  batch = synthetic_smplx_batch(body, np.random.default_rng(0), config.batch_size,
-                                cfg.input_size)
-  step = jax.jit(functools.partial(
-      train_lib.train_step, model=model, tx=tx, lr_fn=lr_fn,
-      loss_weights=dict(config.loss, theta=0.0),
-      convention=model_config_lib.ik_convention(cfg), input_size=cfg.input_size,
-      focal_length=cfg.focal_length))
+  return config
+
+
+def test_tiny_smplx_config_trains(smplx_body, whole_body_tiny_data):
+  """configs/test_smplx.py: the trainer's compiled step (`jit_train_step`, its optimizer
+  and the input pipeline's batches of synthetic_whole_body/tiny, as `train` builds
+  them) lowers the loss in 3 Adam steps on one batch; every term finite. The same
+  programs as the CLI run below, which then finds them in the suite's cache."""
+  from hybrik_jax import models  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import train_lib  # pylint: disable=g-import-not-at-top
+  config = _test_smplx_config()
+  data = input_pipeline.DataConfig.from_config(
+      dict(config.data, data_dir=whole_body_tiny_data))
+  batch = next(input_pipeline.create_train_iterator(
+      data, global_batch_size=config.batch_size, seed=config.seed,
+      input_size=config.model.input_size))
+  assert batch['target_uvd_71'].shape == (2, 71, 3)
+  model = models.create_model(config.model)
+  tx, lr_fn = train_lib.create_optimizer(config.optim, config.num_train_steps,
+                                         config.steps_per_epoch)
+  state = train_lib.create_train_state(model, tx, jax.random.key(config.seed),
+                                       config.model.input_size)
+  mesh = train_lib.create_mesh()
+  step = train_lib.jit_train_step(
+      mesh, smpl_model=smplx_body, model=model, tx=tx, lr_fn=lr_fn,
+      model_config=config.model, loss_weights={k: float(v) for k, v in config.loss.items()})
+  state = train_lib.replicate(state, mesh)
   history = []
   for _ in range(3):
-    state, metrics = step(state, batch, smpl_model=body)
+    state, metrics = step(state, train_lib.global_batch(batch, mesh))
     history.append({k: float(v) for k, v in metrics.items()})
   for m in history:
     assert m['skipped'] == 0.0 and np.isfinite(m['loss']), m
     for name in smplx_losses.SMPLX_LOSS_NAMES:
       assert np.isfinite(m[name]), name
+  assert history[0]['uvd'] != 0.0 and history[0]['twist'] > 0.0
   assert history[-1]['loss'] < history[0]['loss'], [m['loss'] for m in history]
+
+
+def test_cli_trains_test_smplx_and_evaluates_its_checkpoint(whole_body_tiny_data, tmp_path,
+                                                            capsys):
+  """`python -m hybrik_jax.train --config configs/test_smplx.py` (2 steps, theta off as
+  above) on synthetic_whole_body/tiny, then `python -m hybrik_jax.evaluate
+  --checkpoint WORKDIR` on its validation split: MPJPE and PA-MPJPE on the 22 body
+  joints, the hands' MPJPE and the MVE, finite, with the SMPL-X synthetic body, and
+  the trainer's validation MPJPE the same."""
+  import json  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from hybrik_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'wd'
+  rc = train.main(['--config', os.path.join(REPO, 'configs', 'test_smplx.py'),
+                   f'--workdir={workdir}', f'--config.data.data_dir={whole_body_tiny_data}',
+                   '--config.loss.theta=0', '--config.compilation_cache_dir='])
+  assert rc == 0
+  out = capsys.readouterr().out
+  assert 'synthetic_whole_body' in out and 'Training finished at step 2' in out, out
+  result = tmp_path / 'eval.json'
+  rc = evaluate.main(['--checkpoint', str(workdir), '--batch_size', '2',
+                      '--out', str(result)])
+  assert rc == 0
+  table = capsys.readouterr().out
+  assert 'MVE' in table and 'MPJPE hands' in table, table
+  results = json.loads(result.read_text())
+  assert (results['dataset'], results['split']) == ('synthetic_whole_body/tiny', 'validation')
+  values = results['metrics']
+  for name in ('mpjpe', 'pa_mpjpe', 'mpjpe_hands', 'mve'):
+    assert values[name] is not None and 0 < values[name] < 1e4, (name, values)
+  assert values['pa_mpjpe'] < values['mpjpe']
+  assert results['num_examples'] == 4 and results['body_model'] == 'synthetic SMPL-X body'
+  assert f"MPJPE {values['mpjpe']:.1f} mm" in out, out  # the trainer's validation
 
 
 def test_smplx_theta_through_the_train_ik(smplx_body):
@@ -222,3 +268,35 @@ def test_smplx_theta_through_the_train_ik(smplx_body):
     assert float(truth[name]) == 0.0, name
   twisted = raw['pred_phi'].at[:, 17].set(jnp.array([np.cos(1.0), np.sin(1.0)]))  # an elbow
   assert float(run(dict(raw, pred_phi=twisted))['theta']) > 1e-4
+
+
+def test_smplx_models_refuse_smpl_data_and_the_smpl_baselines(tmp_path):
+  """One line each, nothing written: an SMPL-X model on SMPL examples (and the reverse),
+  the SMPL baselines, an SMPL protocol, a real dataset without the SMPL-X files."""
+  from hybrik_jax import errors  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.evaluation import loop  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  config = _test_smplx_config()
+  whole, smpl = [{'joints71_cam': 0}], [{'joints29_cam': 0}]
+  trainer.check_dataset_bodies(config, {'synthetic_whole_body/tiny': whole}, whole)
+  with pytest.raises(errors.InputError, match='holds SMPL examples but model.body is smplx'):
+    trainer.check_dataset_bodies(config, {'synthetic_humans/tiny': smpl}, whole)
+  with pytest.raises(errors.InputError, match=r'\(validation\) holds SMPL'):
+    trainer.check_dataset_bodies(config, {'synthetic_whole_body/tiny': whole}, smpl)
+  config.model.body = 'smpl'
+  with pytest.raises(errors.InputError, match='whole-body'):
+    trainer.check_dataset_bodies(config, {'synthetic_whole_body/tiny': whole}, smpl)
+  config = _test_smplx_config()
+  config.evals.baselines = True
+  with pytest.raises(errors.InputError, match='config.evals.baselines'):
+    trainer.train_and_evaluate(config, tmp_path / 'w')
+  assert not (tmp_path / 'w').exists()
+  with pytest.raises(ValueError, match="body 'smplx' cannot be scored on h36m_p2"):
+    loop.make_eval_step(None, None, model_config=config.model,
+                        protocol=protocols.PROTOCOLS['h36m'])
+  with pytest.raises(bodies.SMPLXFileError, match='needs the real SMPL-X body'):
+    bodies.load_body('smplx', model_path='', dataset='agora')
+  with pytest.raises(bodies.SMPLXFileError, match='config.smpl.model_path'):
+    bodies.load_smplx_body(str(tmp_path / 'SMPLX_NEUTRAL.npz'))

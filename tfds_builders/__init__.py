@@ -1,10 +1,13 @@
 """TFDS dataset builders of hybrik_jax, one folder each (the `tfds new` layout).
 
   synthetic_humans  rendered synthetic SMPL bodies, exact labels, no download
+  synthetic_whole_body  rendered synthetic SMPL-X bodies (hands, face, kids), exact
+                    labels, no download (the whole-body spec of data.features)
   h36m, pw3d, mpi_inf_3dhp, coco_keypoints  real datasets from files you download by hand
                     (each builder's README.md says which files go where)
 
-Every builder stores the common example spec of `hybrik_jax.data.features`.
+Every builder stores the common example spec of `hybrik_jax.data.features`
+(synthetic_whole_body: its whole-body spec, `SMPLX_SHAPES`).
 Builders are imported lazily (by `hybrik_jax.prepare_data` or
 `import tfds_builders.<name>`), so a missing optional builder costs nothing.
 """
@@ -14,7 +17,7 @@ import sys
 import types
 
 # Dataset names that prepare_data knows; each is the package tfds_builders.<name>.
-KNOWN_DATASETS = ('synthetic_humans', 'h36m', 'pw3d', 'mpi_inf_3dhp', 'coco_keypoints')
+KNOWN_DATASETS = ('synthetic_humans', 'synthetic_whole_body', 'h36m', 'pw3d', 'mpi_inf_3dhp', 'coco_keypoints')
 
 
 # Old dataset names, still accepted with a one-line deprecation message:

@@ -238,6 +238,32 @@ def inverse_kinematics(pose_skeleton: jnp.ndarray, phis: jnp.ndarray,
   return rots[:, np.argsort(order)]
 
 
+# The child whose rest bone each joint 1..54 twists about (its main child).
+TWIST_CHILD = tuple(_CHILDREN[i][0] for i in range(1, xc.NUM_JOINTS))
+
+
+def twist_angles(rot_mats: jnp.ndarray, rest_joints: jnp.ndarray) -> jnp.ndarray:
+  """The twist (cos, sin) of each joint 1..54: the inverse of the IK's twist input.
+
+  Each local rotation R_j = swing @ twist about the rest bone from joint j to
+  `TWIST_CHILD[j - 1]` (swing-twist decomposition, `geometry.twist_about`); (1, 0)
+  where undefined. With these, the IK ('naive' / 'train') on the posed joints gives
+  back every rotation it solves by swing-twist (the single-child joints).
+
+  Args:
+    rot_mats: (B, 55, 3, 3) local rotations.
+    rest_joints: (B, 71, 3) the shaped rest skeleton (`rest_joints71`), metres.
+
+  Returns:
+    (B, 54, 2); row i belongs to joint i + 1.
+  """
+  utils.check_shape('rot_mats', rot_mats, (None, xc.NUM_JOINTS, 3, 3))
+  utils.check_shape('rest_joints', rest_joints, (rot_mats.shape[0], NUM_JOINTS_71, 3))
+  joints = list(range(1, xc.NUM_JOINTS))
+  axes = rest_joints[:, list(TWIST_CHILD)] - rest_joints[:, joints]
+  return geometry.twist_about(rot_mats[:, 1:], axes)
+
+
 def rest_joints71(model: sx.SMPLXModel, betas: jnp.ndarray,
                   expression: jnp.ndarray | None = None) -> jnp.ndarray:
   """(B, 71, 3): the 55 regressed rest joints, then the 16 leaf vertices, metres."""

@@ -93,3 +93,9 @@ def _flip_perm(n: int, pairs) -> tuple[int, ...]:
 
 
 FLIP_PERM_71 = _flip_perm(NUM_JOINTS_71, FLIP_PAIRS_71)
+# The 55 rotations' left/right permutation (the first 55 of FLIP_PERM_71: every pair
+# of SMPL-X joints maps inside 0..54) and the 54 twists' (twist i is joint i + 1's).
+# As the released SMPL-X preset (simple_transform_3d_smplx.py, joint_pairs_55 /
+# joint_pairs_71), checked name by name in tests/test_synthetic_whole_body.py.
+FLIP_PERM_55 = FLIP_PERM_71[:NUM_JOINTS]
+FLIP_PERM_TWIST_54 = tuple(j - 1 for j in FLIP_PERM_55[1:])

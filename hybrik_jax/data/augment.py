@@ -287,28 +287,35 @@ def flip_points_3d(points: np.ndarray, perm) -> np.ndarray:
   return p[list(perm)]
 
 
-def flip_theta(theta: np.ndarray) -> np.ndarray:
-  """(24, 3) SMPL axis-angle -> the mirrored pose's (negate y, z; swap pairs)."""
+def flip_theta(theta: np.ndarray, perm=constants.FLIP_PERM_24) -> np.ndarray:
+  """(J, 3) axis-angle -> the mirrored pose's (negate y, z; swap pairs).
+
+  perm: the J joints' left/right permutation (SMPL's 24 by default; SMPL-X's 55:
+  smplx_constants.FLIP_PERM_55).
+  """
   t = np.array(theta, copy=True)
   t[:, 1:] = -t[:, 1:]
-  return t[list(constants.FLIP_PERM_24)]
+  return t[list(perm)]
 
 
 # Twist i belongs to joint i + 1, so swapping joints (a, b) swaps twists (a-1, b-1).
 FLIP_PERM_TWIST = tuple(j - 1 for j in constants.FLIP_PERM_24[1:])
 
 
-def flip_twist(twist: np.ndarray, weight: np.ndarray | None = None):
-  """(23, 2) (cos, sin) twists -> the mirrored pose's: (cos, -sin), swapped.
+def flip_twist(twist: np.ndarray, weight: np.ndarray | None = None,
+               perm=FLIP_PERM_TWIST):
+  """(T, 2) (cos, sin) twists -> the mirrored pose's: (cos, -sin), swapped.
 
-  Returns the flipped twist, and the swapped (23, ...) weight if one is given.
+  perm: the twists' permutation (SMPL's 23 by default; SMPL-X's 54:
+  smplx_constants.FLIP_PERM_TWIST_54). Returns the flipped twist, and the
+  swapped (T, ...) weight if one is given.
   """
   t = np.array(twist, copy=True)
   t[:, 1] = -t[:, 1]
-  t = t[list(FLIP_PERM_TWIST)]
+  t = t[list(perm)]
   if weight is None:
     return t
-  return t, np.asarray(weight)[list(FLIP_PERM_TWIST)]
+  return t, np.asarray(weight)[list(perm)]
 
 
 def flip_intrinsics(k: np.ndarray, width: int) -> np.ndarray:

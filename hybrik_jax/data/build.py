@@ -33,7 +33,7 @@ def make_builder(name: str, config: str | None, data_dir: str | None,
     else:
       logging.warning('%s has no config %r (has %s); using its default.',
                       name, config, sorted(configs))
-  if num_workers is not None and name == 'synthetic_humans':
+  if num_workers is not None and name in ('synthetic_humans', 'synthetic_whole_body'):
     kwargs['num_workers'] = num_workers
   return builder_cls(**kwargs)
 

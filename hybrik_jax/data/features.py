@@ -304,3 +304,84 @@ def bbox_from_points(points_px: np.ndarray, valid: np.ndarray | None = None) -> 
   if pts.shape[0] == 0:
     raise ValueError('bbox_from_points: no valid points')
   return np.concatenate([pts.min(0), pts.max(0)]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# The whole-body (SMPL-X, HybrIK-X) example spec.
+# ----------------------------------------------------------------------------
+# HybrIK-X's 71 joints (smplx_constants: SMPL-X's 55, then 16 leaf vertices), its
+# 55 rotations, 54 twists, 10 betas + 10 expression + the kid blend. Fields:
+#
+#   image, image_file, crop_offset, bbox, intrinsics, joint_root, depth_factor,
+#   gender                                 as the common spec
+#   joints71_cam (71,3) metres;  joints71_img (71,2) crop px;  joints71_valid (71,)
+#   smplx_theta (55,3) axis-angle (full pose, camera-frame root);
+#   smplx_beta (10,); smplx_expression (10,); smplx_kid (1,) kid blend;
+#   smplx_twist (54,2) (cos, sin) of joints 1..54; smplx_valid (); twist_valid (54,)
+NUM_JOINTS_71 = 71
+NUM_SMPLX_JOINTS = 55
+NUM_TWISTS_X = 54
+NUM_EXPRESSION = 10
+SMPLX_SHAPES = {
+    'crop_offset': ((2,), np.int32),
+    'bbox': ((4,), np.float32),
+    'intrinsics': ((3, 3), np.float32),
+    'joint_root': ((3,), np.float32),
+    'depth_factor': ((), np.float32),
+    'joints71_cam': ((NUM_JOINTS_71, 3), np.float32),
+    'joints71_img': ((NUM_JOINTS_71, 2), np.float32),
+    'joints71_valid': ((NUM_JOINTS_71,), np.float32),
+    'smplx_theta': ((NUM_SMPLX_JOINTS, 3), np.float32),
+    'smplx_beta': ((NUM_BETAS,), np.float32),
+    'smplx_expression': ((NUM_EXPRESSION,), np.float32),
+    'smplx_kid': ((1,), np.float32),
+    'smplx_twist': ((NUM_TWISTS_X, 2), np.float32),
+    'smplx_valid': ((), np.float32),
+    'twist_valid': ((NUM_TWISTS_X,), np.float32),
+    'gender': ((), np.int32),
+}
+
+
+def is_smplx_example(example) -> bool:
+  """True for an example of the whole-body spec (it has joints71_cam)."""
+  return 'joints71_cam' in example
+
+
+def smplx_example_features() -> tfds.features.FeaturesDict:
+  """The FeaturesDict of one whole-body (SMPL-X) example (SMPLX_SHAPES + image)."""
+  spec = {name: tfds.features.Tensor(shape=shape, dtype=dtype)
+          for name, (shape, dtype) in SMPLX_SHAPES.items()}
+  spec['image'] = tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
+                                      encoding_format='jpeg')
+  spec['image_file'] = tfds.features.Text()
+  return tfds.features.FeaturesDict(spec)
+
+
+def empty_smplx_example() -> dict[str, Any]:
+  """A whole-body example with every numeric field at zero (validities 0)."""
+  ex: dict[str, Any] = {name: np.zeros(shape, dtype)
+                        for name, (shape, dtype) in SMPLX_SHAPES.items()}
+  ex['depth_factor'] = np.float32(DEFAULT_DEPTH_FACTOR)
+  ex['image_file'] = ''
+  return ex
+
+
+def check_smplx_example(example: dict[str, Any]) -> dict[str, Any]:
+  """`check_example` for the whole-body spec: casts, checks shapes and finiteness.
+
+  Raises:
+    ValueError: naming the field that is missing, extra, misshapen or not finite.
+  """
+  missing = [k for k in list(SMPLX_SHAPES) + ['image', 'image_file'] if k not in example]
+  extra = [k for k in example if k not in SMPLX_SHAPES and k not in ('image', 'image_file')]
+  if missing or extra:
+    raise ValueError(f'whole-body example: missing fields {missing}, extra fields {extra} '
+                     '(start from hybrik_jax.data.features.empty_smplx_example())')
+  for name, (shape, dtype) in SMPLX_SHAPES.items():
+    value = np.asarray(example[name])
+    if value.shape != shape:
+      raise ValueError(f'example field {name!r} must have shape {shape}, got {value.shape}')
+    if not np.all(np.isfinite(value)):
+      raise ValueError(f'example field {name!r} has NaN or inf values')
+    example[name] = value.astype(dtype)
+  return example

@@ -50,7 +50,7 @@ HYBRIK_MIX_W_PW3D = (('h36m', 0.3), ('coco_keypoints', 0.4), ('mpi_inf_3dhp', 0.
 
 # `dataset_id` in the batches, by TFDS dataset name (config suffix ignored).
 DATASET_IDS = {'h36m': 0, 'coco_keypoints': 1, 'mpi_inf_3dhp': 2, 'pw3d': 3,
-               'synthetic_humans': 4}
+               'synthetic_humans': 4, 'synthetic_whole_body': 5}
 UNKNOWN_DATASET_ID = -1
 
 # HybrIK's box margin is 1.25 except for its Human3.6M SMPL set (1.0).
@@ -266,28 +266,16 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
     in-plane rotation changes the 2D targets only (theta and xyz are not
     rotated), except with camera_targets (its camera preset).
   """
+  if 'joints71_cam' in example:  # the whole-body (SMPL-X) spec
+    return preprocess_example_smplx(
+        example, input_size=input_size, scale_mult=scale_mult, dataset_id=dataset_id,
+        augmentation=augmentation, occlusion_rng=occlusion_rng, focal_length=focal_length)
   aug = augmentation if augmentation is not None else augment.Augmentation()
   in_h, in_w = _pair(input_size)
-  image = np.asarray(example['image'])
-  if image.ndim != 3 or image.shape[2] != 3:
-    raise ValueError(f'example image must be (H, W, 3), got {image.shape}')
-  height, width = image.shape[:2]
   smpl_valid = float(np.asarray(example['smpl_valid'])) > 0
-
-  center, size = augment.box_to_center_scale(example['bbox'], in_w / in_h, scale_mult)
-  if occlusion_rng is not None:
-    area, ratio = augment.OCCLUSION_3D if smpl_valid else augment.OCCLUSION_2D
-    image = np.array(image, copy=True)
-    augment.random_occlusion(occlusion_rng, image, augment.center_scale_to_box(center, size),
-                             area, ratio)
-  size = size * aug.scale
-  if aug.flip:
-    center = center.copy()
-    center[0] = width - 1.0 - center[0]
-  trans = augment.crop_affine(center, size[0], aug.rotation, (in_w, in_h))
-  warp_m = augment.compose_affine(trans, augment.flip_affine(width)) if aug.flip else trans
-  crop = augment.warp(image, warp_m, (in_w, in_h))
-  inp = augment.normalize_image(crop, None if np.all(aug.color == 1.0) else aug.color)
+  inp, trans, center, size, width, height = _crop(
+      example, input_size, scale_mult, aug, occlusion_rng,
+      augment.OCCLUSION_3D if smpl_valid else augment.OCCLUSION_2D)
 
   joints_img = np.asarray(example['joints29_img'], np.float64)
   joints_cam = np.asarray(example['joints29_cam'], np.float64)
@@ -344,6 +332,121 @@ def preprocess_example(example: Mapping[str, Any], *, input_size, scale_mult: fl
                                     input_size=(in_h, in_w), depth_factor=depth_factor))
   out['img_center'] = np.array([0.5 * width, 0.5 * height], np.float32)
   return out
+
+
+def _crop(example, input_size, scale_mult, aug, occlusion_rng, occlusion_area):
+  """The augmented input crop: (input, trans (2, 3), centre, size, width, height)."""
+  in_h, in_w = _pair(input_size)
+  image = np.asarray(example['image'])
+  if image.ndim != 3 or image.shape[2] != 3:
+    raise ValueError(f'example image must be (H, W, 3), got {image.shape}')
+  height, width = image.shape[:2]
+  center, size = augment.box_to_center_scale(example['bbox'], in_w / in_h, scale_mult)
+  if occlusion_rng is not None:
+    image = np.array(image, copy=True)
+    augment.random_occlusion(occlusion_rng, image, augment.center_scale_to_box(center, size),
+                             *occlusion_area)
+  size = size * aug.scale
+  if aug.flip:
+    center = center.copy()
+    center[0] = width - 1.0 - center[0]
+  trans = augment.crop_affine(center, size[0], aug.rotation, (in_w, in_h))
+  warp_m = augment.compose_affine(trans, augment.flip_affine(width)) if aug.flip else trans
+  crop = augment.warp(image, warp_m, (in_w, in_h))
+  inp = augment.normalize_image(crop, None if np.all(aug.color == 1.0) else aug.color)
+  return inp, trans, center, size, width, height
+
+
+def preprocess_example_smplx(example: Mapping[str, Any], *, input_size, scale_mult: float,
+                             dataset_id: int,
+                             augmentation: augment.Augmentation | None = None,
+                             occlusion_rng: np.random.Generator | None = None,
+                             focal_length: float = targets.DEFAULT_FOCAL_LENGTH
+                             ) -> dict[str, np.ndarray]:
+  """One whole-body example (features.SMPLX_SHAPES) -> one HybrIK-X batch element.
+
+  HybrIK-X's SMPL-X preset (simple_transform_3d_smplx.py; always the camera
+  preset): the crop as `preprocess_example`; a flip mirrors the 71 joints
+  (smplx_constants.FLIP_PERM_71), the 55 rotations (FLIP_PERM_55: y and z of each
+  axis-angle negated) and the 54 twists ((cos, -sin), FLIP_PERM_TWIST_54); the
+  expression is kept (as released); the in-plane rotation turns the root
+  orientation and the 3D joints; uvd weights are kept outside the crop; the
+  camera (scale, translation) is fitted on the first 55 joints (`targets.fit_camera`,
+  weights uvd x xyz).
+
+  Returns (float32 unless said, unbatched):
+    image (in_h, in_w, 3); target_uvd_71, target_uvd_weight_71 (71, 3) (d in the
+    example's depth_factor); target_xyz_71, target_xyz_weight_71 (71, 3) metres,
+    root-relative; target_rotmats, target_rotmats_weight (55, 3, 3);
+    target_beta (10,), target_beta_kid (1,), target_expression (10,),
+    target_smpl_weight (1,); target_twist, target_twist_weight (54, 2);
+    target_camera_scale (1,), target_camera_trans (2,) m, target_camera_valid (1,),
+    target_camera_error (1,) mm; trans_inv (2, 3), intrinsics (3, 3), joint_root (3,),
+    depth_factor (1,), bbox (4,), img_center (2,), dataset_id () int32, mask ().
+  """
+  from hybrik_jax.body import smplx_constants as xc  # pylint: disable=g-import-not-at-top
+  aug = augmentation if augmentation is not None else augment.Augmentation()
+  in_h, in_w = _pair(input_size)
+  smpl_valid = float(np.asarray(example['smplx_valid']) > 0)
+  area = augment.OCCLUSION_3D if smpl_valid else augment.OCCLUSION_2D
+  inp, trans, center, size, width, height = _crop(example, input_size, scale_mult, aug,
+                                                 occlusion_rng, area)
+  joints_img = np.asarray(example['joints71_img'], np.float64)
+  joints_cam = np.asarray(example['joints71_cam'], np.float64)
+  valid_2d = np.asarray(example['joints71_valid'], np.float32)
+  joint_root = np.asarray(example['joint_root'], np.float32).copy()
+  intrinsics = np.asarray(example['intrinsics'], np.float32)
+  depth_factor = float(np.asarray(example['depth_factor']))
+  valid_3d = ((valid_2d > 0) & (joints_cam[:, 2] > 0) & (joint_root[2] > 0)
+              & (depth_factor > 0)).astype(np.float32)
+  theta = np.asarray(example['smplx_theta'], np.float32)
+  twist = np.asarray(example['smplx_twist'], np.float32)
+  twist_valid = (np.asarray(example['twist_valid'], np.float32) > 0).astype(np.float32)
+  if aug.flip:
+    perm = list(xc.FLIP_PERM_71)
+    joints_img = augment.flip_points_2d(joints_img, width, perm)
+    joints_cam = augment.flip_points_3d(joints_cam, perm)
+    valid_2d, valid_3d = valid_2d[perm], valid_3d[perm]
+    joint_root[0] = -joint_root[0]
+    intrinsics = augment.flip_intrinsics(intrinsics, width)
+    theta = augment.flip_theta(theta, xc.FLIP_PERM_55)
+    twist, twist_valid = augment.flip_twist(twist, twist_valid, xc.FLIP_PERM_TWIST_54)
+  if aug.rotation:
+    theta = targets.rotate_root_orientation(theta, aug.rotation)
+
+  z_root = float(joints_cam[0, 2]) if valid_3d[0] > 0 else float(joint_root[2])
+  uvd, uvd_weight = targets.uvd_targets(
+      augment.apply_affine(trans, joints_img), joints_cam[:, 2], valid_2d, valid_3d,
+      z_root, depth_factor, (in_h, in_w), zero_outside=False)
+  w71 = valid_3d * valid_3d[0]
+  xyz = targets.rotate_xy(joints_cam - joints_cam[0], aug.rotation) * w71[:, None]
+  xyz_weight = np.repeat(w71[:, None], 3, axis=1).astype(np.float32)
+  n = xc.NUM_JOINTS
+  cam = targets.fit_camera(xyz[:n], uvd[:n], uvd_weight[:n] * xyz_weight[:n],
+                           focal_length=focal_length, input_size=(in_h, in_w),
+                           depth_factor=depth_factor)
+  twist_weight = np.repeat(twist_valid[:, None] * smpl_valid, 2, axis=1)
+  f32 = lambda x: np.asarray(x, np.float32)
+  return {
+      'image': inp,
+      'target_uvd_71': uvd, 'target_uvd_weight_71': uvd_weight,
+      'target_xyz_71': f32(xyz), 'target_xyz_weight_71': xyz_weight,
+      'target_rotmats': f32(targets.axis_angle_to_matrix(theta) * smpl_valid),
+      'target_rotmats_weight': np.full((n, 3, 3), smpl_valid, np.float32),
+      'target_beta': f32(np.asarray(example['smplx_beta']) * smpl_valid),
+      'target_beta_kid': f32(np.asarray(example['smplx_kid']).reshape(1) * smpl_valid),
+      'target_expression': f32(np.asarray(example['smplx_expression']) * smpl_valid),
+      'target_smpl_weight': np.full((1,), smpl_valid, np.float32),
+      'target_twist': f32(twist * twist_weight), 'target_twist_weight': f32(twist_weight),
+      'target_camera_scale': cam['scale'], 'target_camera_trans': cam['trans'],
+      'target_camera_valid': cam['valid'], 'target_camera_error': cam['error_mm'],
+      'trans_inv': augment.invert_affine(trans).astype(np.float32),
+      'intrinsics': intrinsics.astype(np.float32), 'joint_root': joint_root,
+      'depth_factor': np.array([depth_factor], np.float32),
+      'bbox': augment.center_scale_to_box(center, size).astype(np.float32),
+      'img_center': np.array([0.5 * width, 0.5 * height], np.float32),
+      'dataset_id': np.int32(dataset_id), 'mask': np.float32(1.0),
+  }
 
 
 def preprocess_train(example: Mapping[str, Any], rng: np.random.Generator, *, input_size,

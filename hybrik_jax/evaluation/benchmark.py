@@ -31,6 +31,10 @@ from hybrik_jax.evaluation import report
 from hybrik_jax.evaluation import rootnet
 
 
+# The generated datasets (their held-out split is 'validation').
+SYNTHETIC_DATASETS = ('synthetic_humans', 'synthetic_whole_body')
+
+
 def resolve_dataset(dataset: str | None, split: str | None,
                     train_config: ml_collections.ConfigDict | None
                     ) -> tuple[str, str]:
@@ -60,7 +64,7 @@ def resolve_dataset(dataset: str | None, split: str | None,
     if trained_on and dataset == trained_on and data.get('eval_split'):
       split = data.get('eval_split')
     else:
-      split = ('validation' if protocols.base_name(dataset) == 'synthetic_humans'
+      split = ('validation' if protocols.base_name(dataset) in SYNTHETIC_DATASETS
                else 'test')
   return dataset, split
 
@@ -105,14 +109,16 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
       that trained the checkpoint, when recorded.
     data_dir: TFDS data_dir (overrides the config's).
     data_source: a random-access source of examples (tests) instead of TFDS.
-    smpl_path: SMPL .pkl; default config.smpl.model_path, else the synthetic
-      body for synthetic_humans.
+    smpl_path: SMPL .pkl (an SMPL-X model: SMPLX_NEUTRAL.npz / .pkl, its kid
+      template beside it); default config.smpl.model_path (and
+      kid_template_path), else the synthetic body (SMPL or SMPL-X) for the
+      synthetic datasets.
     h36m_regressor: J_regressor_h36m.npy; default
       config.smpl.h36m_regressor_path.
     smpl_model: an SMPLModel to use directly (overrides smpl_path).
     rootnet_json, rootnet_annotations: see evaluation.rootnet.
   """
-  from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
   config = model.train_config if config is None else config
   dataset, split = resolve_dataset(dataset, split, model.train_config)
   # The config is read here, once.
@@ -122,9 +128,12 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
     body_model = 'given body model'
   else:
     smpl_config = (config.get('smpl') if config is not None else None) or {}
-    smpl_model, body_model = smpl_io.load_body_model(
-        smpl_path or smpl_config.get('model_path'),
-        h36m_regressor or smpl_config.get('h36m_regressor_path'),
+    smpl_model, body_model = bodies.load_body(
+        model.model_config.get('body', 'smpl'),
+        model_path=smpl_path or smpl_config.get('model_path'),
+        h36m_regressor_path=h36m_regressor or smpl_config.get('h36m_regressor_path'),
+        # --smpl SMPLX_NEUTRAL.npz: its kid template beside it.
+        kid_template_path=None if smpl_path else smpl_config.get('kid_template_path'),
         dataset=dataset)
   roots = (rootnet.load_rootnet(rootnet_json, rootnet_annotations)
            if rootnet_json else None)

@@ -35,6 +35,9 @@ STEP_KEYS = ('image', 'trans_inv', 'intrinsics', 'joint_root', 'depth_factor',
              'joints17_cam', 'joints17_valid', 'target_xyz_24',
              'target_xyz_weight_24', 'target_theta', 'target_beta',
              'target_smpl_weight', 'mask')
+# ... and those of a whole-body (SMPL-X) batch (protocols.batch_metrics_smplx).
+SMPLX_STEP_KEYS = ('target_xyz_71', 'target_xyz_weight_71', 'target_rotmats',
+                   'target_beta_kid', 'target_expression')
 
 # (variables, batch) -> (sums {metric: SumCount}, per_example).
 Step = Callable[[Any, Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
@@ -54,6 +57,10 @@ def eval_step(variables, batch, smpl_model, *, model, model_config,
   """
   out = inference.predict_batch(model, variables, batch, smpl_model=smpl_model,
                                 flip_test=flip_test, model_config=model_config)
+  if protocol.body == 'smplx':  # HybrIK-X: smpl_model is the SMPL-X body
+    return protocols.batch_metrics_smplx(
+        protocol, batch, pred_xyz_71=out.pred_xyz_71_struct,
+        pred_vertices=out.pred_vertices, valid=out.valid, smplx_model=smpl_model)
   return protocols.batch_metrics(
       protocol, batch, pred_xyz_17=out.pred_xyz_17,
       pred_xyz_24=out.pred_xyz_24_struct, pred_vertices=out.pred_vertices,
@@ -81,7 +88,15 @@ def make_eval_step(model, smpl_model, *, model_config,
 
   flip_test: default the protocol's (HybrIK's evaluation: on). mesh: default
   every device (`parallel.create_mesh`).
+
+  Raises:
+    ValueError: the model's body (model_config.body) is not the protocol's.
   """
+  body = model_config.get('body', 'smpl')
+  if body != protocol.body:
+    raise ValueError(f'a model of body {body!r} cannot be scored on {protocol.name} (a '
+                     f'{protocol.body!r} dataset): evaluate SMPL-X models on '
+                     'synthetic_whole_body and SMPL models on the SMPL datasets')
   fn = functools.partial(
       eval_step, model=model, model_config=model_config, protocol=protocol,
       flip_test=protocol.flip_test if flip_test is None else flip_test)
@@ -184,7 +199,7 @@ def run(step: Step, variables, batches: Iterable[Mapping[str, np.ndarray]], *,
     real_files = [f for f, r in zip(files, real) if r]
     if check_h36m_subjects:
       _note_subjects(real_files, result)
-    host = {k: batch[k] for k in STEP_KEYS if k in batch}
+    host = {k: batch[k] for k in STEP_KEYS + SMPLX_STEP_KEYS if k in batch}
     sums, per_example = jax.tree.map(
         parallel.host_value, step(variables, parallel.global_batch(host, mesh)))
     result.sums = metrics.merge_sums(result.sums, sums)

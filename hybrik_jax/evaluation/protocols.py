@@ -28,6 +28,12 @@ The protocols, read from Jeff-sjtu/HybrIK's evaluation code
   those groups in the 3DHP order after reordering the joints to H36M's, which
   picks different joints; we use the groups' joints themselves.
 * synthetic_humans: as pw3d (exact labels, the synthetic body model).
+* synthetic_whole_body (SMPL-X models, HybrIK-X; `batch_metrics_smplx`): MPJPE and
+  PA-MPJPE on SMPL-X's 22 body joints (pelvis to wrists) of the skinned body,
+  root-relative, against the labelled joints; the hands' MPJPE on the 30 finger
+  joints, each hand relative to its wrist (`mpjpe_hands`); MVE, the mean vertex
+  error of the 10,475 vertices relative to the pelvis, against the mesh of the
+  labelled parameters with the same SMPL-X body (no alignment).
 
 Averages count every valid joint once (HybrIK: np.mean over samples x
 joints). Every protocol uses the flip test and the ground-truth root depth
@@ -51,6 +57,9 @@ ALL_17 = tuple(range(17))
 # neck 8, shoulders 11 14, elbows 12 15, wrists 13 16, hips 1 4, knees 2 5,
 # ankles 3 6.
 HP3D_PCK_JOINTS = (10, 8, 11, 14, 12, 15, 13, 16, 1, 4, 2, 5, 3, 6)
+# SMPL-X's body joints (pelvis .. wrists) and each hand's 15 finger joints and wrist.
+SMPLX_BODY_22 = tuple(range(22))
+SMPLX_HANDS = ((tuple(range(25, 40)), 20), (tuple(range(40, 55)), 21))
 # Human3.6M protocol 2 test subjects.
 H36M_TEST_SUBJECTS = (9, 11)
 # Human3.6M actions 2..16 (file names `s_XX_act_YY_...`; HybrIK action_name).
@@ -64,6 +73,7 @@ METRIC_LABELS = {
     'mpjpe_24': ('MPJPE (24 SMPL joints)', 'mm'),
     'pa_mpjpe_24': ('PA-MPJPE (24 SMPL joints)', 'mm'),
     'pve': ('PVE', 'mm'), 'pck': ('PCK@150mm', '%'), 'auc': ('AUC', '%'),
+    'mpjpe_hands': ('MPJPE hands (wrist-relative)', 'mm'), 'mve': ('MVE', 'mm'),
 }
 _TAG_UNITS = {'mm': 'mm', '%': 'pct'}
 
@@ -86,6 +96,8 @@ class Protocol:
     group_pattern: regex on image_file whose first group names the
       per-group breakdown (action, sequence), or None.
     group_name: what a group is.
+    body: 'smpl', or 'smplx' (HybrIK-X's models; `batch_metrics_smplx`, and
+      eval_joints index SMPL-X's joints).
   """
   name: str
   eval_joints: tuple[int, ...]
@@ -98,12 +110,15 @@ class Protocol:
   root: str = 'ground truth'
   group_pattern: str | None = None
   group_name: str = ''
+  body: str = 'smpl'
 
   def describe(self, flip_test: bool | None = None) -> str:
     """One line for tables: name, joints, alignment, flip test, root."""
     flip = self.flip_test if flip_test is None else flip_test
     joints = ('14 H36M joints' if self.eval_joints == H36M_EVAL_14 else
               f'{len(self.eval_joints)} H36M joints')
+    if self.body == 'smplx':
+      joints = f'{len(self.eval_joints)} SMPL-X body joints, hands, mesh'
     align = 'PA on 17' if self.align_all_17 else 'PA on the same joints'
     return (f'{self.name} ({joints}, {align}, flip test '
             f'{"on" if flip else "off"}, {self.root} root)')
@@ -119,6 +134,7 @@ PROTOCOLS = {
                              group_pattern=r'(TS\d+)', group_name='sequence'),
     'synthetic_humans': Protocol('synthetic_humans', H36M_EVAL_14,
                                  smpl_24=True, pve=True),
+    'synthetic_whole_body': Protocol('synthetic_whole_body', SMPLX_BODY_22, body='smplx'),
 }
 
 
@@ -285,3 +301,65 @@ def averages(sums: Mapping[str, metrics.SumCount]) -> dict[str, float]:
     out['non_finite_pred'] = float(sums['mpjpe'].non_finite_pred)
     out['non_finite_target'] = float(sums['mpjpe'].non_finite_target)
   return out
+
+
+def batch_metrics_smplx(protocol: Protocol, batch: Mapping[str, jnp.ndarray], *,
+                        pred_xyz_71: jnp.ndarray, pred_vertices: jnp.ndarray,
+                        valid: jnp.ndarray | None = None,
+                        smplx_model=None) -> tuple[dict[str, Any], dict[str, Any]]:
+  """An SMPL-X protocol's metrics of one batch (module docstring), as batch_metrics.
+
+  Args:
+    protocol: body 'smplx'.
+    batch: a whole-body batch (input_pipeline.preprocess_example_smplx): mask,
+      target_xyz_71, target_xyz_weight_71 (root-relative metres),
+      target_rotmats, target_beta, target_beta_kid, target_expression,
+      target_smpl_weight.
+    pred_xyz_71: (B, 71, 3) metres, the skinned body's joints relative to its pelvis
+      (models.hybrik_x.SMPLXModelOutput.pred_xyz_71_struct).
+    pred_vertices: (B, 10475, 3) metres, relative to the pelvis.
+    valid: (B,) bool, False where the network's outputs were not finite.
+    smplx_model: the SMPL-X body that makes the labelled mesh.
+
+  Returns:
+    (sums, per_example) with 'mpjpe', 'pa_mpjpe', 'mpjpe_hands', 'mve' (mm) and
+    'non_finite_outputs'; per_example {'mpjpe': (total (B,), count (B,))}.
+  """
+  from hybrik_jax.body import smplx as smplx_lib  # pylint: disable=g-import-not-at-top
+  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  sample = f32(batch['mask'])
+  if valid is None:
+    valid = jnp.ones(sample.shape, bool)
+  sums = {'non_finite_outputs': metrics.SumCount(
+      jnp.sum((~valid).astype(jnp.float32) * sample), jnp.sum(sample))}
+  pred = metrics.root_align(f32(pred_xyz_71))
+  gt = f32(batch['target_xyz_71'])
+  weight = f32(batch['target_xyz_weight_71'])[..., 0] * sample[:, None]
+  failed = (_non_finite(pred, jnp.broadcast_to(sample[:, None], pred.shape[:2]))
+            | _non_finite(pred_vertices, jnp.broadcast_to(sample[:, None],
+                                                          pred_vertices.shape[:2])))
+  sel = jnp.asarray(protocol.eval_joints)
+  m = weight[:, sel]
+  per_example = {}
+  sums['mpjpe'], per_example['mpjpe'] = _sums(
+      metrics.joint_errors(pred[:, sel], gt[:, sel]), m, failed)
+  aligned = metrics.procrustes_align(pred[:, sel], gt[:, sel], m)
+  sums['pa_mpjpe'], _ = _sums(metrics.joint_errors(aligned, gt[:, sel]), m, failed)
+  hand_err, hand_mask = [], []
+  for fingers, wrist in SMPLX_HANDS:
+    f = jnp.asarray(fingers)
+    hand_err.append(metrics.joint_errors(pred[:, f] - pred[:, wrist:wrist + 1],
+                                         gt[:, f] - gt[:, wrist:wrist + 1]))
+    hand_mask.append(weight[:, f] * weight[:, wrist:wrist + 1])
+  sums['mpjpe_hands'], _ = _sums(jnp.concatenate(hand_err, 1),
+                                 jnp.concatenate(hand_mask, 1), failed)
+  b = gt.shape[0]
+  betas = jnp.concatenate([f32(batch['target_beta']).reshape(b, -1),
+                           f32(batch['target_beta_kid']).reshape(b, 1)], 1)
+  gt_body = smplx_lib.skin(smplx_model, betas, f32(batch['target_rotmats']),
+                           f32(batch['target_expression']))
+  gt_verts = gt_body.vertices - gt_body.joints[:, :1]
+  vmask = f32(batch['target_smpl_weight']).reshape(-1) * sample
+  sums['mve'], _ = _sums(metrics.joint_errors(pred_vertices.astype(jnp.float32), gt_verts),
+                         jnp.broadcast_to(vmask[:, None], pred_vertices.shape[:2]), failed)
+  return sums, per_example

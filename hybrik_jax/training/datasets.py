@@ -18,7 +18,7 @@ from hybrik_jax.data import input_pipeline
 
 # Datasets that need no download: built on first use if
 # config.data.build_if_missing.
-BUILDABLE = ('synthetic_humans',)
+BUILDABLE = ('synthetic_humans', 'synthetic_whole_body')
 
 
 class DatasetMissingError(errors.InputError, FileNotFoundError):

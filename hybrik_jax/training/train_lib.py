@@ -24,7 +24,6 @@ import ml_collections
 import optax
 
 from hybrik_jax import parallel
-from hybrik_jax.body import constants
 from hybrik_jax.body import ik
 from hybrik_jax.body import ik_smplx
 from hybrik_jax.models import camera as camera_lib
@@ -234,11 +233,14 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
                      train: bool = True, focal_length: float = 1000.0):
   """Network -> (theta: decode for the rotations) -> hybrik_loss.
 
-  A camera model of HybrIK's (its raw dict has 'pred_camera' and 29 joints)
-  goes to `camera_losses.camera_loss` instead (`_camera_model_loss`);
-  focal_length: its virtual camera's, px. The Transformer head's camera token
-  (pred_camera with 24 joints) adds `camera_losses.camera_token_loss` (the
-  weights named in CAMERA_TOKEN_LOSS_NAMES) to hybrik_loss (the others).
+  The loss is chosen by the model's config (`model.body`, `model.head`,
+  `model.predict_camera`, the HybrIKNet fields): body 'smplx' (HybrIK-X) goes
+  to its SMPL-X criterion (`_smplx_model_loss`); a camera model of HybrIK's
+  (predict_camera with a heatmap / deconv / regression head) to
+  `camera_losses.camera_loss` (`_camera_model_loss`); focal_length: its virtual
+  camera's, px. The Transformer head's camera token (predict_camera with head
+  'transformer') adds `camera_losses.camera_token_loss` (the weights named in
+  CAMERA_TOKEN_LOSS_NAMES) to hybrik_loss (the others).
 
   convention: the model's `ik.IKConvention` (`models.config.ik_convention`):
   decode runs its IK (with `train`: `convention.for_training()`, the released
@@ -250,6 +252,11 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
   Returns:
     (total loss, (components dict, new batch_stats)).
   """
+  body = getattr(model, 'body', 'smpl')
+  head = getattr(model, 'head', None)
+  predict_camera = bool(getattr(model, 'predict_camera', False))
+  if body not in ('smpl', 'smplx'):
+    raise ValueError(f"model body must be 'smpl' or 'smplx', got {body!r}")
   dropout_rng, patches_rng = jax.random.split(rng)
   variables = {'params': params, 'batch_stats': batch_stats}
   if train:
@@ -262,12 +269,12 @@ def forward_and_loss(params, batch_stats, batch, rng, *, model, smpl_model,
     raw = model.apply(variables, batch['image'], train=False)
     new_batch_stats = batch_stats
   raw = inference.float32_outputs(raw)
-  if raw['pred_uvd'].shape[1] == smplx_losses.NUM_JOINTS:  # HybrIK-X (body 'smplx')
-    total, comps = _smplx_model_loss(raw, batch, smplx_model=smpl_model, head=model.head,
+  if body == 'smplx':  # HybrIK-X
+    total, comps = _smplx_model_loss(raw, batch, smplx_model=smpl_model, head=head,
                                      loss_weights=loss_weights, convention=convention,
                                      input_size=input_size, focal_length=focal_length)
     return total, (comps, new_batch_stats)
-  if 'pred_camera' in raw and raw['pred_uvd'].shape[1] == constants.NUM_JOINTS_29:
+  if predict_camera and head != 'transformer':  # HybrIK's camera models
     total, comps = _camera_model_loss(raw, batch, smpl_model=smpl_model,
                                       loss_weights=loss_weights, convention=convention,
                                       input_size=input_size, focal_length=focal_length,

@@ -105,6 +105,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   sources, eval_source = datasets.open_sources(
       data, data_sources, eval_data_source,
       build_if_missing=config.data.build_if_missing)
+  check_dataset_bodies(config, sources, eval_source)
 
   # --- Workdir lock and signals ---------------------------------------------
   # SIGTERM / SIGINT from here on stop the run after the current (or first)
@@ -173,12 +174,46 @@ def _check_config_and_workdir(config, workdir) -> epath.Path:
       raise errors.InputError(
           f'{name}={value} must be divisible by the number of devices '
           f'({jax.device_count()}): use a multiple of {jax.device_count()}.')
+  if config.model.get('body', 'smpl') == 'smplx' and config.evals.baselines:
+    raise errors.InputError('config.evals.baselines scores the 17 H36M joints of SMPL models; '
+                            "set it to False for model.body 'smplx'")
   return workdir
+
+
+def check_dataset_bodies(config, sources: Mapping[str, Any], eval_source) -> None:
+  """An SMPL-X model (model.body 'smplx') reads whole-body examples (features.SMPLX_SHAPES:
+  synthetic_whole_body) only, an SMPL model the common spec only (read from each
+  source's first example).
+
+  Raises:
+    errors.InputError: one line naming the dataset and the model's body.
+  """
+  smplx = config.model.get('body', 'smpl') == 'smplx'
+  named = list(sources.items()) + [(f'{config.data.eval_dataset} (validation)', eval_source)]
+  for name, source in named:
+    if source is None or not len(source):
+      continue
+    if ('joints71_cam' in source[0]) != smplx:
+      raise errors.InputError(
+          f'dataset {name} holds {"SMPL" if smplx else "whole-body (SMPL-X)"} examples but '
+          f'model.body is {"smplx" if smplx else "smpl"}: SMPL-X models train and validate on '
+          'synthetic_whole_body, SMPL models on the SMPL datasets')
 
 
 # ---------------------------------------------------------------------------
 # Mesh, body model, input, model and optimizer, checkpoint load.
 # ---------------------------------------------------------------------------
+
+
+def load_body(config):
+  """The body model the run trains with: SMPL (config.smpl.model_path,
+  h36m_regressor_path) or, for model.body 'smplx', SMPL-X (model_path,
+  kid_template_path); '' gives the synthetic body of either."""
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
+  return bodies.load_body(config.model.get('body', 'smpl'),
+                          model_path=config.smpl.model_path,
+                          h36m_regressor_path=config.smpl.h36m_regressor_path,
+                          kid_template_path=config.smpl.get('kid_template_path', ''))[0]
 
 
 @dataclasses.dataclass
@@ -208,9 +243,7 @@ class _Job:
     """Mesh, body model, input iterator, model, optimizer, checkpoints."""
     logging.info('Workdir %s; %d process(es), %d device(s) (%s)', workdir,
                  jax.process_count(), jax.device_count(), jax.default_backend())
-    from hybrik_jax.body import smpl_io  # pylint: disable=g-import-not-at-top
-    smpl_model, _ = smpl_io.load_body_model(config.smpl.model_path,
-                                            config.smpl.h36m_regressor_path)
+    smpl_model = load_body(config)
     input_size = int(config.model.input_size)
     epoch_steps = steps_per_epoch(config, [len(s) for s in sources.values()])
     num_steps = (int(config.num_train_steps) if config.num_train_steps > 0
