@@ -300,3 +300,12 @@ def test_smplx_models_refuse_smpl_data_and_the_smpl_baselines(tmp_path):
     bodies.load_body('smplx', model_path='', dataset='agora')
   with pytest.raises(bodies.SMPLXFileError, match='config.smpl.model_path'):
     bodies.load_smplx_body(str(tmp_path / 'SMPLX_NEUTRAL.npz'))
+  # The demos' loader is the same one, its messages naming the demos' flags.
+  from hybrik_jax.demos import core  # pylint: disable=g-import-not-at-top
+  with pytest.raises(core.DemoError, match=r'not found \(--smpl\)'):
+    core.load_smplx_body(str(tmp_path / 'SMPLX_NEUTRAL.npz'))
+  (tmp_path / 'SMPLX_NEUTRAL.npz').write_bytes(b'')
+  with pytest.raises(core.DemoError, match=r'smplx_kid_template.npy.* not found \(--kid_template\)'):
+    core.load_smplx_body(str(tmp_path / 'SMPLX_NEUTRAL.npz'))
+  with pytest.raises(core.DemoError, match='--kid_template is set but --smpl is not'):
+    core.load_smplx_body(None, str(tmp_path / 'kid.npy'))

@@ -19,38 +19,45 @@ BODIES = ('smpl', 'smplx')
 
 
 def load_smplx_body(model_path: str | None, kid_template_path: str | None = None, *,
-                    dataset: str | None = None):
-  """(SMPLXModel with a kid template, description): the SMPL-X body of a HybrIK-X run
-  (config.smpl.model_path, config.smpl.kid_template_path).
+                    dataset: str | None = None,
+                    names: tuple[str, str] = ('config.smpl.model_path',
+                                              'config.smpl.kid_template_path')):
+  """(SMPLXModel with a kid template, description): the SMPL-X body of a HybrIK-X
+  run, demo or export.
 
   model_path: SMPLX_NEUTRAL.npz / .pkl; '' or None: the synthetic SMPL-X body
   (seed 0, its own kid template), which labels synthetic_whole_body; for a real
   dataset (`dataset` not None and not synthetic) that is an error.
   kid_template_path: the (10475, 3) .npy ('' or None: KID_TEMPLATE_NAME beside
   model_path); HybrIK-X predicts a kid blend, so it is required with a file.
+  names: what the caller calls the two inputs (config fields, or a CLI's
+  flags such as ('--smpl', '--kid_template')), for the error messages.
 
   Raises:
-    smplx_io.SMPLXFileError (an InputError): a missing file, naming the config field.
+    smplx_io.SMPLXFileError (an InputError): a missing file, naming the input.
   """
+  model_name, kid_name = names
   if not model_path:
     if kid_template_path:
-      raise SMPLXFileError('config.smpl.kid_template_path is set but config.smpl.model_path '
-                           'is not: give both (the synthetic SMPL-X body has its own kid '
-                           'template)')
+      raise SMPLXFileError(f'{kid_name} is set but {model_name} is not: give both (the '
+                           'synthetic SMPL-X body has its own kid template)')
     if (dataset is not None
         and dataset.split('/')[0].split(':')[0] not in SMPLX_SYNTHETIC_DATASETS):
       raise SMPLXFileError(
           f'{dataset!r} needs the real SMPL-X body: download SMPLX_NEUTRAL.npz '
           f'({smplx_io.SMPLX_SITE}) and {KID_TEMPLATE_NAME} and set '
-          'config.smpl.model_path / kid_template_path (or --smpl)')
+          f'{model_name} / {kid_name}')
     from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
     return synthetic_smplx.synthetic_smplx_model(0, kid=True), 'synthetic SMPL-X body'
+  if not os.path.isfile(model_path):
+    raise SMPLXFileError(f'SMPL-X model file {model_path!r} not found ({model_name}); '
+                         f'SMPL-X is obtained from {smplx_io.SMPLX_SITE}')
   kid = kid_template_path or os.path.join(os.path.dirname(os.path.abspath(model_path)),
                                           KID_TEMPLATE_NAME)
-  for path, field in ((model_path, 'model_path'), (kid, 'kid_template_path')):
-    if not os.path.isfile(path):
-      raise SMPLXFileError(f'SMPL-X file {path!r} not found (config.smpl.{field}); '
-                           f'SMPL-X is obtained from {smplx_io.SMPLX_SITE}')
+  if not os.path.isfile(kid):
+    raise SMPLXFileError(f'kid template {kid!r} not found ({kid_name}): HybrIK-X models need '
+                         f'SMPL-X\'s {KID_TEMPLATE_NAME} (AGORA); put it beside the model '
+                         f'file or give {kid_name}')
   return smplx_io.load_smplx(model_path, kid), f'SMPL-X {os.path.basename(model_path)}'
 
 

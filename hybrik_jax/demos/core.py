@@ -31,7 +31,6 @@ Both demos (`demos.image`, `demos.video`) run every person through here:
 """
 
 import dataclasses
-import os
 from typing import Any, Callable, Sequence
 
 import cv2
@@ -94,40 +93,24 @@ class DemoModel:
   body_model: str  # a description ('synthetic body model', the SMPL file)
 
 
-# The kid template HybrIK-X's models need, looked for beside the SMPL-X file.
-KID_TEMPLATE_NAME = 'smplx_kid_template.npy'
-
-
 def is_smplx(model_config) -> bool:
   """Whether the model predicts the SMPL-X body (HybrIK-X; model_config.body)."""
   return model_config.get('body', 'smpl') == 'smplx'
 
 
 def load_smplx_body(path: str | None, kid_template: str | None = None):
-  """(SMPLXModel with its kid template, description) for an SMPL-X model.
-
-  path: SMPLX_NEUTRAL.npz / .pkl (None: the synthetic SMPL-X body, seed 0);
-  kid_template: the (10475, 3) .npy (None: KID_TEMPLATE_NAME beside `path`).
-  HybrIK-X predicts a kid blend, so the template is required.
+  """(SMPLXModel with its kid template, description) for an SMPL-X model:
+  `body.bodies.load_smplx_body` with the demos' flags (--smpl: SMPLX_NEUTRAL.npz,
+  None for the synthetic SMPL-X body; --kid_template, None for the file beside it).
 
   Raises:
     DemoError: a missing file (naming the flag to give).
   """
-  from hybrik_jax.body import smplx_io  # pylint: disable=g-import-not-at-top
-  from hybrik_jax.body import synthetic_smplx  # pylint: disable=g-import-not-at-top
-  if not path:
-    if kid_template:
-      raise DemoError('--kid_template goes with --smpl SMPLX_NEUTRAL.npz; without --smpl '
-                      'the synthetic SMPL-X body (with its own kid template) is used')
-    return synthetic_smplx.synthetic_smplx_model(0, kid=True), 'synthetic SMPL-X body'
-  if not os.path.isfile(path):
-    raise DemoError(f'SMPL-X model file {path!r} not found (--smpl)')
-  kid = kid_template or os.path.join(os.path.dirname(os.path.abspath(path)),
-                                     KID_TEMPLATE_NAME)
-  if not os.path.isfile(kid):
-    raise DemoError(f'kid template {kid!r} not found: HybrIK-X models need SMPL-X\'s '
-                    f'{KID_TEMPLATE_NAME} (AGORA); put it beside --smpl or give --kid_template')
-  return smplx_io.load_smplx(path, kid), f'SMPL-X {os.path.basename(path)}'
+  from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
+  try:
+    return bodies.load_smplx_body(path, kid_template, names=('--smpl', '--kid_template'))
+  except bodies.SMPLXFileError as e:
+    raise DemoError(str(e)) from e
 
 
 def load_model(checkpoint: str | None, smpl_path: str | None = None,
