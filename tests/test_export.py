@@ -6,6 +6,14 @@ then run by its own runtime in a fresh process that never imports hybrik_jax
 outputs are compared with `models.inference.predict` (the SVD Kabsch fit) on
 the same inputs. Malformed inputs: a non-finite camera row is marked invalid
 and zeroed; a wrong shape or dtype is refused with one line.
+
+Two kinds of model. The random tiny model (CASES) checks the network outputs
+(< 1e-5) and the runtime's IK against JAX's on the artefact's own network
+outputs: its skeletons are ill-conditioned, so its body against predict is
+only ~1e-4. The well-conditioned tiny models (tests/well_conditioned.py: the
+paper's Transformer head and its camera token, WC_CASES) predict a plausible
+body, and every output of every format is < 1e-5 relative from predict's
+(its own SVD Kabsch fit), batch 1 and 8, flip test on and off.
 """
 
 import json
@@ -18,10 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import well_conditioned
+from conftest import tiny_variables  # pylint: disable=g-bad-import-order
+
 from hybrik_jax import export_model
 from hybrik_jax import models
 from hybrik_jax.body import synthetic_body
 from hybrik_jax.checkpoints import loading
+from hybrik_jax.checkpoints import model_dir
 from hybrik_jax.models import hybrik
 from hybrik_jax.export import exporter
 from hybrik_jax.export import serving
@@ -33,17 +45,28 @@ BATCH = 2
 NETWORK_FIELDS = ('pred_uvd', 'pred_phi', 'pred_shape')
 
 
-def _inputs(size: int, batch: int, image_dtype: str) -> dict[str, np.ndarray]:
+def _inputs(size: int, batch: int, image_dtype: str,
+            camera: bool = False) -> dict[str, np.ndarray]:
+  """Random crops of a 320x240 image whose person (root 4 m away) fills the
+  crop (a 300 px square about the root, shifted a little per row); camera
+  models get the crop's box and the image centre instead."""
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, size=(batch, size, size, 3)).astype(np.uint8)
   if image_dtype == 'float32':
     images = np.asarray(serving.normalize_images(jnp.asarray(images)))
-  trans_inv = np.tile(np.array([[2.0, 0.0, 100.0], [0.0, 2.0, 80.0]], np.float32),
-                      (batch, 1, 1))
   k = np.array([[500.0, 0.0, 160.0], [0.0, 500.0, 120.0], [0.0, 0.0, 1.0]], np.float32)
-  root = np.array([0.1, -0.2, 4.0], np.float32) + rng.normal(size=(batch, 3)) * 0.1
+  root = (np.array([0.1, -0.2, 4.0]) + rng.normal(size=(batch, 3)) * 0.05).astype(np.float32)
+  centre = (root @ k.T)[:, :2] / root[:, 2:] + 3.0 * np.arange(batch)[:, None]
+  side = 300.0
+  if camera:
+    bboxes = np.concatenate([centre - side / 2, centre + side / 2], -1)
+    return {'images': images, 'bboxes': bboxes.astype(np.float32),
+            'img_center': np.tile(np.array([160.0, 120.0], np.float32), (batch, 1))}
+  trans_inv = np.zeros((batch, 2, 3), np.float32)
+  trans_inv[:, 0, 0] = trans_inv[:, 1, 1] = side / size
+  trans_inv[:, :, 2] = centre - side / 2
   return {'images': images, 'trans_inv': trans_inv,
-          'intrinsics': np.tile(k, (batch, 1, 1)), 'joint_root': root.astype(np.float32)}
+          'intrinsics': np.tile(k, (batch, 1, 1)), 'joint_root': root}
 
 
 # format -> (options, exported by the command line?)
@@ -230,3 +253,90 @@ def test_savedmodel_with_a_fixed_batch_takes_that_batch(tmp_path):
   got = call(inputs)['total']
   want = inputs['images'].astype(np.float32).sum(axis=(1, 2, 3)) + inputs['joint_root'][:, 0]
   np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# Well-conditioned models: name -> model config overrides of the tiny config.
+WC_MODELS = {
+    'ht': {},  # the paper's HybrIK-Transformer (tiny)
+    'ht_camera': {'predict_camera': True},  # its camera token: a camera model
+}
+# (model, format, options): every format, batch 1 and 8, flip test on and off,
+# for each model (a dynamic batch is run at batch 1).
+WC_CASES = (
+    ('ht', 'stablehlo', serving.ServingOptions(batch=8, flip_test=True)),
+    ('ht', 'onnx', serving.ServingOptions(batch=1, flip_test=False)),
+    ('ht_camera', 'onnx', serving.ServingOptions(batch=8, flip_test=True)),
+    ('ht_camera', 'savedmodel', serving.ServingOptions(batch=None, flip_test=False)),
+)
+
+
+@pytest.fixture(scope='module')
+def well_conditioned_runs(tmp_path_factory):
+  """[(model name, format, options, config, variables, inputs, artefact outputs)]."""
+  root = tmp_path_factory.mktemp('export_wc')
+  smpl = synthetic_body.synthetic_smpl_model()
+  checkpoints = {}
+  for name, overrides in WC_MODELS.items():
+    cfg = models.get_tiny_model_config(input_size=64, **overrides)
+    model = models.create_model(cfg)
+    camera = serving.has_camera(cfg)
+    inputs = _inputs(64, 8, 'uint8', camera)
+    fit_inputs = inputs if not camera else _inputs(64, 8, 'uint8')
+    variables = well_conditioned.well_conditioned_variables(
+        model, tiny_variables(model, 64, seed=2), cfg,
+        serving.normalize_images(jnp.asarray(inputs['images'])), smpl, fit_inputs)
+    path = str(root / name)
+    model_dir.save_model(path, variables, cfg)
+    checkpoints[name] = (path, cfg, variables, inputs)
+  procs = []
+  for name, fmt, options in WC_CASES:
+    path, cfg, variables, inputs = checkpoints[name]
+    out = str(root / f'{name}_{fmt}')
+    exporter.export_checkpoint(path, out, fmt, options)
+    batch = options.batch or 1
+    inputs = {k: v[:batch] for k, v in inputs.items()}
+    np.savez(root / f'{name}_{fmt}_in.npz', **inputs)
+    procs.append((name, fmt, options, cfg, variables, inputs, root / f'{name}_{fmt}_out.npz',
+                  subprocess.Popen(
+                      [sys.executable, RUNNER, out, str(root / f'{name}_{fmt}_in.npz'),
+                       str(root / f'{name}_{fmt}_out.npz')], stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True, cwd=str(root),
+                      env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})))
+  runs = []
+  for name, fmt, options, cfg, variables, inputs, out_file, proc in procs:
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, (name, fmt, err[-2000:])
+    with np.load(out_file) as data:
+      runs.append((name, fmt, options, cfg, variables, inputs,
+                   {k: data[k] for k in data.files}))
+  return runs
+
+
+def _predict_svd(cfg, variables, inputs, options):
+  """`models.predict` as it is (its SVD Kabsch fit), on an artefact's inputs."""
+  model = models.create_model(cfg)
+  smpl_model = synthetic_body.synthetic_smpl_model()
+  images = serving.normalize_images(jnp.asarray(inputs['images']))
+  camera = {k: inputs[k] for k in inputs if k != 'images'}
+  out = jax.jit(lambda v, x, c: models.predict(
+      model, v, x, smpl_model=smpl_model, flip_test=options.flip_test, model_config=cfg,
+      **c))(variables, images, camera)
+  return serving.output_fields(out, options.with_mesh)
+
+
+@pytest.mark.parametrize('case', range(len(WC_CASES)),
+                         ids=[f'{m}-{f}-b{o.batch}-flip{int(o.flip_test)}'
+                              for m, f, o in WC_CASES])
+def test_well_conditioned_artefact_equals_predict(well_conditioned_runs, case):
+  """Every output < 1e-5 relative (max |d| / max |ref|) from predict's."""
+  name, fmt, options, cfg, variables, inputs, outputs = well_conditioned_runs[case]
+  ref = _predict_svd(cfg, variables, inputs, options)
+  assert sorted(outputs) == sorted(ref)
+  assert outputs['valid'].all() and ref['valid'].all()
+  errors = {k: _rel(outputs[k], ref[k]) for k in ref if k != 'valid'}
+  print(name, fmt, {k: f'{v:.1e}' for k, v in errors.items()})
+  assert max(errors.values()) < 1e-5, (name, fmt, errors)
+  # A plausible body: twist vectors of norm ~1, the IK's skeleton the predicted one.
+  assert np.linalg.norm(outputs['pred_phi'], axis=-1).min() > 0.5
+  bones = np.abs(outputs['pred_xyz_24_struct'] - outputs['pred_xyz_24']).max()
+  assert bones < 0.1, bones

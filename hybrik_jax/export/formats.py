@@ -80,7 +80,7 @@ def write_savedmodel(serve: Callable, input_size: int,
     from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise _missing('tensorflow', e) from e
-  names = serving.input_names()
+  names = serving.input_names(options)
   poly = None if options.batch is not None else ['(b, ...)'] * len(names)
   tf_serve = jax2tf.convert(serve, polymorphic_shapes=poly, with_gradient=False,
                             native_serialization_platforms=STABLEHLO_PLATFORMS)
@@ -118,7 +118,7 @@ def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions
   # jax2onnx prints debugging lines of its own while tracing.
   with contextlib.redirect_stdout(io.StringIO()):
     model = jax2onnx.to_onnx(_tuple_fn(serve, outputs), specs, model_name='hybrik',
-                             opset=ONNX_OPSET, input_names=list(serving.input_names()),
+                             opset=ONNX_OPSET, input_names=list(serving.input_names(options)),
                              output_names=list(outputs))
   # jax2onnx 0.12.5 annotates some convolution outputs with NHWC shapes on NCHW
   # tensors. Where H = W = C's size differs from theirs (a 256-px ResNet: 32 x 32 x
@@ -146,11 +146,12 @@ def manifest(fmt: str, serve: Callable, input_size: int,
   return {
       'format': fmt,
       'inputs': [{'name': n, 'shape': shape(s.shape), 'dtype': str(np.dtype(s.dtype))}
-                 for n, s in zip(serving.input_names(), specs)],
+                 for n, s in zip(serving.input_names(options), specs)],
       'outputs': [{'name': n, 'shape': shape(s.shape), 'dtype': str(np.dtype(s.dtype))}
                   for n, s in outs.items()],
       'options': {'batch': batch, 'flip_test': options.flip_test,
-                  'with_mesh': options.with_mesh, 'image_dtype': options.image_dtype},
+                  'with_mesh': options.with_mesh, 'image_dtype': options.image_dtype,
+                  'camera': options.camera},
       **extra,
   }
 
