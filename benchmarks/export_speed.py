@@ -85,6 +85,13 @@ def released_pytorch_rows(repo: str, batches, steps: int, size: int) -> list[dic
   pkg = vs_reference.released_package_dir(repo)
   torch.set_num_threads(vs_reference.usable_cpus())
   vs_reference._install_torch_shims()  # pylint: disable=protected-access
+  try:  # imported by its HRNet module (not used by the ResNet-34 model)
+    import easydict  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    class EasyDict(dict):
+      __getattr__ = dict.__getitem__
+    sys.modules['easydict'] = types.ModuleType('easydict')
+    sys.modules['easydict'].EasyDict = EasyDict
   yaml_name, cls_name = vs_reference.RELEASED_CONFIGS['transformer']
   rows = []
   cwd = os.getcwd()
