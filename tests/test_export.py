@@ -409,3 +409,32 @@ def test_every_architecture_exports(arch, tmp_path):
     exported = jax.export.deserialize(bytearray(f.read()))
   assert [list(a.shape) for a in exported.in_avals] == [i['shape'] for i in manifest['inputs']]
   assert [list(a.shape) for a in exported.out_avals] == list(outputs.values())
+
+
+def test_onnx_converts_several_axis_softmax_and_fori_loop(tmp_path):
+  """The jax2onnx shims (formats._JAX2ONNX_SHIMS) on a stand-in serving function:
+  a softmax over several axes (HybrIK's heatmap heads) and a fori_loop whose
+  body closes over a traced array (HybrIK-X's scale refinement) convert, and
+  onnxruntime gives JAX's numbers. Without the shims jax2onnx 0.12.5 refuses
+  both (NotImplementedError, TracerArrayConversionError)."""
+  from hybrik_jax.export import formats  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.export import run_artefact  # pylint: disable=g-import-not-at-top
+  options = serving.ServingOptions(batch=2, flip_test=False)
+
+  def serve(images, trans_inv, intrinsics, joint_root):
+    del intrinsics
+    x = images.astype(jnp.float32) / 255.0
+    probs = jax.nn.softmax(x, axis=(1, 2))
+    step = trans_inv[:, 0, :1]
+    scale = jax.lax.fori_loop(0, 3, lambda _, s: s * 0.5 + step + probs[:, 0, 0, :1],
+                              joint_root[:, :1])
+    return {'probs': probs, 'scale': scale}
+
+  formats.write('onnx', serve, 8, options, str(tmp_path))
+  inputs = _inputs(8, 2, 'uint8')
+  call, _ = run_artefact.load(str(tmp_path))
+  got = call(inputs)
+  want = jax.jit(serve)(*[inputs[n] for n in serving.input_names(options)])
+  np.testing.assert_allclose(got['probs'], want['probs'], rtol=1e-5, atol=1e-8)
+  np.testing.assert_allclose(got['scale'], want['scale'], rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(want['probs']).sum((1, 2)), 1.0, rtol=1e-5)
