@@ -106,11 +106,22 @@ def _swing(a, b):
   return _rodrigues(*_swing_parts(a, b))
 
 
-@jax.jit  # one program per group size when run op by op (inlined under jit)
-def _swing_twist(child_rest, child_target, phi):
+def _swing_twist_traced(child_rest, child_target, phi):
   """(N, 3) rest and target child bones, (N, 2) twist -> (N, 3, 3) swing @ twist."""
   spin_axis = child_rest / jnp.linalg.norm(child_rest, axis=-1, keepdims=True)
   return _swing(child_rest, child_target) @ _rodrigues(spin_axis, phi[:, 0], phi[:, 1])
+
+
+_swing_twist_jit = jax.jit(_swing_twist_traced)  # one program per group size, op by op
+
+
+def _swing_twist(child_rest, child_target, phi):
+  """`_swing_twist_traced`, compiled once per group size when run op by op; under
+  a trace (jit, export) inline, no nested jit (jax2onnx cannot convert the
+  operations it rebinds, e.g. jnp.stack, inside a nested jit body)."""
+  if isinstance(child_rest, jax.core.Tracer):
+    return _swing_twist_traced(child_rest, child_target, phi)
+  return _swing_twist_jit(child_rest, child_target, phi)
 
 
 def _kabsch(targets, rests, solver: str = 'svd'):
