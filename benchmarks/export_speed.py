@@ -199,15 +199,17 @@ def main(argv=None) -> int:
   batches = [int(b) for b in args.batches.split(',')]
   if args.released_repo and args.model != 'paper':
     parser.error('--released_repo times the released paper model: use --model paper')
-  rows = run(args.model, batches, [f for f in args.formats.split(',') if f], args.steps)
-  if args.released_repo:
+  if args.released_repo:  # checked before anything is timed
     from benchmarks import vs_reference  # pylint: disable=g-import-not-at-top
     try:
-      rows += released_pytorch_rows(args.released_repo, batches, args.steps,
-                                    int(models.get_model_config().input_size))
+      vs_reference.released_package_dir(args.released_repo)
     except vs_reference.UserError as e:
-      print(f'error: {e}', file=sys.stderr)
+      print(f'error: {e}'.replace('--reference-repo', '--released_repo'), file=sys.stderr)
       return 2
+  rows = run(args.model, batches, [f for f in args.formats.split(',') if f], args.steps)
+  if args.released_repo:
+    rows += released_pytorch_rows(args.released_repo, batches, args.steps,
+                                  int(models.get_model_config().input_size))
   else:
     print('released PyTorch: not timed (give --released_repo DIR, a checkout of '
           'boreshkinai/hybrik-transformer)', flush=True)
