@@ -438,3 +438,12 @@ def test_onnx_converts_several_axis_softmax_and_fori_loop(tmp_path):
   np.testing.assert_allclose(got['probs'], want['probs'], rtol=1e-5, atol=1e-8)
   np.testing.assert_allclose(got['scale'], want['scale'], rtol=1e-5)
   np.testing.assert_allclose(np.asarray(want['probs']).sum((1, 2)), 1.0, rtol=1e-5)
+
+
+def test_onnx_refuses_smplx_models_in_one_line(tmp_path):
+  """HybrIK-X to ONNX: refused before any conversion, naming what works."""
+  cfg = models.get_tiny_model_config(input_size=64, **ARCHITECTURES['smplx_heatmap'])
+  path = str(tmp_path / 'model')
+  model_dir.save_model(path, tiny_variables(models.create_model(cfg), 64), cfg)
+  with pytest.raises(exporter.formats.ExportError, match='does not support HybrIK-X'):
+    exporter.export_checkpoint(path, str(tmp_path / 'out'), 'onnx', serving.ServingOptions())
