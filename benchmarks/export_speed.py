@@ -1,7 +1,8 @@
 r"""Images per second of the exported artefacts, side by side on this machine.
 
   python -m benchmarks.export_speed [--model paper|tiny] [--batches 1,8] \
-      [--formats stablehlo,savedmodel,onnx] [--steps 5] [--out FILE.json]
+      [--formats stablehlo,savedmodel,onnx] [--steps 5] [--out FILE.json] \
+      [--released_repo DIR]
 
 For each batch size, the model (random weights; `--model paper`: the paper's
 HT ResNet-34, 256 px; `tiny`: the test model) is exported twice per format by
@@ -12,6 +13,17 @@ runtime (jax.export.deserialize for StableHLO, tf.saved_model.load for the
 SavedModel, onnxruntime for ONNX) against `jax.jit` of the same function: the
 median of --steps calls, reported as images/s. The runtimes share this
 process's CPUs; each is timed alone.
+
+"released PyTorch" (--model paper with --released_repo DIR, a checkout of
+boreshkinai/hybrik-transformer you fetched yourself; imported at run time from
+DIR only, never modified; torch needed): its HybrikTransformerSMPL24
+(hybrik_transformer_smpl24.yaml: ResNet-34, 256 px) with random weights, eval
+mode, torch.no_grad, on CPU with as many threads as this process may use, its
+SMPL files this project's synthetic body (benchmarks.vs_reference writes them);
+crops and the same camera as the other rows. "network + IK + mesh" is its
+forward as it is; "network" is the same forward with its SMPL layer's `hybrik`
+(IK and skinning) replaced by zeros of the right shapes. Without
+--released_repo the row is left out and the benchmark says so.
 """
 
 from __future__ import annotations
@@ -65,6 +77,70 @@ def _median_seconds(fn, steps: int) -> float:
   return statistics.median(times)
 
 
+def released_pytorch_rows(repo: str, batches, steps: int, size: int) -> list[dict]:
+  """Images/s of the released HybrikTransformerSMPL24 (see the module docstring)."""
+  import types  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  from benchmarks import vs_reference  # pylint: disable=g-import-not-at-top
+  pkg = vs_reference.released_package_dir(repo)
+  torch.set_num_threads(vs_reference.usable_cpus())
+  vs_reference._install_torch_shims()  # pylint: disable=protected-access
+  try:  # imported by its HRNet module (not used by the ResNet-34 model)
+    import easydict  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    class EasyDict(dict):
+      __getattr__ = dict.__getitem__
+    sys.modules['easydict'] = types.ModuleType('easydict')
+    sys.modules['easydict'].EasyDict = EasyDict
+  yaml_name, cls_name = vs_reference.RELEASED_CONFIGS['transformer']
+  rows = []
+  cwd = os.getcwd()
+  with tempfile.TemporaryDirectory() as work:
+    vs_reference.write_workdir(work, ())  # ./model_files: the synthetic body
+    sys.path.insert(0, pkg)
+    os.chdir(work)
+    try:
+      from hybrik import models as released  # pylint: disable=g-import-not-at-top
+      from hybrik.utils.config import update_config  # pylint: disable=g-import-not-at-top
+      cfg = update_config(os.path.join(pkg, 'configs', yaml_name))
+      model_cfg = dict(cfg.MODEL)
+      model_cfg['IMAGE_SIZE'] = [size, size]
+      model_cfg['HEATMAP_SIZE'] = [size // 4, size // 4]
+      torch.manual_seed(0)
+      model = getattr(released, cls_name)(**model_cfg).eval()
+      full_ik = model.smpl.hybrik
+
+      def no_ik(pose_skeleton, **unused):
+        b = pose_skeleton.shape[0]
+        z = lambda *shape: torch.zeros((b,) + shape, dtype=pose_skeleton.dtype)
+        return types.SimpleNamespace(vertices=z(6890, 3), joints=z(24, 3),
+                                     joints_from_verts=z(17, 3), rot_mats=z(24, 4))
+
+      rng = np.random.default_rng(0)
+      for batch in batches:
+        cam = vs_reference.camera_inputs(batch, size)
+        t = lambda x: torch.from_numpy(np.ascontiguousarray(x))
+        images = t(rng.normal(size=(batch, 3, size, size)).astype(np.float32))
+        # The released code's units: mm, and K^-1 as `intrinsic_param`.
+        geo = dict(trans_inv=t(cam['trans_inv']),
+                   intrinsic_param=t(np.linalg.inv(cam['intrinsics'])),
+                   joint_root=t(cam['joint_root'] * 1000),
+                   depth_factor=t(cam['depth_factor'] * 1000))
+        for part, ik in (('network', no_ik), ('network + IK + mesh', full_ik)):
+          model.smpl.hybrik = ik
+          with torch.no_grad():
+            seconds = _median_seconds(lambda: model(images, **geo), steps)
+          rows.append({'runtime': 'released PyTorch', 'part': part, 'batch': batch,
+                       'images_per_s': batch / seconds,
+                       'torch': torch.__version__, 'threads': torch.get_num_threads()})
+          print(rows[-1], flush=True)
+      model.smpl.hybrik = full_ik
+    finally:
+      os.chdir(cwd)
+      sys.path.remove(pkg)
+  return rows
+
+
 def run(model_name: str, batches, fmts, steps: int) -> list[dict]:
   cfg = (models.get_tiny_model_config(input_size=64) if model_name == 'tiny'
          else models.get_model_config())
@@ -116,15 +192,34 @@ def main(argv=None) -> int:
   parser.add_argument('--formats', default=','.join(formats.FORMATS))
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--out', default=None)
+  parser.add_argument('--released_repo', default=None,
+                      help='a checkout of boreshkinai/hybrik-transformer: adds the '
+                      '"released PyTorch" row (--model paper only)')
   args = parser.parse_args(argv)
-  rows = run(args.model, [int(b) for b in args.batches.split(',')],
-             args.formats.split(','), args.steps)
+  batches = [int(b) for b in args.batches.split(',')]
+  if args.released_repo and args.model != 'paper':
+    parser.error('--released_repo times the released paper model: use --model paper')
+  if args.released_repo:  # checked before anything is timed
+    from benchmarks import vs_reference  # pylint: disable=g-import-not-at-top
+    try:
+      vs_reference.released_package_dir(args.released_repo)
+    except vs_reference.UserError as e:
+      print(f'error: {e}'.replace('--reference-repo', '--released_repo'), file=sys.stderr)
+      return 2
+  rows = run(args.model, batches, [f for f in args.formats.split(',') if f], args.steps)
+  if args.released_repo:
+    rows += released_pytorch_rows(args.released_repo, batches, args.steps,
+                                  int(models.get_model_config().input_size))
+  else:
+    print('released PyTorch: not timed (give --released_repo DIR, a checkout of '
+          'boreshkinai/hybrik-transformer)', flush=True)
   print('| runtime | part | batch | images/s |\n|---|---|---|---|')
   for r in rows:
     print(f"| {r['runtime']} | {r['part']} | {r['batch']} | {r['images_per_s']:.2f} |")
   if args.out:
     with open(args.out, 'w') as f:
-      json.dump({'model': args.model, 'cpus': os.cpu_count(), 'rows': rows}, f, indent=1)
+      json.dump({'model': args.model, 'cpus': os.cpu_count(),
+                 'load_average': os.getloadavg(), 'rows': rows}, f, indent=1)
   return 0
 
 

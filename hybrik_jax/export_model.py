@@ -9,13 +9,18 @@ The artefact computes `models.inference.predict` (network, flip test, IK,
 skinning) and runs without hybrik_jax: `jax.export.deserialize` (StableHLO),
 `tf.saved_model.load` / TF Serving (SavedModel, signature 'serving_default'),
 onnxruntime (ONNX). Inputs: images (B, S, S, 3) uint8 RGB crops (or float32
-ImageNet-normalised with --image_dtype float32), trans_inv (B, 2, 3),
-intrinsics (B, 3, 3), joint_root (B, 3) metres. Outputs: the ModelOutput
-fields (pred_uvd, pred_phi, pred_shape, [pred_leaf], pred_xyz_24,
-pred_xyz_24_struct, pred_xyz_17, [pred_vertices], pred_rotmats, valid).
-OUT/export.json lists them with shapes and dtypes. The IK's Kabsch root fit
-is solved without SVD (Horn's quaternion; ONNX has no SVD), equal to it to
-float precision. The library is `hybrik_jax.export`.
+ImageNet-normalised with --image_dtype float32), then trans_inv (B, 2, 3),
+intrinsics (B, 3, 3), joint_root (B, 3) metres; or, for camera models
+(HybrIK's, HybrIK-X's, the Transformer's camera token), bboxes (B, 4) xyxy px
+and img_center (B, 2) px. Outputs: the ModelOutput fields (pred_uvd,
+pred_phi, pred_shape, [pred_leaf], pred_xyz_24, pred_xyz_24_struct,
+pred_xyz_17, [pred_vertices], pred_rotmats, valid), a camera model's camera
+fields (pred_camera, pred_sigma, [maxvals], cam_scale, cam_root, transl,
+pred_uvd_29, pred_xyz_29), or HybrIK-X's SMPL-X fields (--smpl
+SMPLX_NEUTRAL.npz with its kid template beside it). OUT/export.json lists them
+with shapes and dtypes. The IK's Kabsch fits are solved without SVD (Horn's
+quaternion; ONNX has no SVD), equal to it to float precision. The library is
+`hybrik_jax.export`.
 """
 
 from typing import Sequence

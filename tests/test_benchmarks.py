@@ -248,4 +248,13 @@ def test_export_speed_smoke(tmp_path, capsys):
       (rt, part) for rt in ('JAX jit', 'stablehlo')
       for part in ('network', 'network + IK + mesh')}
   assert all(r['batch'] == 1 and r['images_per_s'] > 0 for r in rows), rows
-  assert '| stablehlo | network + IK + mesh | 1 |' in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert '| stablehlo | network + IK + mesh | 1 |' in printed
+  assert 'released PyTorch: not timed (give --released_repo DIR' in printed
+
+
+def test_export_speed_refuses_a_released_repo_without_the_package(tmp_path, capsys):
+  # Checked before anything is timed: one line, status 2.
+  assert export_speed.main(['--model', 'paper', '--released_repo', str(tmp_path)]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: --released_repo') and len(err.strip().splitlines()) == 1, err

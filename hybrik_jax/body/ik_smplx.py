@@ -106,16 +106,32 @@ def _swing(a, b):
   return _rodrigues(*_swing_parts(a, b))
 
 
-@jax.jit  # one program per group size when run op by op (inlined under jit)
-def _swing_twist(child_rest, child_target, phi):
+def _swing_twist_traced(child_rest, child_target, phi):
   """(N, 3) rest and target child bones, (N, 2) twist -> (N, 3, 3) swing @ twist."""
   spin_axis = child_rest / jnp.linalg.norm(child_rest, axis=-1, keepdims=True)
   return _swing(child_rest, child_target) @ _rodrigues(spin_axis, phi[:, 0], phi[:, 1])
 
 
-def _kabsch(targets, rests):
-  """(B, K, 3) targets and rests -> (B, 3, 3) least-squares rotation rests -> targets."""
-  return geometry.closest_rotation(jnp.einsum('bki,bkj->bij', targets, rests))
+_swing_twist_jit = jax.jit(_swing_twist_traced)  # one program per group size, op by op
+
+
+def _swing_twist(child_rest, child_target, phi):
+  """`_swing_twist_traced`, compiled once per group size when run op by op; under
+  a trace (jit, export) inline, no nested jit (jax2onnx cannot convert the
+  operations it rebinds, e.g. jnp.stack, inside a nested jit body)."""
+  if isinstance(child_rest, jax.core.Tracer):
+    return _swing_twist_traced(child_rest, child_target, phi)
+  return _swing_twist_jit(child_rest, child_target, phi)
+
+
+def _kabsch(targets, rests, solver: str = 'svd'):
+  """(B, K, 3) targets and rests -> (B, 3, 3) least-squares rotation rests -> targets
+  (solver 'svd' or 'horn': `geometry.closest_rotation[_horn]`, equal to float
+  precision; Horn's has no SVD, for exported graphs)."""
+  m = jnp.einsum('bki,bkj->bij', targets, rests)
+  if solver == 'horn':
+    return geometry.closest_rotation_horn(m)
+  return geometry.closest_rotation(m)
 
 
 def _main_then_mean(targets, rests):
@@ -159,7 +175,8 @@ def _jaw(rel_pose, rel_rest, head_chain):
 
 
 def inverse_kinematics(pose_skeleton: jnp.ndarray, phis: jnp.ndarray,
-                       rest_joints: jnp.ndarray, mode: str = 'eval') -> jnp.ndarray:
+                       rest_joints: jnp.ndarray, mode: str = 'eval',
+                       kabsch: str = 'svd') -> jnp.ndarray:
   """HybrIK-X's IK: 71 target joints + 54 twists -> 55 local rotations.
 
   Args:
@@ -167,6 +184,8 @@ def inverse_kinematics(pose_skeleton: jnp.ndarray, phis: jnp.ndarray,
     phis: (B, 54, 2) twist (cos, sin) of joints 1..54 (normalised here).
     rest_joints: (B, 71, 3) the shaped rest skeleton (`rest_joints71`).
     mode: 'eval', 'naive' or 'train' (module docstring).
+    kabsch: the least-squares fits' solver, 'svd' or 'horn' (no SVD: what
+      exported graphs use; the same rotations to float precision).
 
   Returns:
     (B, 55, 3, 3) local rotations.
@@ -189,7 +208,7 @@ def inverse_kinematics(pose_skeleton: jnp.ndarray, phis: jnp.ndarray,
   if mode == 'train':
     root = _pelvis_train(rel_pose[:, root_kids], rel_rest[:, root_kids])
   else:
-    root = _kabsch(rel_pose[:, root_kids], rel_rest[:, root_kids])
+    root = _kabsch(rel_pose[:, root_kids], rel_rest[:, root_kids], kabsch)
   chain, blocks = {0: root}, [((0,), root[:, None])]
   posed_rest = {0: rel_rest[:, 0]}
 
@@ -208,7 +227,7 @@ def inverse_kinematics(pose_skeleton: jnp.ndarray, phis: jnp.ndarray,
         targets = jnp.einsum('bji,bkj->bki', chain[p], rel_pose[:, list(kids)])
         rests = rel_rest[:, list(kids)]
         rot = _main_then_mean(targets, rests) if mode == 'train' else _kabsch(
-            targets, rests)
+            targets, rests, kabsch)
       elif i == _JAW and not naive:
         rot = _jaw(rel_pose, rel_rest, chain[p])
       elif i in _ADAPTIVE and not naive:
@@ -290,7 +309,8 @@ class HybrIKXOutput:
 
 def hybrik(model: sx.SMPLXModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
            phis: jnp.ndarray, expression: jnp.ndarray | None = None,
-           transl: jnp.ndarray | None = None, mode: str = 'eval') -> HybrIKXOutput:
+           transl: jnp.ndarray | None = None, mode: str = 'eval',
+           kabsch: str = 'svd') -> HybrIKXOutput:
   """`SMPLXLayer.hybrik` (HybrIK-X): skeleton + twists + shape -> rotations and mesh.
 
   Args:
@@ -302,13 +322,14 @@ def hybrik(model: sx.SMPLXModel, betas: jnp.ndarray, pose_skeleton: jnp.ndarray,
     transl: optional (B, 3): added to everything; without it everything is
       root-aligned (minus the posed pelvis), as the released layer.
     mode: 'eval', 'naive' or 'train'.
+    kabsch: 'svd' or 'horn' (`inverse_kinematics`).
   """
   if expression is None:
     expression = jnp.zeros((betas.shape[0], model.num_expression), betas.dtype)
   v_shaped = sx.shape_blend(model, betas, expression)
   joints = jnp.einsum('jv,bvc->bjc', model.J_regressor, v_shaped)
   rest = jnp.concatenate([joints, v_shaped[:, np.asarray(xc.LEAF_VERTEX_IDS)]], 1)
-  rot_mats = inverse_kinematics(pose_skeleton, phis, rest, mode)
+  rot_mats = inverse_kinematics(pose_skeleton, phis, rest, mode, kabsch)
   batch = rot_mats.shape[0]
   vertices, posed, _ = lbs.linear_blend_skinning(
       v_shaped, rot_mats, model.J_regressor, model.posedirs, model.lbs_weights,

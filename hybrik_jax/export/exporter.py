@@ -26,9 +26,11 @@ def export_checkpoint(checkpoint: str, out_dir: str, fmt: str,
     out_dir: the artefact's directory (refused if it exists and is not empty,
       unless overwrite).
     fmt: one of formats.FORMATS.
-    options: serving.ServingOptions.
+    options: serving.ServingOptions (`camera` is set from the model).
     smpl_path, h36m_regressor: the SMPL body model (default: the synthetic
-      body, right for synthetic_humans models only).
+      body, right for synthetic_humans models only); for an SMPL-X model
+      (HybrIK-X) smpl_path is SMPLX_NEUTRAL.npz with its kid template beside
+      it (default: the synthetic SMPL-X body).
     overwrite: replace out_dir.
     smpl_model: a body model to use instead of loading one (tests).
 
@@ -47,10 +49,24 @@ def export_checkpoint(checkpoint: str, out_dir: str, fmt: str,
                                 'replaces it)')
     shutil.rmtree(out_dir)
   loaded = loading.load_for_inference(checkpoint)
-  if smpl_model is None:
-    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
-  else:
+  smplx = loaded.model_config.get('body', 'smpl') == 'smplx'
+  if smplx and fmt == 'onnx':
+    # jax2onnx 0.12.5 converts it (24 CPU-minutes) but onnxruntime refuses the
+    # graph (a Where node's ShapeInferenceError): docs/PERFORMANCE.md, "Export".
+    raise formats.ExportError('--format onnx does not support HybrIK-X (SMPL-X) models yet '
+                              '(onnxruntime refuses the converted graph); use --format '
+                              'stablehlo or savedmodel')
+  if smpl_model is not None:
     body_desc = 'given body model'
+  elif smplx:  # HybrIK-X: the SMPL-X body with its kid template
+    if h36m_regressor:
+      raise formats.ExportError('--h36m_regressor is for SMPL models; this model predicts '
+                                'SMPL-X (HybrIK-X): give --smpl SMPLX_NEUTRAL.npz only')
+    from hybrik_jax.demos import core  # pylint: disable=g-import-not-at-top
+    smpl_model, body_desc = core.load_smplx_body(smpl_path)
+  else:
+    smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
+  options = serving.for_model(options, loaded.model_config)
   model = models.create_model(loaded.model_config)
   variables = jax.device_get(loaded.variables)
   serve = serving.make_serving_fn(model, variables, loaded.model_config, smpl_model,

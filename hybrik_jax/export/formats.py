@@ -80,7 +80,7 @@ def write_savedmodel(serve: Callable, input_size: int,
     from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise _missing('tensorflow', e) from e
-  names = serving.input_names()
+  names = serving.input_names(options)
   poly = None if options.batch is not None else ['(b, ...)'] * len(names)
   tf_serve = jax2tf.convert(serve, polymorphic_shapes=poly, with_gradient=False,
                             native_serialization_platforms=STABLEHLO_PLATFORMS)
@@ -95,6 +95,79 @@ def write_savedmodel(serve: Callable, input_size: int,
                              autograph=False)
   tf.saved_model.save(module, out_dir, signatures={'serving_default': module.serve})
   return out_dir
+
+
+def _softmax_over_several_axes(softmax: Callable) -> Callable:
+  """jax.nn.softmax with several axes as one: moved last, flattened, softmax
+  over that one axis (the same numbers)."""
+  def several_axes(x, axis=-1, where=None):
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if len(axes) < 2 or where is not None:
+      return softmax(x, axis=axis, where=where)
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    axes = tuple(a % x.ndim for a in axes)
+    last = tuple(range(x.ndim - len(axes), x.ndim))
+    moved = jnp.moveaxis(x, axes, last)
+    flat = moved.reshape(moved.shape[:-len(axes)] + (-1,))
+    return jnp.moveaxis(softmax(flat, axis=-1).reshape(moved.shape), last, axes)
+  return several_axes
+
+
+def _fori_loop_unrolled(fori_loop: Callable) -> Callable:
+  """jax.lax.fori_loop with Python-int bounds as a Python loop (the body
+  traced once per step); other calls as before."""
+  def unrolled(lower, upper, body_fun, init_val, *args, **kwargs):
+    if isinstance(lower, int) and isinstance(upper, int) and not args and not kwargs:
+      val = init_val
+      for i in range(lower, upper):
+        val = body_fun(i, val)
+      return val
+    return fori_loop(lower, upper, body_fun, init_val, *args, **kwargs)
+  return unrolled
+
+
+# jax2onnx 0.12.5 plugins whose bindings the conversion wraps: (module, class,
+# patched attribute, wrapper). Its Softmax takes one axis only ("jax.nn.softmax
+# lowering only supports a single axis"), while HybrIK's heatmap heads (the
+# deconvolution head and both camera heads) normalise each joint's heatmap over
+# (H, W, D); its fori_loop cannot lower a body that closes over traced arrays
+# (TracerArrayConversionError), which HybrIK-X's three scale refinements do.
+_JAX2ONNX_SHIMS = (
+    ('jax2onnx.plugins.jax.nn.softmax', 'SoftmaxPlugin', 'softmax',
+     _softmax_over_several_axes),
+    ('jax2onnx.plugins.jax.lax.fori_loop', 'ForiLoopPlugin', 'fori_loop',
+     _fori_loop_unrolled),
+)
+
+
+@contextlib.contextmanager
+def _jax2onnx_shims():
+  """Wraps the bindings of `_JAX2ONNX_SHIMS` for one conversion (restored
+  after); a jax2onnx without those plugins is left as it is."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  restore = []
+  for module_name, class_name, attr, wrapper in _JAX2ONNX_SHIMS:
+    try:
+      cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+      continue
+    original = cls.__dict__['binding_specs']
+
+    def binding_specs(klass, original=original, attr=attr, wrapper=wrapper):
+      specs = original.__func__(klass)
+      for spec in specs:
+        if getattr(spec, 'attr', None) == attr and hasattr(spec, 'make_value'):
+          make = spec.make_value
+          spec.make_value = lambda orig, make=make: wrapper(make(orig))
+      return specs
+
+    cls.binding_specs = classmethod(binding_specs)
+    restore.append((cls, original))
+  try:
+    yield
+  finally:
+    for cls, original in restore:
+      cls.binding_specs = original
 
 
 def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions,
@@ -116,9 +189,9 @@ def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions
     specs = serving.input_specs(input_size, options)
   path = os.path.join(out_dir, ONNX_FILE)
   # jax2onnx prints debugging lines of its own while tracing.
-  with contextlib.redirect_stdout(io.StringIO()):
+  with contextlib.redirect_stdout(io.StringIO()), _jax2onnx_shims():
     model = jax2onnx.to_onnx(_tuple_fn(serve, outputs), specs, model_name='hybrik',
-                             opset=ONNX_OPSET, input_names=list(serving.input_names()),
+                             opset=ONNX_OPSET, input_names=list(serving.input_names(options)),
                              output_names=list(outputs))
   # jax2onnx 0.12.5 annotates some convolution outputs with NHWC shapes on NCHW
   # tensors. Where H = W = C's size differs from theirs (a 256-px ResNet: 32 x 32 x
@@ -146,11 +219,12 @@ def manifest(fmt: str, serve: Callable, input_size: int,
   return {
       'format': fmt,
       'inputs': [{'name': n, 'shape': shape(s.shape), 'dtype': str(np.dtype(s.dtype))}
-                 for n, s in zip(serving.input_names(), specs)],
+                 for n, s in zip(serving.input_names(options), specs)],
       'outputs': [{'name': n, 'shape': shape(s.shape), 'dtype': str(np.dtype(s.dtype))}
                   for n, s in outs.items()],
       'options': {'batch': batch, 'flip_test': options.flip_test,
-                  'with_mesh': options.with_mesh, 'image_dtype': options.image_dtype},
+                  'with_mesh': options.with_mesh, 'image_dtype': options.image_dtype,
+                  'camera': options.camera},
       **extra,
   }
 

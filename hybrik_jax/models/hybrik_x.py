@@ -77,15 +77,15 @@ def update_scale(uvd: jnp.ndarray, weight: jnp.ndarray, init_scale: jnp.ndarray,
                  shape: jnp.ndarray, expression: jnp.ndarray, phi: jnp.ndarray, *,
                  smplx_model: smplx_lib.SMPLXModel, focal_length: float,
                  input_size: float, depth_factor: float,
-                 offset: Optional[jnp.ndarray] = None, refine_joints=22
-                 ) -> jnp.ndarray:
+                 offset: Optional[jnp.ndarray] = None, refine_joints=22,
+                 kabsch: str = 'svd') -> jnp.ndarray:
   """One of HRNetSMPLXCamKid's scale refinements -> (B, 1): its first
   `refine_joints` (an int, or (B,) ints per row) joints fitted, the others'
   weights 0.
 
   uvd (B, 71, 3), weight (B, 71) max(1 - 10 sigma, 0), init_scale (B, 1),
   shape (B, 11), expression (B, 10), phi (B, 54, 2); offset (B, 1, 2)
-  `camera.bbox_offset` or None.
+  `camera.bbox_offset` or None; kabsch: the IK's fit solver ('svd' | 'horn').
   """
   xyz = camera_lib.back_project(
       uvd, camera_lib.root_depth(init_scale, focal_length, input_size),
@@ -93,7 +93,7 @@ def update_scale(uvd: jnp.ndarray, weight: jnp.ndarray, init_scale: jnp.ndarray,
       offset=offset)
   root = xyz[:, 0]
   body = ik_smplx.hybrik(smplx_model, shape, xyz - xyz[:, :1], phi, expression,
-                         mode='naive')
+                         mode='naive', kabsch=kabsch)
   joints = body.joints[:, :NUM_JOINTS] + root[:, None, :]  # root-aligned body
   uv = uvd[..., :2]
   if offset is not None:
@@ -107,25 +107,27 @@ def decode_camera_smplx(raw: dict[str, jnp.ndarray], *, smplx_model: smplx_lib.S
                         focal_length: float, input_size: int,
                         depth_factor: float = DEPTH_FACTOR, head: str = 'heatmap',
                         bboxes: Optional[jnp.ndarray] = None,
-                        img_center: Optional[jnp.ndarray] = None) -> SMPLXModelOutput:
+                        img_center: Optional[jnp.ndarray] = None,
+                        kabsch: str = 'svd') -> SMPLXModelOutput:
   """HRNetSMPLXCamHead's raw dict -> SMPLXModelOutput (module docstring).
 
   bboxes (B, 4) xyxy px with img_center (B, 2) px place the crop in the full
   image, or neither. head: the model's ('heatmap' HRNetSMPLXCamKid,
   'regression' HRNetSMPLXCamKidReg: how many joints refine the scale). Rows with
   non-finite outputs get valid=False and zeros (their inputs are replaced by safe
-  values first).
+  values first). kabsch: the IK's fit solver ('svd'; 'horn' has no SVD, for
+  exported graphs).
   """
   offset, _ = camera_lib.crop_offsets(raw['pred_camera'], bboxes, img_center)
   return decode_camera_smplx_rows(raw, offset=offset, smplx_model=smplx_model,
                                   focal_length=focal_length, input_size=input_size,
-                                  depth_factor=depth_factor, head=head)
+                                  depth_factor=depth_factor, head=head, kabsch=kabsch)
 
 
 def decode_camera_smplx_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray,
                              smplx_model: smplx_lib.SMPLXModel, focal_length: float,
                              input_size: int, depth_factor: float = DEPTH_FACTOR,
-                             head='heatmap') -> SMPLXModelOutput:
+                             head='heatmap', kabsch: str = 'svd') -> SMPLXModelOutput:
   """`decode_camera_smplx` with the crop placement given per row: offset (B, 1, 2)
   (`camera.crop_offsets`; zeros without bboxes); head a name or, per row, (B,)
   bool (True: 'regression'), so both classes' rows decode in one call."""
@@ -146,7 +148,8 @@ def decode_camera_smplx_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray
   # One traced copy of the naive IK for the three steps (compile time).
   scale = jax.lax.fori_loop(0, ICE_STEPS, lambda _, s: update_scale(
       uvd, weight, s, shape, expression, phi, smplx_model=smplx_model,
-      depth_factor=depth_factor, offset=offset, refine_joints=refine_joints, **geometry),
+      depth_factor=depth_factor, offset=offset, refine_joints=refine_joints,
+      kabsch=kabsch, **geometry),
                             scale)
   cam_depth = camera_lib.root_depth(scale, focal_length, input_size)
   xyz = camera_lib.back_project(uvd, cam_depth, depth_factor=depth_factor, offset=offset,
@@ -154,7 +157,8 @@ def decode_camera_smplx_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray
   zeros = jnp.zeros_like(cam_depth)
   cam_root = xyz[:, 0] + jnp.concatenate([zeros, zeros, cam_depth], axis=-1)
   xyz = xyz - xyz[:, :1]
-  body = ik_smplx.hybrik(smplx_model, shape, xyz, phi, expression, mode='eval')
+  body = ik_smplx.hybrik(smplx_model, shape, xyz, phi, expression, mode='eval',
+                         kabsch=kabsch)
   transl = cam_root - body.joints[:, 0]
   placed = body.joints + transl[:, None, :]
   uv_full = placed[..., :2] / placed[..., 2:] * (focal_length / input_size) - offset

@@ -78,7 +78,8 @@ def predict(model, variables: Mapping[str, PyTree], images: jnp.ndarray, *,
         float32_outputs(raw), smplx_model=smpl_model,
         focal_length=float(model_config['focal_length']),
         input_size=int(model_config['input_size']), depth_factor=convention.depth_factor,
-        head=model_config['head'], bboxes=bboxes, img_center=img_center)
+        head=model_config['head'], bboxes=bboxes, img_center=img_center,
+        kabsch=convention.kabsch)
   if model_config.get('predict_camera', False):
     if model_config['head'] == 'transformer':  # its camera token: the usual flip test
       apply = lambda x: model.apply(variables, x, train=False)
