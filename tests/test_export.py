@@ -13,7 +13,9 @@ outputs: its skeletons are ill-conditioned, so its body against predict is
 only ~1e-4. The well-conditioned tiny models (tests/well_conditioned.py: the
 paper's Transformer head and its camera token, WC_CASES) predict a plausible
 body, and every output of every format is < 1e-5 relative from predict's
-(its own SVD Kabsch fit), batch 1 and 8, flip test on and off.
+(its own SVD Kabsch fit), batch 1 and 8, flip test on and off; the rotations
+are measured there at 9.0e-6 at most and held to 3e-5 (other CPUs round
+differently).
 """
 
 import json
@@ -349,13 +351,20 @@ def _predict_svd(cfg, variables, inputs, options):
                          ids=[f'{m}-{f}-b{o.batch}-flip{int(o.flip_test)}'
                               for m, f, o in WC_CASES])
 def test_well_conditioned_artefact_equals_predict(well_conditioned_runs, case):
-  """Every output < 1e-5 relative (max |d| / max |ref|) from predict's."""
+  """Every output < 1e-5 relative (max |d| / max |ref|) from predict's, the
+  rotations < 3e-5 (measured: 9.0e-6 at most)."""
   name, fmt, options, cfg, variables, inputs, outputs = well_conditioned_runs[case]
   ref = _predict_svd(cfg, variables, inputs, options)
   assert sorted(outputs) == sorted(ref)
   assert outputs['valid'].all() and ref['valid'].all()
   errors = {k: _rel(outputs[k], ref[k]) for k in ref if k != 'valid'}
   print(name, fmt, {k: f'{v:.1e}' for k, v in errors.items()})
+  # The rotations follow the skeleton through the IK, about 5x amplified on this
+  # small body (ONNX, camera model, batch 8: rotations 9.0e-6 where every other
+  # output is <= 1.9e-6; 2026-12-04, this CPU). Other CPUs' float32 kernels round
+  # differently, so the rotations get 3x headroom; everything else is held to 1e-5.
+  rot = errors.pop('pred_rotmats')
+  assert rot < 3e-5, (name, fmt, rot)
   assert max(errors.values()) < 1e-5, (name, fmt, errors)
   # A plausible body: twist vectors of norm ~1, the IK's skeleton the predicted one.
   assert np.linalg.norm(outputs['pred_phi'], axis=-1).min() > 0.5

@@ -20,8 +20,8 @@ BODIES = ('smpl', 'smplx')
 
 def load_smplx_body(model_path: str | None, kid_template_path: str | None = None, *,
                     dataset: str | None = None,
-                    names: tuple[str, str] = ('config.smpl.model_path',
-                                              'config.smpl.kid_template_path')):
+                    names: tuple[str, str | None] = ('config.smpl.model_path',
+                                                     'config.smpl.kid_template_path')):
   """(SMPLXModel with a kid template, description): the SMPL-X body of a HybrIK-X
   run, demo or export.
 
@@ -31,7 +31,8 @@ def load_smplx_body(model_path: str | None, kid_template_path: str | None = None
   kid_template_path: the (10475, 3) .npy ('' or None: KID_TEMPLATE_NAME beside
   model_path); HybrIK-X predicts a kid blend, so it is required with a file.
   names: what the caller calls the two inputs (config fields, or a CLI's
-  flags such as ('--smpl', '--kid_template')), for the error messages.
+  flags such as ('--smpl', '--kid_template'); None for a kid template that can
+  only lie beside the model file), for the error messages.
 
   Raises:
     smplx_io.SMPLXFileError (an InputError): a missing file, naming the input.
@@ -55,9 +56,11 @@ def load_smplx_body(model_path: str | None, kid_template_path: str | None = None
   kid = kid_template_path or os.path.join(os.path.dirname(os.path.abspath(model_path)),
                                           KID_TEMPLATE_NAME)
   if not os.path.isfile(kid):
-    raise SMPLXFileError(f'kid template {kid!r} not found ({kid_name}): HybrIK-X models need '
-                         f'SMPL-X\'s {KID_TEMPLATE_NAME} (AGORA); put it beside the model '
-                         f'file or give {kid_name}')
+    where = f'({kid_name})' if kid_name else f'(looked for beside {model_name})'
+    fix = f'put it beside the model file or give {kid_name}' if kid_name else (
+        'put it beside the model file')
+    raise SMPLXFileError(f'kid template {kid!r} not found {where}: HybrIK-X models need '
+                         f'SMPL-X\'s {KID_TEMPLATE_NAME} (AGORA); {fix}')
   return smplx_io.load_smplx(model_path, kid), f'SMPL-X {os.path.basename(model_path)}'
 
 

@@ -8,6 +8,7 @@ import shutil
 import jax
 
 from hybrik_jax import models
+from hybrik_jax.body import bodies
 from hybrik_jax.body import smpl_io
 from hybrik_jax.checkpoints import loading
 from hybrik_jax.export import formats
@@ -62,8 +63,7 @@ def export_checkpoint(checkpoint: str, out_dir: str, fmt: str,
     if h36m_regressor:
       raise formats.ExportError('--h36m_regressor is for SMPL models; this model predicts '
                                 'SMPL-X (HybrIK-X): give --smpl SMPLX_NEUTRAL.npz only')
-    from hybrik_jax.demos import core  # pylint: disable=g-import-not-at-top
-    smpl_model, body_desc = core.load_smplx_body(smpl_path)
+    smpl_model, body_desc = bodies.load_smplx_body(smpl_path, names=('--smpl', None))
   else:
     smpl_model, body_desc = smpl_io.load_body_model(smpl_path, h36m_regressor)
   options = serving.for_model(options, loaded.model_config)
