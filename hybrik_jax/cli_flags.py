@@ -38,6 +38,8 @@ HELP_FLAGS = ('-h', '-help', '--help', '--helpshort', '-helpfull', '--helpfull')
 # Help texts of the shared flags (a definer's `help` argument adds to them).
 CHECKPOINT_HELP = 'exported model directory, or training workdir (its latest checkpoint)'
 SMPL_HELP = 'SMPL neutral model file (SMPL_NEUTRAL.pkl, basicModel_neutral_lbs_10_207_0_v1.0.0.pkl)'
+KID_TEMPLATE_HELP = ("an SMPL-X model's smplx_kid_template.npy, for HybrIK-X models "
+                     '(default: the one beside --smpl)')
 H36M_REGRESSOR_HELP = "HybrIK's J_regressor_h36m.npy (the 17 Human3.6M joints from the mesh)"
 DATA_DIR_HELP = 'TFDS data_dir (default: TFDS default, ~/tensorflow_datasets)'
 FLIP_TEST_HELP = ('flip test: average the predictions on the image and its mirror '
@@ -142,6 +144,10 @@ class FlagSet:
   def smpl(self, help: str = SMPL_HELP) -> None:  # pylint: disable=redefined-builtin
     """--smpl: the SMPL model file."""
     self.string('smpl', None, help)
+
+  def kid_template(self, help: str = KID_TEMPLATE_HELP) -> None:  # pylint: disable=redefined-builtin
+    """--kid_template: an SMPL-X model's kid template (HybrIK-X)."""
+    self.string('kid_template', None, help)
 
   def h36m_regressor(self, help: str = H36M_REGRESSOR_HELP) -> None:  # pylint: disable=redefined-builtin
     """--h36m_regressor: the mesh -> 17 H36M joints regressor."""

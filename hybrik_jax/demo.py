@@ -47,8 +47,7 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
             'the box in the first frame, then tracked')
   fs.smpl(cli_flags.SMPL_HELP + ' (default: the synthetic body); for an SMPL-X model '
           '(HybrIK-X) SMPLX_NEUTRAL.npz (default: the synthetic SMPL-X body)')
-  fs.string('kid_template', None, 'an SMPL-X model\'s smplx_kid_template.npy (default: '
-            'the one beside --smpl)')
+  fs.kid_template()
   fs.h36m_regressor()
   fs.flip_test()
   fs.enum('placement', 'auto', PLACEMENTS, "where the body is put: 'camera' with the "

@@ -2,6 +2,7 @@ r"""Benchmark evaluation with HybrIK's protocols.
 
   python -m hybrik_jax.evaluate --checkpoint DIR [--dataset pw3d] \
       [--config configs/x.py] [--smpl SMPL_NEUTRAL.pkl] [--rootnet_json FILE]
+  # HybrIK-X (SMPL-X) models: --smpl SMPLX_NEUTRAL.npz [--kid_template smplx_kid_template.npy]
 
 DIR is an exported model (`checkpoints.model_dir.save_model`: a trained, averaged or
 converted PyTorch model) or a training workdir (its latest checkpoint). The
@@ -55,7 +56,10 @@ def parse(argv: Sequence[str] | None = None) -> flags.FlagValues:
             "split for its dataset, else 'test'; 'validation' for "
             'the synthetic datasets)')
   fs.data_dir()
-  fs.smpl()
+  fs.smpl(cli_flags.SMPL_HELP + '; for an SMPL-X model (HybrIK-X) SMPLX_NEUTRAL.npz '
+          '(default: config.smpl.model_path, else the synthetic body for the synthetic '
+          'datasets)')
+  fs.kid_template()
   fs.h36m_regressor()
   fs.batch_size(32, 'examples per evaluation step')
   fs.flip_test()
@@ -77,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = loading.load_for_inference(args.checkpoint)
     results = benchmark.evaluate(
         model, args.checkpoint, args.dataset, split=args.split, config=config,
-        data_dir=args.data_dir, smpl_path=args.smpl,
+        data_dir=args.data_dir, smpl_path=args.smpl, kid_template=args.kid_template,
         h36m_regressor=args.h36m_regressor, batch_size=args.batch_size,
         flip_test=args.flip_test, rootnet_json=args.rootnet_json,
         rootnet_annotations=args.rootnet_annotations,

@@ -11,6 +11,7 @@ import pytest
 
 from hybrik_jax import evaluate
 from hybrik_jax import models
+from hybrik_jax.body import bodies
 from hybrik_jax.body import constants
 from hybrik_jax.body import smpl_io
 from hybrik_jax.checkpoints import config_json
@@ -318,6 +319,30 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
   rc = evaluate.main(['--checkpoint', str(tmp_path / 'nope'), '--dataset', 'pw3d'])
   assert rc == 2
   assert 'does not exist' in capsys.readouterr().err
+
+
+def test_kid_template_flag(tiny_checkpoint, tmp_path, capsys):
+  """--kid_template: for SMPL-X models only, its file checked before any data is
+  read, the errors naming the flags (one line, status 2)."""
+  import types  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  rc = evaluate.main(['--checkpoint', tiny_checkpoint, '--dataset', 'synthetic_humans/tiny',
+                      '--kid_template', str(tmp_path / 'kid.npy')])
+  assert rc == 2
+  assert '--kid_template is for SMPL-X models' in capsys.readouterr().err
+  smplx_model = types.SimpleNamespace(
+      model_config=ml_collections.ConfigDict({'body': 'smplx'}), train_config=None)
+  model_file = tmp_path / 'SMPLX_NEUTRAL.npz'
+  model_file.write_bytes(b'')
+  with pytest.raises(bodies.SMPLXFileError,
+                     match=r'kid\.npy.* not found \(--kid_template\)'):
+    benchmark.prepare(smplx_model, 'synthetic_whole_body/tiny', smpl_path=str(model_file),
+                      kid_template=str(tmp_path / 'kid.npy'))
+  with pytest.raises(bodies.SMPLXFileError, match=r'smplx_kid_template\.npy.* not found \(--kid_template\)'):
+    benchmark.prepare(smplx_model, 'synthetic_whole_body/tiny', smpl_path=str(model_file))
+  with pytest.raises(bodies.SMPLXFileError, match='--kid_template is set but --smpl is not'):
+    benchmark.prepare(smplx_model, 'synthetic_whole_body/tiny',
+                      kid_template=str(tmp_path / 'kid.npy'))
 
 
 def test_protocol_facts():

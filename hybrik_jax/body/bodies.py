@@ -65,17 +65,20 @@ def load_smplx_body(model_path: str | None, kid_template_path: str | None = None
 
 
 def load_body(body: str, *, model_path: str | None, h36m_regressor_path: str | None = None,
-              kid_template_path: str | None = None, dataset: str | None = None):
+              kid_template_path: str | None = None, dataset: str | None = None,
+              names: tuple[str, str | None] | None = None):
   """(body model, description) for a model config's `body`: 'smpl' (model_path,
   h36m_regressor_path: `smpl_io.load_body_model`) or 'smplx' (model_path,
-  kid_template_path: `load_smplx_body`); empty paths give the synthetic body.
+  kid_template_path: `load_smplx_body`, its messages naming the inputs as
+  `names` says, default the config fields); empty paths give the synthetic body.
 
   Raises:
     errors.InputError / FileNotFoundError / ValueError: as the two loaders; an
       unknown body is a ValueError.
   """
   if body == 'smplx':
-    return load_smplx_body(model_path, kid_template_path, dataset=dataset)
+    return load_smplx_body(model_path, kid_template_path, dataset=dataset,
+                           **({'names': names} if names else {}))
   if body != 'smpl':
     raise ValueError(f'model body must be one of {BODIES}, got {body!r}')
   return smpl_io.load_body_model(model_path, h36m_regressor_path, dataset=dataset)

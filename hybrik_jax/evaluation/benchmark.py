@@ -95,6 +95,7 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
             config: ml_collections.ConfigDict | None = None,
             data_dir: str | None = None, data_source=None,
             smpl_path: str | None = None, h36m_regressor: str | None = None,
+            kid_template: str | None = None,
             smpl_model=None, rootnet_json: str | None = None,
             rootnet_annotations: str | None = None) -> Benchmark:
   """Resolves the dataset, protocol, data, body model and roots.
@@ -115,6 +116,9 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
       synthetic datasets.
     h36m_regressor: J_regressor_h36m.npy; default
       config.smpl.h36m_regressor_path.
+    kid_template: an SMPL-X model's smplx_kid_template.npy (HybrIK-X models
+      only; default the one beside smpl_path, else
+      config.smpl.kid_template_path).
     smpl_model: an SMPLModel to use directly (overrides smpl_path).
     rootnet_json, rootnet_annotations: see evaluation.rootnet.
   """
@@ -128,13 +132,23 @@ def prepare(model, dataset: str | None = None, *, split: str | None = None,
     body_model = 'given body model'
   else:
     smpl_config = (config.get('smpl') if config is not None else None) or {}
+    body = model.model_config.get('body', 'smpl')
+    if kid_template and body != 'smplx':
+      raise ValueError('--kid_template is for SMPL-X models (HybrIK-X); this model '
+                       'predicts SMPL')
     smpl_model, body_model = bodies.load_body(
-        model.model_config.get('body', 'smpl'),
-        model_path=smpl_path or smpl_config.get('model_path'),
+        body, model_path=smpl_path or smpl_config.get('model_path'),
         h36m_regressor_path=h36m_regressor or smpl_config.get('h36m_regressor_path'),
-        # --smpl SMPLX_NEUTRAL.npz: its kid template beside it.
-        kid_template_path=None if smpl_path else smpl_config.get('kid_template_path'),
-        dataset=dataset)
+        # --smpl SMPLX_NEUTRAL.npz: its kid template beside it unless --kid_template.
+        kid_template_path=kid_template or (
+            None if smpl_path else smpl_config.get('kid_template_path')),
+        dataset=dataset,
+        # Messages name the flag unless the path came from the config.
+        names=('config.smpl.model_path'
+               if not smpl_path and smpl_config.get('model_path') else '--smpl',
+               'config.smpl.kid_template_path'
+               if not (smpl_path or kid_template) and smpl_config.get('kid_template_path')
+               else '--kid_template'))
   roots = (rootnet.load_rootnet(rootnet_json, rootnet_annotations)
            if rootnet_json else None)
   if data_source is None:
@@ -187,7 +201,7 @@ def evaluate(model, checkpoint: str, dataset: str | None = None, *,
     model: what loading.load_for_inference read from `checkpoint`.
     checkpoint: its path (recorded in the results; the JSON goes beside it).
     dataset: see `prepare`, which also takes `setup` (split, config,
-      data_dir, data_source, smpl_path, h36m_regressor, smpl_model,
+      data_dir, data_source, smpl_path, h36m_regressor, kid_template, smpl_model,
       rootnet_json, rootnet_annotations).
     batch_size, flip_test, num_examples, progress: see `run`.
     output: the JSON path (default beside the checkpoint, never over a
