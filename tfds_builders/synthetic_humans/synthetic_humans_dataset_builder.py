@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from hybrik_jax.data import features
 from hybrik_jax.data import synthetic
 from tfds_builders import real_data_common as common
+from tfds_builders import synthetic_common
 
 # Indices per task (Beam element); SyntheticGenerator poses 16 bodies per jit call.
 _CHUNK = 64
@@ -30,7 +31,8 @@ class SyntheticHumansConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
-class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(synthetic_common.SyntheticSplitsMixin, common.GenerationMixin,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for synthetic_humans.
 
   Plain builds run synthetic.generate_parallel (num_workers processes, default
@@ -77,20 +79,10 @@ class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     return synthetic.SyntheticConfig(image_size=cfg.image_size, seed=cfg.seed)
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    del dl_manager  # Nothing to download.
-    cfg = self.builder_config
-    return {
-        'train': self._generate_examples('train', cfg.num_train),
-        'validation': self._generate_examples('validation', cfg.num_validation),
-    }
-
   def _generate_examples(self, split: str, num_examples: int):
     """(index, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
-    config = dataclasses.asdict(self._synthetic_config())
-    tasks = [{'indices': list(range(start, min(start + _CHUNK, num_examples))),
-              'split': split, 'config': config}
-             for start in range(0, num_examples, _CHUNK)]
+    tasks = synthetic_common.index_chunks(split, num_examples, self._synthetic_config(),
+                                          _CHUNK)
     return self._generate(split, lambda skips: tasks, _process, stats=False,
                           plain=functools.partial(self._plain, split, num_examples))
 
@@ -114,8 +106,4 @@ def _generator(config: synthetic.SyntheticConfig) -> synthetic.SyntheticGenerato
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:
   """Renders a chunk of indices (a Beam task; runs in a worker)."""
-  config = synthetic.SyntheticConfig(**{
-      k: tuple(v) if isinstance(v, list) else v for k, v in task['config'].items()})
-  return [common.Outcome(key=int(index), example=example)
-          for index, example in _generator(config).generate(
-              task['indices'], task['split'], encode=True)]
+  return synthetic_common.render_chunk(task, synthetic.SyntheticConfig, _generator)

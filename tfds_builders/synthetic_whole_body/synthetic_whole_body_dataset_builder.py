@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from hybrik_jax.data import features
 from hybrik_jax.data import synthetic_whole_body as whole_body
 from tfds_builders import real_data_common as common
+from tfds_builders import synthetic_common
 
 # Indices per task (Beam element or pool task); the generator poses 8 bodies per jit call.
 _CHUNK = 32
@@ -30,7 +31,8 @@ class SyntheticWholeBodyConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
-class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
+class Builder(synthetic_common.SyntheticSplitsMixin, common.GenerationMixin,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for synthetic_whole_body (data/synthetic_whole_body.py).
 
   Tasks are chunks of indices, rendered in-process (or in a pool / Beam's
@@ -68,20 +70,10 @@ class Builder(common.GenerationMixin, tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     return whole_body.WholeBodyConfig(image_size=cfg.image_size, seed=cfg.seed)
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    del dl_manager  # Nothing to download.
-    cfg = self.builder_config
-    return {
-        'train': self._generate_examples('train', cfg.num_train),
-        'validation': self._generate_examples('validation', cfg.num_validation),
-    }
-
   def _generate_examples(self, split: str, num_examples: int):
     """(index, example) iterator, or a beam.PTransform (common.GenerationMixin)."""
-    config = dataclasses.asdict(self._whole_body_config())
-    tasks = [{'indices': list(range(start, min(start + _CHUNK, num_examples))),
-              'split': split, 'config': config}
-             for start in range(0, num_examples, _CHUNK)]
+    tasks = synthetic_common.index_chunks(split, num_examples, self._whole_body_config(),
+                                          _CHUNK)
     return self._generate(split, lambda skips: tasks, _process, stats=False)
 
 
@@ -94,8 +86,4 @@ def _generator(config: whole_body.WholeBodyConfig) -> whole_body.WholeBodyGenera
 
 def _process(task: dict[str, Any]) -> list[common.Outcome]:
   """Renders a chunk of indices (a task; runs in a worker)."""
-  config = whole_body.WholeBodyConfig(**{
-      k: tuple(v) if isinstance(v, list) else v for k, v in task['config'].items()})
-  return [common.Outcome(key=int(index), example=example)
-          for index, example in _generator(config).generate(
-              task['indices'], task['split'], encode=True)]
+  return synthetic_common.render_chunk(task, whole_body.WholeBodyConfig, _generator)
