@@ -33,6 +33,7 @@ from hybrik_jax.training import train_lib
 from hybrik_jax.training import trainer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from configs import hybrik_x_hrw48_smplx_kid  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import test as test_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from conftest import tiny_variables  # pylint: disable=g-bad-import-order,wrong-import-position
 
@@ -265,6 +266,20 @@ def test_missing_dataset_names_the_build_command(tmp_path):
   message = str(info.value)
   assert 'python -m hybrik_jax.prepare_data --dataset synthetic_humans' in message
   assert '--config tiny' in message and str(tmp_path / 'no_data_here') in message
+
+
+def test_datasets_without_a_builder_are_named(tmp_path):
+  """HybrIK-X's zoo config lists AGORA and FreiHAND, which have no builder here:
+  the error names them instead of a build command for a builder that does not exist."""
+  config = hybrik_x_hrw48_smplx_kid.get_config()
+  config.data.data_dir = str(tmp_path)
+  message = datasets.missing_message(input_pipeline.DataConfig.from_config(config.data))
+  assert message.startswith('dataset(s) agora, freihand: the project has no builder')
+  assert 'prepare_data' not in message
+  config = test_config.get_config()
+  config.data.train_datasets = (('coco', 1.0),)  # the old name of coco_keypoints
+  message = datasets.missing_message(input_pipeline.DataConfig.from_config(config.data))
+  assert 'prepare_data --dataset coco' in message
 
 
 def test_summary_lists_the_three_numbers():

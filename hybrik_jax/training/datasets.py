@@ -26,8 +26,18 @@ class DatasetMissingError(errors.InputError, FileNotFoundError):
 
 
 def missing_message(data: input_pipeline.DataConfig) -> str:
-  """One line: which data_dir lacks the data, and the commands that build it."""
+  """One line: which data_dir lacks the data, and the commands that build it (or
+  which datasets have no builder here)."""
   names = [n for n, _ in data.train_datasets] + [data.eval_dataset]
+  import tfds_builders  # pylint: disable=g-import-not-at-top
+  unknown = [n for n in dict.fromkeys(names)
+             if input_pipeline.base_name(n) not in (*tfds_builders.KNOWN_DATASETS,
+                                                    *tfds_builders.RENAMED)]
+  if unknown:
+    return (f'dataset(s) {", ".join(unknown)}: the project has no builder for them yet '
+            f'(it has {", ".join(tfds_builders.KNOWN_DATASETS)}); this config cannot be '
+            'trained as written: choose datasets it has (config.data.train_datasets, '
+            'config.data.eval_dataset)')
   data_dir = f' --data_dir {data.data_dir}' if data.data_dir else ''
   build = []
   for name in dict.fromkeys(names):
