@@ -113,11 +113,20 @@ def _softmax_over_several_axes(softmax: Callable) -> Callable:
   return several_axes
 
 
+def _closes_over_tracers(body_fun: Callable, lower: int, init_val: Any) -> bool:
+  """Whether `body_fun(i, val)` reads traced arrays it does not take as
+  arguments (its jaxpr's constants include tracers)."""
+  closed = jax.make_jaxpr(body_fun)(lower, init_val)
+  return any(isinstance(c, jax.core.Tracer) for c in closed.consts)
+
+
 def _fori_loop_unrolled(fori_loop: Callable) -> Callable:
-  """jax.lax.fori_loop with Python-int bounds as a Python loop (the body
-  traced once per step); other calls as before."""
+  """jax.lax.fori_loop with Python-int bounds whose body closes over traced
+  arrays as a Python loop (the body traced once per step); other calls as
+  before (an ONNX Loop: the body once in the graph)."""
   def unrolled(lower, upper, body_fun, init_val, *args, **kwargs):
-    if isinstance(lower, int) and isinstance(upper, int) and not args and not kwargs:
+    if (isinstance(lower, int) and isinstance(upper, int) and not args and not kwargs
+        and _closes_over_tracers(body_fun, lower, init_val)):
       val = init_val
       for i in range(lower, upper):
         val = body_fun(i, val)
@@ -131,7 +140,8 @@ def _fori_loop_unrolled(fori_loop: Callable) -> Callable:
 # lowering only supports a single axis"), while HybrIK's heatmap heads (the
 # deconvolution head and both camera heads) normalise each joint's heatmap over
 # (H, W, D); its fori_loop cannot lower a body that closes over traced arrays
-# (TracerArrayConversionError), which HybrIK-X's three scale refinements do.
+# (TracerArrayConversionError): such loops are unrolled (HybrIK-X's three scale
+# refinements carry what they read instead, one ONNX Loop).
 _JAX2ONNX_SHIMS = (
     ('jax2onnx.plugins.jax.nn.softmax', 'SoftmaxPlugin', 'softmax',
      _softmax_over_several_axes),
