@@ -484,7 +484,7 @@ def test_onnx_converts_the_smplx_ik(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get('HYBRIK_JAX_TEST_ONNX_SMPLX'),
-                    reason='HYBRIK_JAX_TEST_ONNX_SMPLX=1 runs it: 5-8 CPU-minutes of jax2onnx')
+                    reason='HYBRIK_JAX_TEST_ONNX_SMPLX=1 runs it: ~4 minutes of jax2onnx')
 def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
   """HybrIK-X (HRNetSMPLXCamKid, tiny, random weights) by `export_model --format
   onnx` on the synthetic SMPL-X body, run by onnxruntime, against `predict`
@@ -492,7 +492,7 @@ def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
   random model's ill-conditioned skeletons (as the random SMPL model's,
   test_artefact_gives_predict_outputs) < 5e-5, the rotations < 5e-4 (measured
   2026-12-05: 3.5e-5 vertices, 2.3e-4 rotations, network <= 1.9e-6). Not run by
-  default: jax2onnx's graph passes take 5-8 minutes on this graph
+  default: 252 s (2026-12-05, load 2-3), nearly all jax2onnx's graph passes
   (docs/PERFORMANCE.md, "Export")."""
   from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
   from hybrik_jax.export import run_artefact  # pylint: disable=g-import-not-at-top
