@@ -51,12 +51,6 @@ def export_checkpoint(checkpoint: str, out_dir: str, fmt: str,
     shutil.rmtree(out_dir)
   loaded = loading.load_for_inference(checkpoint)
   smplx = loaded.model_config.get('body', 'smpl') == 'smplx'
-  if smplx and fmt == 'onnx':
-    # jax2onnx 0.12.5 converts it (24 CPU-minutes) but onnxruntime refuses the
-    # graph (a Where node's ShapeInferenceError): docs/PERFORMANCE.md, "Export".
-    raise formats.ExportError('--format onnx does not support HybrIK-X (SMPL-X) models yet '
-                              '(onnxruntime refuses the converted graph); use --format '
-                              'stablehlo or savedmodel')
   if smpl_model is not None:
     body_desc = 'given body model'
   elif smplx:  # HybrIK-X: the SMPL-X body with its kid template

@@ -113,11 +113,20 @@ def _softmax_over_several_axes(softmax: Callable) -> Callable:
   return several_axes
 
 
+def _closes_over_tracers(body_fun: Callable, lower: int, init_val: Any) -> bool:
+  """Whether `body_fun(i, val)` reads traced arrays it does not take as
+  arguments (its jaxpr's constants include tracers)."""
+  closed = jax.make_jaxpr(body_fun)(lower, init_val)
+  return any(isinstance(c, jax.core.Tracer) for c in closed.consts)
+
+
 def _fori_loop_unrolled(fori_loop: Callable) -> Callable:
-  """jax.lax.fori_loop with Python-int bounds as a Python loop (the body
-  traced once per step); other calls as before."""
+  """jax.lax.fori_loop with Python-int bounds whose body closes over traced
+  arrays as a Python loop (the body traced once per step); other calls as
+  before (an ONNX Loop: the body once in the graph)."""
   def unrolled(lower, upper, body_fun, init_val, *args, **kwargs):
-    if isinstance(lower, int) and isinstance(upper, int) and not args and not kwargs:
+    if (isinstance(lower, int) and isinstance(upper, int) and not args and not kwargs
+        and _closes_over_tracers(body_fun, lower, init_val)):
       val = init_val
       for i in range(lower, upper):
         val = body_fun(i, val)
@@ -131,7 +140,8 @@ def _fori_loop_unrolled(fori_loop: Callable) -> Callable:
 # lowering only supports a single axis"), while HybrIK's heatmap heads (the
 # deconvolution head and both camera heads) normalise each joint's heatmap over
 # (H, W, D); its fori_loop cannot lower a body that closes over traced arrays
-# (TracerArrayConversionError), which HybrIK-X's three scale refinements do.
+# (TracerArrayConversionError): such loops are unrolled (HybrIK-X's three scale
+# refinements carry what they read instead, one ONNX Loop).
 _JAX2ONNX_SHIMS = (
     ('jax2onnx.plugins.jax.nn.softmax', 'SoftmaxPlugin', 'softmax',
      _softmax_over_several_axes),
@@ -140,12 +150,54 @@ _JAX2ONNX_SHIMS = (
 )
 
 
+def _broadcast_without_stale_scatter_hints(lower: Callable) -> Callable:
+  """BroadcastInDimPlugin.lower that sees no scatter-window hint for an axis
+  whose size is static (symbolic axes keep theirs)."""
+  def lower_static(self, ctx, eqn):
+    hints = getattr(ctx, '_scatter_window_hints', None)
+    if not isinstance(hints, dict) or not hints:
+      return lower(self, ctx, eqn)
+    shape = tuple(eqn.params['shape'])
+    static = lambda axis: axis < len(shape) and isinstance(shape[axis], (int, np.integer))
+    ctx._scatter_window_hints = {a: v for a, v in hints.items() if not static(a)}
+    try:
+      return lower(self, ctx, eqn)
+    finally:
+      ctx._scatter_window_hints = hints  # the same dict: later scatters append to it
+  return lower_static
+
+
+# jax2onnx 0.12.5 lowerings the conversion wraps: (module, class, wrapper of its
+# `lower`). Every scatter (`x.at[...].add / .set`) records its update window's
+# size per axis in the conversion context and never clears it; every later
+# broadcast_in_dim that adds an axis (`keepdims=True`, `x[:, None]` broadcast)
+# takes the newest hint of that axis as the axis's size, even where the size is
+# static and differs. The SMPL-X IK's first scatter (a (B, 71, 3) window of 3 on
+# its last axis) so made `jnp.linalg.norm(phis, axis=-1, keepdims=True)` (B, 54, 1)
+# a (B, 54, 3) Expand, which onnxruntime refuses at the next elementwise op
+# ("[ShapeInferenceError] Incompatible dimensions": a Div in the IK alone, a Where
+# in the whole HybrIK-X graph). Static axes now take their own size.
+_JAX2ONNX_LOWERING_SHIMS = (
+    ('jax2onnx.plugins.jax.lax.broadcast_in_dim', 'BroadcastInDimPlugin',
+     _broadcast_without_stale_scatter_hints),
+)
+
+
 @contextlib.contextmanager
 def _jax2onnx_shims():
-  """Wraps the bindings of `_JAX2ONNX_SHIMS` for one conversion (restored
-  after); a jax2onnx without those plugins is left as it is."""
+  """Wraps the bindings of `_JAX2ONNX_SHIMS` and the lowerings of
+  `_JAX2ONNX_LOWERING_SHIMS` for one conversion (restored after); a jax2onnx
+  without those plugins is left as it is."""
   import importlib  # pylint: disable=g-import-not-at-top
   restore = []
+  for module_name, class_name, wrapper in _JAX2ONNX_LOWERING_SHIMS:
+    try:
+      cls = getattr(importlib.import_module(module_name), class_name)
+      original = cls.__dict__['lower']
+    except (ImportError, AttributeError, KeyError):
+      continue
+    restore.append((cls, 'lower', original))
+    cls.lower = wrapper(original)
   for module_name, class_name, attr, wrapper in _JAX2ONNX_SHIMS:
     try:
       cls = getattr(importlib.import_module(module_name), class_name)
@@ -162,12 +214,12 @@ def _jax2onnx_shims():
       return specs
 
     cls.binding_specs = classmethod(binding_specs)
-    restore.append((cls, original))
+    restore.append((cls, 'binding_specs', original))
   try:
     yield
   finally:
-    for cls, original in restore:
-      cls.binding_specs = original
+    for cls, attr, original in reversed(restore):
+      setattr(cls, attr, original)
 
 
 def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions,

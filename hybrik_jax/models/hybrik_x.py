@@ -145,12 +145,19 @@ def decode_camera_smplx_rows(raw: dict[str, jnp.ndarray], *, offset: jnp.ndarray
   weight = jnp.maximum(1.0 - 10.0 * sigma, 0.0)
   refine_joints = (REFINE_JOINTS[head] if isinstance(head, str) else jnp.where(
       head, REFINE_JOINTS['regression'], REFINE_JOINTS['heatmap']))
-  # One traced copy of the naive IK for the three steps (compile time).
-  scale = jax.lax.fori_loop(0, ICE_STEPS, lambda _, s: update_scale(
-      uvd, weight, s, shape, expression, phi, smplx_model=smplx_model,
-      depth_factor=depth_factor, offset=offset, refine_joints=refine_joints,
-      kabsch=kabsch, **geometry),
-                            scale)
+  # One traced copy of the naive IK for the three steps (compile time). What the
+  # steps read rides in the carry, unchanged, rather than being closed over: a
+  # body without traced constants is what jax2onnx lowers to one ONNX Loop (the
+  # IK once in the graph, not unrolled three times: conversion time).
+  def refine(_, carry):
+    s, (uvd_, weight_, shape_, expression_, phi_, offset_, refine_joints_) = carry
+    s = update_scale(uvd_, weight_, s, shape_, expression_, phi_, smplx_model=smplx_model,
+                     depth_factor=depth_factor, offset=offset_,
+                     refine_joints=refine_joints_, kabsch=kabsch, **geometry)
+    return s, carry[1]
+
+  scale, _ = jax.lax.fori_loop(0, ICE_STEPS, refine, (scale, (
+      uvd, weight, shape, expression, phi, offset, jnp.asarray(refine_joints))))
   cam_depth = camera_lib.root_depth(scale, focal_length, input_size)
   xyz = camera_lib.back_project(uvd, cam_depth, depth_factor=depth_factor, offset=offset,
                                 **geometry)
