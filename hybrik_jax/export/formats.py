@@ -183,25 +183,31 @@ _JAX2ONNX_LOWERING_SHIMS = (
 )
 
 
+def _plugin_class(module_name: str, class_name: str) -> type | None:
+  """A jax2onnx plugin class, None where this jax2onnx has no such plugin."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  try:
+    return getattr(importlib.import_module(module_name), class_name)
+  except (ImportError, AttributeError):
+    return None
+
+
 @contextlib.contextmanager
 def _jax2onnx_shims():
   """Wraps the bindings of `_JAX2ONNX_SHIMS` and the lowerings of
   `_JAX2ONNX_LOWERING_SHIMS` for one conversion (restored after); a jax2onnx
   without those plugins is left as it is."""
-  import importlib  # pylint: disable=g-import-not-at-top
   restore = []
   for module_name, class_name, wrapper in _JAX2ONNX_LOWERING_SHIMS:
-    try:
-      cls = getattr(importlib.import_module(module_name), class_name)
-      original = cls.__dict__['lower']
-    except (ImportError, AttributeError, KeyError):
+    cls = _plugin_class(module_name, class_name)
+    if cls is None or 'lower' not in cls.__dict__:
       continue
+    original = cls.__dict__['lower']
     restore.append((cls, 'lower', original))
     cls.lower = wrapper(original)
   for module_name, class_name, attr, wrapper in _JAX2ONNX_SHIMS:
-    try:
-      cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
+    cls = _plugin_class(module_name, class_name)
+    if cls is None:
       continue
     original = cls.__dict__['binding_specs']
 
