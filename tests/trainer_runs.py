@@ -7,6 +7,7 @@ files, waiting on what a trainer prints or writes (never on the clock).
 
 import glob
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +27,8 @@ def build_tiny_humans(tmp_path_factory) -> str:
 
 def train_command(workdir, data_dir, *overrides: str) -> list[str]:
   """`python -m hybrik_jax.train` on configs/test.py, 1000 steps."""
-  return [sys.executable, '-m', 'hybrik_jax.train', '--config',
+  # -X faulthandler: a hung trainer's Python stacks on SIGABRT (TrainerProcess.wait).
+  return [sys.executable, '-X', 'faulthandler', '-m', 'hybrik_jax.train', '--config',
           os.path.join(REPO, 'configs', 'test.py'), f'--workdir={workdir}',
           f'--config.data.data_dir={data_dir}',
           '--config.num_train_steps=1000', *overrides]
@@ -48,7 +50,20 @@ class TrainerProcess:
     return self.process.pid
 
   def wait(self, timeout: float = TIMEOUT_S) -> int:
-    return self.process.wait(timeout=timeout)
+    """The exit status; a process still running after `timeout` s fails the
+    test with its Python stacks (SIGABRT: the trainer runs with -X
+    faulthandler) and the end of its output, so a hang says where it hung."""
+    try:
+      return self.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.process.send_signal(signal.SIGABRT)
+      try:
+        self.process.wait(timeout=30)
+      except subprocess.TimeoutExpired:
+        self.kill()
+      raise AssertionError(
+          f'{self.err.name}: still running after {timeout:.0f} s; its stacks and '
+          f'output:\n{self.stderr()[-8000:]}\nstdout:\n{self.stdout()[-2000:]}') from None
 
   def stdout(self) -> str:
     return self.out.read_text()
