@@ -21,6 +21,7 @@ the same command again on every host to resume.
 
 import os
 import sys
+import threading
 import time
 from typing import NoReturn, Sequence
 
@@ -119,6 +120,7 @@ def _main(args: flags.FlagValues) -> int:
     logging.set_verbosity(logging.WARNING)
   if args.coordinator_address or args.distributed:
     _initialize_distributed(args)
+    _PeerWatchdog(args).start()
   logging.info('JAX process %d of %d, local devices %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
@@ -184,11 +186,18 @@ def _live_processes(timeout_s: float) -> tuple[set[int], bool]:
     time.sleep(0.1)
 
 
-def _lost_peer_exit(args, error: BaseException) -> NoReturn:
-  """A collective failed: names the lost process(es) once the coordination
-  service has noticed (at most --heartbeat_timeout_s, plus a margin), prints
-  one line and exits with EXIT_LOST_PROCESS (os._exit: the atexit shutdown
-  would wait for the lost process)."""
+# Held by the thread that ends the process (`_lost_peer_exit`), never released:
+# the main thread (a failed collective) and the watchdog never both print.
+_EXITING = threading.Lock()
+
+
+def _lost_peer_exit(args, error: BaseException | None) -> NoReturn:
+  """A collective failed, or the watchdog saw a process missing: names the
+  lost process(es) once the coordination service has noticed (at most
+  --heartbeat_timeout_s, plus a margin), prints one line and exits with
+  EXIT_LOST_PROCESS (os._exit: the atexit shutdown would wait for the lost
+  process)."""
+  _EXITING.acquire()  # a second caller waits here until the first has exited
   live, answered = _live_processes(args.heartbeat_timeout_s + 5)
   lost = sorted(set(range(jax.process_count())) - live)
   if not answered:
@@ -198,7 +207,7 @@ def _lost_peer_exit(args, error: BaseException) -> NoReturn:
     reason = (f'no heartbeat for {args.heartbeat_timeout_s} s: killed, '
               'preempted or unreachable')
   else:
-    who, reason = '', cli.one_line(str(error))[:300]
+    who, reason = '', cli.one_line(str(error or 'a collective failed'))[:300]
   print(_lost_peer_line(args, who, reason), file=sys.stderr, flush=True)
   os._exit(EXIT_LOST_PROCESS)  # pylint: disable=protected-access
 
@@ -222,6 +231,7 @@ def _exit_together(args, error: errors.InputError | None = None) -> None:
     if _is_lost_peer_error(e) or 'deadline' in str(e).lower():
       _lost_peer_exit(args, e)
     raise
+  _PeerWatchdog.disarm_all()  # the others now leave on their own
   if jax.process_index() == 0:
     return
   status = 0
@@ -232,6 +242,61 @@ def _exit_together(args, error: errors.InputError | None = None) -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os._exit(status)  # pylint: disable=protected-access
+
+
+class _PeerWatchdog:
+  """Several processes: a daemon thread that asks the coordination service
+  every `poll_s` which processes are alive, and ends this one
+  (`_lost_peer_exit`) once one is missing, wherever the main thread is
+  waiting. A collective with a lost peer fails at once, but not every wait
+  does: Orbax's checkpoint barriers wait out their deadlines (300 s; 1200 s
+  for an async save), the likely wait of a process 0 seen still running 600 s
+  after its peer was SIGKILLed. Disarmed once every process
+  has reached the exit barrier (`_exit_together`), after which they leave one
+  by one.
+  """
+
+  _armed: list['_PeerWatchdog'] = []
+
+  def __init__(self, args, poll_s: float = 1.0):
+    self._args = args
+    self._poll_s = poll_s
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._watch, daemon=True,
+                                    name='hybrik_jax peer watchdog')
+
+  def start(self) -> '_PeerWatchdog':
+    if jax.process_count() > 1:
+      _PeerWatchdog._armed.append(self)
+      self._thread.start()
+    return self
+
+  @classmethod
+  def disarm_all(cls) -> None:
+    for watchdog in cls._armed:
+      watchdog._stop.set()  # pylint: disable=protected-access
+    cls._armed.clear()
+
+  def _watch(self) -> None:
+    from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+    client = jax_distributed.global_state.client
+    everyone = list(range(jax.process_count()))
+    silent_since = None  # the service has not answered since then
+    while not self._stop.wait(self._poll_s):
+      try:
+        if len(client.get_live_nodes(everyone)) == len(everyone):
+          silent_since = None
+          continue
+      except Exception:  # pylint: disable=broad-exception-caught
+        # The coordinator (process 0) is gone, or briefly unreachable.
+        silent_since = silent_since or time.monotonic()
+        if time.monotonic() - silent_since < self._args.heartbeat_timeout_s:
+          continue
+      # A process that just passed the exit barrier may already have left:
+      # give this process's main thread a moment to disarm first.
+      if self._stop.wait(self._poll_s):
+        return
+      _lost_peer_exit(self._args, None)
 
 
 def _initialize_distributed(args) -> None:

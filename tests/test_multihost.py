@@ -29,6 +29,8 @@ import os
 import shutil
 import signal
 import socket
+import sys
+import textwrap
 import time
 
 import jax
@@ -187,6 +189,64 @@ def test_two_processes_preempted_refused_corrupt_and_killed(tmp_path,
   finally:
     for run in runs:
       run.kill()
+
+
+# One process of a two-process run that arms the trainer's peer watchdog, then
+# waits where no collective will fail: 'sleep' (a barrier without deadline
+# stands for any such wait) or 'exit' (both pass the trainer's exit barrier,
+# then process 0 outlives process 1 by more than the heartbeat timeout).
+_WATCHED = textwrap.dedent("""
+    import sys, time, types
+    from hybrik_jax import train
+    port, i, mode, wait_s = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+    args = types.SimpleNamespace(
+        coordinator_address=f'localhost:{port}', num_processes=2, process_id=i,
+        heartbeat_timeout_s=%d, workdir='WORKDIR', distributed=False)
+    train._initialize_distributed(args)
+    train._PeerWatchdog(args).start()
+    print('armed', flush=True)
+    if mode == 'exit':
+      train._exit_together(args)  # process 1 leaves here (status 0)
+    time.sleep(wait_s)
+    print('waited it out', flush=True)
+""" % HEARTBEAT_S)
+
+
+@pytest.mark.parametrize('mode', ['sleep', 'exit'])
+def test_the_peer_watchdog_ends_a_wait_no_collective_ends(tmp_path, mode):
+  """A SIGKILLed process 1 ends process 0 within the heartbeat bound (75, one
+  line) even where process 0 waits on no collective (a checkpoint barrier
+  hung for 600 s there); once both have passed the exit barrier, process 1
+  leaving is no loss (process 0 waits out its sleep and exits 0)."""
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
+  port = _free_port()
+  # 'exit': past the heartbeat, a poll and the watchdog's grace; 'sleep': long
+  # enough that only the watchdog ends it within the test's bound.
+  wait_s = 2 * HEARTBEAT_S + 2 if mode == 'exit' else 120
+  run = [TrainerProcess([sys.executable, '-c', _WATCHED, str(port), str(i), mode, str(wait_s)],
+                        env, tmp_path, f'{mode}{i}') for i in range(2)]
+  try:
+    wait_for(lambda: all('armed' in p.stdout() for p in run), run
+             if mode == 'sleep' else [], 'both processes armed')
+    if mode == 'exit':
+      assert run[1].wait() == 0, run[1].stderr()[-3000:]
+      assert run[0].wait() == 0, run[0].stderr()[-3000:]
+      assert 'waited it out' in run[0].stdout()
+      assert 'lost process' not in run[0].stderr()
+      return
+    run[1].process.send_signal(signal.SIGKILL)
+    assert run[1].wait() == -signal.SIGKILL
+    killed_at = time.monotonic()
+    assert run[0].wait() == 75, run[0].stderr()[-3000:]
+    assert time.monotonic() - killed_at < HEARTBEAT_S + 30
+    run[0].no_traceback()
+    assert 'waited it out' not in run[0].stdout()
+    assert run[0].last_line().startswith(
+        'error: lost process 1 of this 2-process run (no heartbeat for 5 s'), (
+            run[0].stderr()[-3000:])
+  finally:
+    for p in run:
+      p.kill()
 
 
 def test_compilation_cache_dir_setting():
