@@ -78,7 +78,7 @@ def _pngs(nb) -> list[bytes]:
 
 
 def test_notebooks_are_valid_and_guard_the_install():
-  for name in ('demo', 'train_synthetic', 'datasets'):
+  for name in ('demo', 'train_synthetic', 'datasets', 'export'):
     nb = nbformat.read(os.path.join(COLAB, f'{name}.ipynb'), as_version=4)
     nbformat.validate(nb)
     install = [c.source for c in nb.cells
@@ -124,3 +124,17 @@ def test_demo_notebook(tmp_path, cache_dir, tiny_checkpoint):
   assert 'joints3d_29        (4, 1, 29, 3)' in text
   for name in ('demo_video.mp4', 'demo_video.npz', 'demo_video.json'):
     assert os.path.isfile(tmp_path / name), name
+
+
+def test_export_notebook(tmp_path, cache_dir, tiny_checkpoint):
+  """The tiny checkpoint to ONNX by the export command, run by onnxruntime (no
+  JAX in that cell's inference), the mesh drawn over a rendered person."""
+  nb = _run('export', tmp_path, cache_dir,
+            {'HYBRIK_NOTEBOOK_CHECKPOINT': tiny_checkpoint})
+  text = _text(nb)
+  assert 'valid: True' in text, text[-2000:]
+  assert "'pred_vertices': (1, 6890, 3)" in text, text[-2000:]
+  assert os.path.isfile(tmp_path / 'onnx_model' / 'export.json')
+  pngs = _pngs(nb)
+  assert len(pngs) == 1
+  assert (tmp_path / 'onnx_mesh.png').read_bytes() == pngs[0]
