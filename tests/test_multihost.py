@@ -91,6 +91,20 @@ def _params(workdir, step):
   return train_checkpoints.restore_variables(manager, step)['params']
 
 
+def _kill_process_1_and_see_0_name_it(processes, bound_s: float) -> None:
+  """SIGKILLs processes[1]; processes[0] must exit 75 within `bound_s` with
+  one line naming process 1, no traceback."""
+  processes[1].process.send_signal(signal.SIGKILL)
+  assert processes[1].wait() == -signal.SIGKILL
+  killed_at = time.monotonic()
+  assert processes[0].wait() == 75, processes[0].stderr()[-3000:]
+  assert time.monotonic() - killed_at < bound_s
+  processes[0].no_traceback()
+  assert processes[0].last_line().startswith(
+      'error: lost process 1 of this 2-process run (no heartbeat for 5 s'), (
+          processes[0].stderr()[-3000:])
+
+
 def test_two_processes_preempted_refused_corrupt_and_killed(tmp_path,
                                                             data_dir):
   workdir, cache = tmp_path / 'work', tmp_path / 'xla_cache'
@@ -152,15 +166,7 @@ def test_two_processes_preempted_refused_corrupt_and_killed(tmp_path,
 
     # 3. SIGKILL of process 1: process 0 names it within the heartbeat bound.
     c.wait_for(lambda: steps(workdir)[-1] >= bad + 1, 'two new checkpoints')
-    c[1].process.send_signal(signal.SIGKILL)
-    assert c[1].wait() == -signal.SIGKILL
-    killed_at = time.monotonic()
-    assert c[0].wait() == 75, c[0].stderr()[-3000:]
-    assert time.monotonic() - killed_at < HEARTBEAT_S + 60
-    c[0].no_traceback()
-    assert c[0].last_line().startswith(
-        'error: lost process 1 of this 2-process run (no heartbeat for 5 s'), (
-            c[0].stderr()[-3000:])
+    _kill_process_1_and_see_0_name_it(c.processes, bound_s=HEARTBEAT_S + 60)
     committed = steps(workdir)[-1]
     d = start('d')
     d.wait_for(lambda: steps(workdir)[-1] > committed, 'a new checkpoint')
@@ -234,16 +240,8 @@ def test_the_peer_watchdog_ends_a_wait_no_collective_ends(tmp_path, mode):
       assert 'waited it out' in run[0].stdout()
       assert 'lost process' not in run[0].stderr()
       return
-    run[1].process.send_signal(signal.SIGKILL)
-    assert run[1].wait() == -signal.SIGKILL
-    killed_at = time.monotonic()
-    assert run[0].wait() == 75, run[0].stderr()[-3000:]
-    assert time.monotonic() - killed_at < HEARTBEAT_S + 30
-    run[0].no_traceback()
+    _kill_process_1_and_see_0_name_it(run, bound_s=HEARTBEAT_S + 30)
     assert 'waited it out' not in run[0].stdout()
-    assert run[0].last_line().startswith(
-        'error: lost process 1 of this 2-process run (no heartbeat for 5 s'), (
-            run[0].stderr()[-3000:])
   finally:
     for p in run:
       p.kill()
