@@ -449,6 +449,46 @@ def test_onnx_converts_several_axis_softmax_and_fori_loop(tmp_path):
   np.testing.assert_allclose(np.asarray(want['probs']).sum((1, 2)), 1.0, rtol=1e-5)
 
 
+def test_onnx_indexed_node_lookups_answer_as_jax2onnx(tmp_path):
+  """formats._indexed_node_lookups (the O(1) producer / consumer lookups of
+  jax2onnx's graph passes, which made HybrIK-X's conversion quadratic) answer
+  every query on a converted graph's node list as jax2onnx's own helpers do (by
+  value and by name; graph inputs, initializers, node outputs, unknown names),
+  and a conversion with them gives the same model bytes as one without."""
+  import jax2onnx  # pylint: disable=g-import-not-at-top
+  import onnx_ir as ir  # pylint: disable=g-import-not-at-top
+  from jax2onnx.converter import ir_optimizations  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.export import formats  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  w1, w2 = (rng.normal(size=s).astype(np.float32) for s in ((3, 3, 3, 8), (3, 3, 8, 8)))
+  bias = rng.normal(size=(8,)).astype(np.float32)
+  dn = ('NHWC', 'HWIO', 'NHWC')
+
+  def fn(x):  # NHWC convolutions: transposes for the passes to fold, a residual Add
+    h = jax.nn.relu(jax.lax.conv_general_dilated(x, w1, (1, 1), 'SAME',
+                                                 dimension_numbers=dn) + bias)
+    h = h + jax.lax.conv_general_dilated(h, w2, (1, 1), 'SAME', dimension_numbers=dn)
+    return jax.nn.softmax(h.mean(-1) * 2.0, axis=(1, 2)), jnp.transpose(h, (0, 3, 1, 2))
+
+  def convert(indexed):
+    with formats._jax2onnx_shims(indexed_lookups=indexed):
+      return jax2onnx.to_onnx(fn, [(2, 16, 16, 3)], model_name='t', opset=formats.ONNX_OPSET)
+
+  plain = convert(False)
+  assert convert(True).SerializeToString() == plain.SerializeToString()
+  graph = ir.serde.deserialize_model(plain).graph
+  nodes = list(graph)
+  lookups = formats._indexed_node_lookups(ir_optimizations)
+  values = list(graph.inputs) + list(graph.initializers.values()) + [
+      v for n in nodes for v in list(n.inputs) + list(n.outputs) if v is not None]
+  assert len(nodes) > 5 and graph.initializers
+  for query in values + [v.name for v in values] + [None, 'no_such_value']:
+    assert (lookups['_producer_node'](nodes, query)
+            is ir_optimizations._producer_node(nodes, query)), query
+    assert (lookups['_consumer_nodes'](nodes, query)
+            == ir_optimizations._consumer_nodes(nodes, query)), query
+
+
 def test_onnx_converts_the_smplx_ik(tmp_path):
   """The SMPL-X IK alone ('naive', Horn's fits; 12 s of jax2onnx) through the
   ONNX writer: onnxruntime loads it and gives JAX's rotations. Without the

@@ -183,6 +183,77 @@ _JAX2ONNX_LOWERING_SHIMS = (
 )
 
 
+_IR_OPTIMIZATIONS = 'jax2onnx.converter.ir_optimizations'
+
+
+def _indexed_node_lookups(module: Any) -> dict[str, Callable] | None:
+  """Replacements for `module._producer_node(nodes, value_or_name)` and
+  `module._consumer_nodes(nodes, value_or_name)` that index each node list once
+  (node ids; the first node, by position, that outputs a value, by identity and
+  by name) instead of scanning it on every call; the same answers. None where
+  this jax2onnx lacks the helpers they rely on.
+
+  jax2onnx 0.12.5's graph passes take `nodes = list(graph)` and query it
+  ~10^5 times before taking a new list; each query built a set of every node's
+  id, and a value without a producer among them (an initializer) was looked up
+  by a scan of every node's outputs: quadratic, 446 of the tiny HybrIK-X
+  model's 499 s of conversion. Assumed of the pinned version (read in its
+  source): a list passed to these helpers is not changed in place and its
+  nodes' outputs keep their names while it is in use; an index is reused only
+  for the same list object of the same length, and other sequences go to the
+  original helpers."""
+  names = ('_producer_node', '_consumer_nodes', '_value_identity', '_v_name',
+           '_node_outputs')
+  if not all(callable(getattr(module, n, None)) for n in names):
+    return None
+  import onnx_ir as ir  # pylint: disable=g-import-not-at-top
+  producer_node, consumer_nodes = module._producer_node, module._consumer_nodes
+  indices: dict[int, tuple] = {}  # id(list) -> (list, len, ids, by value, by name)
+
+  def index(nodes: list) -> tuple:
+    entry = indices.get(id(nodes))
+    if entry is not None and entry[0] is nodes and entry[1] == len(nodes):
+      return entry
+    ids, by_value, by_name = set(), {}, {}
+    for pos, node in enumerate(nodes):
+      ids.add(id(node))
+      for out in module._node_outputs(node):
+        by_value.setdefault(id(out), pos)
+        name = module._v_name(out)
+        if name:
+          by_name.setdefault(name, pos)
+    if len(indices) >= 8:  # the passes alternate between a few live lists
+      indices.pop(next(iter(indices)))
+    entry = indices[id(nodes)] = (nodes, len(nodes), ids, by_value, by_name)
+    return entry
+
+  def indexed_producer_node(nodes, value_or_name):
+    if type(nodes) is not list or value_or_name is None:
+      return producer_node(nodes, value_or_name)
+    _, _, ids, by_value, by_name = index(nodes)
+    if isinstance(value_or_name, ir.Value):
+      prod = value_or_name.producer()
+      if isinstance(prod, ir.Node) and id(prod) in ids:
+        return prod
+    ref_value, name = module._value_identity(value_or_name)
+    found = [p for p in (by_value.get(id(ref_value)) if ref_value is not None else None,
+                         by_name.get(name) if name else None) if p is not None]
+    return nodes[min(found)] if found else None
+
+  def indexed_consumer_nodes(nodes, value_or_name):
+    if type(nodes) is list and isinstance(value_or_name, ir.Value):
+      consumers = value_or_name.consumers()
+      if consumers and all(isinstance(c, ir.Node) for c in consumers):
+        ids = index(nodes)[2]
+        found = [c for c in consumers if id(c) in ids]
+        if found:
+          return found
+    return consumer_nodes(nodes, value_or_name)  # its name-based scan
+
+  return {'_producer_node': indexed_producer_node,
+          '_consumer_nodes': indexed_consumer_nodes}
+
+
 def _plugin_class(module_name: str, class_name: str) -> type | None:
   """A jax2onnx plugin class, None where this jax2onnx has no such plugin."""
   import importlib  # pylint: disable=g-import-not-at-top
@@ -193,11 +264,22 @@ def _plugin_class(module_name: str, class_name: str) -> type | None:
 
 
 @contextlib.contextmanager
-def _jax2onnx_shims():
+def _jax2onnx_shims(indexed_lookups: bool = True):
   """Wraps the bindings of `_JAX2ONNX_SHIMS` and the lowerings of
-  `_JAX2ONNX_LOWERING_SHIMS` for one conversion (restored after); a jax2onnx
-  without those plugins is left as it is."""
+  `_JAX2ONNX_LOWERING_SHIMS` for one conversion, and (indexed_lookups) replaces
+  the graph passes' node lookups by `_indexed_node_lookups` (all restored
+  after); a jax2onnx without those plugins or helpers is left as it is."""
+  import importlib  # pylint: disable=g-import-not-at-top
   restore = []
+  if indexed_lookups:
+    try:
+      passes = importlib.import_module(_IR_OPTIMIZATIONS)
+    except ImportError:
+      passes = None
+    lookups = _indexed_node_lookups(passes) if passes is not None else None
+    for attr, replacement in (lookups or {}).items():
+      restore.append((passes, attr, getattr(passes, attr)))
+      setattr(passes, attr, replacement)
   for module_name, class_name, wrapper in _JAX2ONNX_LOWERING_SHIMS:
     cls = _plugin_class(module_name, class_name)
     if cls is None or 'lower' not in cls.__dict__:
