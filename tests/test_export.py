@@ -524,19 +524,23 @@ def test_onnx_converts_the_smplx_ik(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get('HYBRIK_JAX_TEST_ONNX_SMPLX'),
-                    reason='HYBRIK_JAX_TEST_ONNX_SMPLX=1 runs it: ~4 minutes of jax2onnx')
-def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
-  """HybrIK-X (HRNetSMPLXCamKid, tiny, random weights) by `export_model --format
-  onnx` on the synthetic SMPL-X body, run by onnxruntime, against `predict`
-  (its SVD fit): the network's outputs < 1e-5 relative; the body through the
-  random model's ill-conditioned skeletons (as the random SMPL model's,
-  test_artefact_gives_predict_outputs) < 5e-5, the rotations < 5e-4 (measured
-  2026-12-05: 3.5e-5 vertices, 2.3e-4 rotations, network <= 1.9e-6). Not run by
-  default: 252 s (2026-12-05, load 2-3), nearly all jax2onnx's graph passes
-  (docs/PERFORMANCE.md, "Export")."""
+                    reason='HYBRIK_JAX_TEST_ONNX_SMPLX=1 runs it: ~2 minutes a head')
+@pytest.mark.parametrize('head', ['heatmap', 'regression'])
+def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path, head):
+  """HybrIK-X (tiny, random weights; head 'heatmap': HRNetSMPLXCamKid,
+  'regression': HRNetSMPLXCamKidReg) by `export_model --format onnx` on the
+  synthetic SMPL-X body, run by onnxruntime, against `predict` (its SVD fit):
+  the network's outputs < 1e-5 relative; the body through the random model's
+  ill-conditioned skeletons (as the random SMPL model's,
+  test_artefact_gives_predict_outputs) < 5e-5, the rotations < 5e-4. The
+  scale-refinement Loop's body reads the top graph's arrays (no initializer of
+  it equals one of the top graph's). Not run by default: ~75 s of jax2onnx a
+  head plus onnxruntime and predict (docs/PERFORMANCE.md, "Export")."""
+  import onnx  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
   from hybrik_jax.export import run_artefact  # pylint: disable=g-import-not-at-top
-  cfg = models.get_tiny_model_config(input_size=64, **ARCHITECTURES['smplx_heatmap'])
+  cfg = models.get_tiny_model_config(input_size=64,
+                                     **dict(ARCHITECTURES['smplx_heatmap'], head=head))
   model = models.create_model(cfg)
   variables = tiny_variables(model, 64, seed=1)
   path = str(tmp_path / 'model')
@@ -544,6 +548,15 @@ def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
   out = str(tmp_path / 'onnx')
   assert export_model.main(['--checkpoint', path, '--out', out, '--format', 'onnx',
                             '--batch', '1', '--noflip_test']) == 0
+  graph = onnx.load(os.path.join(out, 'model.onnx')).graph
+  outer = {(t.data_type, tuple(t.dims), t.raw_data) for t in graph.initializer}
+  loops = [n for n in graph.node if n.op_type == 'Loop']
+  assert len(loops) == 1
+  loop_body = loops[0].attribute[0].g
+  assert not [t.name for t in loop_body.initializer
+              if (t.data_type, tuple(t.dims), t.raw_data) in outer]
+  print(head, 'nodes', len(graph.node), 'loop body', len(loop_body.node),
+        'MB', os.path.getsize(os.path.join(out, 'model.onnx')) / 1e6)
   inputs = _inputs(64, 1, 'uint8', camera=True)
   call, _ = run_artefact.load(out)
   outputs = call(inputs)
@@ -555,7 +568,7 @@ def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
   assert sorted(outputs) == sorted(ref)
   assert outputs['valid'].all() and ref['valid'].all()
   errors = {k: _rel(outputs[k], ref[k]) for k in ref if k != 'valid'}
-  print({k: f'{v:.1e}' for k, v in errors.items()})
+  print(head, {k: f'{v:.1e}' for k, v in errors.items()})
   network = ('pred_uvd', 'pred_phi', 'pred_shape', 'pred_expression', 'pred_sigma', 'maxvals')
   for name, err in errors.items():
     tol = 1e-5 if name in network else 5e-4 if name == 'pred_rotmats' else 5e-5

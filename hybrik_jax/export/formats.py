@@ -310,6 +310,71 @@ def _jax2onnx_shims(indexed_lookups: bool = True):
       setattr(cls, attr, original)
 
 
+def _subgraphs(graph: Any):
+  """The subgraphs (Loop / If / Scan bodies) of `graph`'s nodes, one level."""
+  for node in graph.node:
+    for attr in node.attribute:
+      yield from ([attr.g] if attr.HasField('g') else []) + list(attr.graphs)
+
+
+def _defined_names(graph: Any) -> set[str]:
+  """Every value name `graph` and its subgraphs define (inputs, initializers,
+  node outputs)."""
+  names = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+  names |= {o for node in graph.node for o in node.output}
+  for sub in _subgraphs(graph):
+    names |= _defined_names(sub)
+  return names
+
+
+def _rename_uses(graph: Any, renames: dict[str, str]) -> None:
+  """Node inputs of `graph` and of the subgraphs that see them renamed by
+  `renames` (old -> new name), in one walk."""
+  for node in graph.node:
+    if any(name in renames for name in node.input):
+      node.input[:] = [renames.get(name, name) for name in node.input]
+  for sub in _subgraphs(graph):
+    own = {v.name for v in sub.input} | {t.name for t in sub.initializer}
+    _rename_uses(sub, {k: v for k, v in renames.items() if k not in own})
+
+
+def _share_outer_initializers(graph: Any, outer: dict | None = None) -> int:
+  """Drops each subgraph initializer equal (dtype, shape, bytes) to one of an
+  enclosing graph's and reads the outer one by name (ONNX subgraphs see outer
+  values); returns the bytes dropped. jax2onnx binds a loop body's constants in
+  the body, so HybrIK-X's scale-refinement Loop held a second copy of every
+  SMPL-X array (69 of 142 MB). Initializers that are the subgraph's inputs or
+  outputs, or whose outer name the subgraph defines itself, stay."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  key = lambda t: (t.data_type, tuple(t.dims), hashlib.sha256(t.raw_data).digest())
+  shareable = lambda t: t.raw_data and t.data_location != t.EXTERNAL
+  outer = dict(outer or {})
+  for t in graph.initializer:
+    if shareable(t):
+      outer.setdefault(key(t), t)
+  dropped = 0
+  for sub in _subgraphs(graph):
+    defined = _defined_names(sub)
+    boundary = {v.name for v in sub.input} | {v.name for v in sub.output}
+    gone = {}  # index in sub.initializer -> (its name, the outer one's)
+    for i, t in enumerate(sub.initializer):
+      same = outer.get(key(t)) if shareable(t) else None
+      if (same is not None and same.raw_data == t.raw_data and t.name not in boundary
+          and same.name not in defined):
+        dropped += len(t.raw_data)
+        gone[i] = (t.name, same.name)
+    renames = dict(gone.values())
+    _rename_uses(sub, renames)
+    names = set(renames)
+    for field, drop in ((sub.initializer, sorted(gone)),
+                        (sub.value_info, [i for i, v in enumerate(sub.value_info)
+                                          if v.name in names])):
+      for i in reversed(drop):  # in place: no copies of the kept tensors
+        del field[i]
+    dropped += _share_outer_initializers(sub, outer)
+  return dropped
+
+
 def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions,
                out_dir: str) -> str:
   """jax2onnx -> OUT/model.onnx (onnx.checker-checked); returns its path."""
@@ -339,6 +404,7 @@ def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions
   # dimensions" at a residual Add). The intermediate annotations are optional:
   # dropped, onnxruntime infers every shape itself (inputs and outputs keep theirs).
   del model.graph.value_info[:]
+  _share_outer_initializers(model.graph)
   onnx.checker.check_model(model)
   onnx.save(model, path)
   return path
