@@ -449,6 +449,46 @@ def test_onnx_converts_several_axis_softmax_and_fori_loop(tmp_path):
   np.testing.assert_allclose(np.asarray(want['probs']).sum((1, 2)), 1.0, rtol=1e-5)
 
 
+def test_onnx_indexed_node_lookups_answer_as_jax2onnx(tmp_path):
+  """formats._indexed_node_lookups (the O(1) producer / consumer lookups of
+  jax2onnx's graph passes, which made HybrIK-X's conversion quadratic) answer
+  every query on a converted graph's node list as jax2onnx's own helpers do (by
+  value and by name; graph inputs, initializers, node outputs, unknown names),
+  and a conversion with them gives the same model bytes as one without."""
+  import jax2onnx  # pylint: disable=g-import-not-at-top
+  import onnx_ir as ir  # pylint: disable=g-import-not-at-top
+  from jax2onnx.converter import ir_optimizations  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.export import formats  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  w1, w2 = (rng.normal(size=s).astype(np.float32) for s in ((3, 3, 3, 8), (3, 3, 8, 8)))
+  bias = rng.normal(size=(8,)).astype(np.float32)
+  dn = ('NHWC', 'HWIO', 'NHWC')
+
+  def fn(x):  # NHWC convolutions: transposes for the passes to fold, a residual Add
+    h = jax.nn.relu(jax.lax.conv_general_dilated(x, w1, (1, 1), 'SAME',
+                                                 dimension_numbers=dn) + bias)
+    h = h + jax.lax.conv_general_dilated(h, w2, (1, 1), 'SAME', dimension_numbers=dn)
+    return jax.nn.softmax(h.mean(-1) * 2.0, axis=(1, 2)), jnp.transpose(h, (0, 3, 1, 2))
+
+  def convert(indexed):
+    with formats._jax2onnx_shims(indexed_lookups=indexed):
+      return jax2onnx.to_onnx(fn, [(2, 16, 16, 3)], model_name='t', opset=formats.ONNX_OPSET)
+
+  plain = convert(False)
+  assert convert(True).SerializeToString() == plain.SerializeToString()
+  graph = ir.serde.deserialize_model(plain).graph
+  nodes = list(graph)
+  lookups = formats._indexed_node_lookups(ir_optimizations)
+  values = list(graph.inputs) + list(graph.initializers.values()) + [
+      v for n in nodes for v in list(n.inputs) + list(n.outputs) if v is not None]
+  assert len(nodes) > 5 and graph.initializers
+  for query in values + [v.name for v in values] + [None, 'no_such_value']:
+    assert (lookups['_producer_node'](nodes, query)
+            is ir_optimizations._producer_node(nodes, query)), query
+    assert (lookups['_consumer_nodes'](nodes, query)
+            == ir_optimizations._consumer_nodes(nodes, query)), query
+
+
 def test_onnx_converts_the_smplx_ik(tmp_path):
   """The SMPL-X IK alone ('naive', Horn's fits; 12 s of jax2onnx) through the
   ONNX writer: onnxruntime loads it and gives JAX's rotations. Without the
@@ -484,19 +524,23 @@ def test_onnx_converts_the_smplx_ik(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get('HYBRIK_JAX_TEST_ONNX_SMPLX'),
-                    reason='HYBRIK_JAX_TEST_ONNX_SMPLX=1 runs it: ~4 minutes of jax2onnx')
-def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
-  """HybrIK-X (HRNetSMPLXCamKid, tiny, random weights) by `export_model --format
-  onnx` on the synthetic SMPL-X body, run by onnxruntime, against `predict`
-  (its SVD fit): the network's outputs < 1e-5 relative; the body through the
-  random model's ill-conditioned skeletons (as the random SMPL model's,
-  test_artefact_gives_predict_outputs) < 5e-5, the rotations < 5e-4 (measured
-  2026-12-05: 3.5e-5 vertices, 2.3e-4 rotations, network <= 1.9e-6). Not run by
-  default: 252 s (2026-12-05, load 2-3), nearly all jax2onnx's graph passes
-  (docs/PERFORMANCE.md, "Export")."""
+                    reason='HYBRIK_JAX_TEST_ONNX_SMPLX=1 runs it: ~2 minutes a head')
+@pytest.mark.parametrize('head', ['heatmap', 'regression'])
+def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path, head):
+  """HybrIK-X (tiny, random weights; head 'heatmap': HRNetSMPLXCamKid,
+  'regression': HRNetSMPLXCamKidReg) by `export_model --format onnx` on the
+  synthetic SMPL-X body, run by onnxruntime, against `predict` (its SVD fit):
+  the network's outputs < 1e-5 relative; the body through the random model's
+  ill-conditioned skeletons (as the random SMPL model's,
+  test_artefact_gives_predict_outputs) < 5e-5, the rotations < 5e-4. The
+  scale-refinement Loop's body reads the top graph's arrays (no initializer of
+  it equals one of the top graph's). Not run by default: ~75 s of jax2onnx a
+  head plus onnxruntime and predict (docs/PERFORMANCE.md, "Export")."""
+  import onnx  # pylint: disable=g-import-not-at-top
   from hybrik_jax.body import bodies  # pylint: disable=g-import-not-at-top
   from hybrik_jax.export import run_artefact  # pylint: disable=g-import-not-at-top
-  cfg = models.get_tiny_model_config(input_size=64, **ARCHITECTURES['smplx_heatmap'])
+  cfg = models.get_tiny_model_config(input_size=64,
+                                     **dict(ARCHITECTURES['smplx_heatmap'], head=head))
   model = models.create_model(cfg)
   variables = tiny_variables(model, 64, seed=1)
   path = str(tmp_path / 'model')
@@ -504,6 +548,15 @@ def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
   out = str(tmp_path / 'onnx')
   assert export_model.main(['--checkpoint', path, '--out', out, '--format', 'onnx',
                             '--batch', '1', '--noflip_test']) == 0
+  graph = onnx.load(os.path.join(out, 'model.onnx')).graph
+  outer = {(t.data_type, tuple(t.dims), t.raw_data) for t in graph.initializer}
+  loops = [n for n in graph.node if n.op_type == 'Loop']
+  assert len(loops) == 1
+  loop_body = loops[0].attribute[0].g
+  assert not [t.name for t in loop_body.initializer
+              if (t.data_type, tuple(t.dims), t.raw_data) in outer]
+  print(head, 'nodes', len(graph.node), 'loop body', len(loop_body.node),
+        'MB', os.path.getsize(os.path.join(out, 'model.onnx')) / 1e6)
   inputs = _inputs(64, 1, 'uint8', camera=True)
   call, _ = run_artefact.load(out)
   outputs = call(inputs)
@@ -515,7 +568,7 @@ def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path):
   assert sorted(outputs) == sorted(ref)
   assert outputs['valid'].all() and ref['valid'].all()
   errors = {k: _rel(outputs[k], ref[k]) for k in ref if k != 'valid'}
-  print({k: f'{v:.1e}' for k, v in errors.items()})
+  print(head, {k: f'{v:.1e}' for k, v in errors.items()})
   network = ('pred_uvd', 'pred_phi', 'pred_shape', 'pred_expression', 'pred_sigma', 'maxvals')
   for name, err in errors.items():
     tol = 1e-5 if name in network else 5e-4 if name == 'pred_rotmats' else 5e-5

@@ -183,6 +183,77 @@ _JAX2ONNX_LOWERING_SHIMS = (
 )
 
 
+_IR_OPTIMIZATIONS = 'jax2onnx.converter.ir_optimizations'
+
+
+def _indexed_node_lookups(module: Any) -> dict[str, Callable] | None:
+  """Replacements for `module._producer_node(nodes, value_or_name)` and
+  `module._consumer_nodes(nodes, value_or_name)` that index each node list once
+  (node ids; the first node, by position, that outputs a value, by identity and
+  by name) instead of scanning it on every call; the same answers. None where
+  this jax2onnx lacks the helpers they rely on.
+
+  jax2onnx 0.12.5's graph passes take `nodes = list(graph)` and query it
+  ~10^5 times before taking a new list; each query built a set of every node's
+  id, and a value without a producer among them (an initializer) was looked up
+  by a scan of every node's outputs: quadratic, 446 of the tiny HybrIK-X
+  model's 499 s of conversion. Assumed of the pinned version (read in its
+  source): a list passed to these helpers is not changed in place and its
+  nodes' outputs keep their names while it is in use; an index is reused only
+  for the same list object of the same length, and other sequences go to the
+  original helpers."""
+  names = ('_producer_node', '_consumer_nodes', '_value_identity', '_v_name',
+           '_node_outputs')
+  if not all(callable(getattr(module, n, None)) for n in names):
+    return None
+  import onnx_ir as ir  # pylint: disable=g-import-not-at-top
+  producer_node, consumer_nodes = module._producer_node, module._consumer_nodes
+  indices: dict[int, tuple] = {}  # id(list) -> (list, len, ids, by value, by name)
+
+  def index(nodes: list) -> tuple:
+    entry = indices.get(id(nodes))
+    if entry is not None and entry[0] is nodes and entry[1] == len(nodes):
+      return entry
+    ids, by_value, by_name = set(), {}, {}
+    for pos, node in enumerate(nodes):
+      ids.add(id(node))
+      for out in module._node_outputs(node):
+        by_value.setdefault(id(out), pos)
+        name = module._v_name(out)
+        if name:
+          by_name.setdefault(name, pos)
+    if len(indices) >= 8:  # the passes alternate between a few live lists
+      indices.pop(next(iter(indices)))
+    entry = indices[id(nodes)] = (nodes, len(nodes), ids, by_value, by_name)
+    return entry
+
+  def indexed_producer_node(nodes, value_or_name):
+    if type(nodes) is not list or value_or_name is None:
+      return producer_node(nodes, value_or_name)
+    _, _, ids, by_value, by_name = index(nodes)
+    if isinstance(value_or_name, ir.Value):
+      prod = value_or_name.producer()
+      if isinstance(prod, ir.Node) and id(prod) in ids:
+        return prod
+    ref_value, name = module._value_identity(value_or_name)
+    found = [p for p in (by_value.get(id(ref_value)) if ref_value is not None else None,
+                         by_name.get(name) if name else None) if p is not None]
+    return nodes[min(found)] if found else None
+
+  def indexed_consumer_nodes(nodes, value_or_name):
+    if type(nodes) is list and isinstance(value_or_name, ir.Value):
+      consumers = value_or_name.consumers()
+      if consumers and all(isinstance(c, ir.Node) for c in consumers):
+        ids = index(nodes)[2]
+        found = [c for c in consumers if id(c) in ids]
+        if found:
+          return found
+    return consumer_nodes(nodes, value_or_name)  # its name-based scan
+
+  return {'_producer_node': indexed_producer_node,
+          '_consumer_nodes': indexed_consumer_nodes}
+
+
 def _plugin_class(module_name: str, class_name: str) -> type | None:
   """A jax2onnx plugin class, None where this jax2onnx has no such plugin."""
   import importlib  # pylint: disable=g-import-not-at-top
@@ -193,11 +264,22 @@ def _plugin_class(module_name: str, class_name: str) -> type | None:
 
 
 @contextlib.contextmanager
-def _jax2onnx_shims():
+def _jax2onnx_shims(indexed_lookups: bool = True):
   """Wraps the bindings of `_JAX2ONNX_SHIMS` and the lowerings of
-  `_JAX2ONNX_LOWERING_SHIMS` for one conversion (restored after); a jax2onnx
-  without those plugins is left as it is."""
+  `_JAX2ONNX_LOWERING_SHIMS` for one conversion, and (indexed_lookups) replaces
+  the graph passes' node lookups by `_indexed_node_lookups` (all restored
+  after); a jax2onnx without those plugins or helpers is left as it is."""
+  import importlib  # pylint: disable=g-import-not-at-top
   restore = []
+  if indexed_lookups:
+    try:
+      passes = importlib.import_module(_IR_OPTIMIZATIONS)
+    except ImportError:
+      passes = None
+    lookups = _indexed_node_lookups(passes) if passes is not None else None
+    for attr, replacement in (lookups or {}).items():
+      restore.append((passes, attr, getattr(passes, attr)))
+      setattr(passes, attr, replacement)
   for module_name, class_name, wrapper in _JAX2ONNX_LOWERING_SHIMS:
     cls = _plugin_class(module_name, class_name)
     if cls is None or 'lower' not in cls.__dict__:
@@ -226,6 +308,71 @@ def _jax2onnx_shims():
   finally:
     for cls, attr, original in reversed(restore):
       setattr(cls, attr, original)
+
+
+def _subgraphs(graph: Any):
+  """The subgraphs (Loop / If / Scan bodies) of `graph`'s nodes, one level."""
+  for node in graph.node:
+    for attr in node.attribute:
+      yield from ([attr.g] if attr.HasField('g') else []) + list(attr.graphs)
+
+
+def _defined_names(graph: Any) -> set[str]:
+  """Every value name `graph` and its subgraphs define (inputs, initializers,
+  node outputs)."""
+  names = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+  names |= {o for node in graph.node for o in node.output}
+  for sub in _subgraphs(graph):
+    names |= _defined_names(sub)
+  return names
+
+
+def _rename_uses(graph: Any, renames: dict[str, str]) -> None:
+  """Node inputs of `graph` and of the subgraphs that see them renamed by
+  `renames` (old -> new name), in one walk."""
+  for node in graph.node:
+    if any(name in renames for name in node.input):
+      node.input[:] = [renames.get(name, name) for name in node.input]
+  for sub in _subgraphs(graph):
+    own = {v.name for v in sub.input} | {t.name for t in sub.initializer}
+    _rename_uses(sub, {k: v for k, v in renames.items() if k not in own})
+
+
+def _share_outer_initializers(graph: Any, outer: dict | None = None) -> int:
+  """Drops each subgraph initializer equal (dtype, shape, bytes) to one of an
+  enclosing graph's and reads the outer one by name (ONNX subgraphs see outer
+  values); returns the bytes dropped. jax2onnx binds a loop body's constants in
+  the body, so HybrIK-X's scale-refinement Loop held a second copy of every
+  SMPL-X array (69 of 142 MB). Initializers that are the subgraph's inputs or
+  outputs, or whose outer name the subgraph defines itself, stay."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  key = lambda t: (t.data_type, tuple(t.dims), hashlib.sha256(t.raw_data).digest())
+  shareable = lambda t: t.raw_data and t.data_location != t.EXTERNAL
+  outer = dict(outer or {})
+  for t in graph.initializer:
+    if shareable(t):
+      outer.setdefault(key(t), t)
+  dropped = 0
+  for sub in _subgraphs(graph):
+    defined = _defined_names(sub)
+    boundary = {v.name for v in sub.input} | {v.name for v in sub.output}
+    gone = {}  # index in sub.initializer -> (its name, the outer one's)
+    for i, t in enumerate(sub.initializer):
+      same = outer.get(key(t)) if shareable(t) else None
+      if (same is not None and same.raw_data == t.raw_data and t.name not in boundary
+          and same.name not in defined):
+        dropped += len(t.raw_data)
+        gone[i] = (t.name, same.name)
+    renames = dict(gone.values())
+    _rename_uses(sub, renames)
+    names = set(renames)
+    for field, drop in ((sub.initializer, sorted(gone)),
+                        (sub.value_info, [i for i, v in enumerate(sub.value_info)
+                                          if v.name in names])):
+      for i in reversed(drop):  # in place: no copies of the kept tensors
+        del field[i]
+    dropped += _share_outer_initializers(sub, outer)
+  return dropped
 
 
 def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions,
@@ -257,6 +404,7 @@ def write_onnx(serve: Callable, input_size: int, options: serving.ServingOptions
   # dimensions" at a residual Add). The intermediate annotations are optional:
   # dropped, onnxruntime infers every shape itself (inputs and outputs keep theirs).
   del model.graph.value_info[:]
+  _share_outer_initializers(model.graph)
   onnx.checker.check_model(model)
   onnx.save(model, path)
   return path
