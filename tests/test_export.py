@@ -236,21 +236,6 @@ def test_export_refuses_a_non_empty_out(tiny_checkpoint, tmp_path):
                                serving.ServingOptions())
 
 
-def test_export_notebook_is_well_formed():
-  """colab/export.ipynb is valid nbformat with code that compiles, no outputs.
-  Not executed here: headless on the tiny model it costs 22 s of CPU (46 s wall
-  at load 6; its ONNX export is most of it), over the 20 s this suite allows a
-  notebook (docs/PERFORMANCE.md, "Export")."""
-  import nbformat  # pylint: disable=g-import-not-at-top
-  nb = nbformat.read(os.path.join(REPO, 'colab', 'export.ipynb'), as_version=4)
-  nbformat.validate(nb)
-  code = [c for c in nb.cells if c.cell_type == 'code']
-  for cell in code:
-    compile(cell.source, cell.get('id', 'cell'), 'exec')
-    assert not cell.get('outputs')
-  assert any('onnxruntime' in c.source and 'export_model' in c.source for c in code)
-
-
 def test_savedmodel_with_a_fixed_batch_takes_that_batch(tmp_path):
   """--format savedmodel --batch 3: the signature's batch is 3 (it was 1, so the
   artefact refused the batch it was exported for). A stand-in serving function
