@@ -558,3 +558,50 @@ def test_smplx_model_to_onnx_gives_predict_outputs(tmp_path, head):
   for name, err in errors.items():
     tol = 1e-5 if name in network else 5e-4 if name == 'pred_rotmats' else 5e-5
     assert err < tol, (name, err)
+
+
+def test_onnx_loop_body_reads_the_outer_copy_of_an_equal_array():
+  """formats._share_outer_initializers on a hand-made Loop (the HybrIK-X file's
+  second copy of the body arrays, 142 -> 72 MB): the body's copy of an outer
+  array is dropped and read by name, an array only the body has stays, and
+  onnxruntime gives the same numbers before and after."""
+  onnx = pytest.importorskip('onnx')
+  ort = pytest.importorskip('onnxruntime')
+  from onnx import TensorProto, helper, numpy_helper  # pylint: disable=g-import-not-at-top
+  from hybrik_jax.export import formats  # pylint: disable=g-import-not-at-top
+  w = np.array([1.5, -2.0, 3.25], np.float32)
+  u = np.array([0.5, 0.5, -1.0], np.float32)
+  body = helper.make_graph(
+      [helper.make_node('Identity', ['cond_in'], ['cond_out']),
+       helper.make_node('Mul', ['v_in', 'w_body'], ['vw']),
+       helper.make_node('Add', ['vw', 'u_body'], ['v_out'])],
+      'body',
+      [helper.make_tensor_value_info('i', TensorProto.INT64, []),
+       helper.make_tensor_value_info('cond_in', TensorProto.BOOL, []),
+       helper.make_tensor_value_info('v_in', TensorProto.FLOAT, [3])],
+      [helper.make_tensor_value_info('cond_out', TensorProto.BOOL, []),
+       helper.make_tensor_value_info('v_out', TensorProto.FLOAT, [3])],
+      initializer=[numpy_helper.from_array(w, 'w_body'),
+                   numpy_helper.from_array(u, 'u_body')])
+  graph = helper.make_graph(
+      [helper.make_node('Loop', ['trips', 'cond', 'x'], ['y'], body=body),
+       helper.make_node('Mul', ['y', 'w'], ['out'])],
+      'outer', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [3])],
+      [helper.make_tensor_value_info('out', TensorProto.FLOAT, [3])],
+      initializer=[numpy_helper.from_array(w, 'w'),
+                   numpy_helper.from_array(np.array(3, np.int64), 'trips'),
+                   numpy_helper.from_array(np.array(True), 'cond')])
+  model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+  model.ir_version = 8
+
+  def run(m):
+    session = ort.InferenceSession(m.SerializeToString(), providers=['CPUExecutionProvider'])
+    return session.run(None, {'x': np.array([1.0, 2.0, -0.5], np.float32)})[0]
+
+  before = run(model)
+  assert formats._share_outer_initializers(model.graph) == w.nbytes  # pylint: disable=protected-access
+  onnx.checker.check_model(model)
+  body = model.graph.node[0].attribute[0].g
+  assert [t.name for t in body.initializer] == ['u_body']
+  assert list(body.node[1].input) == ['v_in', 'w']
+  np.testing.assert_array_equal(run(model), before)
