@@ -19,6 +19,7 @@ from hybrik_jax.body import smplx as sx
 from hybrik_jax.body import smplx_constants as xc
 from hybrik_jax.body import smplx_io
 from hybrik_jax.body import synthetic_smplx
+import released_fixtures  # pylint: disable=g-bad-import-order
 
 FIXTURE = os.path.join(os.path.dirname(__file__), 'data', 'released_hybrik_x',
                        'smplx_layer.npz')
@@ -232,11 +233,18 @@ def test_forward_jits_and_differentiates(model):
 # ----------------------------------------------------------------------------------
 # HybrIK-X's IK
 
-# Per-joint tolerances on the local rotations against the released layer (float32
-# both). 'train' fits spine3 / head / wrists by "main child, then the others' mean";
-# on the noisy samples both float32 runs are ~1e-4 from the float64 answer there.
-_ROT_ATOL = {'eval': 3e-5, 'naive': 3e-5, 'train': 3e-4}
+# Per-joint tolerances against the released layer's float32 outputs, for this IK run
+# in float64: what remains is the released float32 rounding (fixed by the fixture),
+# so the check is the same on every CPU. 'train' fits spine3 / head / wrists by "main
+# child, then the others' mean"; on these noisy samples the released float32 run is
+# 1.4e-4 from the float64 answer there (eval and naive: 8e-6).
+_ROT_ATOL = {'eval': 3e-5, 'naive': 3e-5, 'train': 2e-4}
 _POS_ATOL = {'eval': 1e-5, 'naive': 1e-5, 'train': 3e-5}
+# This IK in float32 may differ from the released float32 by this many times its
+# float32 spread beyond _ROT_ATOL (docs/TESTING.md, "Tolerances against the released
+# code"): 'train' rounds to 3e-4 from float64 under the suite's -O0 eager ops on an
+# AVX2 CPU, 3e-5 jitted at -O3 (released: 1.4e-4), its spread there ~2e-4.
+SPREAD_FACTOR = 4
 
 
 @pytest.fixture(scope='module')
@@ -244,24 +252,45 @@ def released():
   return dict(np.load(FIXTURE))
 
 
+def _ik_inputs(released, dtype):
+  return [jnp.asarray(released[k], dtype) for k in ('betas', 'skel71', 'phis', 'expression')]
+
+
 @pytest.mark.parametrize('mode', ['eval', 'naive', 'train'])
 def test_ik_reproduces_released_hybrik_x_layer(model, released, mode):
-  # Eager: one call per mode costs less than compiling the 55-joint IK three times.
-  out = ik_smplx.hybrik(model, jnp.asarray(released['betas']), jnp.asarray(released['skel71']),
-                  jnp.asarray(released['phis']), jnp.asarray(released['expression']),
-                  mode=mode)
-  err = np.abs(np.asarray(out.rot_mats) - released[f'{mode}_rot_mats']).max(
-      axis=(0, 2, 3))
+  """This IK in float64 = the released layer's float32 outputs per joint (to its
+  float32 rounding); in float32 the same beyond 4x its float32 spread."""
+  with jax.enable_x64(True):
+    model64 = jax.tree.map(
+        lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+        model)
+    # Eager: one call per mode costs less than compiling the 55-joint IK three times.
+    out = jax.tree.map(np.asarray, ik_smplx.hybrik(
+        model64, *_ik_inputs(released, jnp.float64), mode=mode))
+  assert out.rot_mats.dtype == np.float64
+  err = np.abs(out.rot_mats - released[f'{mode}_rot_mats']).max(axis=(0, 2, 3))
   bad = [f'{xc.SMPLX_JOINT_NAMES[j]} ({err[j]:.2g})' for j in np.flatnonzero(
       err > _ROT_ATOL[mode])]
   assert not bad, f'{mode}: rotations differ at {bad}'
-  jerr = np.abs(np.asarray(out.joints) - released[f'{mode}_joints']).max(axis=(0, 2))
+  jerr = np.abs(out.joints - released[f'{mode}_joints']).max(axis=(0, 2))
   bad = [j for j in np.flatnonzero(jerr > _POS_ATOL[mode])]
   assert not bad, f'{mode}: joints differ at {bad} (index into smplx\'s 127)'
   np.testing.assert_allclose(out.joints_55, released[f'{mode}_joints_55'],
                              atol=_POS_ATOL[mode])
   np.testing.assert_allclose(out.vertices[:, ::5], released[f'{mode}_vertices'],
                              atol=_POS_ATOL[mode])
+
+  # float32, as the models run it.
+  rot32 = lambda *args: ik_smplx.hybrik(model, *map(jnp.asarray, args), mode=mode).rot_mats
+  args32 = [np.asarray(a) for a in _ik_inputs(released, jnp.float32)]
+  ours = np.asarray(rot32(*args32))
+  assert ours.dtype == np.float32
+  spread = released_fixtures.float32_spread(rot32, *args32)
+  err = (np.abs(ours - released[f'{mode}_rot_mats']) - SPREAD_FACTOR * spread).max(
+      axis=(0, 2, 3))
+  bad = [f'{xc.SMPLX_JOINT_NAMES[j]} ({err[j]:.2g})' for j in np.flatnonzero(
+      err > _ROT_ATOL[mode])]
+  assert not bad, f'{mode} in float32: rotations differ beyond their spread at {bad}'
 
 
 def test_ik_tree_matches_the_released_layer(released):
