@@ -109,12 +109,18 @@ def _network_outputs(cls: str):
                    for flip in (False, True)}
 
 
+def _case_value(fx, case, key):
+  """The fixture's `key` of one case (the bbox cases store only what the bboxes
+  change; the rest is their no-bbox twin's)."""
+  name = f'{case}/{key}'
+  return fx[name] if name in fx else fx[f'{case.replace("_bbox", "_nobbox")}/{key}']
+
+
 def _released_raw(fx, case, cls) -> dict[str, np.ndarray]:
   """The released network's outputs of one case as `decode_camera_rows` reads
   them (pred_camera (B, 3): scale and (tx, ty) of the ResNet class, the HRNet
   class's scale padded)."""
-  g = lambda k: fx[f'{case}/{k}'] if f'{case}/{k}' in fx else fx[
-      f'{case.replace("_bbox", "_nobbox")}/{k}']
+  g = functools.partial(_case_value, fx, case)
   b = g('pred_shape').shape[0]
   camera_ = (g('pred_camera') if cls.startswith('HRNet') else
              np.concatenate([g('cam_scale'), g('cam_trans')], axis=1))
@@ -202,8 +208,7 @@ def hrnet_tiny_backbone():
 def _pairs(fx, case, out, cls):
   """(name, ours, released) in the project's units (metres)."""
   df = float(fx['depth_factor_m'])
-  g = lambda k: fx[f'{case}/{k}'] if f'{case}/{k}' in fx else fx[
-      f'{case.replace("_bbox", "_nobbox")}/{k}']
+  g = functools.partial(_case_value, fx, case)
   cam, b = out.camera, out.valid.shape[0]
   pairs = [
       ('pred_uvd_jts', cam.pred_uvd_29.reshape(b, -1), g('pred_uvd_jts')),
@@ -232,10 +237,10 @@ def _pairs(fx, case, out, cls):
 # cases too (see the module docstring).
 HEATMAP_FREE = ('pred_phi', 'pred_shape', 'pred_sigma', 'pred_camera', 'cam_trans')
 ROTATIONS_ATOL = 5e-4  # float32 IK on random skeletons (as tests/test_released_parity.py)
-# Rotations may differ by this many times their float32 spread beyond that: one
+# Rotations may differ by SPREAD_FACTOR x their float32 spread beyond that: one
 # ulp of the IK's inputs moves a near-degenerate random body's rotation entries by
 # up to ~1e-4, so two CPUs' float32 round it differently.
-SPREAD_FACTOR = 4
+SPREAD_FACTOR = released_fixtures.SPREAD_FACTOR
 # The rotations are checked where the IK's inputs are the released ones (`decoded`):
 # through our network they also carry its float32 difference from the released
 # network (pred_uvd_jts 1e-5 relative, 80 ulps, checked above), which the IK
@@ -306,8 +311,7 @@ def test_well_conditioned_case_matches_released_everywhere(hrnet_tiny_backbone):
 def _released_res_row(fx, case, i, cls):
   """One row of the res_db HybrIK's scripts/demo_video.py pickles, made from the
   fixture's outputs as that script makes it from the model's (reshape, index)."""
-  g = lambda k: fx[f'{case}/{k}'] if f'{case}/{k}' in fx else fx[
-      f'{case.replace("_bbox", "_nobbox")}/{k}']
+  g = functools.partial(_case_value, fx, case)
   box = fx['bboxes'][i].astype(np.float64)
   camera = (g('pred_camera')[i] if cls == 'HRNetSMPLCam' else
             np.concatenate([g('cam_scale')[i], g('cam_trans')[i]]))
@@ -331,7 +335,8 @@ def test_res_pk_rows_match_released(cls, hrnet_tiny_backbone):
   fixture's image is 1000 x 800, img_center its centre)."""
   from hybrik_jax.demos import hybrik_res  # pylint: disable=g-import-not-at-top
   del hrnet_tiny_backbone
-  fx, cfg, out, spread = _run()[cls][:4]
+  r = _run()[cls]
+  fx, cfg, out, spread = r.fx, r.cfg, r.out, r.spread
   o = jax.tree.map(np.asarray, out['noflip_bbox'])
   cam = o.camera
   width = 1 if cls == 'HRNetSMPLCam' else 3

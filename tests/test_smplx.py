@@ -240,16 +240,20 @@ def test_forward_jits_and_differentiates(model):
 # 1.4e-4 from the float64 answer there (eval and naive: 8e-6).
 _ROT_ATOL = {'eval': 3e-5, 'naive': 3e-5, 'train': 2e-4}
 _POS_ATOL = {'eval': 1e-5, 'naive': 1e-5, 'train': 3e-5}
-# This IK in float32 may differ from the released float32 by this many times its
-# float32 spread beyond _ROT_ATOL (docs/TESTING.md, "Tolerances against the released
-# code"): 'train' rounds to 3e-4 from float64 under the suite's -O0 eager ops on an
-# AVX2 CPU, 3e-5 jitted at -O3 (released: 1.4e-4), its spread there ~2e-4.
-SPREAD_FACTOR = 4
+# This IK in float32 may differ from the released float32 by
+# released_fixtures.SPREAD_FACTOR times its float32 spread beyond _ROT_ATOL: 'train'
+# rounds to 3e-4 from float64 under the suite's -O0 eager ops on an AVX2 CPU, 3e-5
+# jitted at -O3 (released: 1.4e-4), its spread there ~2e-4.
 
 
 @pytest.fixture(scope='module')
 def released():
   return dict(np.load(FIXTURE))
+
+
+def _joints_over(err, atol):
+  """The joints whose (J,) rotation error is over atol, named, with the error."""
+  return [f'{xc.SMPLX_JOINT_NAMES[j]} ({err[j]:.2g})' for j in np.flatnonzero(err > atol)]
 
 
 def _ik_inputs(released, dtype):
@@ -269,8 +273,7 @@ def test_ik_reproduces_released_hybrik_x_layer(model, released, mode):
         model64, *_ik_inputs(released, jnp.float64), mode=mode))
   assert out.rot_mats.dtype == np.float64
   err = np.abs(out.rot_mats - released[f'{mode}_rot_mats']).max(axis=(0, 2, 3))
-  bad = [f'{xc.SMPLX_JOINT_NAMES[j]} ({err[j]:.2g})' for j in np.flatnonzero(
-      err > _ROT_ATOL[mode])]
+  bad = _joints_over(err, _ROT_ATOL[mode])
   assert not bad, f'{mode}: rotations differ at {bad}'
   jerr = np.abs(out.joints - released[f'{mode}_joints']).max(axis=(0, 2))
   bad = [j for j in np.flatnonzero(jerr > _POS_ATOL[mode])]
@@ -286,10 +289,9 @@ def test_ik_reproduces_released_hybrik_x_layer(model, released, mode):
   ours = np.asarray(rot32(*args32))
   assert ours.dtype == np.float32
   spread = released_fixtures.float32_spread(rot32, *args32)
-  err = (np.abs(ours - released[f'{mode}_rot_mats']) - SPREAD_FACTOR * spread).max(
-      axis=(0, 2, 3))
-  bad = [f'{xc.SMPLX_JOINT_NAMES[j]} ({err[j]:.2g})' for j in np.flatnonzero(
-      err > _ROT_ATOL[mode])]
+  err = (np.abs(ours - released[f'{mode}_rot_mats']) -
+         released_fixtures.SPREAD_FACTOR * spread).max(axis=(0, 2, 3))
+  bad = _joints_over(err, _ROT_ATOL[mode])
   assert not bad, f'{mode} in float32: rotations differ beyond their spread at {bad}'
 
 
